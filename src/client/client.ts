@@ -1,0 +1,366 @@
+import { crc32 } from 'node:zlib';
+import type { DataChannel } from 'node-datachannel';
+import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { Peer } from '../rtc/peer.js';
+import type { PeerState } from '../rtc/peer.js';
+import { candidatesOf, toSdpFragment, withoutCandidates } from '../signaling/sdp.js';
+import { SafeEmitter } from '../util/emitter.js';
+import { silentLogger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
+import { PROTOCOL_V1 } from '../wire/chunk.js';
+import { decodeServerMessage } from '../wire/control.js';
+import type { HelloMessage, ServerMessage } from '../wire/control.js';
+import { MIN_MESSAGE_BYTES, prepareFrame, writeChunk } from '../wire/frame.js';
+import { deleteSession, patchCandidates, postOffer } from './signaling.js';
+import type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './types.js';
+
+const DEFAULTS = {
+  connectTimeoutMs: 15_000,
+  maxMessageBytes: 256 * 1024,
+  maxFramesInFlight: 2,
+  highWaterMark: 4 * 1024 * 1024,
+  lowWaterMark: 1024 * 1024,
+  receiptTimeoutMs: 10_000,
+} as const;
+
+type ResolvedOptions = Required<Pick<ClientOptions, keyof typeof DEFAULTS>> & ClientOptions;
+
+function resolveOptions(options: ClientOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'an object', options);
+  try {
+    const url = new URL(options.signalingUrl);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error();
+  } catch {
+    throw invalidOption('signalingUrl', 'an http(s) URL', options.signalingUrl);
+  }
+  const merged = { ...DEFAULTS, ...options };
+  for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
+    const value = merged[key];
+    if (!Number.isSafeInteger(value) || value < 1) throw invalidOption(key, 'a positive integer', value);
+  }
+  if (merged.maxMessageBytes < MIN_MESSAGE_BYTES) {
+    throw invalidOption('maxMessageBytes', `at least ${MIN_MESSAGE_BYTES}`, merged.maxMessageBytes);
+  }
+  if (merged.lowWaterMark > merged.highWaterMark) {
+    throw invalidOption('lowWaterMark', `at most highWaterMark (${merged.highWaterMark})`, merged.lowWaterMark);
+  }
+  return merged;
+}
+
+interface PendingFrame {
+  readonly seq: number;
+  firstChunkAt: number;
+  timer: NodeJS.Timeout | undefined;
+  resolve(receipt: FrameReceipt): void;
+  reject(error: PointstreamError): void;
+}
+
+export interface ClientEvents extends Record<string, unknown[]> {
+  /** The connection ended; `code` says why (`PS_ERR_SESSION_CLOSED` after `close()`). */
+  closed: [code: ErrorCode, reason: string];
+  /** Every receipt, as it arrives. */
+  receipt: [receipt: FrameReceipt];
+}
+
+/**
+ * A connected pointstream client: one peer connection, one `pointstream/1` channel. Create it with
+ * {@link connect}; send frames with {@link PointstreamClient.send}.
+ */
+export class PointstreamClient extends SafeEmitter<ClientEvents> {
+  readonly #options: ResolvedOptions;
+  readonly #log: Logger;
+  readonly #peer: Peer;
+  readonly #channel: DataChannel;
+  readonly #pending = new Map<number, PendingFrame>();
+  #hello: HelloMessage | undefined;
+  #sessionUrl: string | undefined;
+  #scratch: Buffer = Buffer.alloc(0);
+  #maxMessageBytes = 0;
+  #nextSeq = 0;
+  #sendChain: Promise<unknown> = Promise.resolve();
+  #slotWaiters: (() => void)[] = [];
+  #flushWaiters: (() => void)[] = [];
+  #drainWaiter: (() => void) | undefined;
+  #openWaiter: ((error?: PointstreamError) => void) | undefined;
+  #closed: { code: ErrorCode; reason: string } | undefined;
+
+  /** @internal use {@link connect} */
+  constructor(options: ResolvedOptions) {
+    const log = options.logger ?? silentLogger;
+    super((error, event) => log.error({ event: 'listener-error', listenerOf: event, err: error }, `a '${event}' listener threw`));
+    this.#options = options;
+    this.#log = log;
+    this.#peer = new Peer('client', options.rtc ?? {}, {
+      state: (state) => this.#onPeerState(state),
+      iceState: (state) => log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
+    });
+    this.#channel = this.#peer.connection.createDataChannel('pointstream', { protocol: PROTOCOL_V1 });
+    this.#channel.setBufferedAmountLowThreshold(options.lowWaterMark);
+    this.#channel.onBufferedAmountLow(() => {
+      const waiter = this.#drainWaiter;
+      this.#drainWaiter = undefined;
+      waiter?.();
+    });
+    this.#channel.onMessage((message) => this.#onMessage(message));
+    this.#channel.onClosed(() => this.#terminate(ErrorCodes.CHANNEL_CLOSED, 'data channel closed'));
+    this.#channel.onError((error) => log.warn({ event: 'channel-error', error }, `data channel error: ${error}`));
+  }
+
+  /** The server's session id (from its hello message). */
+  get sessionId(): string | undefined {
+    return this.#hello?.session;
+  }
+
+  /** Chunk size in use: the smaller of the option and the server's advertised maximum. */
+  get maxMessageBytes(): number {
+    return this.#maxMessageBytes;
+  }
+
+  /** Frames sent whose receipt has not arrived. */
+  get framesInFlight(): number {
+    return this.#pending.size;
+  }
+
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** @internal */
+  async open(signal: AbortSignal): Promise<void> {
+    const onAbort = (): void => this.#terminate(ErrorCodes.ABORTED, String(signal.reason ?? 'aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.#peer.gathered();
+      const offer = this.#peer.localDescription();
+      // The offer goes without candidates; ours follow once the answer is applied. Otherwise the
+      // server starts ICE and DTLS before we know its fingerprint, and libdatachannel fails about
+      // one connection in three (docs/protocol.md, "Connection set-up").
+      const answer = await postOffer(this.#options.signalingUrl, withoutCandidates(offer.sdp), signal);
+      this.#sessionUrl = answer.sessionUrl;
+      if (this.#closed) throw this.#closedError();
+      this.#peer.setRemoteDescription(answer.sdp, 'answer');
+      const candidates = candidatesOf(this.#peer.localDescription().sdp);
+      if (candidates.length > 0 && answer.sessionUrl !== undefined) {
+        await patchCandidates(answer.sessionUrl, toSdpFragment(candidates), signal);
+      }
+      await new Promise<void>((resolve, reject) => {
+        if (this.#closed) reject(this.#closedError());
+        else if (this.#hello) resolve();
+        else this.#openWaiter = (error) => (error ? reject(error) : resolve());
+      });
+      const remoteMax = this.#channel.maxMessageSize();
+      this.#maxMessageBytes = Math.min(this.#options.maxMessageBytes, remoteMax > 0 ? remoteMax : 65_536);
+      if (this.#maxMessageBytes < MIN_MESSAGE_BYTES) {
+        throw new PointstreamError(ErrorCodes.CONNECTION_FAILED, `the server accepts messages of only ${remoteMax} bytes`);
+      }
+      this.#scratch = Buffer.allocUnsafeSlow(this.#maxMessageBytes);
+      this.#log.info({ event: 'connected', session: this.sessionId, maxMessageBytes: this.#maxMessageBytes }, 'connected');
+    } catch (error) {
+      const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
+      this.#terminate(code, (error as Error).message);
+      throw error;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Sends one frame of points (x, y, z interleaved). Resolves when every chunk is handed to the
+   * channel, after waiting for an in-flight slot and for the send buffer to drain as needed; the
+   * caller may then reuse `points`. `signal` cancels the wait for a slot; a frame whose first chunk
+   * went out is always finished, so that the server never holds half a frame.
+   */
+  send(points: Float32Array, options: SendOptions = {}): Promise<SentFrame> {
+    if (!(points instanceof Float32Array) || points.length % 3 !== 0) {
+      return Promise.reject(new PointstreamError(ErrorCodes.INVALID_FRAME, 'points must be a Float32Array of x, y, z triples'));
+    }
+    const result = this.#sendChain.then(() => this.#sendNow(points, options));
+    this.#sendChain = result.catch(() => undefined);
+    return result;
+  }
+
+  async #sendNow(points: Float32Array, options: SendOptions): Promise<SentFrame> {
+    const { signal } = options;
+    while (this.#pending.size >= this.#options.maxFramesInFlight && !this.#closed) {
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        this.#slotWaiters.push(resolve);
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    signal?.throwIfAborted();
+    if (this.#closed) throw this.#closedError();
+    const hello = this.#hello as HelloMessage;
+    const pointCount = points.length / 3;
+    if (pointCount > hello.maxPointsPerFrame) {
+      throw new PointstreamError(ErrorCodes.FRAME_TOO_MANY_POINTS, `${pointCount} points exceed the server's limit of ${hello.maxPointsPerFrame}`);
+    }
+    const frame = prepareFrame(points, this.#nextSeq++, options.captureTime ?? Date.now(), this.#maxMessageBytes, crc32);
+    if (frame.payloadBytes > hello.maxFrameBytes) {
+      throw new PointstreamError(ErrorCodes.FRAME_TOO_LARGE, `${frame.payloadBytes} bytes exceed the server's limit of ${hello.maxFrameBytes}`);
+    }
+
+    let pending!: PendingFrame;
+    const receipt = new Promise<FrameReceipt>((resolve, reject) => {
+      pending = { seq: frame.seq, firstChunkAt: 0, timer: undefined, resolve, reject };
+    });
+    receipt.catch(() => undefined); // callers that ignore receipts must not crash the process
+    this.#pending.set(frame.seq, pending);
+
+    const channel = this.#channel;
+    const highWaterMark = this.#options.highWaterMark;
+    for (let index = 0; index < frame.chunkCount; index++) {
+      if (channel.bufferedAmount() > highWaterMark) await this.#drained();
+      if (this.#closed) throw this.#closedError();
+      const message = writeChunk(frame, index, this.#scratch);
+      if (index === 0) pending.firstChunkAt = performance.now();
+      try {
+        channel.sendMessageBinary(message);
+      } catch (cause) {
+        this.#terminate(ErrorCodes.CHANNEL_CLOSED, `send failed: ${(cause as Error).message}`);
+        throw this.#closedError();
+      }
+    }
+    if (this.#pending.has(frame.seq)) {
+      pending.timer = setTimeout(() => {
+        this.#settle(frame.seq, new PointstreamError(ErrorCodes.FRAME_LOST, `no receipt for frame ${frame.seq} within ${this.#options.receiptTimeoutMs} ms`, { details: { seq: frame.seq } }));
+      }, this.#options.receiptTimeoutMs);
+    }
+    return { seq: frame.seq, bytes: frame.payloadBytes, chunks: frame.chunkCount, receipt };
+  }
+
+  /** Resolves once every frame sent so far has its receipt (or was counted lost). */
+  async flush(): Promise<void> {
+    await this.#sendChain;
+    while (this.#pending.size > 0) await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
+  }
+
+  /** Ends the session: frames still unacknowledged are reported lost. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    const sessionUrl = this.#sessionUrl;
+    if (sessionUrl !== undefined) {
+      // End the session on the server first, so that it logs an orderly end rather than a lost
+      // connection; best effort, bounded.
+      await deleteSession(sessionUrl, AbortSignal.timeout(2000)).catch((error: unknown) => {
+        this.#log.debug({ event: 'delete-failed', err: error }, 'could not end the session over HTTP');
+      });
+    }
+    this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the client');
+  }
+
+  #drained(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#drainWaiter = resolve;
+      // The threshold may have been crossed before the waiter was set.
+      if (this.#channel.bufferedAmount() <= this.#options.lowWaterMark || this.#closed) {
+        this.#drainWaiter = undefined;
+        resolve();
+      }
+    });
+  }
+
+  #onMessage(message: string | Buffer | ArrayBuffer): void {
+    if (typeof message !== 'string') {
+      this.#log.warn({ event: 'unexpected-binary' }, 'binary message from server ignored');
+      return;
+    }
+    let control: ServerMessage;
+    try {
+      control = decodeServerMessage(message);
+    } catch (error) {
+      this.#log.warn({ event: 'bad-control', err: error }, (error as Error).message);
+      return;
+    }
+    switch (control.type) {
+      case 'hello':
+        this.#hello = control;
+        this.#openWaiter?.();
+        this.#openWaiter = undefined;
+        return;
+      case 'receipt': {
+        const pending = this.#pending.get(control.seq);
+        if (pending === undefined) {
+          this.#log.warn({ event: 'unexpected-receipt', seq: control.seq }, 'receipt for an unknown frame');
+          return;
+        }
+        const latencyMs = performance.now() - pending.firstChunkAt;
+        const receipt: FrameReceipt = control.ok
+          ? { seq: control.seq, ok: true, points: control.points, latencyMs, receivedAt: control.receivedAt }
+          : { seq: control.seq, ok: false, code: control.code, message: control.message, latencyMs };
+        this.#settle(control.seq, receipt);
+        this.emit('receipt', receipt);
+        return;
+      }
+      case 'closing':
+        this.#terminate(control.code, `server closed the session: ${control.message}`);
+        return;
+    }
+  }
+
+  #settle(seq: number, outcome: FrameReceipt | PointstreamError): void {
+    const pending = this.#pending.get(seq);
+    if (pending === undefined) return;
+    this.#pending.delete(seq);
+    clearTimeout(pending.timer);
+    if (outcome instanceof PointstreamError) pending.reject(outcome);
+    else pending.resolve(outcome);
+    this.#slotWaiters.shift()?.();
+    if (this.#pending.size === 0) for (const waiter of this.#flushWaiters.splice(0)) waiter();
+  }
+
+  #onPeerState(state: PeerState): void {
+    this.#log.debug({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
+    if (state === 'failed' || state === 'disconnected' || state === 'closed') {
+      this.#terminate(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`);
+    }
+  }
+
+  #closedError(): PointstreamError {
+    const closed = this.#closed ?? { code: ErrorCodes.CHANNEL_CLOSED, reason: 'closed' };
+    return new PointstreamError(closed.code, closed.reason);
+  }
+
+  #terminate(code: ErrorCode, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = { code, reason };
+    this.#log.info({ event: 'closed', code, reason, framesInFlight: this.#pending.size }, `connection closed: ${reason}`);
+    for (const seq of [...this.#pending.keys()]) {
+      this.#settle(seq, new PointstreamError(ErrorCodes.FRAME_LOST, `frame ${seq} unacknowledged when the connection ended (${reason})`, { details: { seq } }));
+    }
+    for (const waiter of this.#slotWaiters.splice(0)) waiter();
+    this.#drainWaiter?.();
+    this.#drainWaiter = undefined;
+    this.#openWaiter?.(this.#closedError());
+    this.#openWaiter = undefined;
+    try {
+      this.#channel.close();
+    } catch {
+      // already closed natively
+    }
+    this.#peer.close();
+    this.emit('closed', code, reason);
+  }
+}
+
+/**
+ * Connects to a pointstream server and resolves once the channel is open and the server has
+ * greeted it. Rejects with `PS_ERR_CONNECT_TIMEOUT`, `PS_ERR_SIGNALING_*` or `PS_ERR_ABORTED`.
+ */
+export async function connect(options: ClientOptions): Promise<PointstreamClient> {
+  const resolved = resolveOptions(options);
+  const timeout = AbortSignal.timeout(resolved.connectTimeoutMs);
+  const signal = resolved.signal ? AbortSignal.any([resolved.signal, timeout]) : timeout;
+  const client = new PointstreamClient(resolved);
+  try {
+    await client.open(signal);
+  } catch (error) {
+    if (timeout.aborted) {
+      throw new PointstreamError(ErrorCodes.CONNECT_TIMEOUT, `channel not open within ${resolved.connectTimeoutMs} ms`, { cause: error });
+    }
+    if (resolved.signal?.aborted) throw new PointstreamError(ErrorCodes.ABORTED, 'connect aborted', { cause: error });
+    throw error;
+  }
+  return client;
+}

@@ -1,0 +1,63 @@
+import type { ErrorCode } from '../errors.js';
+import type { RtcOptions } from '../rtc/peer.js';
+import type { Logger } from '../util/logger.js';
+
+/** Options of {@link connect}. Only `signalingUrl` is required; defaults are in parentheses. */
+export interface ClientOptions {
+  /** The server's offer endpoint, e.g. `http://127.0.0.1:8080/offer`. */
+  readonly signalingUrl: string;
+  /** WebRTC settings (`bindAddress: '127.0.0.1'` keeps a test on loopback). */
+  readonly rtc?: RtcOptions;
+  /** Time for signaling plus ICE/DTLS until the channel is open. (15000 ms) */
+  readonly connectTimeoutMs?: number;
+  /** Largest chunk message, header included; the server's advertised maximum caps it. (262144) */
+  readonly maxMessageBytes?: number;
+  /** Frames sent but not yet acknowledged before `send()` waits for a receipt. (2) */
+  readonly maxFramesInFlight?: number;
+  /** `send()` pauses while the channel buffers more than this many bytes. (4 MiB) */
+  readonly highWaterMark?: number;
+  /** ...and resumes when the buffer drains below this. (1 MiB) */
+  readonly lowWaterMark?: number;
+  /** How long to wait for a frame's receipt before counting it lost. (10000 ms) */
+  readonly receiptTimeoutMs?: number;
+  /** Cancels connecting. */
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+}
+
+/** The server's answer for one frame. */
+export type FrameReceipt =
+  | {
+      readonly seq: number;
+      readonly ok: true;
+      readonly points: number;
+      /** Milliseconds from the first chunk handed to the channel to the receipt's arrival. */
+      readonly latencyMs: number;
+      /** Server clock when the frame was verified. */
+      readonly receivedAt: number;
+    }
+  | {
+      readonly seq: number;
+      readonly ok: false;
+      readonly code: ErrorCode;
+      readonly message: string;
+      readonly latencyMs: number;
+    };
+
+/** A frame handed to the channel; `receipt` settles when the server answers for it. */
+export interface SentFrame {
+  readonly seq: number;
+  readonly bytes: number;
+  readonly chunks: number;
+  /**
+   * Resolves with the server's receipt (which may say rejected). Rejects with
+   * `PS_ERR_FRAME_LOST` when the connection ends or the receipt times out first.
+   */
+  readonly receipt: Promise<FrameReceipt>;
+}
+
+export interface SendOptions {
+  /** Capture time in ms since the Unix epoch. (now) */
+  readonly captureTime?: number;
+  readonly signal?: AbortSignal;
+}

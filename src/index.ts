@@ -1,0 +1,21 @@
+export { createServer, PointstreamServer, DEFAULT_SERVER_LIMITS } from './server/server.js';
+export type {
+  FrameRejection,
+  ReceivedFrame,
+  ServerEvents,
+  ServerLimits,
+  ServerOptions,
+  ServerStats,
+  SessionEnd,
+  SessionState,
+  SessionStats,
+} from './server/types.js';
+export { connect, PointstreamClient } from './client/client.js';
+export type { ClientEvents } from './client/client.js';
+export type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './client/types.js';
+export type { RtcOptions } from './rtc/peer.js';
+export { ErrorCodes, PointstreamError, isErrorCode } from './errors.js';
+export type { ErrorCode, ErrorDetails } from './errors.js';
+export type { Logger } from './util/logger.js';
+export { silentLogger } from './util/logger.js';
+export { PROTOCOL_V1 } from './wire/chunk.js';

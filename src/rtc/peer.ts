@@ -1,0 +1,121 @@
+import nodeDataChannel from 'node-datachannel';
+import type { DataChannel, DescriptionType, PeerConnection, RtcConfig } from 'node-datachannel';
+import { ErrorCodes, PointstreamError } from '../errors.js';
+
+/** WebRTC settings shared by the server and the client. */
+export interface RtcOptions {
+  /**
+   * Local address ICE binds to and gathers candidates from, e.g. `'127.0.0.1'`. Default: all
+   * interfaces.
+   */
+  readonly bindAddress?: string;
+  /** STUN/TURN servers, as node-datachannel URLs (`stun:host:port`). Default none. */
+  readonly iceServers?: readonly string[];
+  /** UDP port range for ICE, e.g. `[40000, 40100]` for a firewall rule. Default: any. */
+  readonly portRange?: readonly [number, number];
+  /** Largest incoming message this side accepts (advertised as `a=max-message-size`). */
+  readonly maxMessageSize?: number;
+  /** How long ICE gathering may take before the description is used as it is. Default 5000 ms. */
+  readonly gatheringTimeoutMs?: number;
+}
+
+export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+export interface PeerEvents {
+  state(state: PeerState): void;
+  iceState(state: string): void;
+  gatheringState(state: string): void;
+  dataChannel(channel: DataChannel): void;
+}
+
+let peerCounter = 0;
+
+/**
+ * One node-datachannel PeerConnection with every callback registered once (node-datachannel keeps
+ * one callback per event) and promise helpers. Holding the `Peer` keeps the native objects alive:
+ * node-datachannel closes a channel whose JavaScript object is garbage-collected.
+ */
+export class Peer {
+  readonly connection: PeerConnection;
+  readonly #handlers: Partial<PeerEvents>;
+  readonly #gatheringTimeoutMs: number;
+  #gatheringWaiters: (() => void)[] = [];
+  #closed = false;
+
+  constructor(name: string, options: RtcOptions, handlers: Partial<PeerEvents>) {
+    const config: RtcConfig = { iceServers: [...(options.iceServers ?? [])] };
+    if (options.bindAddress !== undefined) config.bindAddress = options.bindAddress;
+    if (options.maxMessageSize !== undefined) config.maxMessageSize = options.maxMessageSize;
+    if (options.portRange !== undefined) {
+      config.portRangeBegin = options.portRange[0];
+      config.portRangeEnd = options.portRange[1];
+    }
+    this.#handlers = handlers;
+    this.#gatheringTimeoutMs = options.gatheringTimeoutMs ?? 5000;
+    this.connection = new nodeDataChannel.PeerConnection(`${name}-${++peerCounter}`, config);
+    const pc = this.connection;
+    pc.onStateChange((state) => this.#handlers.state?.(state as PeerState));
+    pc.onIceStateChange((state) => this.#handlers.iceState?.(state));
+    pc.onGatheringStateChange((state) => {
+      this.#handlers.gatheringState?.(state);
+      if (state === 'complete') this.#releaseGatheringWaiters();
+    });
+    pc.onDataChannel((channel) => this.#handlers.dataChannel?.(channel));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves once ICE gathering completes, or after the gathering timeout (then with what was gathered). */
+  async gathered(): Promise<void> {
+    if (this.connection.gatheringState() === 'complete') return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.#gatheringTimeoutMs);
+      this.#gatheringWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // The state may have changed between the check above and the registration.
+      if (this.connection.gatheringState() === 'complete') this.#releaseGatheringWaiters();
+    });
+  }
+
+  #releaseGatheringWaiters(): void {
+    const waiters = this.#gatheringWaiters;
+    this.#gatheringWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  /** The local description, candidates included. */
+  localDescription(): { sdp: string; type: DescriptionType } {
+    const description = this.connection.localDescription();
+    if (description === null) {
+      throw new PointstreamError(ErrorCodes.CONNECTION_FAILED, 'no local description was generated');
+    }
+    return description;
+  }
+
+  /** Applies a remote description; libdatachannel's parse errors become PS_ERR_SDP_INVALID. */
+  setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void {
+    try {
+      this.connection.setRemoteDescription(sdp, type);
+    } catch (cause) {
+      throw new PointstreamError(ErrorCodes.SDP_INVALID, `remote ${type} rejected: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+
+  /** Closes the connection (idempotent). Channels close with it. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#releaseGatheringWaiters();
+    try {
+      this.connection.close();
+    } catch {
+      // Already closed natively: nothing left to release.
+    }
+  }
+}

@@ -1,0 +1,324 @@
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import Fastify from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import type { RtcOptions } from '../rtc/peer.js';
+import { DEFAULT_MAX_SDP_BYTES, inspectOffer, parseSdpFragment } from '../signaling/sdp.js';
+import { SafeEmitter } from '../util/emitter.js';
+import { silentLogger } from '../util/logger.js';
+import type { Logger } from '../util/logger.js';
+import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
+import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
+import { Session } from './session.js';
+import type { ReceivedFrame, ServerEvents, ServerLimits, ServerOptions, ServerStats, SessionEnd } from './types.js';
+
+export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
+  ...DEFAULT_REASSEMBLY_LIMITS,
+  maxSessions: 64,
+  maxSdpBytes: DEFAULT_MAX_SDP_BYTES,
+  connectTimeoutMs: 15_000,
+  idleTimeoutMs: 30_000,
+  maxConsecutiveRejections: 16,
+});
+
+/** HTTP status for each error code signaling can answer with. */
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCodes.SDP_INVALID]: 400,
+  [ErrorCodes.SDP_NO_DATACHANNEL]: 400,
+  [ErrorCodes.SESSION_NOT_FOUND]: 404,
+  [ErrorCodes.SESSION_CLOSED]: 409,
+  [ErrorCodes.CONNECTION_FAILED]: 500,
+};
+
+const SESSION_PATH = '/sessions/';
+
+function positiveInteger(field: string, value: unknown, min = 1): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw invalidOption(field, `an integer >= ${min}`, value);
+  }
+  return value;
+}
+
+function resolveLimits(limits: Partial<ServerLimits> | undefined): ServerLimits {
+  const merged = { ...DEFAULT_SERVER_LIMITS, ...limits };
+  for (const key of Object.keys(merged) as (keyof ServerLimits)[]) {
+    if (key === 'allowNonFinite') {
+      if (typeof merged.allowNonFinite !== 'boolean') throw invalidOption('limits.allowNonFinite', 'a boolean', merged.allowNonFinite);
+    } else if (!(key in DEFAULT_SERVER_LIMITS)) {
+      throw invalidOption(`limits.${key}`, 'a known limit', key);
+    } else positiveInteger(`limits.${key}`, merged[key]);
+  }
+  return Object.freeze(merged);
+}
+
+/**
+ * A pointstream server: HTTP signaling plus one RTCPeerConnection per offer. Create it with
+ * {@link createServer}.
+ */
+export class PointstreamServer extends SafeEmitter<ServerEvents> {
+  readonly limits: ServerLimits;
+  readonly #app: FastifyInstance;
+  readonly #rtc: RtcOptions;
+  readonly #log: Logger;
+  readonly #sessions = new Map<string, Session>();
+  readonly #startedAt = Date.now();
+  readonly #cpuAtStart = process.cpuUsage();
+  #totals = { sessionsOpened: 0, sessionsClosed: 0, framesReceived: 0, framesRejected: 0, bytesReceived: 0, pointsReceived: 0 };
+  readonly #iteratorWakers = new Set<() => void>();
+  #closing = false;
+  #url = '';
+
+  /** @internal use {@link createServer} */
+  constructor(options: ServerOptions) {
+    const log = options.logger ?? silentLogger;
+    super((error, event) => log.error({ event: 'listener-error', listenerOf: event, err: error }, `a '${event}' listener threw`));
+    this.#log = log;
+    this.limits = resolveLimits(options.limits);
+    const host = options.host ?? '127.0.0.1';
+    // WebRTC binds where HTTP listens unless told otherwise, so that a loopback server stays loopback.
+    const bindAddress = options.rtc?.bindAddress ?? (isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined);
+    this.#rtc = {
+      ...options.rtc,
+      ...(bindAddress === undefined ? {} : { bindAddress }),
+      maxMessageSize: options.rtc?.maxMessageSize ?? this.limits.maxFrameBytes + 1024,
+    };
+    this.#app = Fastify({ bodyLimit: this.limits.maxSdpBytes, logger: false, return503OnClosing: true });
+    this.#routes();
+  }
+
+  /** Base URL of the signaling server, e.g. `http://127.0.0.1:8080`. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** @internal */
+  async listen(host: string, port: number): Promise<void> {
+    await this.#app.listen({ host, port });
+    const address = this.#app.server.address();
+    if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+    const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    this.#url = `http://${urlHost}:${address.port}`;
+    this.#log.info(
+      { event: 'listening', url: this.#url, rtcBindAddress: this.#rtc.bindAddress ?? '(all)', limits: this.limits },
+      `signaling on ${this.#url}/offer (plain HTTP)`,
+    );
+  }
+
+  /** Live sessions and totals since start. */
+  stats(): ServerStats {
+    const cpu = process.cpuUsage(this.#cpuAtStart);
+    const memory = process.memoryUsage();
+    return {
+      startedAt: this.#startedAt,
+      sessions: [...this.#sessions.values()].map((session) => session.stats()),
+      totals: { ...this.#totals },
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      memory: { rssBytes: memory.rss, peakRssBytes: process.resourceUsage().maxRSS * 1024, heapUsedBytes: memory.heapUsed },
+    };
+  }
+
+  /**
+   * Frames as an async iterator. At most `maxQueued` frames wait for a slow consumer; when more
+   * arrive the oldest waiting one is dropped and a warning is logged (never silently).
+   */
+  async *frames(options: { maxQueued?: number; signal?: AbortSignal } = {}): AsyncGenerator<ReceivedFrame> {
+    const maxQueued = positiveInteger('maxQueued', options.maxQueued ?? 8);
+    const queue: ReceivedFrame[] = [];
+    let wake: (() => void) | undefined;
+    let dropped = 0;
+    const onFrame = (frame: ReceivedFrame): void => {
+      if (queue.length >= maxQueued) {
+        const old = queue.shift() as ReceivedFrame;
+        dropped++;
+        this.#log.warn({ event: 'consumer-drop', sessionId: old.sessionId, seq: old.seq, dropped }, 'frames() consumer too slow: oldest queued frame dropped');
+      }
+      queue.push(frame);
+      wake?.();
+    };
+    const onAbort = (): void => wake?.();
+    this.on('frame', onFrame);
+    this.#iteratorWakers.add(onAbort);
+    options.signal?.addEventListener('abort', onAbort);
+    try {
+      while (!options.signal?.aborted) {
+        const next = queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (this.#closing) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      this.off('frame', onFrame);
+      this.#iteratorWakers.delete(onAbort);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Stops accepting offers, ends every session (telling clients why) and closes the HTTP server. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const session of [...this.#sessions.values()]) session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+    // Let frames() iterators finish.
+    for (const wake of this.#iteratorWakers) wake();
+    await this.#app.close();
+    this.#log.info({ event: 'closed', ...this.#totals }, 'server closed');
+  }
+
+  #routes(): void {
+    const app = this.#app;
+    app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    app.setErrorHandler((error: FastifyError | PointstreamError, request, reply) => this.#sendError(error, request, reply));
+    app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, 'PS_ERR_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
+
+    app.post('/offer', (request, reply) => this.#onOffer(request, reply));
+    app.patch(`${SESSION_PATH}:id`, (request, reply) => this.#onTrickle(request, reply));
+    app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
+    app.get('/stats', () => this.stats());
+    app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
+    const allowed: Record<string, string[]> = {
+      '/offer': ['POST', 'OPTIONS'],
+      [`${SESSION_PATH}:id`]: ['PATCH', 'DELETE', 'OPTIONS'],
+      '/stats': ['GET', 'HEAD'],
+      '/healthz': ['GET', 'HEAD'],
+    };
+    const every = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+    for (const [url, methods] of Object.entries(allowed)) {
+      const others = every.filter((method) => !methods.includes(method) && method !== 'OPTIONS');
+      app.route({
+        method: others,
+        url,
+        handler: (request, reply) => {
+          void reply.header('Allow', methods.join(', '));
+          return sendProblem(reply, 405, 'PS_ERR_METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${methods.join(' or ')}`);
+        },
+      });
+    }
+  }
+
+  async #onOffer(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const isJson = (request.headers['content-type'] ?? '').startsWith('application/json');
+    let sdp: unknown;
+    if (isJson) {
+      const body = request.body as Record<string, unknown> | null;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON body must be an object {"sdp": "...", "type": "offer"}');
+      }
+      if (body.type !== 'offer') throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
+      sdp = body.sdp;
+    } else sdp = request.body;
+    if (typeof sdp !== 'string') throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
+    const summary = inspectOffer(sdp);
+
+    if (this.#closing) {
+      void reply.header('Retry-After', '5');
+      return sendProblem(reply, 503, 'PS_ERR_SHUTTING_DOWN', 'server is shutting down');
+    }
+    if (this.#sessions.size >= this.limits.maxSessions) {
+      void reply.header('Retry-After', '5');
+      return sendProblem(reply, 503, 'PS_ERR_SERVER_FULL', `server is at its limit of ${this.limits.maxSessions} sessions`);
+    }
+
+    const id = randomBytes(16).toString('base64url');
+    const log = this.#log.child({ session: id });
+    const session = new Session(id, request.ip, this.#rtc, this.limits, log, {
+      frame: (frame) => {
+        this.#totals.framesReceived++;
+        this.#totals.bytesReceived += frame.byteLength;
+        this.#totals.pointsReceived += frame.pointCount;
+        this.emit('frame', frame);
+      },
+      rejected: (sessionId, seq, error) => {
+        this.#totals.framesRejected++;
+        this.emit('frameRejected', { sessionId, seq, error });
+      },
+      closed: (end: SessionEnd) => {
+        this.#sessions.delete(id);
+        this.#totals.sessionsClosed++;
+        this.emit('sessionClosed', end);
+      },
+    });
+    this.#sessions.set(id, session);
+    this.#totals.sessionsOpened++;
+    log.info(
+      { event: 'session-new', remoteAddress: request.ip, form: isJson ? 'json' : 'sdp', offerCandidates: summary.candidates, offerMaxMessageSize: summary.maxMessageSize },
+      'new session',
+    );
+    this.emit('session', session.stats());
+
+    let answer: string;
+    try {
+      answer = await session.answer(sdp);
+    } catch (error) {
+      session.close((error as PointstreamError).code ?? ErrorCodes.SDP_INVALID, `offer failed: ${(error as Error).message}`);
+      throw error;
+    }
+    const location = `${SESSION_PATH}${id}`;
+    void reply.header('Location', location);
+    if (isJson) return reply.code(200).send({ sdp: answer, type: 'answer', session: id });
+    return reply.code(201).type('application/sdp').send(answer);
+  }
+
+  #session(request: FastifyRequest): Session {
+    const { id } = request.params as { id: string };
+    const session = this.#sessions.get(id);
+    if (session === undefined) throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such session');
+    return session;
+  }
+
+  #onTrickle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const session = this.#session(request);
+    if (request.headers['content-type'] !== 'application/trickle-ice-sdpfrag') {
+      return sendProblem(reply, 415, 'PS_ERR_UNSUPPORTED_MEDIA_TYPE', 'PATCH takes application/trickle-ice-sdpfrag');
+    }
+    const candidates = parseSdpFragment(String(request.body));
+    session.addRemoteCandidates(candidates);
+    return reply.code(204).send();
+  }
+
+  #onDelete(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const session = this.#session(request);
+    session.close(ErrorCodes.SESSION_CLOSED, 'ended by the client (DELETE)');
+    return reply.code(200).send({ ok: true });
+  }
+
+  #sendError(error: FastifyError | PointstreamError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    if (error instanceof PointstreamError) {
+      const status = HTTP_STATUS[error.code] ?? 400;
+      this.#log.info({ event: 'http-rejected', method: request.method, url: request.url, status, code: error.code, remoteAddress: request.ip }, error.message);
+      return sendProblem(reply, status, error.code, error.message);
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 500) this.#log.error({ event: 'http-error', err: error, url: request.url }, 'signaling request failed');
+    else this.#log.info({ event: 'http-rejected', method: request.method, url: request.url, status, code: error.code }, error.message);
+    const message = status >= 500 ? 'internal error' : error.message;
+    return sendProblem(reply, status, status >= 500 ? 'PS_ERR_INTERNAL' : `PS_ERR_HTTP_${error.code ?? status}`, message);
+  }
+}
+
+function sendProblem(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).type('application/json').send({ error: { code, message } });
+}
+
+/**
+ * Starts a pointstream server and resolves once it listens. `await server.close()` ends it.
+ *
+ * @example
+ * const server = await createServer({ host: '127.0.0.1', port: 0 });
+ * server.on('frame', (frame) => console.log(frame.seq, frame.points.length / 3));
+ */
+export async function createServer(options: ServerOptions = {}): Promise<PointstreamServer> {
+  if (!HOST_IS_LITTLE_ENDIAN) throw new Error('pointstream needs a little-endian host');
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 8080;
+  if (typeof host !== 'string' || host.length === 0) throw invalidOption('host', 'a non-empty string', host);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer in [0, 65535]', port);
+  const server = new PointstreamServer(options);
+  await server.listen(host, port);
+  return server;
+}

@@ -1,0 +1,363 @@
+import { crc32 } from 'node:zlib';
+import type { DataChannel } from 'node-datachannel';
+import { ErrorCodes, PointstreamError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { Peer } from '../rtc/peer.js';
+import type { PeerState, RtcOptions } from '../rtc/peer.js';
+import type { Logger } from '../util/logger.js';
+import { PROTOCOL_V1 } from '../wire/chunk.js';
+import { encodeServerMessage } from '../wire/control.js';
+import type { ServerMessage } from '../wire/control.js';
+import { decodePlainFrame } from '../wire/plain.js';
+import { FrameReassembler } from '../wire/reassembler.js';
+import type { ReceivedFrame, ServerLimits, SessionEnd, SessionState, SessionStats } from './types.js';
+
+/** What a session reports to its server. */
+export interface SessionHooks {
+  frame(frame: ReceivedFrame): void;
+  rejected(sessionId: string, seq: number | undefined, error: PointstreamError): void;
+  closed(end: SessionEnd): void;
+}
+
+const allocate = (bytes: number): Uint8Array => Buffer.allocUnsafeSlow(bytes);
+
+/**
+ * One client: its own RTCPeerConnection, its channels, their reassembly state and timers. Never
+ * reused; `close()` releases everything.
+ */
+export class Session {
+  readonly id: string;
+  readonly remoteAddress: string | undefined;
+  readonly createdAt = Date.now();
+  readonly #peer: Peer;
+  readonly #limits: ServerLimits;
+  readonly #log: Logger;
+  readonly #hooks: SessionHooks;
+  /** Held so that node-datachannel does not close them when their wrappers are collected. */
+  readonly #channels = new Set<ChannelReceiver>();
+  #state: SessionState = 'connecting';
+  #protocol: string | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #lastMessageAt = performance.now();
+  framesReceived = 0;
+  framesRejected = 0;
+  bytesReceived = 0;
+  pointsReceived = 0;
+  lastFrameAt: number | undefined;
+
+  constructor(id: string, remoteAddress: string | undefined, rtc: RtcOptions, limits: ServerLimits, log: Logger, hooks: SessionHooks) {
+    this.id = id;
+    this.remoteAddress = remoteAddress;
+    this.#limits = limits;
+    this.#log = log;
+    this.#hooks = hooks;
+    this.#peer = new Peer('session', rtc, {
+      state: (state) => this.#onPeerState(state),
+      iceState: (state) => this.#log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
+      gatheringState: (state) => this.#log.debug({ event: 'gathering-state', gatheringState: state }, `ICE gathering ${state}`),
+      dataChannel: (channel) => this.#onDataChannel(channel),
+    });
+    this.#connectTimer = setTimeout(() => {
+      this.close(ErrorCodes.CONNECT_TIMEOUT, `no data channel opened within ${limits.connectTimeoutMs} ms`);
+    }, limits.connectTimeoutMs);
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Applies the client's offer and returns the answer, with this side's candidates in it. */
+  async answer(offerSdp: string): Promise<string> {
+    this.#peer.setRemoteDescription(offerSdp, 'offer');
+    await this.#peer.gathered();
+    if (this.#state === 'closed') throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'session closed while answering');
+    return this.#peer.localDescription().sdp;
+  }
+
+  /** Candidates the client trickles after it applied the answer. */
+  addRemoteCandidates(candidates: readonly { candidate: string; mid: string }[]): void {
+    for (const { candidate, mid } of candidates) {
+      try {
+        this.#peer.connection.addRemoteCandidate(candidate, mid);
+      } catch (cause) {
+        throw new PointstreamError(ErrorCodes.SDP_INVALID, `candidate rejected: ${(cause as Error).message}`, { cause });
+      }
+    }
+  }
+
+  stats(): SessionStats {
+    return {
+      id: this.id,
+      state: this.#state,
+      remoteAddress: this.remoteAddress,
+      protocol: this.#protocol,
+      createdAt: this.createdAt,
+      framesReceived: this.framesReceived,
+      framesRejected: this.framesRejected,
+      bytesReceived: this.bytesReceived,
+      pointsReceived: this.pointsReceived,
+      lastFrameAt: this.lastFrameAt,
+    };
+  }
+
+  #onPeerState(state: PeerState): void {
+    this.#log.info({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
+    if (state === 'failed') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection failed');
+    else if (state === 'closed') this.close(ErrorCodes.SESSION_CLOSED, 'peer connection closed by the client');
+    else if (state === 'disconnected') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection lost (ICE disconnected)');
+  }
+
+  #onDataChannel(channel: DataChannel): void {
+    if (this.#state === 'closed') {
+      channel.close();
+      return;
+    }
+    const protocol = channel.getProtocol();
+    const label = channel.getLabel();
+    const log = this.#log.child({ channel: label });
+    if (protocol !== PROTOCOL_V1 && protocol !== '') {
+      log.warn({ event: 'channel-rejected', protocol }, `channel protocol ${JSON.stringify(protocol)} is not supported`);
+      sendControl(channel, {
+        type: 'closing',
+        code: ErrorCodes.PROTOCOL_UNSUPPORTED,
+        message: `protocol ${JSON.stringify(protocol)} is not supported; use "${PROTOCOL_V1}" or "" (plain)`,
+      });
+      channel.close();
+      return;
+    }
+    this.#protocol = protocol;
+    const receiver = new ChannelReceiver(this, channel, protocol, this.#limits, log);
+    this.#channels.add(receiver);
+    channel.onOpen(() => this.#onChannelOpen(receiver));
+    // Channels created by the remote side are usually open already when announced.
+    if (channel.isOpen()) this.#onChannelOpen(receiver);
+  }
+
+  #onChannelOpen(receiver: ChannelReceiver): void {
+    if (receiver.opened) return;
+    receiver.opened = true;
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.#state = 'connected';
+    receiver.log.info({ event: 'channel-open', protocol: receiver.protocol || '(plain)' }, 'data channel open');
+    receiver.send({
+      type: 'hello',
+      session: this.id,
+      protocol: receiver.protocol,
+      maxFrameBytes: this.#limits.maxFrameBytes,
+      maxPointsPerFrame: this.#limits.maxPointsPerFrame,
+      maxFramesInReassembly: this.#limits.maxFramesInReassembly,
+    });
+    this.#armIdleTimer();
+  }
+
+  #armIdleTimer(): void {
+    if (this.#idleTimer || this.#state === 'closed') return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const idleMs = performance.now() - this.#lastMessageAt;
+      if (idleMs >= this.#limits.idleTimeoutMs) {
+        this.close(ErrorCodes.SESSION_CLOSED, `idle for ${Math.round(idleMs)} ms (limit ${this.#limits.idleTimeoutMs} ms)`);
+      } else this.#armIdleTimer();
+    }, this.#limits.idleTimeoutMs);
+    this.#idleTimer.unref();
+  }
+
+  /** Called by receivers for every message, so that the idle timer needs no per-message reset. */
+  touch(): void {
+    this.#lastMessageAt = performance.now();
+  }
+
+  channelClosed(receiver: ChannelReceiver): void {
+    this.#channels.delete(receiver);
+    const lost = receiver.reassembler?.reset().length ?? 0;
+    receiver.log.info({ event: 'channel-closed', framesLost: lost }, 'data channel closed');
+    if (this.#channels.size === 0 && this.#state === 'connected') {
+      this.close(ErrorCodes.SESSION_CLOSED, 'data channel closed by the client', lost);
+    }
+  }
+
+  frameReceived(frame: ReceivedFrame): void {
+    this.framesReceived++;
+    this.bytesReceived += frame.byteLength;
+    this.pointsReceived += frame.pointCount;
+    this.lastFrameAt = frame.receivedAt;
+    this.#hooks.frame(frame);
+  }
+
+  frameRejected(seq: number | undefined, error: PointstreamError): void {
+    this.framesRejected++;
+    this.#hooks.rejected(this.id, seq, error);
+  }
+
+  /**
+   * Ends the session: tells the client why (when the channel is still up), closes channels and the
+   * peer connection, clears timers. Idempotent.
+   */
+  close(code: ErrorCode, reason: string, framesLost = 0): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#idleTimer);
+    this.#connectTimer = this.#idleTimer = undefined;
+    for (const receiver of this.#channels) {
+      framesLost += receiver.reassembler?.reset().length ?? 0;
+      receiver.send({ type: 'closing', code, message: reason });
+      receiver.close();
+    }
+    this.#channels.clear();
+    this.#peer.close();
+    const end: SessionEnd = { stats: this.stats(), code, reason, framesLost };
+    const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
+    this.#log[level]({ event: 'session-end', code, reason, framesLost, ...end.stats }, `session ended: ${reason}`);
+    this.#hooks.closed(end);
+  }
+}
+
+function sendControl(channel: DataChannel, message: ServerMessage): void {
+  try {
+    if (channel.isOpen()) channel.sendMessage(encodeServerMessage(message));
+  } catch {
+    // The channel closed under us; the close handler reports it.
+  }
+}
+
+/** The receiving side of one data channel: reassembly (pointstream/1) or whole messages (plain). */
+class ChannelReceiver {
+  readonly session: Session;
+  readonly channel: DataChannel;
+  readonly protocol: string;
+  readonly log: Logger;
+  readonly reassembler: FrameReassembler | undefined;
+  readonly #limits: ServerLimits;
+  readonly #debug: boolean;
+  opened = false;
+  #plainSeq = 0;
+  #consecutiveRejections = 0;
+  #closed = false;
+
+  constructor(session: Session, channel: DataChannel, protocol: string, limits: ServerLimits, log: Logger) {
+    this.session = session;
+    this.channel = channel;
+    this.protocol = protocol;
+    this.log = log;
+    this.#limits = limits;
+    this.#debug = log.isLevelEnabled?.('debug') ?? false;
+    this.reassembler =
+      protocol === PROTOCOL_V1 ? new FrameReassembler({ limits, checksum: crc32, allocate }) : undefined;
+    channel.onMessage((message) => this.#onMessage(message));
+    channel.onClosed(() => {
+      if (this.#closed) return;
+      this.#closed = true;
+      session.channelClosed(this);
+    });
+    channel.onError((error) => log.warn({ event: 'channel-error', error }, `data channel error: ${error}`));
+  }
+
+  send(message: ServerMessage): void {
+    if (!this.#closed) sendControl(this.channel, message);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.channel.close();
+    } catch {
+      // already closed natively
+    }
+  }
+
+  #onMessage(message: string | Buffer | ArrayBuffer): void {
+    if (this.#closed) return;
+    this.session.touch();
+    if (typeof message === 'string') {
+      this.log.warn({ event: 'text-ignored', chars: message.length }, 'text message from client ignored');
+      return;
+    }
+    const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
+    if (this.reassembler) this.#onChunk(bytes);
+    else this.#onPlainFrame(bytes);
+  }
+
+  #onChunk(bytes: Uint8Array): void {
+    const result = (this.reassembler as FrameReassembler).push(bytes);
+    if (result.kind === 'pending') return;
+    if (result.kind === 'rejected') {
+      this.#reject(result.seq, result.error, result.fatal);
+      return;
+    }
+    const { frame } = result;
+    this.#accept({
+      sessionId: this.session.id,
+      seq: frame.seq,
+      pointCount: frame.pointCount,
+      points: frame.points,
+      form: 'chunked',
+      byteLength: frame.payload.length,
+      captureTime: frame.captureTime,
+      receivedAt: Date.now(),
+      crc32: frame.crc32,
+      assemblyMs: frame.completedAt - frame.startedAt,
+    });
+  }
+
+  #onPlainFrame(bytes: Uint8Array): void {
+    const seq = this.#plainSeq++;
+    const started = performance.now();
+    try {
+      const plain = decodePlainFrame(bytes, seq, this.#limits);
+      this.#accept({
+        sessionId: this.session.id,
+        seq,
+        pointCount: plain.pointCount,
+        points: plain.points,
+        form: plain.format === 'npy' ? 'plain-npy' : 'plain-raw',
+        byteLength: bytes.length,
+        captureTime: undefined,
+        receivedAt: Date.now(),
+        crc32: undefined,
+        assemblyMs: performance.now() - started,
+      });
+    } catch (error) {
+      this.#reject(seq, error as PointstreamError, false);
+    }
+  }
+
+  #accept(frame: ReceivedFrame): void {
+    this.#consecutiveRejections = 0;
+    this.session.frameReceived(frame);
+    const latencyMs = frame.captureTime === undefined ? undefined : Math.round((frame.receivedAt - frame.captureTime) * 10) / 10;
+    this.log.info(
+      {
+        event: 'frame',
+        seq: frame.seq,
+        points: frame.pointCount,
+        bytes: frame.byteLength,
+        form: frame.form,
+        latencyMs,
+        assemblyMs: Math.round(frame.assemblyMs * 10) / 10,
+        checksum: frame.crc32 === undefined ? 'none' : 'ok',
+      },
+      'frame verified',
+    );
+    this.send({ type: 'receipt', seq: frame.seq, ok: true, receivedAt: frame.receivedAt, points: frame.pointCount });
+  }
+
+  #reject(seq: number | undefined, error: PointstreamError, fatal: boolean): void {
+    this.session.frameRejected(seq, error);
+    this.log.warn({ event: 'frame-rejected', seq, code: error.code, reason: error.message, fatal }, `frame rejected: ${error.message}`);
+    if (seq !== undefined) {
+      this.send({ type: 'receipt', seq, ok: false, receivedAt: Date.now(), code: error.code, message: error.message });
+    }
+    if (fatal) {
+      this.session.close(error.code, `unreadable chunk: ${error.message}`);
+      return;
+    }
+    if (++this.#consecutiveRejections >= this.#limits.maxConsecutiveRejections) {
+      this.session.close(ErrorCodes.TOO_MANY_ERRORS, `${this.#consecutiveRejections} frames in a row were rejected`);
+    }
+    if (this.#debug) this.log.debug({ event: 'reject-detail', error: error.toJSON() }, 'rejection detail');
+  }
+}

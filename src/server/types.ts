@@ -1,0 +1,111 @@
+import type { ErrorCode, PointstreamError } from '../errors.js';
+import type { RtcOptions } from '../rtc/peer.js';
+import type { Logger } from '../util/logger.js';
+import type { ReassemblyLimits } from '../wire/reassembler.js';
+
+/** A verified frame, as consumers of the server receive it. */
+export interface ReceivedFrame {
+  readonly sessionId: string;
+  /** Sender's sequence number (pointstream/1), or the server's count of the session's frames (plain form). */
+  readonly seq: number;
+  readonly pointCount: number;
+  /** x, y, z interleaved, N x 3 little-endian float32: a view over the received bytes, not a copy. */
+  readonly points: Float32Array;
+  /** `pointstream/1` frames carry a complete `.npy` file; plain frames their message bytes. */
+  readonly form: 'chunked' | 'plain-npy' | 'plain-raw';
+  /** Bytes of payload received for this frame. */
+  readonly byteLength: number;
+  /** Sender's capture time (ms since the Unix epoch, sender's clock); undefined in the plain form. */
+  readonly captureTime: number | undefined;
+  /** Server clock (ms since the Unix epoch) when the frame was verified. */
+  readonly receivedAt: number;
+  /** CRC-32 of the payload, verified; undefined in the plain form (it carries none). */
+  readonly crc32: number | undefined;
+  /** Milliseconds from the first chunk's arrival to verification (0 in the plain form). */
+  readonly assemblyMs: number;
+}
+
+export interface FrameRejection {
+  readonly sessionId: string;
+  readonly seq: number | undefined;
+  readonly error: PointstreamError;
+}
+
+export type SessionState = 'connecting' | 'connected' | 'closed';
+
+/** What `GET /stats` and `server.stats()` report of one session. */
+export interface SessionStats {
+  readonly id: string;
+  readonly state: SessionState;
+  readonly remoteAddress: string | undefined;
+  readonly protocol: string | undefined;
+  readonly createdAt: number;
+  readonly framesReceived: number;
+  readonly framesRejected: number;
+  readonly bytesReceived: number;
+  readonly pointsReceived: number;
+  readonly lastFrameAt: number | undefined;
+}
+
+export interface SessionEnd {
+  readonly stats: SessionStats;
+  /** Why it ended: a stable code (`PS_ERR_SESSION_CLOSED` for an orderly end). */
+  readonly code: ErrorCode;
+  readonly reason: string;
+  /** Frames that were being reassembled when the session ended. */
+  readonly framesLost: number;
+}
+
+export interface ServerStats {
+  readonly startedAt: number;
+  readonly sessions: readonly SessionStats[];
+  readonly totals: {
+    readonly sessionsOpened: number;
+    readonly sessionsClosed: number;
+    readonly framesReceived: number;
+    readonly framesRejected: number;
+    readonly bytesReceived: number;
+    readonly pointsReceived: number;
+  };
+  /** CPU seconds used by the server process since it started (user + system). */
+  readonly cpuSeconds: number;
+  readonly memory: { readonly rssBytes: number; readonly peakRssBytes: number; readonly heapUsedBytes: number };
+}
+
+/** Limits of the server beyond those of frame reassembly. */
+export interface ServerLimits extends ReassemblyLimits {
+  /** Most sessions at once; beyond it offers get `503` with `Retry-After`. Default 64. */
+  readonly maxSessions: number;
+  /** Largest signaling request body in bytes. Default 32 KiB. */
+  readonly maxSdpBytes: number;
+  /** Time for ICE and DTLS to bring the channel up after the answer. Default 15000 ms. */
+  readonly connectTimeoutMs: number;
+  /** A connected session that receives no message for this long is closed. Default 30000 ms. */
+  readonly idleTimeoutMs: number;
+  /** Rejected frames in a row after which a session is closed. Default 16. */
+  readonly maxConsecutiveRejections: number;
+}
+
+/** Options of {@link createServer}. Every field is optional; defaults are in parentheses. */
+export interface ServerOptions {
+  /** Interface for HTTP signaling. (`'127.0.0.1'`; the CLI defaults to `0.0.0.0`) */
+  readonly host?: string;
+  /** Port for HTTP signaling; 0 picks a free one. (8080) */
+  readonly port?: number;
+  /** WebRTC settings. `bindAddress` defaults to `host` when `host` is a specific address. */
+  readonly rtc?: RtcOptions;
+  readonly limits?: Partial<ServerLimits>;
+  /** Where the library logs (pino-compatible). (silent) */
+  readonly logger?: Logger;
+}
+
+export interface ServerEvents extends Record<string, unknown[]> {
+  /** A session was created for an offer. */
+  session: [stats: SessionStats];
+  /** A frame arrived and was verified. Listeners run before the receipt is sent. */
+  frame: [frame: ReceivedFrame];
+  /** A frame was rejected (its sender gets a receipt with the same code). */
+  frameRejected: [rejection: FrameRejection];
+  /** A session ended, for whatever reason. */
+  sessionClosed: [end: SessionEnd];
+}

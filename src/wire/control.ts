@@ -1,0 +1,104 @@
+import { ErrorCodes, PointstreamError, isErrorCode } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+
+/**
+ * Control messages travel as DataChannel text messages holding one JSON object each, server to
+ * client, on the channel the frames came on. JSON keeps them readable from any client (Python,
+ * browsers) and they are few: one per frame.
+ */
+
+/** Sent once when the channel opens: the session id and the limits frames must respect. */
+export interface HelloMessage {
+  readonly type: 'hello';
+  readonly session: string;
+  readonly protocol: string;
+  readonly maxFrameBytes: number;
+  readonly maxPointsPerFrame: number;
+  readonly maxFramesInReassembly: number;
+}
+
+/** One per frame: it arrived intact and was handed to consumers, or it was rejected. */
+export type ReceiptMessage =
+  | {
+      readonly type: 'receipt';
+      readonly seq: number;
+      readonly ok: true;
+      /** Server clock, ms since the Unix epoch, when the frame was verified. */
+      readonly receivedAt: number;
+      readonly points: number;
+    }
+  | {
+      readonly type: 'receipt';
+      readonly seq: number;
+      readonly ok: false;
+      readonly receivedAt: number;
+      readonly code: ErrorCode;
+      readonly message: string;
+    };
+
+/** The server is ending the session; the channel closes right after. */
+export interface ClosingMessage {
+  readonly type: 'closing';
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+export type ServerMessage = HelloMessage | ReceiptMessage | ClosingMessage;
+
+/** Longest control message accepted; receipts are about 100 bytes. */
+export const MAX_CONTROL_MESSAGE_CHARS = 4096;
+
+export function encodeServerMessage(message: ServerMessage): string {
+  return JSON.stringify(message);
+}
+
+function invalid(reason: string): PointstreamError {
+  return new PointstreamError(ErrorCodes.CONTROL_INVALID, `invalid control message: ${reason}`);
+}
+
+const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+/** Parses and validates a server control message. Throws PS_ERR_CONTROL_INVALID. */
+export function decodeServerMessage(text: string): ServerMessage {
+  if (text.length > MAX_CONTROL_MESSAGE_CHARS) throw invalid(`${text.length} characters`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalid('not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('not an object');
+  const m = value as Record<string, unknown>;
+  switch (m.type) {
+    case 'hello':
+      if (typeof m.session !== 'string' || typeof m.protocol !== 'string') throw invalid('hello without session');
+      if (!isCount(m.maxFrameBytes) || !isCount(m.maxPointsPerFrame) || !isCount(m.maxFramesInReassembly)) {
+        throw invalid('hello without limits');
+      }
+      return {
+        type: 'hello',
+        session: m.session,
+        protocol: m.protocol,
+        maxFrameBytes: m.maxFrameBytes,
+        maxPointsPerFrame: m.maxPointsPerFrame,
+        maxFramesInReassembly: m.maxFramesInReassembly,
+      };
+    case 'receipt':
+      if (!isCount(m.seq) || !isTime(m.receivedAt)) throw invalid('receipt without seq or receivedAt');
+      if (m.ok === true) {
+        if (!isCount(m.points)) throw invalid('receipt without points');
+        return { type: 'receipt', seq: m.seq, ok: true, receivedAt: m.receivedAt, points: m.points };
+      }
+      if (m.ok === false) {
+        if (!isErrorCode(m.code) || typeof m.message !== 'string') throw invalid('rejection without code');
+        return { type: 'receipt', seq: m.seq, ok: false, receivedAt: m.receivedAt, code: m.code, message: m.message };
+      }
+      throw invalid('receipt without ok');
+    case 'closing':
+      if (!isErrorCode(m.code) || typeof m.message !== 'string') throw invalid('closing without code');
+      return { type: 'closing', code: m.code, message: m.message };
+    default:
+      throw invalid(`unknown type ${JSON.stringify(m.type)}`);
+  }
+}

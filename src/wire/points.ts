@@ -1,0 +1,40 @@
+import { ErrorCodes, PointstreamError } from '../errors.js';
+
+/** True on little-endian hosts, where a Float32Array view over `<f4` bytes needs no byte swap. */
+export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/**
+ * A Float32Array over `count` little-endian float32 values at `bytes[offset]`: a view (no copy)
+ * when the data is 4-byte aligned on a little-endian host, a converted copy otherwise.
+ */
+export function float32View(bytes: Uint8Array, offset: number, count: number): Float32Array {
+  if (offset < 0 || offset + count * 4 > bytes.length) throw new RangeError('float32View outside the buffer');
+  const start = bytes.byteOffset + offset;
+  if (HOST_IS_LITTLE_ENDIAN && start % 4 === 0) return new Float32Array(bytes.buffer, start, count);
+  const out = new Float32Array(count);
+  const view = new DataView(bytes.buffer, start, count * 4);
+  for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
+  return out;
+}
+
+/** Index of the first NaN or infinite value, or -1. */
+export function indexOfNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    // Finite numbers give 0; NaN and +-Infinity give NaN.
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}
+
+/** Throws PS_ERR_FRAME_NON_FINITE naming the first bad point. */
+export function assertFinite(values: Float32Array, seq: number): void {
+  const bad = indexOfNonFinite(values);
+  if (bad >= 0) {
+    throw new PointstreamError(
+      ErrorCodes.FRAME_NON_FINITE,
+      `point ${Math.floor(bad / 3)} has a non-finite coordinate (${values[bad]})`,
+      { details: { seq, point: Math.floor(bad / 3) } },
+    );
+  }
+}

@@ -1,0 +1,279 @@
+import { ErrorCodes, PointstreamError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { ChunkType, DType, Encoding, readChunkHeader } from './chunk.js';
+import type { FrameMeta } from './chunk.js';
+import { crc32Portable } from './crc32.js';
+import type { Checksum } from './crc32.js';
+import { parseNpyHeader, pointCountOfNpyHeader } from './npy.js';
+import { assertFinite, float32View } from './points.js';
+
+/** Caps that bound what one channel's reassembly may hold. */
+export interface ReassemblyLimits {
+  /** Largest payload (.npy bytes) of one frame. Default 64 MiB. */
+  readonly maxFrameBytes: number;
+  /** Most points in one frame. Default 5,000,000. */
+  readonly maxPointsPerFrame: number;
+  /** Most chunks in one frame. Default 65,536. */
+  readonly maxChunksPerFrame: number;
+  /** Most frames being reassembled at once on one channel. Default 2. */
+  readonly maxFramesInReassembly: number;
+  /** Accept NaN and infinite coordinates. Default false: they are rejected. */
+  readonly allowNonFinite: boolean;
+}
+
+export const DEFAULT_REASSEMBLY_LIMITS: ReassemblyLimits = Object.freeze({
+  maxFrameBytes: 64 * 1024 * 1024,
+  maxPointsPerFrame: 5_000_000,
+  maxChunksPerFrame: 65_536,
+  maxFramesInReassembly: 2,
+  allowNonFinite: false,
+});
+
+export interface ReassemblerOptions {
+  readonly limits?: Partial<ReassemblyLimits>;
+  /** CRC-32 implementation; Node passes `zlib.crc32`. */
+  readonly checksum?: Checksum;
+  /** Allocates a frame's payload buffer; Node passes `Buffer.allocUnsafeSlow` (no zero fill). */
+  readonly allocate?: (bytes: number) => Uint8Array;
+  /** Monotonic clock in milliseconds, for `startedAt`/`completedAt`. */
+  readonly now?: () => number;
+}
+
+/** A frame whose chunks all arrived and whose checksum, layout and values were verified. */
+export interface AssembledFrame {
+  readonly seq: number;
+  readonly captureTime: number;
+  readonly pointCount: number;
+  /** x, y, z interleaved: a view into `payload` (no copy). */
+  readonly points: Float32Array;
+  /** The complete `.npy` file as received. */
+  readonly payload: Uint8Array;
+  readonly crc32: number;
+  readonly chunkCount: number;
+  /** `now()` when the START chunk arrived and when the frame was verified. */
+  readonly startedAt: number;
+  readonly completedAt: number;
+}
+
+export type PushResult =
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'frame'; readonly frame: AssembledFrame }
+  | {
+      readonly kind: 'rejected';
+      /** Sequence number of the rejected frame, when the chunk named one. */
+      readonly seq: number | undefined;
+      readonly error: PointstreamError;
+      /** The byte stream cannot be trusted any more: the channel should be closed. */
+      readonly fatal: boolean;
+    };
+
+const PENDING: PushResult = Object.freeze({ kind: 'pending' });
+
+interface FrameState {
+  readonly meta: FrameMeta;
+  /** Dropped (undefined) once the frame is rejected. */
+  payload: Uint8Array | undefined;
+  /** Rejected already; its remaining chunks are dropped without a second report. */
+  discarding: boolean;
+  nextIndex: number;
+  received: number;
+  crc: number;
+  readonly startedAt: number;
+}
+
+/**
+ * Turns the chunks of one channel back into frames. Pure: no sockets, no timers. Every length,
+ * index and count is checked before anything is copied or allocated, and memory is bounded by
+ * `maxFramesInReassembly x maxFrameBytes`.
+ */
+export class FrameReassembler {
+  readonly limits: ReassemblyLimits;
+  readonly #checksum: Checksum;
+  readonly #allocate: (bytes: number) => Uint8Array;
+  readonly #now: () => number;
+  readonly #frames = new Map<number, FrameState>();
+  #lastStartedSeq = -1;
+  #bytesBuffered = 0;
+
+  constructor(options: ReassemblerOptions = {}) {
+    this.limits = Object.freeze({ ...DEFAULT_REASSEMBLY_LIMITS, ...options.limits });
+    this.#checksum = options.checksum ?? crc32Portable;
+    this.#allocate = options.allocate ?? ((bytes) => new Uint8Array(bytes));
+    this.#now = options.now ?? (() => performance.now());
+  }
+
+  /** Bytes allocated for frames still being reassembled. */
+  get bytesBuffered(): number {
+    return this.#bytesBuffered;
+  }
+
+  /** Frames being reassembled (not counting rejected ones whose chunks are being dropped). */
+  get framesInReassembly(): number {
+    let count = 0;
+    for (const state of this.#frames.values()) if (!state.discarding) count++;
+    return count;
+  }
+
+  /** Takes one DataChannel message. */
+  push(message: Uint8Array): PushResult {
+    let header;
+    try {
+      header = readChunkHeader(message);
+    } catch (error) {
+      return { kind: 'rejected', seq: undefined, error: error as PointstreamError, fatal: true };
+    }
+    const data = message.subarray(header.headerBytes);
+    if (header.type === ChunkType.START) return this.#start(header.meta as FrameMeta, data);
+
+    const state = this.#frames.get(header.seq);
+    if (state === undefined) {
+      if (header.seq <= this.#lastStartedSeq) {
+        // Most likely the tail of a frame that was rejected and evicted; report it once more so
+        // that nothing disappears silently, but do not open a new entry for it.
+        return this.#reject(header.seq, ErrorCodes.CHUNK_UNKNOWN_FRAME, `chunk ${header.chunkIndex} of frame ${header.seq}, which is not being reassembled`);
+      }
+      return this.#reject(header.seq, ErrorCodes.CHUNK_UNKNOWN_FRAME, `chunk ${header.chunkIndex} of frame ${header.seq} arrived before its START chunk`);
+    }
+    if (state.discarding) {
+      if (header.chunkIndex + 1 >= state.meta.chunkCount) this.#frames.delete(header.seq);
+      return PENDING;
+    }
+    if (header.chunkIndex !== state.nextIndex) {
+      return this.#fail(state, header.chunkIndex, ErrorCodes.CHUNK_OUT_OF_ORDER, `chunk ${header.chunkIndex} of frame ${header.seq} where chunk ${state.nextIndex} was due`);
+    }
+    return this.#append(state, data);
+  }
+
+  /** Drops every frame in reassembly; returns their sequence numbers (they are lost). */
+  reset(): number[] {
+    const lost: number[] = [];
+    for (const [seq, state] of this.#frames) if (!state.discarding) lost.push(seq);
+    this.#frames.clear();
+    this.#bytesBuffered = 0;
+    return lost;
+  }
+
+  #start(meta: FrameMeta, data: Uint8Array): PushResult {
+    const { seq } = meta;
+    if (this.#frames.has(seq) || seq <= this.#lastStartedSeq) {
+      return this.#reject(seq, ErrorCodes.FRAME_DUPLICATE, `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`);
+    }
+    this.#lastStartedSeq = seq;
+    // A new START means the sender has moved on: drop the remains of rejected frames.
+    for (const [key, state] of this.#frames) if (state.discarding) this.#frames.delete(key);
+
+    const limits = this.limits;
+    let problem: [ErrorCode, string] | undefined;
+    if (meta.dtype !== DType.FLOAT32 || meta.components !== 3 || meta.encoding !== Encoding.NPY) {
+      problem = [ErrorCodes.FRAME_UNSUPPORTED_FORMAT, `unsupported frame format (dtype ${meta.dtype}, components ${meta.components}, encoding ${meta.encoding})`];
+    } else if (meta.pointCount > limits.maxPointsPerFrame) {
+      problem = [ErrorCodes.FRAME_TOO_MANY_POINTS, `${meta.pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`];
+    } else if (meta.payloadBytes > limits.maxFrameBytes) {
+      problem = [ErrorCodes.FRAME_TOO_LARGE, `${meta.payloadBytes} bytes exceed the limit of ${limits.maxFrameBytes}`];
+    } else if (meta.chunkCount > limits.maxChunksPerFrame) {
+      problem = [ErrorCodes.FRAME_TOO_MANY_CHUNKS, `${meta.chunkCount} chunks exceed the limit of ${limits.maxChunksPerFrame}`];
+    } else if (this.framesInReassembly >= limits.maxFramesInReassembly) {
+      problem = [ErrorCodes.FRAME_REASSEMBLY_LIMIT, `${limits.maxFramesInReassembly} frames are already being reassembled`];
+    } else if (data.length > meta.payloadBytes) {
+      problem = [ErrorCodes.CHUNK_OVERFLOW, `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`];
+    }
+    if (problem === undefined) {
+      try {
+        const npy = parseNpyHeader(data);
+        const rows = pointCountOfNpyHeader(npy);
+        const expected = npy.dataOffset + meta.pointCount * 12;
+        if (rows !== meta.pointCount || meta.payloadBytes !== expected) {
+          problem = [ErrorCodes.FRAME_LENGTH_MISMATCH, `header says ${meta.pointCount} points in ${meta.payloadBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`];
+        }
+      } catch (error) {
+        const cause = error as PointstreamError;
+        // The first chunk must hold the whole .npy header; a short one is a framing error.
+        problem = [cause.code === ErrorCodes.NPY_TRUNCATED ? ErrorCodes.FRAME_LENGTH_MISMATCH : cause.code, cause.message];
+      }
+    }
+    if (problem !== undefined) {
+      this.#frames.set(seq, this.#newState(meta, undefined, true));
+      if (meta.chunkCount === 1) this.#frames.delete(seq);
+      return this.#reject(seq, problem[0], problem[1]);
+    }
+
+    const state = this.#newState(meta, this.#allocate(meta.payloadBytes), false);
+    this.#bytesBuffered += meta.payloadBytes;
+    this.#frames.set(seq, state);
+    return this.#append(state, data);
+  }
+
+  #newState(meta: FrameMeta, payload: Uint8Array | undefined, discarding: boolean): FrameState {
+    return { meta, payload, discarding, nextIndex: 0, received: 0, crc: 0, startedAt: this.#now() };
+  }
+
+  /** Appends the payload slice of chunk `state.nextIndex`; completes the frame after its last chunk. */
+  #append(state: FrameState, data: Uint8Array): PushResult {
+    const { meta } = state;
+    const index = state.nextIndex;
+    const received = state.received + data.length;
+    if (received > meta.payloadBytes) {
+      return this.#fail(state, index, ErrorCodes.CHUNK_OVERFLOW, `chunk ${index} overflows frame ${meta.seq}: ${received} of ${meta.payloadBytes} bytes`);
+    }
+    (state.payload as Uint8Array).set(data, state.received);
+    state.crc = this.#checksum(data, state.crc);
+    state.received = received;
+    state.nextIndex = index + 1;
+    if (index < meta.chunkCount - 1) return PENDING;
+    if (received !== meta.payloadBytes) {
+      return this.#fail(state, index, ErrorCodes.FRAME_LENGTH_MISMATCH, `frame ${meta.seq} ended after ${received} of ${meta.payloadBytes} bytes`);
+    }
+    return this.#complete(state);
+  }
+
+  /** Rejects the frame of `state` at chunk `index`; its later chunks will be dropped quietly. */
+  #fail(state: FrameState, index: number, code: ErrorCode, message: string): PushResult {
+    this.#release(state);
+    state.discarding = true;
+    state.payload = undefined;
+    if (index >= state.meta.chunkCount - 1) this.#frames.delete(state.meta.seq);
+    return this.#reject(state.meta.seq, code, message);
+  }
+
+  #release(state: FrameState): void {
+    if (state.payload !== undefined && !state.discarding) this.#bytesBuffered -= state.meta.payloadBytes;
+  }
+
+  #reject(seq: number, code: ErrorCode, message: string): PushResult {
+    return { kind: 'rejected', seq, error: new PointstreamError(code, message, { details: { seq } }), fatal: false };
+  }
+
+  #complete(state: FrameState): PushResult {
+    const { meta } = state;
+    const payload = state.payload as Uint8Array;
+    if (state.crc !== meta.crc32) {
+      return this.#fail(state, meta.chunkCount, ErrorCodes.FRAME_CHECKSUM, `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`);
+    }
+    const dataOffset = meta.payloadBytes - meta.pointCount * 12;
+    const points = float32View(payload, dataOffset, meta.pointCount * 3);
+    if (!this.limits.allowNonFinite) {
+      try {
+        assertFinite(points, meta.seq);
+      } catch (error) {
+        const cause = error as PointstreamError;
+        return this.#fail(state, meta.chunkCount, cause.code, cause.message);
+      }
+    }
+    this.#release(state);
+    this.#frames.delete(meta.seq);
+    return {
+      kind: 'frame',
+      frame: {
+        seq: meta.seq,
+        captureTime: meta.captureTime,
+        pointCount: meta.pointCount,
+        points,
+        payload,
+        crc32: meta.crc32,
+        chunkCount: meta.chunkCount,
+        startedAt: state.startedAt,
+        completedAt: this.#now(),
+      },
+    };
+  }
+}

@@ -1,0 +1,135 @@
+import { once } from 'node:events';
+import nodeDataChannel from 'node-datachannel';
+import type { DataChannel, PeerConnection } from 'node-datachannel';
+import { createServer } from '../src/index.js';
+import type { PointstreamServer, ServerOptions } from '../src/index.js';
+import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling/sdp.js';
+import { decodeServerMessage } from '../src/wire/control.js';
+import type { ServerMessage } from '../src/wire/control.js';
+
+export const LOOPBACK = '127.0.0.1';
+
+/** A server on 127.0.0.1, any free port, WebRTC bound to loopback. */
+export async function startServer(options: ServerOptions = {}): Promise<PointstreamServer> {
+  return createServer({ host: LOOPBACK, port: 0, ...options, rtc: { bindAddress: LOOPBACK, ...options.rtc } });
+}
+
+/** Resolves with the first `event` emitted, or rejects after `ms`. */
+export async function nextEvent<T>(
+  emitter: { once(event: string, listener: (value: T) => void): unknown },
+  event: string,
+  ms: number,
+): Promise<T> {
+  return Promise.race([
+    new Promise<T>((resolve) => emitter.once(event, resolve)),
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no '${event}' within ${ms} ms`)), ms).unref()),
+  ]);
+}
+
+export async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * A bare node-datachannel client, as a third-party program would write one: it can speak either
+ * signaling form and any channel protocol, and sends whatever bytes a test gives it.
+ */
+export class RawPeer {
+  readonly pc: PeerConnection;
+  readonly dc: DataChannel;
+  readonly messages: ServerMessage[] = [];
+  readonly status: { http?: number; location?: string | null; contentType?: string | null; json?: unknown } = {};
+  closed = false;
+  #waiters: (() => void)[] = [];
+
+  constructor(protocol: string, options: { maxMessageSize?: number } = {}) {
+    this.pc = new nodeDataChannel.PeerConnection('raw', {
+      iceServers: [],
+      bindAddress: LOOPBACK,
+      ...(options.maxMessageSize ? { maxMessageSize: options.maxMessageSize } : {}),
+    });
+    // node-datachannel releases a peer's native callbacks when its state reaches 'closed', which it
+    // only reports to a registered state handler; without one the process cannot exit.
+    this.pc.onStateChange(() => undefined);
+    this.dc = this.pc.createDataChannel('raw', { protocol });
+    this.dc.onMessage((message) => {
+      if (typeof message === 'string') this.messages.push(decodeServerMessage(message));
+      for (const waiter of this.#waiters.splice(0)) waiter();
+    });
+    this.dc.onClosed(() => {
+      this.closed = true;
+      for (const waiter of this.#waiters.splice(0)) waiter();
+    });
+  }
+
+  /** Signals with the server (`form`: JSON body or application/sdp) and waits for the hello. */
+  async connect(offerUrl: string, form: 'json' | 'sdp'): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (this.pc.gatheringState() === 'complete') resolve();
+      else this.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
+    });
+    const offer = withoutCandidates((this.pc.localDescription() as { sdp: string }).sdp);
+    const response =
+      form === 'json'
+        ? await fetch(offerUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sdp: offer, type: 'offer' }) })
+        : await fetch(offerUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+    this.status.http = response.status;
+    this.status.location = response.headers.get('location');
+    this.status.contentType = response.headers.get('content-type');
+    let answer: string;
+    if (form === 'json') {
+      const json = (await response.json()) as { sdp: string; type: string };
+      this.status.json = json;
+      answer = json.sdp;
+    } else answer = await response.text();
+    if (!response.ok) throw new Error(`signaling failed: ${response.status} ${answer}`);
+    this.pc.setRemoteDescription(answer, 'answer');
+    const candidates = candidatesOf((this.pc.localDescription() as { sdp: string }).sdp);
+    const patch = await fetch(new URL(this.status.location as string, offerUrl), {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+      body: toSdpFragment(candidates),
+    });
+    if (patch.status !== 204) throw new Error(`PATCH answered ${patch.status}`);
+    await this.waitForMessage((m) => m.type === 'hello', 10_000);
+  }
+
+  /** Waits until a message matching `match` has arrived (already or later). */
+  async waitForMessage(match: (message: ServerMessage) => boolean, ms: number): Promise<ServerMessage> {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const found = this.messages.find(match);
+      if (found) return found;
+      if (this.closed) throw new Error('channel closed before the expected message');
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`expected message not received within ${ms} ms`);
+      await Promise.race([
+        new Promise<void>((resolve) => this.#waiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, left).unref()),
+      ]);
+    }
+  }
+
+  receipt(seq: number, ms = 10_000): Promise<ServerMessage> {
+    return this.waitForMessage((m) => m.type === 'receipt' && m.seq === seq, ms);
+  }
+
+  send(bytes: Uint8Array): void {
+    this.dc.sendMessageBinary(bytes);
+  }
+
+  close(): void {
+    try {
+      this.dc.close();
+    } catch {
+      // already closed
+    }
+    this.pc.close();
+  }
+}
+
+export { once };

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { ReceivedFrame, SessionEnd } from '../src/index.js';
@@ -239,4 +242,23 @@ test('50 sequential connections all open, stream a frame and are released', { ti
   assert.equal(opened, 50);
   await waitFor(() => server.stats().sessions.length === 0, 10_000, 'all sessions to be released');
   assert.equal(server.stats().totals.sessionsClosed, 50);
+});
+
+test('a client that vanishes (SIGKILL) has its session released', { timeout: 60_000 }, async (t) => {
+  const server = await startServer({ limits: { idleTimeoutMs: 4000 } });
+  t.after(() => server.close());
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/clients/vanishing-client.ts', import.meta.url)), `${server.url}/offer`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve));
+  const { session } = JSON.parse(line) as { session: string };
+  assert.equal(server.stats().sessions[0]?.id, session);
+  const closed = nextEvent<SessionEnd>(server, 'sessionClosed', 30_000);
+  child.kill('SIGKILL');
+  const end = await closed;
+  assert.equal(end.stats.id, session);
+  assert.equal(end.stats.framesReceived, 1);
+  assert.ok([ErrorCodes.SESSION_CLOSED, ErrorCodes.CONNECTION_FAILED].includes(end.code as never), end.code);
+  assert.equal(server.stats().sessions.length, 0);
 });

@@ -283,6 +283,7 @@ class ChannelReceiver {
 
   #onChunk(bytes: Uint8Array): void {
     const result = (this.reassembler as FrameReassembler).push(bytes);
+    if (result.evicted) this.#reject(result.evicted.seq, result.evicted.error, false);
     if (result.kind === 'pending') return;
     if (result.kind === 'rejected') {
       this.#reject(result.seq, result.error, result.fatal);

@@ -53,7 +53,8 @@ export function prepareFrame(
     pointCount,
     parts: [header, body],
     payloadBytes,
-    crc32: checksum(body, checksum(header)),
+    // Guarded: zlib.crc32 of an empty view ignores its initial value.
+    crc32: body.length > 0 ? checksum(body, checksum(header)) : checksum(header),
     chunkCount: chunkCountFor(payloadBytes, maxMessageBytes),
     maxMessageBytes,
   };

@@ -120,7 +120,7 @@ function decodeHeaderText(bytes: Uint8Array, major: number): string {
   if (major < 3) {
     // latin-1 / ASCII: any byte above 0x7f is suspicious in a header numpy wrote.
     for (const byte of bytes) {
-      if (byte > 0x7e || (byte < 0x20 && byte !== 0x0a)) {
+      if (byte > 0x7e || (byte < 0x20 && byte !== 0x0a && byte !== 0x09)) {
         throw npyError(ErrorCodes.NPY_BAD_HEADER, '.npy header contains non-ASCII bytes');
       }
     }

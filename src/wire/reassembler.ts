@@ -15,7 +15,10 @@ export interface ReassemblyLimits {
   readonly maxPointsPerFrame: number;
   /** Most chunks in one frame. Default 65,536. */
   readonly maxChunksPerFrame: number;
-  /** Most frames being reassembled at once on one channel. Default 2. */
+  /**
+   * Most frames being reassembled at once on one channel. Default 2. A new frame beyond it pushes
+   * out the oldest unfinished one (`PS_ERR_FRAME_INCOMPLETE`): for live data the newest matters.
+   */
   readonly maxFramesInReassembly: number;
   /** Accept NaN and infinite coordinates. Default false: they are rejected. */
   readonly allowNonFinite: boolean;
@@ -55,19 +58,33 @@ export interface AssembledFrame {
   readonly completedAt: number;
 }
 
-export type PushResult =
+export interface Rejection {
+  readonly kind: 'rejected';
+  /** Sequence number of the rejected frame, when the chunk named one. */
+  readonly seq: number | undefined;
+  readonly error: PointstreamError;
+  /** The byte stream cannot be trusted any more: the channel should be closed. */
+  readonly fatal: boolean;
+}
+
+/**
+ * What one message did. `evicted` is set when a new frame pushed out the oldest unfinished one
+ * (`PS_ERR_FRAME_INCOMPLETE`): report it as well.
+ */
+export type PushResult = (
   | { readonly kind: 'pending' }
   | { readonly kind: 'frame'; readonly frame: AssembledFrame }
-  | {
-      readonly kind: 'rejected';
-      /** Sequence number of the rejected frame, when the chunk named one. */
-      readonly seq: number | undefined;
-      readonly error: PointstreamError;
-      /** The byte stream cannot be trusted any more: the channel should be closed. */
-      readonly fatal: boolean;
-    };
+  | Rejection
+) & { readonly evicted?: Rejection };
 
 const PENDING: PushResult = Object.freeze({ kind: 'pending' });
+/** Rejected frames whose remaining chunks are being dropped, at most. */
+const MAX_DISCARDING = 16;
+
+/** A stand-in for the metadata of a frame whose START never arrived. */
+function unknownFrameMeta(seq: number): FrameMeta {
+  return { seq, payloadBytes: 0, pointCount: 0, crc32: 0, captureTime: 0, chunkCount: 0x1_0000_0000, dtype: 0, components: 0, encoding: 0 };
+}
 
 interface FrameState {
   readonly meta: FrameMeta;
@@ -114,32 +131,34 @@ export class FrameReassembler {
     return count;
   }
 
-  /** Takes one DataChannel message. */
+  /**
+   * Takes one DataChannel message. Never throws for bad bytes: every problem comes back as a
+   * `rejected` result with a stable code.
+   */
   push(message: Uint8Array): PushResult {
     let header;
     try {
       header = readChunkHeader(message);
     } catch (error) {
-      return { kind: 'rejected', seq: undefined, error: error as PointstreamError, fatal: true };
+      if (!(error instanceof PointstreamError)) throw error;
+      const seq = error.details?.seq;
+      return { kind: 'rejected', seq: typeof seq === 'number' ? seq : undefined, error, fatal: true };
     }
     const data = message.subarray(header.headerBytes);
     if (header.type === ChunkType.START) return this.#start(header.meta as FrameMeta, data);
 
     const state = this.#frames.get(header.seq);
     if (state === undefined) {
-      if (header.seq <= this.#lastStartedSeq) {
-        // Most likely the tail of a frame that was rejected and evicted; report it once more so
-        // that nothing disappears silently, but do not open a new entry for it.
-        return this.#reject(header.seq, ErrorCodes.CHUNK_UNKNOWN_FRAME, `chunk ${header.chunkIndex} of frame ${header.seq}, which is not being reassembled`);
-      }
-      return this.#reject(header.seq, ErrorCodes.CHUNK_UNKNOWN_FRAME, `chunk ${header.chunkIndex} of frame ${header.seq} arrived before its START chunk`);
+      // Report it once, then drop the rest of that frame quietly.
+      this.#discard(unknownFrameMeta(header.seq));
+      return this.#reject(header.seq, ErrorCodes.CHUNK_UNKNOWN_FRAME, `chunk ${header.chunkIndex} of frame ${header.seq}, which is not being reassembled`);
     }
     if (state.discarding) {
-      if (header.chunkIndex + 1 >= state.meta.chunkCount) this.#frames.delete(header.seq);
+      if (header.chunkIndex === state.meta.chunkCount - 1) this.#frames.delete(header.seq);
       return PENDING;
     }
     if (header.chunkIndex !== state.nextIndex) {
-      return this.#fail(state, header.chunkIndex, ErrorCodes.CHUNK_OUT_OF_ORDER, `chunk ${header.chunkIndex} of frame ${header.seq} where chunk ${state.nextIndex} was due`);
+      return this.#fail(state, ErrorCodes.CHUNK_OUT_OF_ORDER, `chunk ${header.chunkIndex} of frame ${header.seq} where chunk ${state.nextIndex} was due`);
     }
     return this.#append(state, data);
   }
@@ -155,52 +174,83 @@ export class FrameReassembler {
 
   #start(meta: FrameMeta, data: Uint8Array): PushResult {
     const { seq } = meta;
-    if (this.#frames.has(seq) || seq <= this.#lastStartedSeq) {
-      return this.#reject(seq, ErrorCodes.FRAME_DUPLICATE, `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`);
+    const existing = this.#frames.get(seq);
+    if (existing !== undefined || seq <= this.#lastStartedSeq) {
+      const message = `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`;
+      // Whatever was under way with this number can no longer be told apart from the newcomer.
+      if (existing !== undefined && !existing.discarding) return this.#fail(existing, ErrorCodes.FRAME_DUPLICATE, message);
+      this.#discard(meta);
+      return this.#reject(seq, ErrorCodes.FRAME_DUPLICATE, message);
     }
     this.#lastStartedSeq = seq;
     // A new START means the sender has moved on: drop the remains of rejected frames.
     for (const [key, state] of this.#frames) if (state.discarding) this.#frames.delete(key);
 
-    const limits = this.limits;
-    let problem: [ErrorCode, string] | undefined;
-    if (meta.dtype !== DType.FLOAT32 || meta.components !== 3 || meta.encoding !== Encoding.NPY) {
-      problem = [ErrorCodes.FRAME_UNSUPPORTED_FORMAT, `unsupported frame format (dtype ${meta.dtype}, components ${meta.components}, encoding ${meta.encoding})`];
-    } else if (meta.pointCount > limits.maxPointsPerFrame) {
-      problem = [ErrorCodes.FRAME_TOO_MANY_POINTS, `${meta.pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`];
-    } else if (meta.payloadBytes > limits.maxFrameBytes) {
-      problem = [ErrorCodes.FRAME_TOO_LARGE, `${meta.payloadBytes} bytes exceed the limit of ${limits.maxFrameBytes}`];
-    } else if (meta.chunkCount > limits.maxChunksPerFrame) {
-      problem = [ErrorCodes.FRAME_TOO_MANY_CHUNKS, `${meta.chunkCount} chunks exceed the limit of ${limits.maxChunksPerFrame}`];
-    } else if (this.framesInReassembly >= limits.maxFramesInReassembly) {
-      problem = [ErrorCodes.FRAME_REASSEMBLY_LIMIT, `${limits.maxFramesInReassembly} frames are already being reassembled`];
-    } else if (data.length > meta.payloadBytes) {
-      problem = [ErrorCodes.CHUNK_OVERFLOW, `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`];
-    }
-    if (problem === undefined) {
-      try {
-        const npy = parseNpyHeader(data);
-        const rows = pointCountOfNpyHeader(npy);
-        const expected = npy.dataOffset + meta.pointCount * 12;
-        if (rows !== meta.pointCount || meta.payloadBytes !== expected) {
-          problem = [ErrorCodes.FRAME_LENGTH_MISMATCH, `header says ${meta.pointCount} points in ${meta.payloadBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`];
-        }
-      } catch (error) {
-        const cause = error as PointstreamError;
-        // The first chunk must hold the whole .npy header; a short one is a framing error.
-        problem = [cause.code === ErrorCodes.NPY_TRUNCATED ? ErrorCodes.FRAME_LENGTH_MISMATCH : cause.code, cause.message];
-      }
-    }
+    const problem = this.#checkStart(meta, data);
     if (problem !== undefined) {
-      this.#frames.set(seq, this.#newState(meta, undefined, true));
-      if (meta.chunkCount === 1) this.#frames.delete(seq);
+      this.#discard(meta);
       return this.#reject(seq, problem[0], problem[1]);
     }
-
+    // Live data: when every slot is taken, the oldest unfinished frame is the stale one.
+    let evicted: Rejection | undefined;
+    if (this.framesInReassembly >= this.limits.maxFramesInReassembly) {
+      const oldest = [...this.#frames.values()].find((state) => !state.discarding) as FrameState;
+      const result = this.#fail(oldest, ErrorCodes.FRAME_INCOMPLETE, `frame ${oldest.meta.seq} abandoned unfinished (${oldest.received} of ${oldest.meta.payloadBytes} bytes) when frame ${seq} started with ${this.limits.maxFramesInReassembly} frames already open`);
+      evicted = result as Rejection;
+    }
     const state = this.#newState(meta, this.#allocate(meta.payloadBytes), false);
     this.#bytesBuffered += meta.payloadBytes;
     this.#frames.set(seq, state);
-    return this.#append(state, data);
+    const result = this.#append(state, data);
+    return evicted === undefined ? result : { ...result, evicted };
+  }
+
+  /** Everything a START can be checked for before anything is allocated. */
+  #checkStart(meta: FrameMeta, data: Uint8Array): [ErrorCode, string] | undefined {
+    const limits = this.limits;
+    if (meta.dtype !== DType.FLOAT32 || meta.components !== 3 || meta.encoding !== Encoding.NPY) {
+      return [ErrorCodes.FRAME_UNSUPPORTED_FORMAT, `unsupported frame format (dtype ${meta.dtype}, components ${meta.components}, encoding ${meta.encoding})`];
+    }
+    if (meta.pointCount > limits.maxPointsPerFrame) {
+      return [ErrorCodes.FRAME_TOO_MANY_POINTS, `${meta.pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`];
+    }
+    if (meta.payloadBytes > limits.maxFrameBytes) {
+      return [ErrorCodes.FRAME_TOO_LARGE, `${meta.payloadBytes} bytes exceed the limit of ${limits.maxFrameBytes}`];
+    }
+    if (meta.chunkCount > limits.maxChunksPerFrame) {
+      return [ErrorCodes.FRAME_TOO_MANY_CHUNKS, `${meta.chunkCount} chunks exceed the limit of ${limits.maxChunksPerFrame}`];
+    }
+    if (data.length > meta.payloadBytes) {
+      return [ErrorCodes.CHUNK_OVERFLOW, `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`];
+    }
+    try {
+      const npy = parseNpyHeader(data);
+      const rows = pointCountOfNpyHeader(npy);
+      if (rows !== meta.pointCount || meta.payloadBytes !== npy.dataOffset + meta.pointCount * 12) {
+        return [ErrorCodes.FRAME_LENGTH_MISMATCH, `header says ${meta.pointCount} points in ${meta.payloadBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`];
+      }
+    } catch (error) {
+      if (!(error instanceof PointstreamError)) throw error;
+      // The first chunk must hold the whole .npy header; a short one is a framing error.
+      return [error.code === ErrorCodes.NPY_TRUNCATED ? ErrorCodes.FRAME_LENGTH_MISMATCH : error.code, error.message];
+    }
+    return undefined;
+  }
+
+  /** Remembers a rejected frame so that its remaining chunks are dropped without more reports. */
+  #discard(meta: FrameMeta): void {
+    if (meta.chunkCount <= 1) return;
+    this.#frames.set(meta.seq, this.#newState(meta, undefined, true));
+    // Bounded: a sender inventing sequence numbers cannot grow this map.
+    let discarding = 0;
+    for (const state of this.#frames.values()) if (state.discarding) discarding++;
+    for (const [key, state] of this.#frames) {
+      if (discarding <= MAX_DISCARDING) break;
+      if (state.discarding) {
+        this.#frames.delete(key);
+        discarding--;
+      }
+    }
   }
 
   #newState(meta: FrameMeta, payload: Uint8Array | undefined, discarding: boolean): FrameState {
@@ -213,25 +263,30 @@ export class FrameReassembler {
     const index = state.nextIndex;
     const received = state.received + data.length;
     if (received > meta.payloadBytes) {
-      return this.#fail(state, index, ErrorCodes.CHUNK_OVERFLOW, `chunk ${index} overflows frame ${meta.seq}: ${received} of ${meta.payloadBytes} bytes`);
+      return this.#fail(state, ErrorCodes.CHUNK_OVERFLOW, `chunk ${index} overflows frame ${meta.seq}: ${received} of ${meta.payloadBytes} bytes`);
     }
-    (state.payload as Uint8Array).set(data, state.received);
-    state.crc = this.#checksum(data, state.crc);
+    if (data.length > 0) {
+      (state.payload as Uint8Array).set(data, state.received);
+      state.crc = this.#checksum(data, state.crc);
+    }
     state.received = received;
     state.nextIndex = index + 1;
-    if (index < meta.chunkCount - 1) return PENDING;
+    if (state.nextIndex < meta.chunkCount) return PENDING;
     if (received !== meta.payloadBytes) {
-      return this.#fail(state, index, ErrorCodes.FRAME_LENGTH_MISMATCH, `frame ${meta.seq} ended after ${received} of ${meta.payloadBytes} bytes`);
+      return this.#fail(state, ErrorCodes.FRAME_LENGTH_MISMATCH, `frame ${meta.seq} ended after ${received} of ${meta.payloadBytes} bytes`);
     }
     return this.#complete(state);
   }
 
-  /** Rejects the frame of `state` at chunk `index`; its later chunks will be dropped quietly. */
-  #fail(state: FrameState, index: number, code: ErrorCode, message: string): PushResult {
+  /**
+   * Rejects the frame of `state`. Once its last chunk has been consumed it is forgotten; before,
+   * it stays as a discarding entry so that its remaining chunks are dropped quietly.
+   */
+  #fail(state: FrameState, code: ErrorCode, message: string): PushResult {
     this.#release(state);
     state.discarding = true;
     state.payload = undefined;
-    if (index >= state.meta.chunkCount - 1) this.#frames.delete(state.meta.seq);
+    if (state.nextIndex >= state.meta.chunkCount) this.#frames.delete(state.meta.seq);
     return this.#reject(state.meta.seq, code, message);
   }
 
@@ -247,7 +302,7 @@ export class FrameReassembler {
     const { meta } = state;
     const payload = state.payload as Uint8Array;
     if (state.crc !== meta.crc32) {
-      return this.#fail(state, meta.chunkCount, ErrorCodes.FRAME_CHECKSUM, `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`);
+      return this.#fail(state, ErrorCodes.FRAME_CHECKSUM, `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`);
     }
     const dataOffset = meta.payloadBytes - meta.pointCount * 12;
     const points = float32View(payload, dataOffset, meta.pointCount * 3);
@@ -256,7 +311,7 @@ export class FrameReassembler {
         assertFinite(points, meta.seq);
       } catch (error) {
         const cause = error as PointstreamError;
-        return this.#fail(state, meta.chunkCount, cause.code, cause.message);
+        return this.#fail(state, cause.code, cause.message);
       }
     }
     this.#release(state);

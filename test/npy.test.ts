@@ -84,7 +84,10 @@ function throwsCode(fn: () => unknown, code: ErrorCode): PointstreamError {
   } catch (error) {
     caught = error;
   }
-  assert.ok(caught instanceof PointstreamError, `expected a PointstreamError ${code}, got ${String(caught)}`);
+  assert.ok(
+    caught instanceof PointstreamError,
+    `expected a PointstreamError ${code}, got ${String(caught)}`,
+  );
   assert.equal(caught.code, code, caught.message);
   return caught;
 }
@@ -140,7 +143,11 @@ void describe('npy fixtures', () => {
       assert.equal(bytes.length, file.file_len, file.name);
       assert.equal(createHash('sha256').update(bytes).digest('hex'), file.sha256, file.name);
       assert.equal(file.header_len + file.data_len, file.file_len, file.name);
-      assert.equal(Buffer.from(bytes.subarray(10, file.header_len)).toString('latin1'), file.header, file.name);
+      assert.equal(
+        Buffer.from(bytes.subarray(10, file.header_len)).toString('latin1'),
+        file.header,
+        file.name,
+      );
     }
   });
 
@@ -178,19 +185,26 @@ void describe('npy fixtures', () => {
     assert.equal(frame.points[8], Math.fround(1e30));
   });
 
-  void it('xyz_f4_nan: rejected with PS_ERR_FRAME_NON_FINITE, accepted with allowNonFinite', T, () => {
-    const bytes = fixture('xyz_f4_nan.npy');
-    const error = throwsCode(() => decodePlainFrame(bytes, 9, LIMITS), ErrorCodes.FRAME_NON_FINITE);
-    assert.equal(error.details?.seq, 9);
-    assert.equal(error.details?.point, 0, 'NaN is the second coordinate of point 0');
-    const frame = decodePlainFrame(bytes, 9, { ...LIMITS, allowNonFinite: true });
-    assert.equal(frame.pointCount, 2);
-    assertSameFloats(frame.points, manifestFloats(entry('xyz_f4_nan.npy').values ?? []));
-    // NaN bits exactly as NumPy wrote them (0x7fc00000), +inf as 0x7f800000.
-    const bits = new Uint32Array(Float32Array.from(frame.points).buffer);
-    assert.equal(bits[1], 0x7fc00000);
-    assert.equal(bits[5], 0x7f800000);
-  });
+  void it(
+    'xyz_f4_nan: rejected with PS_ERR_FRAME_NON_FINITE, accepted with allowNonFinite',
+    T,
+    () => {
+      const bytes = fixture('xyz_f4_nan.npy');
+      const error = throwsCode(
+        () => decodePlainFrame(bytes, 9, LIMITS),
+        ErrorCodes.FRAME_NON_FINITE,
+      );
+      assert.equal(error.details?.seq, 9);
+      assert.equal(error.details?.point, 0, 'NaN is the second coordinate of point 0');
+      const frame = decodePlainFrame(bytes, 9, { ...LIMITS, allowNonFinite: true });
+      assert.equal(frame.pointCount, 2);
+      assertSameFloats(frame.points, manifestFloats(entry('xyz_f4_nan.npy').values ?? []));
+      // NaN bits exactly as NumPy wrote them (0x7fc00000), +inf as 0x7f800000.
+      const bits = new Uint32Array(Float32Array.from(frame.points).buffer);
+      assert.equal(bits[1], 0x7fc00000);
+      assert.equal(bits[5], 0x7f800000);
+    },
+  );
 
   const rejected: [string, ErrorCode][] = [
     ['xyz_f8.npy', ErrorCodes.NPY_UNSUPPORTED_DTYPE],
@@ -245,7 +259,12 @@ void describe('npy fixtures', () => {
 });
 
 void describe('encodeNpyHeader', () => {
-  for (const name of ['xyz_f4_3pts.npy', 'xyz_f4_empty.npy', 'xyz_f4_1000.npy', 'xyzi_f4_4cols.npy']) {
+  for (const name of [
+    'xyz_f4_3pts.npy',
+    'xyz_f4_empty.npy',
+    'xyz_f4_1000.npy',
+    'xyzi_f4_4cols.npy',
+  ]) {
     void it(`is byte-identical to numpy.save for ${name}`, T, () => {
       const file = entry(name);
       const expected = fixture(name).subarray(0, file.header_len);
@@ -264,7 +283,11 @@ void describe('encodeNpyHeader', () => {
     ] as const) {
       const file = entry(name);
       const expected = fixture(name).subarray(0, file.header_len);
-      assert.deepEqual(Buffer.from(encodeNpyHeader(file.shape, descr)), Buffer.from(expected), name);
+      assert.deepEqual(
+        Buffer.from(encodeNpyHeader(file.shape, descr)),
+        Buffer.from(expected),
+        name,
+      );
     }
   });
 
@@ -272,8 +295,14 @@ void describe('encodeNpyHeader', () => {
   // 'fortran_order': False, 'shape': shape}); the header text after the 10-byte preamble.
   const numpyHeaders: [number[], string][] = [
     [[1, 3], `{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3), }${' '.repeat(58)}\n`],
-    [[10 ** 9, 3], `{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 3), }${' '.repeat(49)}\n`],
-    [[123456789012, 3], `{'descr': '<f4', 'fortran_order': False, 'shape': (123456789012, 3), }${' '.repeat(47)}\n`],
+    [
+      [10 ** 9, 3],
+      `{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 3), }${' '.repeat(49)}\n`,
+    ],
+    [
+      [123456789012, 3],
+      `{'descr': '<f4', 'fortran_order': False, 'shape': (123456789012, 3), }${' '.repeat(47)}\n`,
+    ],
   ];
   for (const [shape, text] of numpyHeaders) {
     void it(`follows numpy's rule for shape (${shape.join(', ')})`, T, () => {
@@ -284,7 +313,10 @@ void describe('encodeNpyHeader', () => {
       assert.equal(bytes[bytes.length - 1], 0x0a);
       assert.deepEqual(Buffer.from(bytes.subarray(0, 6)), Buffer.from(NPY_MAGIC));
       assert.deepEqual([bytes[6], bytes[7]], [1, 0]);
-      assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getUint16(8, true), bytes.length - 10);
+      assert.equal(
+        new DataView(bytes.buffer, bytes.byteOffset).getUint16(8, true),
+        bytes.length - 10,
+      );
       assert.equal(Buffer.from(bytes.subarray(10)).toString('latin1'), text);
       // And an independent implementation of numpy's _write_array_header + _wrap_header.
       const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`;
@@ -299,7 +331,19 @@ void describe('encodeNpyHeader', () => {
   }
 
   void it('is 128 bytes for every (N, 3) up to the largest safe integer', T, () => {
-    for (const n of [0, 1, 9, 10, 99, 100, 65535, 65536, 2 ** 32, 10 ** 15, Number.MAX_SAFE_INTEGER]) {
+    for (const n of [
+      0,
+      1,
+      9,
+      10,
+      99,
+      100,
+      65535,
+      65536,
+      2 ** 32,
+      10 ** 15,
+      Number.MAX_SAFE_INTEGER,
+    ]) {
       const bytes = encodeNpyHeader([n, 3]);
       assert.equal(bytes.length, 128, String(n));
       assert.equal(parseNpyHeader(bytes).shape[0], n);
@@ -323,7 +367,10 @@ void describe('parseNpyHeader on malformed headers', () => {
     ['only spaces', '      \n'],
     ['not a dict', "['descr', '<f4']"],
     ['extra key', "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'extra': True, }"],
-    ['duplicate key', "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"],
+    [
+      'duplicate key',
+      "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+    ],
     ['unterminated dict', "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), "],
     ['unterminated dict, no comma', "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)"],
     ['unterminated string', "{'descr: '<f4', 'fortran_order': False, 'shape': (2, 3), }"],
@@ -338,14 +385,26 @@ void describe('parseNpyHeader on malformed headers', () => {
     ['shape a string', "{'descr': '<f4', 'fortran_order': False, 'shape': '(2, 3)', }"],
     ['negative dimension', "{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3), }"],
     ['float dimension', "{'descr': '<f4', 'fortran_order': False, 'shape': (2.0, 3), }"],
-    ['17-digit dimension', "{'descr': '<f4', 'fortran_order': False, 'shape': (12345678901234567, 3), }"],
-    ['unsafe 16-digit dimension', "{'descr': '<f4', 'fortran_order': False, 'shape': (9999999999999999, 3), }"],
-    ['33 dimensions', `{'descr': '<f4', 'fortran_order': False, 'shape': (${Array(33).fill(1).join(', ')}), }`],
+    [
+      '17-digit dimension',
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (12345678901234567, 3), }",
+    ],
+    [
+      'unsafe 16-digit dimension',
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (9999999999999999, 3), }",
+    ],
+    [
+      '33 dimensions',
+      `{'descr': '<f4', 'fortran_order': False, 'shape': (${Array(33).fill(1).join(', ')}), }`,
+    ],
     ['empty tuple element', "{'descr': '<f4', 'fortran_order': False, 'shape': (, 3), }"],
     ['escape in string', "{'descr': '<f\\x34', 'fortran_order': False, 'shape': (2, 3), }"],
     ['key not a string', "{descr: '<f4', 'fortran_order': False, 'shape': (2, 3), }"],
     ['missing colon', "{'descr' '<f4', 'fortran_order': False, 'shape': (2, 3), }"],
-    ['non-ASCII byte (latin-1 e-acute)', "{'descr': '<f4\u00e9', 'fortran_order': False, 'shape': (2, 3), }"],
+    [
+      'non-ASCII byte (latin-1 e-acute)',
+      "{'descr': '<f4\u00e9', 'fortran_order': False, 'shape': (2, 3), }",
+    ],
     ['control byte', "{'descr': '<f4', 'fortran_order': False,\u0001 'shape': (2, 3), }"],
     ['NUL byte', `${GOOD_DICT}\u0000`],
     ['DEL byte', `${GOOD_DICT}\u007f`],
@@ -359,15 +418,28 @@ void describe('parseNpyHeader on malformed headers', () => {
     });
   }
 
-  void it('huge header lengths are refused before anything is read -> PS_ERR_NPY_BAD_HEADER', T, () => {
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 0xffff })), ErrorCodes.NPY_BAD_HEADER);
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 10_001 })), ErrorCodes.NPY_BAD_HEADER);
-    for (const major of [2, 3]) {
-      for (const headerLength of [0xffff_ffff, 0x8000_0000, 10_001]) {
-        throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { major, headerLength })), ErrorCodes.NPY_BAD_HEADER);
+  void it(
+    'huge header lengths are refused before anything is read -> PS_ERR_NPY_BAD_HEADER',
+    T,
+    () => {
+      throwsCode(
+        () => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 0xffff })),
+        ErrorCodes.NPY_BAD_HEADER,
+      );
+      throwsCode(
+        () => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 10_001 })),
+        ErrorCodes.NPY_BAD_HEADER,
+      );
+      for (const major of [2, 3]) {
+        for (const headerLength of [0xffff_ffff, 0x8000_0000, 10_001]) {
+          throwsCode(
+            () => parseNpyHeader(npyFile(GOOD_DICT, { major, headerLength })),
+            ErrorCodes.NPY_BAD_HEADER,
+          );
+        }
       }
-    }
-  });
+    },
+  );
 
   void it('a header length of exactly 10,000 bytes is accepted', T, () => {
     const text = `${GOOD_DICT}${' '.repeat(10_000 - GOOD_DICT.length - 1)}\n`;
@@ -377,15 +449,30 @@ void describe('parseNpyHeader on malformed headers', () => {
   });
 
   void it('a header length beyond the bytes given is PS_ERR_NPY_TRUNCATED', T, () => {
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: GOOD_DICT.length + 1 })), ErrorCodes.NPY_TRUNCATED);
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 9_999 })), ErrorCodes.NPY_TRUNCATED);
+    throwsCode(
+      () => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: GOOD_DICT.length + 1 })),
+      ErrorCodes.NPY_TRUNCATED,
+    );
+    throwsCode(
+      () => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 9_999 })),
+      ErrorCodes.NPY_TRUNCATED,
+    );
     // Version 2 needs a 12-byte preamble.
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { major: 2 }).subarray(0, 11)), ErrorCodes.NPY_TRUNCATED);
+    throwsCode(
+      () => parseNpyHeader(npyFile(GOOD_DICT, { major: 2 }).subarray(0, 11)),
+      ErrorCodes.NPY_TRUNCATED,
+    );
   });
 
   void it('a header length shorter than the dict cuts the dict -> PS_ERR_NPY_BAD_HEADER', T, () => {
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 20 })), ErrorCodes.NPY_BAD_HEADER);
-    throwsCode(() => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 0 })), ErrorCodes.NPY_BAD_HEADER);
+    throwsCode(
+      () => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 20 })),
+      ErrorCodes.NPY_BAD_HEADER,
+    );
+    throwsCode(
+      () => parseNpyHeader(npyFile(GOOD_DICT, { headerLength: 0 })),
+      ErrorCodes.NPY_BAD_HEADER,
+    );
   });
 
   void it('unknown versions -> PS_ERR_NPY_BAD_VERSION', T, () => {
@@ -397,7 +484,10 @@ void describe('parseNpyHeader on malformed headers', () => {
       [2, 1],
       [255, 255],
     ] as const) {
-      throwsCode(() => parseNpyHeader(npyFile(numpyPadded(GOOD_DICT), { major, minor })), ErrorCodes.NPY_BAD_VERSION);
+      throwsCode(
+        () => parseNpyHeader(npyFile(numpyPadded(GOOD_DICT), { major, minor })),
+        ErrorCodes.NPY_BAD_VERSION,
+      );
     }
   });
 
@@ -410,7 +500,10 @@ void describe('parseNpyHeader on malformed headers', () => {
       throwsCode(() => parseNpyHeader(bad), ErrorCodes.NPY_BAD_MAGIC);
     }
     throwsCode(() => parseNpyHeader(new Uint8Array(0)), ErrorCodes.NPY_BAD_MAGIC);
-    throwsCode(() => parseNpyHeader(Buffer.from('PK\u0003\u0004 not npy at all', 'latin1')), ErrorCodes.NPY_BAD_MAGIC);
+    throwsCode(
+      () => parseNpyHeader(Buffer.from('PK\u0003\u0004 not npy at all', 'latin1')),
+      ErrorCodes.NPY_BAD_MAGIC,
+    );
   });
 
   void it('versions 2.0 and 3.0 are read (u32 header length, 12-byte preamble)', T, () => {
@@ -448,6 +541,57 @@ void describe('parseNpyHeader on malformed headers', () => {
     }
   });
 
+  void it('tabs (0x09) are whitespace in versions 1.0, 2.0 and 3.0', T, () => {
+    const tabbed = "{\t'descr':\t'<f4',\t'fortran_order'\t:\tFalse,\n\t'shape':\t(\t2,\t3\t),\t}";
+    assert.ok(tabbed.includes('\t'));
+    for (const major of [1, 2, 3]) {
+      const preamble = major === 1 ? 10 : 12;
+      for (const text of [
+        tabbed,
+        numpyPadded(tabbed, preamble),
+        `${GOOD_DICT}\t\t\n`,
+        `\t${GOOD_DICT}\t`,
+        // Padding of tabs instead of spaces, as long as the spaces numpy writes.
+        numpyPadded(GOOD_DICT, preamble).replace(
+          / +\n$/,
+          (pad) => `${'\t'.repeat(pad.length - 1)}\n`,
+        ),
+      ]) {
+        const bytes = npyFile(text, { major });
+        assert.ok(bytes.includes(0x09), `v${major}: has a tab`);
+        const header = parseNpyHeader(bytes);
+        assert.deepEqual(header.version, [major, 0]);
+        assert.equal(header.dataOffset, preamble + text.length, JSON.stringify(text));
+        assert.equal(header.descr, '<f4');
+        assert.equal(header.fortranOrder, false);
+        assert.deepEqual(header.shape, [2, 3], `v${major}: ${JSON.stringify(text)}`);
+        assert.equal(pointCountOfNpyHeader(header), 2);
+      }
+    }
+    // Through the plain form, with its points.
+    const points = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const file = npyFile(numpyPadded(tabbed), { data: bytesOf(points) });
+    const frame = decodePlainFrame(file, 0, LIMITS);
+    assert.equal(frame.format, 'npy');
+    assertSameFloats(frame.points, points);
+    // A tab inside a string is part of the string, not whitespace to skip.
+    const inString = npyFile("{'descr': '<f4\t', 'fortran_order': False, 'shape': (2, 3), }");
+    assert.equal(parseNpyHeader(inString).descr, '<f4\t');
+    throwsCode(
+      () => pointCountOfNpyHeader(parseNpyHeader(inString)),
+      ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+    );
+  });
+
+  void it('other control characters are still refused as whitespace (CR, VT, FF, ESC)', T, () => {
+    for (const char of ['\r', '\u000b', '\u000c', '\u001b']) {
+      for (const major of [1, 2, 3]) {
+        const text = `{'descr': '<f4',${char}'fortran_order': False, 'shape': (2, 3), }\n`;
+        throwsCode(() => parseNpyHeader(npyFile(text, { major })), ErrorCodes.NPY_BAD_HEADER);
+      }
+    }
+  });
+
   void it('pointCountOfNpyHeader wants (N, 3) C-order <f4', T, () => {
     const header = (descr: string, fortranOrder: boolean, shape: number[]) => ({
       version: [1, 0] as const,
@@ -460,11 +604,20 @@ void describe('parseNpyHeader on malformed headers', () => {
     assert.equal(pointCountOfNpyHeader(header('<f4', false, [0, 3])), 0);
     throwsCode(() => pointCountOfNpyHeader(header('<f4', false, [])), ErrorCodes.NPY_BAD_SHAPE);
     throwsCode(() => pointCountOfNpyHeader(header('<f4', false, [3])), ErrorCodes.NPY_BAD_SHAPE);
-    throwsCode(() => pointCountOfNpyHeader(header('<f4', false, [3, 3, 1])), ErrorCodes.NPY_BAD_SHAPE);
+    throwsCode(
+      () => pointCountOfNpyHeader(header('<f4', false, [3, 3, 1])),
+      ErrorCodes.NPY_BAD_SHAPE,
+    );
     throwsCode(() => pointCountOfNpyHeader(header('<f4', false, [3, 2])), ErrorCodes.NPY_BAD_SHAPE);
-    throwsCode(() => pointCountOfNpyHeader(header('<f4', true, [3, 3])), ErrorCodes.NPY_FORTRAN_ORDER);
+    throwsCode(
+      () => pointCountOfNpyHeader(header('<f4', true, [3, 3])),
+      ErrorCodes.NPY_FORTRAN_ORDER,
+    );
     for (const descr of ['>f4', '|f4', '=f4', 'f4', '<f2', '<f8', '<i4', '<u4', '<f4 ']) {
-      throwsCode(() => pointCountOfNpyHeader(header(descr, false, [3, 3])), ErrorCodes.NPY_UNSUPPORTED_DTYPE);
+      throwsCode(
+        () => pointCountOfNpyHeader(header(descr, false, [3, 3])),
+        ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+      );
     }
   });
 });

@@ -4,6 +4,7 @@
  * error serialisation, and hostile input. Pure: no sockets.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 
@@ -86,7 +87,9 @@ function randomBytes(rand: () => number, length: number): Uint8Array {
 
 /** Finite float32 points, with a few awkward values (-0, subnormals, extremes) mixed in. */
 function randomPoints(rand: () => number, count: number): Float32Array {
-  const special = [-0, 0, 1e-45, -1e-45, 1.1754943508222875e-38, 3.4028234663852886e38, -3.4028234663852886e38];
+  const special = [
+    -0, 0, 1e-45, -1e-45, 1.1754943508222875e-38, 3.4028234663852886e38, -3.4028234663852886e38,
+  ];
   const points = new Float32Array(count * 3);
   for (let i = 0; i < points.length; i++) {
     points[i] = rand() < 0.02 ? (special[i % special.length] as number) : (rand() - 0.5) * 2000;
@@ -158,7 +161,10 @@ const DEFAULT_META: Omit<FrameMeta, 'seq'> = {
   encoding: Encoding.NPY,
 };
 
-function startChunk(meta: Partial<FrameMeta> & { seq: number }, data: Uint8Array = new Uint8Array(0)): Uint8Array {
+function startChunk(
+  meta: Partial<FrameMeta> & { seq: number },
+  data: Uint8Array = new Uint8Array(0),
+): Uint8Array {
   const out = new Uint8Array(START_HEADER_BYTES + data.length);
   writeStartHeader(out, { ...DEFAULT_META, ...meta });
   out.set(data, START_HEADER_BYTES);
@@ -201,15 +207,43 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 function describeResult(result: PushResult): string {
-  return result.kind === 'rejected' ? `rejected ${result.error.code}: ${result.error.message}` : result.kind;
+  return result.kind === 'rejected'
+    ? `rejected ${result.error.code}: ${result.error.message}`
+    : result.kind;
+}
+
+type Eviction = NonNullable<PushResult['evicted']>;
+
+/** Fails when `result` reports an evicted frame; the assert* helpers below expect none. */
+function assertNoEviction(result: PushResult, context: string): void {
+  if (result.evicted !== undefined) {
+    assert.fail(`${context} unexpected eviction: ${describeResult(result.evicted)}`);
+  }
+}
+
+/**
+ * Splits off the frame a push evicted: returns the push's own result (without `evicted`) and the
+ * eviction, which must be there.
+ */
+function splitEviction(result: PushResult, context = ''): [PushResult, Eviction] {
+  const { evicted, ...own } = result;
+  if (evicted === undefined) assert.fail(`${context} expected an eviction, got none`);
+  return [own, evicted];
 }
 
 function assertPending(result: PushResult, context = ''): void {
-  assert.equal(result.kind, 'pending', `${context} expected pending, got ${describeResult(result)}`);
+  assert.equal(
+    result.kind,
+    'pending',
+    `${context} expected pending, got ${describeResult(result)}`,
+  );
+  assertNoEviction(result, context);
 }
 
 function assertFrame(result: PushResult, context = ''): AssembledFrame {
-  if (result.kind !== 'frame') assert.fail(`${context} expected a frame, got ${describeResult(result)}`);
+  if (result.kind !== 'frame')
+    assert.fail(`${context} expected a frame, got ${describeResult(result)}`);
+  assertNoEviction(result, context);
   return result.frame;
 }
 
@@ -221,11 +255,12 @@ function assertRejected(
   context = '',
 ): PointstreamError {
   if (result.kind !== 'rejected') assert.fail(`${context} expected ${code}, got ${result.kind}`);
+  assertNoEviction(result, context);
   assert.ok(result.error instanceof PointstreamError, context);
   assert.equal(result.error.code, code, `${context} ${result.error.message}`);
   assert.equal(result.seq, seq, `${context} seq`);
   assert.equal(result.fatal, fatal, `${context} fatal`);
-  if (seq !== undefined) assert.equal(result.error.details?.seq, seq, `${context} details.seq`);
+  assert.equal(result.error.details?.seq, seq, `${context} details.seq`);
   return result.error;
 }
 
@@ -295,7 +330,6 @@ void describe('chunk headers', () => {
     components: 3,
     encoding: Encoding.NPY,
   };
-  // prettier-ignore
   const START_BYTES = hexLines(`
     01 01 28 00              version 1, type START, header length 40
     44 33 22 11              seq 0x11223344
@@ -324,14 +358,20 @@ void describe('chunk headers', () => {
     const target = new Uint8Array(64).fill(0xee);
     assert.equal(writeStartHeader(target, META), 40);
     assert.deepEqual(Buffer.from(target.subarray(0, 40)), START_BYTES);
-    assert.ok(target.subarray(40).every((byte) => byte === 0xee), 'nothing written past the header');
+    assert.ok(
+      target.subarray(40).every((byte) => byte === 0xee),
+      'nothing written past the header',
+    );
   });
 
   void it('writeDataHeader writes the documented little-endian layout', T, () => {
     const target = new Uint8Array(20).fill(0xee);
     assert.equal(writeDataHeader(target, 0x11223344, 0x0a0b0c0d), 12);
     assert.deepEqual(Buffer.from(target.subarray(0, 12)), DATA_BYTES);
-    assert.ok(target.subarray(12).every((byte) => byte === 0xee), 'nothing written past the header');
+    assert.ok(
+      target.subarray(12).every((byte) => byte === 0xee),
+      'nothing written past the header',
+    );
   });
 
   void it('writes at the target view, not at the start of its buffer', T, () => {
@@ -345,7 +385,13 @@ void describe('chunk headers', () => {
 
   void it('readChunkHeader reads both layouts back', T, () => {
     const start = readChunkHeader(new Uint8Array(START_BYTES));
-    assert.deepEqual(start, { type: ChunkType.START, seq: 0x11223344, chunkIndex: 0, headerBytes: 40, meta: META });
+    assert.deepEqual(start, {
+      type: ChunkType.START,
+      seq: 0x11223344,
+      chunkIndex: 0,
+      headerBytes: 40,
+      meta: META,
+    });
     const data = readChunkHeader(new Uint8Array(DATA_BYTES));
     assert.deepEqual(data, {
       type: ChunkType.DATA,
@@ -390,7 +436,11 @@ void describe('chunk headers', () => {
     const target = new Uint8Array(64);
     for (const field of ['seq', 'payloadBytes', 'pointCount', 'crc32', 'chunkCount'] as const) {
       for (const bad of [-1, 2 ** 32, 1.5, NaN]) {
-        assert.throws(() => writeStartHeader(target, { ...META, [field]: bad }), RangeError, `${field}=${bad}`);
+        assert.throws(
+          () => writeStartHeader(target, { ...META, [field]: bad }),
+          RangeError,
+          `${field}=${bad}`,
+        );
       }
     }
     assert.throws(() => writeStartHeader(target, { ...META, chunkCount: 0 }), RangeError);
@@ -441,23 +491,38 @@ void describe('CRC-32', () => {
 });
 
 void describe('chunking', () => {
-  void it('chunkCountFor: one chunk up to maxMessageBytes - 40, then maxMessageBytes - 12 per chunk', T, () => {
-    assert.equal(MIN_MESSAGE_BYTES, 168);
-    for (const max of [MIN_MESSAGE_BYTES, 1000, 65_536, 262_144]) {
-      const first = max - START_HEADER_BYTES;
-      const rest = max - DATA_HEADER_BYTES;
-      assert.equal(chunkCountFor(128, max), 1);
-      assert.equal(chunkCountFor(first, max), 1);
-      assert.equal(chunkCountFor(first + 1, max), 2);
-      assert.equal(chunkCountFor(first + rest, max), 2);
-      assert.equal(chunkCountFor(first + rest + 1, max), 3);
-      assert.equal(chunkCountFor(first + 10 * rest, max), 11);
-    }
-  });
+  void it(
+    'chunkCountFor: one chunk up to maxMessageBytes - 40, then maxMessageBytes - 12 per chunk',
+    T,
+    () => {
+      assert.equal(MIN_MESSAGE_BYTES, 168);
+      for (const max of [MIN_MESSAGE_BYTES, 1000, 65_536, 262_144]) {
+        const first = max - START_HEADER_BYTES;
+        const rest = max - DATA_HEADER_BYTES;
+        assert.equal(chunkCountFor(128, max), 1);
+        assert.equal(chunkCountFor(first, max), 1);
+        assert.equal(chunkCountFor(first + 1, max), 2);
+        assert.equal(chunkCountFor(first + rest, max), 2);
+        assert.equal(chunkCountFor(first + rest + 1, max), 3);
+        assert.equal(chunkCountFor(first + 10 * rest, max), 11);
+      }
+    },
+  );
+
+  void it(
+    'docs/protocol.md example: 1,000,000 points at 262,144-byte messages -> 46 chunks',
+    T,
+    () => {
+      assert.equal(chunkCountFor(128 + 12_000_000, 262_144), 46);
+    },
+  );
 
   void it('prepareFrame and writeChunk check their arguments', T, () => {
     assert.throws(() => prepareFrame(new Float32Array(4), 0, 0, 1000, zlibChecksum), RangeError);
-    assert.throws(() => prepareFrame(new Float32Array(3), 0, 0, MIN_MESSAGE_BYTES - 1, zlibChecksum), RangeError);
+    assert.throws(
+      () => prepareFrame(new Float32Array(3), 0, 0, MIN_MESSAGE_BYTES - 1, zlibChecksum),
+      RangeError,
+    );
     assert.throws(() => prepareFrame(new Float32Array(3), 0, 0, 1000.5, zlibChecksum), RangeError);
     const frame = prepareFrame(new Float32Array(300), 0, 0, 200, zlibChecksum);
     assert.throws(() => writeChunk(frame, -1, new Uint8Array(200)), RangeError);
@@ -470,7 +535,10 @@ void describe('chunking', () => {
     const points = randomPoints(prng(7), 10);
     const frame = prepareFrame(points, 3, 99, 1000, crc32Portable);
     assert.equal(frame.parts.length, 2);
-    assert.deepEqual(Buffer.from(frame.parts[0] as Uint8Array), Buffer.from(encodeNpyHeader([10, 3])));
+    assert.deepEqual(
+      Buffer.from(frame.parts[0] as Uint8Array),
+      Buffer.from(encodeNpyHeader([10, 3])),
+    );
     assert.equal((frame.parts[1] as Uint8Array).buffer, points.buffer);
     assert.equal(frame.payloadBytes, 128 + 120);
     assert.equal(frame.crc32, zlibCrc32(Buffer.concat(frame.parts as Uint8Array[])));
@@ -490,17 +558,23 @@ void describe('round trips: prepareFrame + writeChunk + FrameReassembler', () =>
     for (const count of counts) {
       void it(`${count} points at maxMessageBytes ${max}`, T, () => {
         const points = randomPoints(prng(count * 31 + max), count);
-        // zlib.crc32 on the sending side for 0 points is a known bug, tested on its own below.
-        const senderSum = count % 2 === 1 ? zlibChecksum : crc32Portable;
-        const receiverSum = count % 2 === 1 ? crc32Portable : zlibChecksum;
+        // One checksum on each side, alternating; both must declare the same CRC.
+        const senderSum = count % 2 === 0 ? zlibChecksum : crc32Portable;
+        const receiverSum = count % 2 === 0 ? crc32Portable : zlibChecksum;
         const made = makeFrame(points, 77, max, senderSum, 1_700_000_000_000.5);
         const { frame, chunks } = made;
+        assert.equal(
+          prepareFrame(points, 77, 0, max, receiverSum).crc32,
+          frame.crc32,
+          'zlib.crc32 and crc32Portable declare the same CRC',
+        );
         const payloadBytes = 128 + count * 12;
         assert.equal(frame.payloadBytes, payloadBytes);
         assert.equal(frame.chunkCount, chunkCountFor(payloadBytes, max));
         assert.equal(chunks.length, frame.chunkCount);
         if (count === fill) assert.equal(frame.chunkCount, 1, 'fills the first chunk');
-        if (count === fill + 1) assert.equal(frame.chunkCount, 2, 'one point more needs a second chunk');
+        if (count === fill + 1)
+          assert.equal(frame.chunkCount, 2, 'one point more needs a second chunk');
         if (max === 1368 && count === fill) assert.equal(chunks[0]?.length, max, 'exactly full');
 
         // Chunk headers: START then DATA 1, 2, ...; every chunk but the last is full.
@@ -550,7 +624,9 @@ void describe('round trips: prepareFrame + writeChunk + FrameReassembler', () =>
         assert.equal(pointCountOfNpyHeader(header), count);
         assert.equal(header.dataOffset, 128);
         const data = payload.subarray(header.dataOffset);
-        assert.ok(Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(bytesOf(points)));
+        assert.ok(
+          Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(bytesOf(points)),
+        );
         // points is a view into the payload (aligned: no copy).
         assert.equal(assembled.points.buffer, payload.buffer);
         assert.equal(assembled.points.byteOffset, payload.byteOffset + 128);
@@ -560,45 +636,69 @@ void describe('round trips: prepareFrame + writeChunk + FrameReassembler', () =>
     }
   }
 
-  void it(
-    '0 points with zlib.crc32 as the sender checksum (as client.ts does)',
-    {
-      ...T,
-      todo: 'bug: prepareFrame(new Float32Array(0), ..., zlib.crc32) declares crc32 0; zlib.crc32 of a view over a zero-length ArrayBuffer ignores its initial value',
-    },
-    () => {
-      const expected = crc32Portable(encodeNpyHeader([0, 3]));
-      const made = makeFrame(new Float32Array(0), 1, 1000, zlibChecksum);
-      assert.equal(made.frame.crc32, expected);
-      deliver(new FrameReassembler({ checksum: zlibChecksum }), made);
-    },
-  );
+  void it('0 points with zlib.crc32 as the sender checksum (as client.ts does)', T, () => {
+    const header = encodeNpyHeader([0, 3]);
+    const expected = crc32Portable(header);
+    assert.equal(zlibCrc32(header), expected);
+    assert.notEqual(expected, 0);
+    // A zero-length array over an empty buffer, and an empty view into a non-empty one.
+    const empties = [new Float32Array(0), new Float32Array(new ArrayBuffer(24), 12, 0)];
+    for (const [i, points] of empties.entries()) {
+      const made = makeFrame(points, 1 + i, 1000, zlibChecksum);
+      assert.equal(made.frame.crc32, expected, `empty frame ${i}: declared CRC`);
+      assert.equal(made.frame.payloadBytes, 128);
+      assert.equal(made.chunks.length, 1);
+      assert.equal(readChunkHeader(made.chunks[0] as Uint8Array).meta?.crc32, expected);
+      for (const checksum of [zlibChecksum, crc32Portable]) {
+        const frame = deliver(new FrameReassembler({ checksum }), made);
+        assert.equal(frame.pointCount, 0);
+        assert.equal(frame.points.length, 0);
+        assert.equal(frame.crc32, expected);
+        assert.deepEqual(Buffer.from(frame.payload), Buffer.from(header));
+      }
+    }
+  });
 
   void it('many frames in a row on one reassembler, with varied sizes', T, () => {
     const rand = prng(99);
     const r = new FrameReassembler({ checksum: zlibChecksum });
     for (let seq = 0; seq < 60; seq++) {
-      const made = makeFrame(randomPoints(rand, randomInt(rand, 0, 3000)), seq * 3, randomInt(rand, 168, 5000));
+      const made = makeFrame(
+        randomPoints(rand, randomInt(rand, 0, 3000)),
+        seq * 3,
+        randomInt(rand, 168, 5000),
+      );
       deliver(r, made);
       assert.equal(r.bytesBuffered, 0);
     }
   });
 
-  void it('a payload buffer at an unaligned offset still gives the right points (copy path)', T, () => {
-    const made = makeFrame(randomPoints(prng(5), 40), 1, 300);
-    const r = new FrameReassembler({ allocate: (bytes) => new Uint8Array(bytes + 1).subarray(1) });
-    const frame = deliver(r, made);
-    assert.notEqual(frame.points.buffer, frame.payload.buffer);
-  });
+  void it(
+    'a payload buffer at an unaligned offset still gives the right points (copy path)',
+    T,
+    () => {
+      const made = makeFrame(randomPoints(prng(5), 40), 1, 300);
+      const r = new FrameReassembler({
+        allocate: (bytes) => new Uint8Array(bytes + 1).subarray(1),
+      });
+      const frame = deliver(r, made);
+      assert.notEqual(frame.points.buffer, frame.payload.buffer);
+    },
+  );
 
-  void it('NumPy-written fixtures travel as chunked payloads', T, async () => {
-    const { readFileSync } = await import('node:fs');
-    const file = (name: string) => new Uint8Array(readFileSync(new URL(`./fixtures/npy/${name}`, import.meta.url)));
+  void it('NumPy-written fixtures travel as chunked payloads', T, () => {
+    const file = (name: string) =>
+      new Uint8Array(readFileSync(new URL(`./fixtures/npy/${name}`, import.meta.url)));
     const send = (bytes: Uint8Array, seq: number, pointCount: number): Uint8Array[] => {
       const max = 500;
       const chunkCount = chunkCountFor(bytes.length, max);
       const crc = zlibCrc32(bytes);
-      const out = [startChunk({ seq, payloadBytes: bytes.length, pointCount, crc32: crc, chunkCount }, bytes.subarray(0, max - 40))];
+      const out = [
+        startChunk(
+          { seq, payloadBytes: bytes.length, pointCount, crc32: crc, chunkCount },
+          bytes.subarray(0, max - 40),
+        ),
+      ];
       for (let i = 1, at = max - 40; i < chunkCount; i++, at += max - 12) {
         out.push(dataChunk(seq, i, bytes.subarray(at, at + max - 12)));
       }
@@ -625,46 +725,78 @@ void describe('round trips: prepareFrame + writeChunk + FrameReassembler', () =>
 void describe('reassembler: fatal chunk header errors', () => {
   const start = fiveChunkFrame(9).chunks[0] as Uint8Array;
   const data = fiveChunkFrame(9).chunks[1] as Uint8Array;
-  const cases: [string, Uint8Array, ErrorCode][] = [
-    ['empty message', new Uint8Array(0), ErrorCodes.CHUNK_TRUNCATED],
-    ['1-byte message', Uint8Array.of(1), ErrorCodes.CHUNK_TRUNCATED],
-    ['11-byte message', data.subarray(0, 11), ErrorCodes.CHUNK_TRUNCATED],
-    ['11-byte START', start.subarray(0, 11), ErrorCodes.CHUNK_TRUNCATED],
-    ['version 0', withU8(data, 0, 0), ErrorCodes.CHUNK_BAD_VERSION],
-    ['version 2', withU8(start, 0, 2), ErrorCodes.CHUNK_BAD_VERSION],
-    ['version 255', withU8(data, 0, 255), ErrorCodes.CHUNK_BAD_VERSION],
-    ['type 0', withU8(data, 1, 0), ErrorCodes.CHUNK_BAD_TYPE],
-    ['type 3', withU8(start, 1, 3), ErrorCodes.CHUNK_BAD_TYPE],
-    ['type 255', withU8(data, 1, 255), ErrorCodes.CHUNK_BAD_TYPE],
-    ['DATA with header length 40', withU16(data, 2, 40), ErrorCodes.CHUNK_BAD_HEADER],
-    ['DATA with header length 0', withU16(data, 2, 0), ErrorCodes.CHUNK_BAD_HEADER],
-    ['DATA with header length 13', withU16(data, 2, 13), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with header length 12', withU16(start, 2, 12), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with header length 41', withU16(start, 2, 41), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with header length 0xffff', withU16(start, 2, 0xffff), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START shorter than 40 bytes (39)', start.subarray(0, 39), ErrorCodes.CHUNK_TRUNCATED],
-    ['START of 12 bytes', start.subarray(0, 12), ErrorCodes.CHUNK_TRUNCATED],
-    ['START with index 1', withU32(start, 8, 1), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with index 0xffffffff', withU32(start, 8, 0xffffffff), ErrorCodes.CHUNK_BAD_HEADER],
-    ['DATA with index 0', withU32(data, 8, 0), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with flags 0x01', withU8(start, 27, 0x01), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with flags 0x80', withU8(start, 27, 0x80), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START declaring 0 chunks', withU32(start, 36, 0), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with a NaN capture time', withF64(start, 28, NaN), ErrorCodes.CHUNK_BAD_HEADER],
-    ['START with an infinite capture time', withF64(start, 28, -Infinity), ErrorCodes.CHUNK_BAD_HEADER],
+  // The expected seq is the header's when readChunkHeader got as far as reading it (it throws with
+  // details.seq), undefined when the message is too short or its version or type is unknown.
+  const cases: [string, Uint8Array, ErrorCode, number | undefined][] = [
+    ['empty message', new Uint8Array(0), ErrorCodes.CHUNK_TRUNCATED, undefined],
+    ['1-byte message', Uint8Array.of(1), ErrorCodes.CHUNK_TRUNCATED, undefined],
+    ['11-byte message', data.subarray(0, 11), ErrorCodes.CHUNK_TRUNCATED, undefined],
+    ['11-byte START', start.subarray(0, 11), ErrorCodes.CHUNK_TRUNCATED, undefined],
+    ['version 0', withU8(data, 0, 0), ErrorCodes.CHUNK_BAD_VERSION, undefined],
+    ['version 2', withU8(start, 0, 2), ErrorCodes.CHUNK_BAD_VERSION, undefined],
+    ['version 255', withU8(data, 0, 255), ErrorCodes.CHUNK_BAD_VERSION, undefined],
+    ['type 0', withU8(data, 1, 0), ErrorCodes.CHUNK_BAD_TYPE, undefined],
+    ['type 3', withU8(start, 1, 3), ErrorCodes.CHUNK_BAD_TYPE, undefined],
+    ['type 255', withU8(data, 1, 255), ErrorCodes.CHUNK_BAD_TYPE, undefined],
+    ['DATA with header length 40', withU16(data, 2, 40), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['DATA with header length 0', withU16(data, 2, 0), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['DATA with header length 13', withU16(data, 2, 13), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    [
+      'DATA with header length 13 and seq 0',
+      withU32(withU16(data, 2, 13), 4, 0),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      0,
+    ],
+    ['START with header length 12', withU16(start, 2, 12), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START with header length 41', withU16(start, 2, 41), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START with header length 0xffff', withU16(start, 2, 0xffff), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START shorter than 40 bytes (39)', start.subarray(0, 39), ErrorCodes.CHUNK_TRUNCATED, 9],
+    ['START of 12 bytes', start.subarray(0, 12), ErrorCodes.CHUNK_TRUNCATED, 9],
+    ['START with index 1', withU32(start, 8, 1), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START with index 0xffffffff', withU32(start, 8, 0xffffffff), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['DATA with index 0', withU32(data, 8, 0), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    [
+      'DATA with index 0 and seq 0xffffffff',
+      withU32(withU32(data, 8, 0), 4, 0xffffffff),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      0xffffffff,
+    ],
+    ['START with flags 0x01', withU8(start, 27, 0x01), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START with flags 0x80', withU8(start, 27, 0x80), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START declaring 0 chunks', withU32(start, 36, 0), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    [
+      'START declaring 0 chunks, seq 0',
+      withU32(withU32(start, 36, 0), 4, 0),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      0,
+    ],
+    ['START with a NaN capture time', withF64(start, 28, NaN), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    [
+      'START with an infinite capture time',
+      withF64(start, 28, -Infinity),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      9,
+    ],
   ];
-  for (const [what, message, code] of cases) {
-    void it(`${what} -> ${code}, fatal`, T, () => {
-      // readChunkHeader throws the code...
+  for (const [what, message, code, seq] of cases) {
+    void it(`${what} -> ${code}, fatal, seq ${seq}`, T, () => {
+      // readChunkHeader throws the code, with the seq in its details when it read one...
       assert.throws(
         () => readChunkHeader(message),
-        (error) => error instanceof PointstreamError && error.code === code,
+        (error) =>
+          error instanceof PointstreamError &&
+          error.code === code &&
+          error.details?.seq === seq &&
+          (seq !== undefined || error.details === undefined),
       );
-      // ...and the reassembler reports it as fatal, without a sequence number.
+      // ...and the reassembler reports it as fatal, with that seq (or undefined).
       const r = new FrameReassembler();
-      assertRejected(r.push(message), code, undefined, true);
+      assertRejected(r.push(message), code, seq, true);
       assert.equal(r.bytesBuffered, 0);
       assert.equal(r.framesInReassembly, 0);
+      // Nothing was registered: frame 9 (and frame 0, the smallest seq) still reassemble.
+      deliver(r, fiveChunkFrame(0));
+      deliver(r, fiveChunkFrame(9));
     });
   }
 
@@ -672,7 +804,27 @@ void describe('reassembler: fatal chunk header errors', () => {
     const made = fiveChunkFrame(4);
     const r = new FrameReassembler();
     assertPending(r.push(made.chunks[0] as Uint8Array));
-    assertRejected(r.push(withU8(made.chunks[1] as Uint8Array, 0, 7)), ErrorCodes.CHUNK_BAD_VERSION, undefined, true);
+    assertRejected(
+      r.push(withU8(made.chunks[1] as Uint8Array, 0, 7)),
+      ErrorCodes.CHUNK_BAD_VERSION,
+      undefined,
+      true,
+    );
+    // A bad header naming this very frame is fatal too, and leaves it alone.
+    assertRejected(
+      r.push(withU16(made.chunks[1] as Uint8Array, 2, 13)),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      4,
+      true,
+    );
+    assertRejected(
+      r.push(withU32(made.chunks[0] as Uint8Array, 8, 1)),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      4,
+      true,
+    );
+    assert.equal(r.framesInReassembly, 1);
+    assert.equal(r.bytesBuffered, 728);
     for (const chunk of made.chunks.slice(1, -1)) assertPending(r.push(chunk));
     assertSameFloats(assertFrame(r.push(made.chunks[4] as Uint8Array)).points, made.points);
   });
@@ -682,49 +834,214 @@ void describe('reassembler: rejected frames', () => {
   void it('DATA chunk before any START -> PS_ERR_CHUNK_UNKNOWN_FRAME, not fatal', T, () => {
     const r = new FrameReassembler();
     const made = fiveChunkFrame(3);
-    assertRejected(r.push(made.chunks[1] as Uint8Array), ErrorCodes.CHUNK_UNKNOWN_FRAME, 3, false);
+    const error = assertRejected(
+      r.push(made.chunks[1] as Uint8Array),
+      ErrorCodes.CHUNK_UNKNOWN_FRAME,
+      3,
+      false,
+    );
+    assert.match(error.message, /chunk 1 of frame 3/);
     assert.equal(r.bytesBuffered, 0);
     assert.equal(r.framesInReassembly, 0);
-    // It opened nothing: the same frame sent properly afterwards reassembles.
-    deliver(r, made);
+    // It opened nothing: the following frames reassemble.
     deliver(r, fiveChunkFrame(4));
+    deliver(r, fiveChunkFrame(5));
+  });
+
+  void it('the remaining chunks of a frame whose START never came are dropped quietly', T, () => {
+    const r = new FrameReassembler();
+    rejectsOnceThenRecovers(
+      r,
+      fiveChunkFrame(3).chunks.slice(1),
+      0,
+      ErrorCodes.CHUNK_UNKNOWN_FRAME,
+      3,
+    );
+    // Also when the first chunk seen is not chunk 1, and when a chunk repeats.
+    const { chunks } = fiveChunkFrame(40);
+    rejectsOnceThenRecovers(
+      r,
+      [chunks[3], chunks[2], chunks[4], chunks[4], chunks[1]] as Uint8Array[],
+      0,
+      ErrorCodes.CHUNK_UNKNOWN_FRAME,
+      40,
+    );
+  });
+
+  void it('interleaved chunks of several unknown frames: each frame is reported once', T, () => {
+    const r = new FrameReassembler();
+    const messages: [number, number][] = [
+      [10, 1],
+      [20, 1],
+      [10, 2],
+      [30, 3],
+      [20, 2],
+      [30, 4],
+      [10, 3],
+      [0, 7],
+      [20, 3],
+      [0, 8],
+      [30, 5],
+    ];
+    const reported: number[] = [];
+    for (const [seq, index] of messages) {
+      const result = r.push(dataChunk(seq, index, new Uint8Array(16)));
+      if (result.kind === 'rejected') {
+        assertRejected(result, ErrorCodes.CHUNK_UNKNOWN_FRAME, seq, false, `${seq}/${index}`);
+        reported.push(seq);
+      } else assertPending(result, `${seq}/${index}`);
+    }
+    assert.deepEqual(reported, [10, 20, 30, 0]);
+    assert.equal(r.bytesBuffered, 0);
+    assert.equal(r.framesInReassembly, 0);
+    deliver(r, fiveChunkFrame(31));
+    assert.equal(r.bytesBuffered, 0);
   });
 
   void it(
-    'the remaining chunks of a frame whose START never came are dropped quietly',
-    { ...T, todo: 'bug: every further DATA chunk of an unknown frame is rejected again with PS_ERR_CHUNK_UNKNOWN_FRAME' },
+    '10,000 DATA chunks with distinct invented seqs: each rejected once, memory stays bounded',
+    T,
     () => {
+      const rand = prng(0x5e9);
+      const seqs = new Set<number>();
+      while (seqs.size < 10_000) seqs.add(randomInt(rand, 0, 0xfffffffe));
+      const order = [...seqs];
       const r = new FrameReassembler();
-      rejectsOnceThenRecovers(r, fiveChunkFrame(3).chunks.slice(1), 0, ErrorCodes.CHUNK_UNKNOWN_FRAME, 3);
+      for (const [i, seq] of order.entries()) {
+        const message = dataChunk(seq, randomInt(rand, 1, 0xfffffffe), new Uint8Array(i % 7));
+        assertRejected(r.push(message), ErrorCodes.CHUNK_UNKNOWN_FRAME, seq, false, `chunk ${i}`);
+        assert.equal(r.framesInReassembly, 0);
+        assert.equal(r.bytesBuffered, 0);
+      }
+      // Bounded bookkeeping cannot remember 10,000 frames: sending the same 10,000 seqs again,
+      // some of them must be reported again (had all been remembered, none would be).
+      let again = 0;
+      for (const seq of order) {
+        const result = r.push(dataChunk(seq, 1));
+        if (result.kind === 'rejected') {
+          assertRejected(result, ErrorCodes.CHUNK_UNKNOWN_FRAME, seq, false);
+          again++;
+        } else assertPending(result);
+      }
+      assert.ok(again > 0, 'all 10,000 invented frames were remembered');
+      // A valid frame afterwards still reassembles.
+      const seq = 0xffffffff;
+      assert.ok(!seqs.has(seq));
+      deliver(r, fiveChunkFrame(seq, 1));
+      assert.equal(r.bytesBuffered, 0);
+      assert.equal(r.framesInReassembly, 0);
     },
   );
 
   void it('a skipped chunk index -> PS_ERR_CHUNK_OUT_OF_ORDER', T, () => {
     const { chunks } = fiveChunkFrame(6);
     const r = new FrameReassembler();
-    const error = rejectsOnceThenRecovers(r, [chunks[0], chunks[1], chunks[3], chunks[4]] as Uint8Array[], 2, ErrorCodes.CHUNK_OUT_OF_ORDER, 6);
+    const error = rejectsOnceThenRecovers(
+      r,
+      [chunks[0], chunks[1], chunks[3], chunks[4]] as Uint8Array[],
+      2,
+      ErrorCodes.CHUNK_OUT_OF_ORDER,
+      6,
+    );
     assert.match(error.message, /chunk 3 .*chunk 2 was due/);
   });
 
-  void it('a skipped chunk index straight to the last chunk -> PS_ERR_CHUNK_OUT_OF_ORDER', T, () => {
-    const { chunks } = fiveChunkFrame(6);
-    const r = new FrameReassembler();
-    rejectsOnceThenRecovers(r, [chunks[0], chunks[1], chunks[4]] as Uint8Array[], 2, ErrorCodes.CHUNK_OUT_OF_ORDER, 6);
-  });
+  void it(
+    'a skipped chunk index straight to the last chunk -> PS_ERR_CHUNK_OUT_OF_ORDER',
+    T,
+    () => {
+      const { chunks } = fiveChunkFrame(6);
+      const r = new FrameReassembler();
+      rejectsOnceThenRecovers(
+        r,
+        [chunks[0], chunks[1], chunks[4]] as Uint8Array[],
+        2,
+        ErrorCodes.CHUNK_OUT_OF_ORDER,
+        6,
+      );
+    },
+  );
+
+  for (const bogus of [4, 5, 99, 0xffffffff]) {
+    void it(
+      `chunk index ${bogus} where 2 is due (5 chunks) -> one PS_ERR_CHUNK_OUT_OF_ORDER, then the real chunks are dropped quietly`,
+      T,
+      () => {
+        const { chunks } = fiveChunkFrame(6);
+        const messages = [
+          chunks[0],
+          chunks[1],
+          dataChunk(6, bogus, new Uint8Array(10)),
+          ...chunks.slice(2),
+        ] as Uint8Array[];
+        const error = rejectsOnceThenRecovers(
+          new FrameReassembler(),
+          messages,
+          2,
+          ErrorCodes.CHUNK_OUT_OF_ORDER,
+          6,
+        );
+        assert.match(error.message, new RegExp(`chunk ${bogus} .*chunk 2 was due`));
+      },
+    );
+  }
 
   void it('a repeated chunk index -> PS_ERR_CHUNK_OUT_OF_ORDER', T, () => {
     const { chunks } = fiveChunkFrame(6);
     const r = new FrameReassembler();
-    const messages = [chunks[0], chunks[1], chunks[1], chunks[2], chunks[3], chunks[4]] as Uint8Array[];
+    const messages = [
+      chunks[0],
+      chunks[1],
+      chunks[1],
+      chunks[2],
+      chunks[3],
+      chunks[4],
+    ] as Uint8Array[];
     rejectsOnceThenRecovers(r, messages, 2, ErrorCodes.CHUNK_OUT_OF_ORDER, 6);
   });
 
-  void it('a repeated chunk 0 (START) is a duplicate frame -> PS_ERR_FRAME_DUPLICATE', T, () => {
-    const { chunks } = fiveChunkFrame(6);
-    const r = new FrameReassembler();
-    assertPending(r.push(chunks[0] as Uint8Array));
-    assertRejected(r.push(chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 6, false);
-  });
+  void it(
+    'a START repeating the seq of a frame under way rejects that frame once (PS_ERR_FRAME_DUPLICATE); later chunks of that seq are dropped quietly',
+    T,
+    () => {
+      const { chunks } = fiveChunkFrame(6);
+      const r = new FrameReassembler();
+      // The frame under way got chunks 0 and 1; then frame 6 starts over and is sent whole.
+      const messages = [chunks[0], chunks[1], ...chunks] as Uint8Array[];
+      rejectsOnceThenRecovers(r, messages, 2, ErrorCodes.FRAME_DUPLICATE, 6);
+      // Just the START repeated, right after the first one.
+      const again = fiveChunkFrame(8);
+      rejectsOnceThenRecovers(
+        r,
+        [again.chunks[0], ...again.chunks] as Uint8Array[],
+        1,
+        ErrorCodes.FRAME_DUPLICATE,
+        8,
+      );
+    },
+  );
+
+  void it(
+    'a duplicate START for one of two open frames rejects just that one, and evicts nothing',
+    T,
+    () => {
+      const r = new FrameReassembler({ limits: { maxFramesInReassembly: 2 } });
+      const a = fiveChunkFrame(1);
+      const b = fiveChunkFrame(2);
+      assertPending(r.push(a.chunks[0] as Uint8Array));
+      assertPending(r.push(b.chunks[0] as Uint8Array));
+      assertPending(r.push(b.chunks[1] as Uint8Array));
+      assertRejected(r.push(b.chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 2, false);
+      assert.equal(r.framesInReassembly, 1);
+      assert.equal(r.bytesBuffered, 728);
+      for (const chunk of b.chunks.slice(1)) assertPending(r.push(chunk), 'frame 2, dropped');
+      for (const chunk of a.chunks.slice(1, -1)) assertPending(r.push(chunk), 'frame 1');
+      assertSameFloats(assertFrame(r.push(a.chunks[4] as Uint8Array)).points, a.points);
+      assert.equal(r.bytesBuffered, 0);
+      assert.equal(r.framesInReassembly, 0);
+      deliver(r, fiveChunkFrame(3));
+    },
+  );
 
   void it('more bytes than declared in the last chunk -> PS_ERR_CHUNK_OVERFLOW', T, () => {
     const { chunks } = fiveChunkFrame(8);
@@ -734,29 +1051,55 @@ void describe('reassembler: rejected frames', () => {
 
   void it('more bytes than declared in a middle chunk -> PS_ERR_CHUNK_OVERFLOW', T, () => {
     const { chunks } = fiveChunkFrame(8);
-    const messages = [chunks[0], dataChunk(8, 1, new Uint8Array(700)), ...chunks.slice(2)] as Uint8Array[];
+    const messages = [
+      chunks[0],
+      dataChunk(8, 1, new Uint8Array(700)),
+      ...chunks.slice(2),
+    ] as Uint8Array[];
     rejectsOnceThenRecovers(new FrameReassembler(), messages, 1, ErrorCodes.CHUNK_OVERFLOW, 8);
   });
 
-  void it('a START chunk carrying more than the declared payload -> PS_ERR_CHUNK_OVERFLOW', T, () => {
-    const { chunks } = fiveChunkFrame(8);
-    const messages = [withU32(chunks[0] as Uint8Array, 12, 150), ...chunks.slice(1)];
-    const { sizes, allocate } = countingAllocator();
-    rejectsOnceThenRecovers(new FrameReassembler({ allocate }), messages, 0, ErrorCodes.CHUNK_OVERFLOW, 8);
-    assert.deepEqual(sizes, [728], 'only the next (valid) frame allocated');
-  });
+  void it(
+    'a START chunk carrying more than the declared payload -> PS_ERR_CHUNK_OVERFLOW',
+    T,
+    () => {
+      const { chunks } = fiveChunkFrame(8);
+      const messages = [withU32(chunks[0] as Uint8Array, 12, 150), ...chunks.slice(1)];
+      const { sizes, allocate } = countingAllocator();
+      rejectsOnceThenRecovers(
+        new FrameReassembler({ allocate }),
+        messages,
+        0,
+        ErrorCodes.CHUNK_OVERFLOW,
+        8,
+      );
+      assert.deepEqual(sizes, [728], 'only the next (valid) frame allocated');
+    },
+  );
 
   void it('fewer bytes than declared at the last chunk -> PS_ERR_FRAME_LENGTH_MISMATCH', T, () => {
     const { chunks } = fiveChunkFrame(10);
     const last = chunks[4] as Uint8Array;
     const messages = [...chunks.slice(0, 4), last.subarray(0, last.length - 1)];
-    rejectsOnceThenRecovers(new FrameReassembler(), messages, 4, ErrorCodes.FRAME_LENGTH_MISMATCH, 10);
+    rejectsOnceThenRecovers(
+      new FrameReassembler(),
+      messages,
+      4,
+      ErrorCodes.FRAME_LENGTH_MISMATCH,
+      10,
+    );
   });
 
   void it('a single-chunk frame whose START lacks bytes -> PS_ERR_FRAME_LENGTH_MISMATCH', T, () => {
     const made = makeFrame(randomPoints(prng(1), 3), 10, 1000);
     const only = made.chunks[0] as Uint8Array;
-    rejectsOnceThenRecovers(new FrameReassembler(), [only.subarray(0, only.length - 12)], 0, ErrorCodes.FRAME_LENGTH_MISMATCH, 10);
+    rejectsOnceThenRecovers(
+      new FrameReassembler(),
+      [only.subarray(0, only.length - 12)],
+      0,
+      ErrorCodes.FRAME_LENGTH_MISMATCH,
+      10,
+    );
   });
 
   void it('a flipped payload byte -> PS_ERR_FRAME_CHECKSUM', T, () => {
@@ -774,51 +1117,104 @@ void describe('reassembler: rejected frames', () => {
 
   void it('a wrong crc32 in the START header -> PS_ERR_FRAME_CHECKSUM', T, () => {
     const { chunks, frame } = fiveChunkFrame(12);
-    const messages = [withU32(chunks[0] as Uint8Array, 20, (frame.crc32 ^ 0x80000000) >>> 0), ...chunks.slice(1)];
+    const messages = [
+      withU32(chunks[0] as Uint8Array, 20, (frame.crc32 ^ 0x80000000) >>> 0),
+      ...chunks.slice(1),
+    ];
     rejectsOnceThenRecovers(new FrameReassembler(), messages, 4, ErrorCodes.FRAME_CHECKSUM, 12);
   });
 
-  void it('declared size above maxFrameBytes -> PS_ERR_FRAME_TOO_LARGE, nothing allocated', T, () => {
-    const { sizes, allocate } = countingAllocator();
-    const r = new FrameReassembler({ limits: { maxFrameBytes: 727 }, allocate });
-    rejectsOnceThenRecovers(r, fiveChunkFrame(14).chunks, 0, ErrorCodes.FRAME_TOO_LARGE, 14, smallFrame(15));
-    assert.deepEqual(sizes, [248], 'only the next (small) frame allocated');
-    // At the limit exactly, the frame is accepted.
-    const edge = new FrameReassembler({ limits: { maxFrameBytes: 728 } });
-    deliver(edge, fiveChunkFrame(1));
-  });
+  void it(
+    'declared size above maxFrameBytes -> PS_ERR_FRAME_TOO_LARGE, nothing allocated',
+    T,
+    () => {
+      const { sizes, allocate } = countingAllocator();
+      const r = new FrameReassembler({ limits: { maxFrameBytes: 727 }, allocate });
+      rejectsOnceThenRecovers(
+        r,
+        fiveChunkFrame(14).chunks,
+        0,
+        ErrorCodes.FRAME_TOO_LARGE,
+        14,
+        smallFrame(15),
+      );
+      assert.deepEqual(sizes, [248], 'only the next (small) frame allocated');
+      // At the limit exactly, the frame is accepted.
+      const edge = new FrameReassembler({ limits: { maxFrameBytes: 728 } });
+      deliver(edge, fiveChunkFrame(1));
+    },
+  );
 
-  void it('a hostile 4 GiB START -> PS_ERR_FRAME_TOO_LARGE with default limits, nothing allocated', T, () => {
-    const { sizes, allocate } = countingAllocator();
-    const r = new FrameReassembler({ allocate });
-    const hostile = startChunk(
-      { seq: 20, payloadBytes: 0xffffffff, pointCount: 1000, chunkCount: 3 },
-      encodeNpyHeader([1000, 3]),
-    );
-    const messages = [hostile, dataChunk(20, 1, new Uint8Array(100)), dataChunk(20, 2, new Uint8Array(100))];
-    rejectsOnceThenRecovers(r, messages, 0, ErrorCodes.FRAME_TOO_LARGE, 20);
-    assert.deepEqual(sizes, [728], 'only the following valid frame allocated');
-  });
+  void it(
+    'a hostile 4 GiB START -> PS_ERR_FRAME_TOO_LARGE with default limits, nothing allocated',
+    T,
+    () => {
+      const { sizes, allocate } = countingAllocator();
+      const r = new FrameReassembler({ allocate });
+      const hostile = startChunk(
+        { seq: 20, payloadBytes: 0xffffffff, pointCount: 1000, chunkCount: 3 },
+        encodeNpyHeader([1000, 3]),
+      );
+      const messages = [
+        hostile,
+        dataChunk(20, 1, new Uint8Array(100)),
+        dataChunk(20, 2, new Uint8Array(100)),
+      ];
+      rejectsOnceThenRecovers(r, messages, 0, ErrorCodes.FRAME_TOO_LARGE, 20);
+      assert.deepEqual(sizes, [728], 'only the following valid frame allocated');
+    },
+  );
 
   void it('too many points -> PS_ERR_FRAME_TOO_MANY_POINTS', T, () => {
     const { sizes, allocate } = countingAllocator();
     const r = new FrameReassembler({ limits: { maxPointsPerFrame: 49 }, allocate });
-    const error = rejectsOnceThenRecovers(r, fiveChunkFrame(16).chunks, 0, ErrorCodes.FRAME_TOO_MANY_POINTS, 16, smallFrame(17));
+    const error = rejectsOnceThenRecovers(
+      r,
+      fiveChunkFrame(16).chunks,
+      0,
+      ErrorCodes.FRAME_TOO_MANY_POINTS,
+      16,
+      smallFrame(17),
+    );
     assert.match(error.message, /50 points/);
     assert.deepEqual(sizes, [248], 'only the next (small) frame allocated');
   });
 
   void it('a hostile point count -> PS_ERR_FRAME_TOO_MANY_POINTS with default limits', T, () => {
-    const hostile = startChunk({ seq: 1, payloadBytes: 128, pointCount: 0xffffffff, chunkCount: 2 }, encodeNpyHeader([0, 3]));
-    rejectsOnceThenRecovers(new FrameReassembler(), [hostile, dataChunk(1, 1)], 0, ErrorCodes.FRAME_TOO_MANY_POINTS, 1);
+    const hostile = startChunk(
+      { seq: 1, payloadBytes: 128, pointCount: 0xffffffff, chunkCount: 2 },
+      encodeNpyHeader([0, 3]),
+    );
+    rejectsOnceThenRecovers(
+      new FrameReassembler(),
+      [hostile, dataChunk(1, 1)],
+      0,
+      ErrorCodes.FRAME_TOO_MANY_POINTS,
+      1,
+    );
   });
 
   void it('too many chunks -> PS_ERR_FRAME_TOO_MANY_CHUNKS', T, () => {
     const r = new FrameReassembler({ limits: { maxChunksPerFrame: 4 } });
-    rejectsOnceThenRecovers(r, fiveChunkFrame(18).chunks, 0, ErrorCodes.FRAME_TOO_MANY_CHUNKS, 18, smallFrame(19));
+    rejectsOnceThenRecovers(
+      r,
+      fiveChunkFrame(18).chunks,
+      0,
+      ErrorCodes.FRAME_TOO_MANY_CHUNKS,
+      18,
+      smallFrame(19),
+    );
     // A hostile chunk count with default limits.
-    const hostile = startChunk({ seq: 30, payloadBytes: 128, chunkCount: 0xffffffff }, encodeNpyHeader([0, 3]));
-    assertRejected(new FrameReassembler().push(hostile), ErrorCodes.FRAME_TOO_MANY_CHUNKS, 30, false);
+    const hostile = startChunk(
+      { seq: 30, payloadBytes: 128, chunkCount: 0xffffffff },
+      encodeNpyHeader([0, 3]),
+    );
+    assertRejected(
+      new FrameReassembler().push(hostile),
+      ErrorCodes.FRAME_TOO_MANY_CHUNKS,
+      30,
+      false,
+    );
   });
 
   for (const [what, offset, value] of [
@@ -832,123 +1228,356 @@ void describe('reassembler: rejected frames', () => {
     void it(`${what} -> PS_ERR_FRAME_UNSUPPORTED_FORMAT`, T, () => {
       const { chunks } = fiveChunkFrame(22);
       const messages = [withU8(chunks[0] as Uint8Array, offset, value), ...chunks.slice(1)];
-      rejectsOnceThenRecovers(new FrameReassembler(), messages, 0, ErrorCodes.FRAME_UNSUPPORTED_FORMAT, 22);
+      rejectsOnceThenRecovers(
+        new FrameReassembler(),
+        messages,
+        0,
+        ErrorCodes.FRAME_UNSUPPORTED_FORMAT,
+        22,
+      );
     });
   }
 
-  void it('an npy header that disagrees with the START point count -> PS_ERR_FRAME_LENGTH_MISMATCH', T, () => {
-    // START says 51 points (and a payload 12 bytes longer), the .npy header says 50.
-    const { chunks } = fiveChunkFrame(24);
-    const lying = withU32(withU32(chunks[0] as Uint8Array, 16, 51), 12, 728 + 12);
-    rejectsOnceThenRecovers(new FrameReassembler(), [lying, ...chunks.slice(1)], 0, ErrorCodes.FRAME_LENGTH_MISMATCH, 24);
-    // START says 50 points, but a payload one byte longer than the .npy needs.
-    const { chunks: more } = fiveChunkFrame(30);
-    const long = withU32(more[0] as Uint8Array, 12, 729);
-    rejectsOnceThenRecovers(new FrameReassembler(), [long, ...more.slice(1)], 0, ErrorCodes.FRAME_LENGTH_MISMATCH, 30);
-    // The .npy header itself says (49, 3).
-    const npy = encodeNpyHeader([49, 3]);
-    const wrongNpy = (chunks[0] as Uint8Array).slice();
-    wrongNpy.set(npy, 40);
-    rejectsOnceThenRecovers(new FrameReassembler(), [wrongNpy, ...chunks.slice(1)], 0, ErrorCodes.FRAME_LENGTH_MISMATCH, 24);
-  });
+  void it(
+    'an npy header that disagrees with the START point count -> PS_ERR_FRAME_LENGTH_MISMATCH',
+    T,
+    () => {
+      // START says 51 points (and a payload 12 bytes longer), the .npy header says 50.
+      const { chunks } = fiveChunkFrame(24);
+      const lying = withU32(withU32(chunks[0] as Uint8Array, 16, 51), 12, 728 + 12);
+      rejectsOnceThenRecovers(
+        new FrameReassembler(),
+        [lying, ...chunks.slice(1)],
+        0,
+        ErrorCodes.FRAME_LENGTH_MISMATCH,
+        24,
+      );
+      // START says 50 points, but a payload one byte longer than the .npy needs.
+      const { chunks: more } = fiveChunkFrame(30);
+      const long = withU32(more[0] as Uint8Array, 12, 729);
+      rejectsOnceThenRecovers(
+        new FrameReassembler(),
+        [long, ...more.slice(1)],
+        0,
+        ErrorCodes.FRAME_LENGTH_MISMATCH,
+        30,
+      );
+      // The .npy header itself says (49, 3).
+      const npy = encodeNpyHeader([49, 3]);
+      const wrongNpy = (chunks[0] as Uint8Array).slice();
+      wrongNpy.set(npy, 40);
+      rejectsOnceThenRecovers(
+        new FrameReassembler(),
+        [wrongNpy, ...chunks.slice(1)],
+        0,
+        ErrorCodes.FRAME_LENGTH_MISMATCH,
+        24,
+      );
+    },
+  );
 
-  void it('a START chunk too short to hold the npy header -> PS_ERR_FRAME_LENGTH_MISMATCH', T, () => {
-    const npy = encodeNpyHeader([0, 3]);
-    const short = startChunk({ seq: 26, payloadBytes: 128, chunkCount: 2 }, npy.subarray(0, 100));
-    rejectsOnceThenRecovers(new FrameReassembler(), [short, dataChunk(26, 1, npy.subarray(100))], 0, ErrorCodes.FRAME_LENGTH_MISMATCH, 26);
-  });
+  void it(
+    'a START chunk too short to hold the npy header -> PS_ERR_FRAME_LENGTH_MISMATCH',
+    T,
+    () => {
+      const npy = encodeNpyHeader([0, 3]);
+      const short = startChunk({ seq: 26, payloadBytes: 128, chunkCount: 2 }, npy.subarray(0, 100));
+      rejectsOnceThenRecovers(
+        new FrameReassembler(),
+        [short, dataChunk(26, 1, npy.subarray(100))],
+        0,
+        ErrorCodes.FRAME_LENGTH_MISMATCH,
+        26,
+      );
+    },
+  );
 
   void it('a START chunk whose payload is not .npy -> the PS_ERR_NPY_* code, not fatal', T, () => {
     const { chunks } = fiveChunkFrame(28);
-    rejectsOnceThenRecovers(new FrameReassembler(), [withU8(chunks[0] as Uint8Array, 40, 0), ...chunks.slice(1)], 0, ErrorCodes.NPY_BAD_MAGIC, 28);
+    rejectsOnceThenRecovers(
+      new FrameReassembler(),
+      [withU8(chunks[0] as Uint8Array, 40, 0), ...chunks.slice(1)],
+      0,
+      ErrorCodes.NPY_BAD_MAGIC,
+      28,
+    );
     const { chunks: again } = fiveChunkFrame(28);
-    rejectsOnceThenRecovers(new FrameReassembler(), [withU8(again[0] as Uint8Array, 46, 9), ...again.slice(1)], 0, ErrorCodes.NPY_BAD_VERSION, 28);
+    rejectsOnceThenRecovers(
+      new FrameReassembler(),
+      [withU8(again[0] as Uint8Array, 46, 9), ...again.slice(1)],
+      0,
+      ErrorCodes.NPY_BAD_VERSION,
+      28,
+    );
     const f8 = (again[0] as Uint8Array).slice();
     f8.set(encodeNpyHeader([50, 3], '<f8'), 40);
-    rejectsOnceThenRecovers(new FrameReassembler(), [f8, ...again.slice(1)], 0, ErrorCodes.NPY_UNSUPPORTED_DTYPE, 28);
-  });
-
-  void it('a repeated or decreasing sequence number -> PS_ERR_FRAME_DUPLICATE (single-chunk frames)', T, () => {
-    const r = new FrameReassembler();
-    const one = (seq: number) => makeFrame(randomPoints(prng(seq), 2), seq, 1000);
-    deliver(r, one(5));
-    assertRejected(r.push(one(5).chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 5, false);
-    assertRejected(r.push(one(4).chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 4, false);
-    assertRejected(r.push(one(0).chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 0, false);
-    assert.equal(r.bytesBuffered, 0);
-    deliver(r, one(6));
-    // Gaps in sequence numbers are fine.
-    deliver(r, one(1000));
+    rejectsOnceThenRecovers(
+      new FrameReassembler(),
+      [f8, ...again.slice(1)],
+      0,
+      ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+      28,
+    );
   });
 
   void it(
-    'a repeated sequence number on a multi-chunk frame -> one PS_ERR_FRAME_DUPLICATE, then its chunks are dropped quietly',
-    {
-      ...T,
-      todo: 'bug: after FRAME_DUPLICATE each DATA chunk of the duplicate frame is rejected again with PS_ERR_CHUNK_UNKNOWN_FRAME',
+    'a repeated or decreasing sequence number -> PS_ERR_FRAME_DUPLICATE (single-chunk frames)',
+    T,
+    () => {
+      const r = new FrameReassembler();
+      const one = (seq: number) => makeFrame(randomPoints(prng(seq), 2), seq, 1000);
+      deliver(r, one(5));
+      assertRejected(r.push(one(5).chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 5, false);
+      assertRejected(r.push(one(4).chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 4, false);
+      assertRejected(r.push(one(0).chunks[0] as Uint8Array), ErrorCodes.FRAME_DUPLICATE, 0, false);
+      assert.equal(r.bytesBuffered, 0);
+      deliver(r, one(6));
+      // Gaps in sequence numbers are fine.
+      deliver(r, one(1000));
     },
+  );
+
+  void it(
+    'a repeated sequence number on a multi-chunk frame -> one PS_ERR_FRAME_DUPLICATE, then its chunks are dropped quietly',
+    T,
     () => {
       const r = new FrameReassembler();
       deliver(r, fiveChunkFrame(5));
-      rejectsOnceThenRecovers(r, fiveChunkFrame(5).chunks, 0, ErrorCodes.FRAME_DUPLICATE, 5, fiveChunkFrame(6));
+      rejectsOnceThenRecovers(
+        r,
+        fiveChunkFrame(5).chunks,
+        0,
+        ErrorCodes.FRAME_DUPLICATE,
+        5,
+        fiveChunkFrame(6),
+      );
     },
   );
 
   void it(
     'a decreasing sequence number on a multi-chunk frame -> one PS_ERR_FRAME_DUPLICATE, then its chunks are dropped quietly',
-    {
-      ...T,
-      todo: 'bug: after FRAME_DUPLICATE each DATA chunk of the duplicate frame is rejected again with PS_ERR_CHUNK_UNKNOWN_FRAME',
-    },
+    T,
     () => {
       const r = new FrameReassembler();
       deliver(r, fiveChunkFrame(5));
-      rejectsOnceThenRecovers(r, fiveChunkFrame(2).chunks, 0, ErrorCodes.FRAME_DUPLICATE, 2, fiveChunkFrame(6));
+      rejectsOnceThenRecovers(
+        r,
+        fiveChunkFrame(2).chunks,
+        0,
+        ErrorCodes.FRAME_DUPLICATE,
+        2,
+        fiveChunkFrame(6),
+      );
     },
   );
 
-  void it('more frames started than maxFramesInReassembly -> PS_ERR_FRAME_REASSEMBLY_LIMIT', T, () => {
-    const { sizes, allocate } = countingAllocator();
-    const r = new FrameReassembler({ limits: { maxFramesInReassembly: 2 }, allocate });
-    const a = fiveChunkFrame(1);
-    const b = fiveChunkFrame(2);
-    const c = fiveChunkFrame(3);
-    assertPending(r.push(a.chunks[0] as Uint8Array));
-    assertPending(r.push(b.chunks[0] as Uint8Array));
-    assert.equal(r.framesInReassembly, 2);
-    assert.equal(r.bytesBuffered, 2 * 728);
-    assertRejected(r.push(c.chunks[0] as Uint8Array), ErrorCodes.FRAME_REASSEMBLY_LIMIT, 3, false);
-    assert.equal(sizes.length, 2, 'no allocation for the refused frame');
-    for (const chunk of c.chunks.slice(1)) assertPending(r.push(chunk), 'rest of the refused frame');
-    assert.equal(r.framesInReassembly, 2);
-    // Interleaved, the two frames in reassembly both complete.
-    for (let i = 1; i < 4; i++) {
-      assertPending(r.push(a.chunks[i] as Uint8Array));
-      assertPending(r.push(b.chunks[i] as Uint8Array));
+  void it(
+    'a valid START with every slot taken evicts the oldest unfinished frame (PS_ERR_FRAME_INCOMPLETE) and proceeds',
+    T,
+    () => {
+      const { sizes, allocate } = countingAllocator();
+      const r = new FrameReassembler({ limits: { maxFramesInReassembly: 2 }, allocate });
+      const a = fiveChunkFrame(1); // 728 bytes
+      const b = smallFrame(2); // 248 bytes
+      const c = fiveChunkFrame(3);
+      assertPending(r.push(a.chunks[0] as Uint8Array));
+      assertPending(r.push(a.chunks[1] as Uint8Array));
+      assertPending(r.push(b.chunks[0] as Uint8Array));
+      assert.equal(r.framesInReassembly, 2);
+      assert.equal(r.bytesBuffered, 728 + 248);
+
+      const [own, evicted] = splitEviction(r.push(c.chunks[0] as Uint8Array));
+      assertPending(own, 'the new frame');
+      const error = assertRejected(evicted, ErrorCodes.FRAME_INCOMPLETE, 1, false, 'evicted');
+      assert.match(error.message, /frame 1\b/);
+      assert.deepEqual(sizes, [728, 248, 728], 'the new frame was allocated');
+      assert.equal(r.framesInReassembly, 2);
+      assert.equal(r.bytesBuffered, 248 + 728, 'the evicted frame released its bytes');
+
+      // The rest of the evicted frame is dropped quietly, with no second report.
+      for (const chunk of a.chunks.slice(2)) assertPending(r.push(chunk), 'evicted frame 1');
+      assert.equal(r.bytesBuffered, 248 + 728);
+      // The two open frames complete, interleaved.
+      for (let i = 1; i < 4; i++) assertPending(r.push(c.chunks[i] as Uint8Array), `c ${i}`);
+      assertSameFloats(assertFrame(r.push(b.chunks[1] as Uint8Array)).points, b.points);
+      assert.equal(r.bytesBuffered, 728);
+      assertSameFloats(assertFrame(r.push(c.chunks[4] as Uint8Array)).points, c.points);
+      assert.equal(r.bytesBuffered, 0);
+      assert.equal(r.framesInReassembly, 0);
+      deliver(r, fiveChunkFrame(4));
+      assert.equal(r.bytesBuffered, 0);
+    },
+  );
+
+  void it('evicted frames go oldest first, by START arrival (maxFramesInReassembly 3)', T, () => {
+    const r = new FrameReassembler({ limits: { maxFramesInReassembly: 3 } });
+    const frames = [1, 2, 3, 4, 5].map((seq) => fiveChunkFrame(seq));
+    const [f1, f2, f3, f4, f5] = frames as [TestFrame, TestFrame, TestFrame, TestFrame, TestFrame];
+    for (const f of [f1, f2, f3]) assertPending(r.push(f.chunks[0] as Uint8Array));
+    // Progress on frame 1 does not make it any younger.
+    assertPending(r.push(f1.chunks[1] as Uint8Array));
+    let [own, evicted] = splitEviction(r.push(f4.chunks[0] as Uint8Array));
+    assertPending(own);
+    assertRejected(evicted, ErrorCodes.FRAME_INCOMPLETE, 1, false);
+    [own, evicted] = splitEviction(r.push(f5.chunks[0] as Uint8Array));
+    assertPending(own);
+    assertRejected(evicted, ErrorCodes.FRAME_INCOMPLETE, 2, false);
+    assert.equal(r.framesInReassembly, 3);
+    assert.equal(r.bytesBuffered, 3 * 728);
+    for (const f of [f3, f4, f5]) {
+      for (const chunk of f.chunks.slice(1, -1)) assertPending(r.push(chunk));
     }
-    assertSameFloats(assertFrame(r.push(a.chunks[4] as Uint8Array)).points, a.points);
-    assert.equal(r.bytesBuffered, 728);
-    assertSameFloats(assertFrame(r.push(b.chunks[4] as Uint8Array)).points, b.points);
-    assert.equal(r.bytesBuffered, 0);
-    deliver(r, fiveChunkFrame(4));
+    for (const f of [f5, f3, f4]) {
+      assertSameFloats(assertFrame(r.push(f.chunks[4] as Uint8Array)).points, f.points);
+    }
     assert.equal(r.bytesBuffered, 0);
   });
+
+  void it(
+    'a single-chunk frame that evicts another completes at once: kind frame, with evicted set',
+    T,
+    () => {
+      const r = new FrameReassembler({ limits: { maxFramesInReassembly: 2 } });
+      const a = fiveChunkFrame(1);
+      const b = fiveChunkFrame(2);
+      const c = makeFrame(randomPoints(prng(3), 3), 3, 1000);
+      assert.equal(c.chunks.length, 1);
+      assertPending(r.push(a.chunks[0] as Uint8Array));
+      assertPending(r.push(b.chunks[0] as Uint8Array));
+      const [own, evicted] = splitEviction(r.push(c.chunks[0] as Uint8Array));
+      const frame = assertFrame(own, 'the single-chunk frame');
+      assert.equal(frame.seq, 3);
+      assertSameFloats(frame.points, c.points);
+      assertRejected(evicted, ErrorCodes.FRAME_INCOMPLETE, 1, false);
+      assert.equal(r.framesInReassembly, 1);
+      assert.equal(r.bytesBuffered, 728);
+      for (const chunk of a.chunks.slice(1)) assertPending(r.push(chunk), 'evicted frame 1');
+      for (const chunk of b.chunks.slice(1, -1)) assertPending(r.push(chunk));
+      assertSameFloats(assertFrame(r.push(b.chunks[4] as Uint8Array)).points, b.points);
+      assert.equal(r.bytesBuffered, 0);
+    },
+  );
+
+  void it(
+    'a single-chunk frame that evicts another and fails its checksum: rejected, with evicted set',
+    T,
+    () => {
+      const r = new FrameReassembler({ limits: { maxFramesInReassembly: 1 } });
+      const a = fiveChunkFrame(1);
+      const c = makeFrame(randomPoints(prng(3), 3), 2, 1000);
+      const corrupt = (c.chunks[0] as Uint8Array).slice();
+      corrupt[40 + 128] = (corrupt[40 + 128] as number) ^ 0x01;
+      assertPending(r.push(a.chunks[0] as Uint8Array));
+      const [own, evicted] = splitEviction(r.push(corrupt));
+      assertRejected(own, ErrorCodes.FRAME_CHECKSUM, 2, false, 'the new frame');
+      assertRejected(evicted, ErrorCodes.FRAME_INCOMPLETE, 1, false, 'evicted');
+      assert.equal(r.framesInReassembly, 0);
+      assert.equal(r.bytesBuffered, 0);
+      for (const chunk of a.chunks.slice(1)) assertPending(r.push(chunk), 'evicted frame 1');
+      deliver(r, fiveChunkFrame(3));
+    },
+  );
+
+  void it('a START that is itself rejected evicts nothing', T, () => {
+    const { sizes, allocate } = countingAllocator();
+    const r = new FrameReassembler({
+      limits: { maxFramesInReassembly: 2, maxFrameBytes: 728 },
+      allocate,
+    });
+    const a = fiveChunkFrame(1);
+    const b = fiveChunkFrame(2);
+    assertPending(r.push(a.chunks[0] as Uint8Array));
+    assertPending(r.push(b.chunks[0] as Uint8Array));
+    const tooLarge = makeFrame(randomPoints(prng(3), 51), 3, 200);
+    assertRejected(r.push(tooLarge.chunks[0] as Uint8Array), ErrorCodes.FRAME_TOO_LARGE, 3, false);
+    const badFormat = withU8(fiveChunkFrame(4).chunks[0] as Uint8Array, 24, 2);
+    assertRejected(r.push(badFormat), ErrorCodes.FRAME_UNSUPPORTED_FORMAT, 4, false);
+    assertRejected(
+      r.push(a.chunks[0] as Uint8Array),
+      ErrorCodes.FRAME_DUPLICATE,
+      1,
+      false,
+      'a duplicate START rejects the open frame 1 instead',
+    );
+    assert.equal(sizes.length, 2);
+    assert.equal(r.framesInReassembly, 1);
+    assert.equal(r.bytesBuffered, 728);
+    for (const chunk of b.chunks.slice(1, -1)) assertPending(r.push(chunk));
+    assertSameFloats(assertFrame(r.push(b.chunks[4] as Uint8Array)).points, b.points);
+  });
+
+  void it(
+    'an evicted frame is not reported again when a second eviction follows (interleaved frames)',
+    {
+      ...T,
+    },
+    () => {
+      const r = new FrameReassembler({ limits: { maxFramesInReassembly: 2 } });
+      const [a, b, c, d] = [1, 2, 3, 4].map((seq) => fiveChunkFrame(seq)) as [
+        TestFrame,
+        TestFrame,
+        TestFrame,
+        TestFrame,
+      ];
+      assertPending(r.push(a.chunks[0] as Uint8Array));
+      assertPending(r.push(b.chunks[0] as Uint8Array));
+      assertRejected(
+        splitEviction(r.push(c.chunks[0] as Uint8Array))[1],
+        ErrorCodes.FRAME_INCOMPLETE,
+        1,
+        false,
+      );
+      assertRejected(
+        splitEviction(r.push(d.chunks[0] as Uint8Array))[1],
+        ErrorCodes.FRAME_INCOMPLETE,
+        2,
+        false,
+      );
+      for (const chunk of a.chunks.slice(1)) assertPending(r.push(chunk), 'frame 1');
+    },
+  );
+
+  void it(
+    'a rejected frame is not reported again when another frame starts before its last chunk (interleaved frames)',
+    {
+      ...T,
+    },
+    () => {
+      const r = new FrameReassembler({ limits: { maxFramesInReassembly: 2 } });
+      const a = fiveChunkFrame(1);
+      const b = fiveChunkFrame(2);
+      assertPending(r.push(a.chunks[0] as Uint8Array));
+      assertRejected(r.push(a.chunks[2] as Uint8Array), ErrorCodes.CHUNK_OUT_OF_ORDER, 1, false);
+      assertPending(r.push(b.chunks[0] as Uint8Array));
+      for (const chunk of a.chunks.slice(3)) assertPending(r.push(chunk), 'frame 1');
+    },
+  );
 
   for (const [what, bad] of [
     ['NaN', NaN],
     ['+Infinity', Infinity],
     ['-Infinity', -Infinity],
   ] as const) {
-    void it(`${what} in the points -> PS_ERR_FRAME_NON_FINITE (accepted with allowNonFinite)`, T, () => {
-      const points = randomPoints(prng(3), 50);
-      points[100] = bad;
-      const made = makeFrame(points, 32, 200);
-      const error = rejectsOnceThenRecovers(new FrameReassembler(), made.chunks, 4, ErrorCodes.FRAME_NON_FINITE, 32);
-      assert.equal(error.details?.seq, 32);
-      const tolerant = new FrameReassembler({ limits: { allowNonFinite: true } });
-      const frame = deliver(tolerant, made);
-      assert.ok(Object.is(frame.points[100], bad));
-    });
+    void it(
+      `${what} in the points -> PS_ERR_FRAME_NON_FINITE (accepted with allowNonFinite)`,
+      T,
+      () => {
+        const points = randomPoints(prng(3), 50);
+        points[100] = bad;
+        const made = makeFrame(points, 32, 200);
+        const error = rejectsOnceThenRecovers(
+          new FrameReassembler(),
+          made.chunks,
+          4,
+          ErrorCodes.FRAME_NON_FINITE,
+          32,
+        );
+        assert.equal(error.details?.seq, 32);
+        const tolerant = new FrameReassembler({ limits: { allowNonFinite: true } });
+        const frame = deliver(tolerant, made);
+        assert.ok(Object.is(frame.points[100], bad));
+      },
+    );
   }
 
   void it('bytesBuffered follows allocation, rejection, completion and reset()', T, () => {
@@ -1008,7 +1637,10 @@ void describe('plain form (decodePlainFrame)', () => {
     for (const length of [1, 4, 11, 13, 24 + 8, 1201]) {
       assert.throws(
         () => decodePlainFrame(new Uint8Array(length), 6, LIMITS),
-        (error) => error instanceof PointstreamError && error.code === ErrorCodes.PLAIN_BAD_LENGTH && error.details?.seq === 6,
+        (error) =>
+          error instanceof PointstreamError &&
+          error.code === ErrorCodes.PLAIN_BAD_LENGTH &&
+          error.details?.seq === 6,
       );
     }
   });
@@ -1043,10 +1675,15 @@ void describe('plain form (decodePlainFrame)', () => {
     const message = concat(encodeNpyHeader([2, 3]), new Uint8Array(24), Uint8Array.of(0));
     assert.throws(
       () => decodePlainFrame(message, 8, LIMITS),
-      (error) => error instanceof PointstreamError && error.code === ErrorCodes.FRAME_LENGTH_MISMATCH && error.details?.seq === 8,
+      (error) =>
+        error instanceof PointstreamError &&
+        error.code === ErrorCodes.FRAME_LENGTH_MISMATCH &&
+        error.details?.seq === 8,
     );
     const twelveMore = concat(encodeNpyHeader([2, 3]), new Uint8Array(36));
-    assert.throws(() => decodePlainFrame(twelveMore, 8, LIMITS), { code: ErrorCodes.FRAME_LENGTH_MISMATCH });
+    assert.throws(() => decodePlainFrame(twelveMore, 8, LIMITS), {
+      code: ErrorCodes.FRAME_LENGTH_MISMATCH,
+    });
   });
 
   void it('a .npy file missing data -> PS_ERR_NPY_TRUNCATED', T, () => {
@@ -1059,7 +1696,10 @@ void describe('plain form (decodePlainFrame)', () => {
     assert.equal(decodePlainFrame(new Uint8Array(1200), 0, limits).pointCount, 100);
     assert.throws(
       () => decodePlainFrame(new Uint8Array(1212), 9, limits),
-      (error) => error instanceof PointstreamError && error.code === ErrorCodes.FRAME_TOO_LARGE && error.details?.seq === 9,
+      (error) =>
+        error instanceof PointstreamError &&
+        error.code === ErrorCodes.FRAME_TOO_LARGE &&
+        error.details?.seq === 9,
     );
     const npy = concat(encodeNpyHeader([100, 3]), new Uint8Array(1200));
     assert.throws(() => decodePlainFrame(npy, 9, limits), { code: ErrorCodes.FRAME_TOO_LARGE });
@@ -1068,9 +1708,13 @@ void describe('plain form (decodePlainFrame)', () => {
   void it('too many points -> PS_ERR_FRAME_TOO_MANY_POINTS (raw and .npy)', T, () => {
     const limits = { ...LIMITS, maxPointsPerFrame: 4 };
     assert.equal(decodePlainFrame(new Uint8Array(48), 0, limits).pointCount, 4);
-    assert.throws(() => decodePlainFrame(new Uint8Array(60), 0, limits), { code: ErrorCodes.FRAME_TOO_MANY_POINTS });
+    assert.throws(() => decodePlainFrame(new Uint8Array(60), 0, limits), {
+      code: ErrorCodes.FRAME_TOO_MANY_POINTS,
+    });
     const npy = concat(encodeNpyHeader([5, 3]), new Uint8Array(60));
-    assert.throws(() => decodePlainFrame(npy, 0, limits), { code: ErrorCodes.FRAME_TOO_MANY_POINTS });
+    assert.throws(() => decodePlainFrame(npy, 0, limits), {
+      code: ErrorCodes.FRAME_TOO_MANY_POINTS,
+    });
   });
 
   void it('non-finite raw points -> PS_ERR_FRAME_NON_FINITE unless allowNonFinite', T, () => {
@@ -1078,9 +1722,14 @@ void describe('plain form (decodePlainFrame)', () => {
     const message = new Uint8Array(points.buffer);
     assert.throws(
       () => decodePlainFrame(message, 3, LIMITS),
-      (error) => error instanceof PointstreamError && error.code === ErrorCodes.FRAME_NON_FINITE && error.details?.point === 1,
+      (error) =>
+        error instanceof PointstreamError &&
+        error.code === ErrorCodes.FRAME_NON_FINITE &&
+        error.details?.point === 1,
     );
-    assert.ok(Number.isNaN(decodePlainFrame(message, 3, { ...LIMITS, allowNonFinite: true }).points[4]));
+    assert.ok(
+      Number.isNaN(decodePlainFrame(message, 3, { ...LIMITS, allowNonFinite: true }).points[4]),
+    );
   });
 });
 
@@ -1095,16 +1744,31 @@ void describe('control messages', () => {
       maxFramesInReassembly: 2,
     },
     { type: 'receipt', seq: 7, ok: true, receivedAt: 1_732_579_200_123.5, points: 1000 },
-    { type: 'receipt', seq: 8, ok: false, receivedAt: 1_732_579_200_124, code: ErrorCodes.FRAME_CHECKSUM, message: 'bad crc' },
-    { type: 'closing', code: ErrorCodes.TOO_MANY_ERRORS, message: '16 frames in a row were rejected' },
+    {
+      type: 'receipt',
+      seq: 8,
+      ok: false,
+      receivedAt: 1_732_579_200_124,
+      code: ErrorCodes.FRAME_CHECKSUM,
+      message: 'bad crc',
+    },
+    {
+      type: 'closing',
+      code: ErrorCodes.TOO_MANY_ERRORS,
+      message: '16 frames in a row were rejected',
+    },
   ];
   for (const message of messages) {
-    void it(`round trip: ${message.type}${message.type === 'receipt' ? (message.ok ? ' ok' : ' rejected') : ''}`, T, () => {
-      const text = encodeServerMessage(message);
-      assert.equal(typeof text, 'string');
-      assert.deepEqual(JSON.parse(text), message);
-      assert.deepEqual(decodeServerMessage(text), message);
-    });
+    void it(
+      `round trip: ${message.type}${message.type === 'receipt' ? (message.ok ? ' ok' : ' rejected') : ''}`,
+      T,
+      () => {
+        const text = encodeServerMessage(message);
+        assert.equal(typeof text, 'string');
+        assert.deepEqual(JSON.parse(text), message);
+        assert.deepEqual(decodeServerMessage(text), message);
+      },
+    );
   }
 
   void it('unknown extra fields are dropped', T, () => {
@@ -1128,21 +1792,42 @@ void describe('control messages', () => {
     ['hello without protocol', JSON.stringify({ ...hello, protocol: undefined })],
     ['hello without maxFrameBytes', JSON.stringify({ ...hello, maxFrameBytes: undefined })],
     ['hello with negative maxPointsPerFrame', JSON.stringify({ ...hello, maxPointsPerFrame: -1 })],
-    ['hello with fractional maxFramesInReassembly', JSON.stringify({ ...hello, maxFramesInReassembly: 1.5 })],
+    [
+      'hello with fractional maxFramesInReassembly',
+      JSON.stringify({ ...hello, maxFramesInReassembly: 1.5 }),
+    ],
     ['hello with a string limit', JSON.stringify({ ...hello, maxFrameBytes: '100' })],
     ['receipt without seq', '{"type":"receipt","ok":true,"receivedAt":1,"points":1}'],
-    ['receipt with negative seq', '{"type":"receipt","seq":-1,"ok":true,"receivedAt":1,"points":1}'],
+    [
+      'receipt with negative seq',
+      '{"type":"receipt","seq":-1,"ok":true,"receivedAt":1,"points":1}',
+    ],
     ['receipt without receivedAt', '{"type":"receipt","seq":1,"ok":true,"points":1}'],
-    ['receipt with a string receivedAt', '{"type":"receipt","seq":1,"ok":true,"receivedAt":"now","points":1}'],
+    [
+      'receipt with a string receivedAt',
+      '{"type":"receipt","seq":1,"ok":true,"receivedAt":"now","points":1}',
+    ],
     ['receipt without ok', '{"type":"receipt","seq":1,"receivedAt":1,"points":1}'],
     ['receipt with ok "true"', '{"type":"receipt","seq":1,"ok":"true","receivedAt":1,"points":1}'],
     ['ok receipt without points', '{"type":"receipt","seq":1,"ok":true,"receivedAt":1}'],
-    ['rejected receipt without code', '{"type":"receipt","seq":1,"ok":false,"receivedAt":1,"message":"x"}'],
-    ['rejected receipt with an unknown code', '{"type":"receipt","seq":1,"ok":false,"receivedAt":1,"code":"PS_ERR_NOPE","message":"x"}'],
-    ['rejected receipt without message', '{"type":"receipt","seq":1,"ok":false,"receivedAt":1,"code":"PS_ERR_FRAME_CHECKSUM"}'],
+    [
+      'rejected receipt without code',
+      '{"type":"receipt","seq":1,"ok":false,"receivedAt":1,"message":"x"}',
+    ],
+    [
+      'rejected receipt with an unknown code',
+      '{"type":"receipt","seq":1,"ok":false,"receivedAt":1,"code":"PS_ERR_NOPE","message":"x"}',
+    ],
+    [
+      'rejected receipt without message',
+      '{"type":"receipt","seq":1,"ok":false,"receivedAt":1,"code":"PS_ERR_FRAME_CHECKSUM"}',
+    ],
     ['closing with an unknown code', '{"type":"closing","code":"EPIPE","message":"x"}'],
     ['closing without message', '{"type":"closing","code":"PS_ERR_SESSION_CLOSED"}'],
-    ['over-long text', JSON.stringify({ ...hello, session: 'x'.repeat(MAX_CONTROL_MESSAGE_CHARS) })],
+    [
+      'over-long text',
+      JSON.stringify({ ...hello, session: 'x'.repeat(MAX_CONTROL_MESSAGE_CHARS) }),
+    ],
   ];
   for (const [what, text] of invalid) {
     void it(`rejects ${what} -> PS_ERR_CONTROL_INVALID`, T, () => {
@@ -1155,7 +1840,10 @@ void describe('control messages', () => {
 
   void it(`accepts exactly ${MAX_CONTROL_MESSAGE_CHARS} characters, not one more`, T, () => {
     const base = JSON.stringify({ ...hello, session: '' });
-    const exact = JSON.stringify({ ...hello, session: 'x'.repeat(MAX_CONTROL_MESSAGE_CHARS - base.length) });
+    const exact = JSON.stringify({
+      ...hello,
+      session: 'x'.repeat(MAX_CONTROL_MESSAGE_CHARS - base.length),
+    });
     assert.equal(exact.length, MAX_CONTROL_MESSAGE_CHARS);
     assert.equal(decodeServerMessage(exact).type, 'hello');
     assert.throws(() => decodeServerMessage(`${exact} `), { code: ErrorCodes.CONTROL_INVALID });
@@ -1178,13 +1866,22 @@ void describe('PointstreamError', () => {
       code: 'PS_ERR_FRAME_REJECTED',
       message: 'outer',
       details: { seq: 7, ok: false, note: null, reason: 'crc' },
-      cause: { name: 'PointstreamError', code: 'PS_ERR_NPY_TRUNCATED', message: 'inner', details: { seq: 1 } },
+      cause: {
+        name: 'PointstreamError',
+        code: 'PS_ERR_NPY_TRUNCATED',
+        message: 'inner',
+        details: { seq: 1 },
+      },
     });
   });
 
   void it('serialises other causes', T, () => {
     const roundTrip = (cause: unknown) =>
-      (JSON.parse(JSON.stringify(new PointstreamError(ErrorCodes.ABORTED, 'm', { cause }))) as { cause?: unknown }).cause;
+      (
+        JSON.parse(JSON.stringify(new PointstreamError(ErrorCodes.ABORTED, 'm', { cause }))) as {
+          cause?: unknown;
+        }
+      ).cause;
     assert.deepEqual(roundTrip(new TypeError('bad')), { name: 'TypeError', message: 'bad' });
     assert.deepEqual(roundTrip({ errno: -32 }), { errno: -32 });
     assert.equal(roundTrip('text'), 'text');
@@ -1193,7 +1890,9 @@ void describe('PointstreamError', () => {
   });
 
   void it('leaves out absent details and cause', T, () => {
-    const json = JSON.parse(JSON.stringify(new PointstreamError(ErrorCodes.SESSION_CLOSED, 'bye'))) as Record<string, unknown>;
+    const json = JSON.parse(
+      JSON.stringify(new PointstreamError(ErrorCodes.SESSION_CLOSED, 'bye')),
+    ) as Record<string, unknown>;
     assert.deepEqual(Object.keys(json).sort(), ['code', 'message', 'name']);
   });
 
@@ -1221,10 +1920,12 @@ void describe('hostile bytes', () => {
     const pick = rand();
     const length = randomInt(rand, 0, 300);
     if (pick < 0.2) return randomBytes(rand, length);
-    const seq = rand() < 0.05 ? randomInt(rand, 0, 0xffff) : Math.max(0, seqBase + randomInt(rand, -3, 3));
+    const seq =
+      rand() < 0.05 ? randomInt(rand, 0, 0xffff) : Math.max(0, seqBase + randomInt(rand, -3, 3));
     if (pick < 0.55) {
       const pointCount = rand() < 0.7 ? randomInt(rand, 0, 200) : randomInt(rand, 0, 0xffffffff);
-      const payloadBytes = rand() < 0.6 ? 128 + pointCount * 12 : randomInt(rand, 0, rand() < 0.5 ? 5000 : 0xffffffff);
+      const payloadBytes =
+        rand() < 0.6 ? 128 + pointCount * 12 : randomInt(rand, 0, rand() < 0.5 ? 5000 : 0xffffffff);
       const body = new Uint8Array(Math.max(40, length));
       const view = new DataView(body.buffer);
       body.set(randomBytes(rand, body.length));
@@ -1239,8 +1940,16 @@ void describe('hostile bytes', () => {
       view.setUint8(25, rand() < 0.9 ? 3 : randomInt(rand, 0, 255));
       view.setUint8(26, rand() < 0.9 ? 1 : randomInt(rand, 0, 255));
       view.setUint8(27, rand() < 0.95 ? 0 : randomInt(rand, 0, 255));
-      view.setFloat64(28, rand() < 0.95 ? rand() * 1e12 : [NaN, Infinity, -0][randomInt(rand, 0, 2)] as number, true);
-      view.setUint32(36, rand() < 0.8 ? randomInt(rand, 1, 10) : randomInt(rand, 0, 0xffffffff), true);
+      view.setFloat64(
+        28,
+        rand() < 0.95 ? rand() * 1e12 : ([NaN, Infinity, -0][randomInt(rand, 0, 2)] as number),
+        true,
+      );
+      view.setUint32(
+        36,
+        rand() < 0.8 ? randomInt(rand, 1, 10) : randomInt(rand, 0, 0xffffffff),
+        true,
+      );
       if (rand() < 0.6 && body.length >= 40 + 128) {
         body.set(encodeNpyHeader([rand() < 0.8 ? pointCount : randomInt(rand, 0, 300), 3]), 40);
       }
@@ -1261,52 +1970,94 @@ void describe('hostile bytes', () => {
     assert.ok(['pending', 'frame', 'rejected'].includes(result.kind), what);
     if (result.kind === 'rejected') {
       assert.ok(result.error instanceof PointstreamError, `${what}: not a PointstreamError`);
-      assert.ok(isErrorCode(result.error.code), `${what}: unknown code ${String(result.error.code)}`);
+      assert.ok(
+        isErrorCode(result.error.code),
+        `${what}: unknown code ${String(result.error.code)}`,
+      );
       assert.equal(typeof result.fatal, 'boolean', what);
-      assert.ok(result.seq === undefined || (Number.isInteger(result.seq) && result.seq >= 0), `${what}: seq ${result.seq}`);
+      assert.ok(
+        result.seq === undefined || (Number.isInteger(result.seq) && result.seq >= 0),
+        `${what}: seq ${result.seq}`,
+      );
+      assert.equal(result.error.details?.seq, result.seq, `${what}: details.seq`);
+      // Only a header too short or of unknown version or type names no frame.
+      if (!result.fatal) assert.notEqual(result.seq, undefined, `${what}: no seq`);
+    }
+    if (result.evicted !== undefined) {
+      const { evicted } = result;
+      assert.equal(evicted.kind, 'rejected', what);
+      assert.equal(evicted.error.code, ErrorCodes.FRAME_INCOMPLETE, `${what}: evicted`);
+      assert.equal(evicted.fatal, false, `${what}: evicted`);
+      assert.ok(Number.isInteger(evicted.seq), `${what}: evicted seq ${evicted.seq}`);
+      assert.equal(evicted.error.details?.seq, evicted.seq, `${what}: evicted details.seq`);
+      assert.ok(!('evicted' in evicted), `${what}: nested eviction`);
+      assert.notEqual(result.kind === 'rejected' && result.fatal, true, `${what}: fatal`);
     }
     const buffered = r.bytesBuffered;
     assert.ok(buffered >= 0, `${what}: ${buffered} bytes buffered`);
-    assert.ok(buffered <= LIMITS.maxFramesInReassembly * LIMITS.maxFrameBytes, `${what}: ${buffered} bytes buffered`);
-    assert.ok(r.framesInReassembly <= LIMITS.maxFramesInReassembly, `${what}: ${r.framesInReassembly} frames`);
+    assert.ok(
+      buffered <= LIMITS.maxFramesInReassembly * LIMITS.maxFrameBytes,
+      `${what}: ${buffered} bytes buffered`,
+    );
+    assert.ok(
+      r.framesInReassembly <= LIMITS.maxFramesInReassembly,
+      `${what}: ${r.framesInReassembly} frames`,
+    );
   }
 
-  void it('2,000 random messages never make push() throw; every rejection has a stable code', T, () => {
-    const rand = prng(0x5eed);
-    const { sizes, allocate } = countingAllocator();
-    const r = new FrameReassembler({ limits: LIMITS, allocate, checksum: zlibChecksum });
-    const seen = new Map<string, number>();
-    let seqBase = 0;
-    let sent = 0;
-    for (let round = 0; round < 20; round++) {
-      for (let i = 0; i < 100; i++, sent++) {
-        seqBase += randomInt(rand, 0, 1);
-        const message = hostileMessage(rand, seqBase);
-        let result: PushResult;
-        try {
-          result = r.push(message);
-        } catch (error) {
-          assert.fail(`push threw on message ${sent} (${Buffer.from(message).toString('hex')}): ${String(error)}`);
+  void it(
+    '2,000 random messages never make push() throw; every rejection has a stable code',
+    T,
+    () => {
+      const rand = prng(0x5eed);
+      const { sizes, allocate } = countingAllocator();
+      const r = new FrameReassembler({ limits: LIMITS, allocate, checksum: zlibChecksum });
+      const seen = new Map<string, number>();
+      let seqBase = 0;
+      let sent = 0;
+      for (let round = 0; round < 20; round++) {
+        for (let i = 0; i < 100; i++, sent++) {
+          seqBase += randomInt(rand, 0, 1);
+          const message = hostileMessage(rand, seqBase);
+          let result: PushResult;
+          try {
+            result = r.push(message);
+          } catch (error) {
+            assert.fail(
+              `push threw on message ${sent} (${Buffer.from(message).toString('hex')}): ${String(error)}`,
+            );
+          }
+          checkResult(r, result, `message ${sent}`);
+          const key = result.kind === 'rejected' ? result.error.code : result.kind;
+          seen.set(key, (seen.get(key) ?? 0) + 1);
+          if (result.evicted) seen.set('evicted', (seen.get('evicted') ?? 0) + 1);
         }
-        checkResult(r, result, `message ${sent}`);
-        const key = result.kind === 'rejected' ? result.error.code : result.kind;
-        seen.set(key, (seen.get(key) ?? 0) + 1);
+        // After garbage and reset(), a random valid frame still comes through.
+        r.reset();
+        assert.equal(r.bytesBuffered, 0);
+        assert.equal(r.framesInReassembly, 0);
+        seqBase += 0x10000; // above every sequence number the garbage used
+        const made = makeFrame(
+          randomPoints(rand, randomInt(rand, 0, 150)),
+          seqBase,
+          randomInt(rand, 300, 1000),
+        );
+        const frame = deliver(r, made);
+        assert.deepEqual(
+          Buffer.from(frame.payload),
+          Buffer.concat(made.frame.parts as Uint8Array[]),
+        );
+        assert.equal(r.bytesBuffered, 0);
       }
-      // After garbage and reset(), a random valid frame still comes through.
-      r.reset();
-      assert.equal(r.bytesBuffered, 0);
-      assert.equal(r.framesInReassembly, 0);
-      seqBase += 0x10000; // above every sequence number the garbage used
-      const made = makeFrame(randomPoints(rand, randomInt(rand, 0, 150)), seqBase, randomInt(rand, 300, 1000));
-      const frame = deliver(r, made);
-      assert.deepEqual(Buffer.from(frame.payload), Buffer.concat(made.frame.parts as Uint8Array[]));
-      assert.equal(r.bytesBuffered, 0);
-    }
-    assert.equal(sent, 2000);
-    assert.ok(sizes.every((size) => size <= LIMITS.maxFrameBytes), 'no allocation above maxFrameBytes');
-    // The generator reaches deep: many different outcomes.
-    assert.ok(seen.size >= 12, `outcomes: ${JSON.stringify(Object.fromEntries(seen))}`);
-  });
+      assert.equal(sent, 2000);
+      assert.ok(
+        sizes.every((size) => size <= LIMITS.maxFrameBytes),
+        'no allocation above maxFrameBytes',
+      );
+      // The generator reaches deep: many different outcomes.
+      assert.ok(seen.size >= 12, `outcomes: ${JSON.stringify(Object.fromEntries(seen))}`);
+    },
+  );
 
   void it('mutated valid chunk streams never make push() throw', T, () => {
     const rand = prng(0xbad);
@@ -1315,9 +2066,14 @@ void describe('hostile bytes', () => {
     const longLived = new FrameReassembler({ limits: LIMITS });
     let seq = 0;
     let intact = 0;
+    let evictions = 0;
     for (let n = 0; n < 300; n++) {
       seq += randomInt(rand, 1, 2);
-      const made = makeFrame(randomPoints(rand, randomInt(rand, 0, 150)), seq, randomInt(rand, 300, 700));
+      const made = makeFrame(
+        randomPoints(rand, randomInt(rand, 0, 150)),
+        seq,
+        randomInt(rand, 300, 700),
+      );
       const chunks: Uint8Array[] = made.chunks.map((chunk) => chunk.slice());
       let mutated = false;
       for (let f = randomInt(rand, -1, 2); f > 0; f--) {
@@ -1346,6 +2102,7 @@ void describe('hostile bytes', () => {
             assert.fail(`push threw on chunk ${i} of frame ${seq}: ${String(error)}`);
           }
           checkResult(r, result, `frame ${seq} chunk ${i}`);
+          if (result.evicted !== undefined) evictions++;
           if (r === fresh && result.kind === 'frame') {
             completed = true;
             assertSameFloats(result.frame.points, made.points);
@@ -1358,29 +2115,42 @@ void describe('hostile bytes', () => {
       }
     }
     assert.ok(intact > 30, `${intact} intact streams`);
+    // Frames left unfinished by a dropped chunk get evicted from the long-lived reassembler.
+    assert.ok(evictions > 0, 'the eviction path was reached');
   });
 
-  void it('mutated .npy files never make decodePlainFrame throw anything but a PointstreamError', T, () => {
-    const rand = prng(0xf00d);
-    const limits = { maxFrameBytes: 4096, maxPointsPerFrame: 200, allowNonFinite: false };
-    for (let n = 0; n < 2000; n++) {
-      const count = randomInt(rand, 0, 20);
-      const file = concat(encodeNpyHeader([count, 3]), bytesOf(randomPoints(rand, count)));
-      for (let f = randomInt(rand, 1, 3); f > 0; f--) {
-        file[randomInt(rand, 0, Math.min(file.length, 140) - 1)] = rand() < 0.5 ? randomInt(rand, 0, 255) : randomInt(rand, 0x20, 0x7e);
+  void it(
+    'mutated .npy files never make decodePlainFrame throw anything but a PointstreamError',
+    T,
+    () => {
+      const rand = prng(0xf00d);
+      const limits = { maxFrameBytes: 4096, maxPointsPerFrame: 200, allowNonFinite: false };
+      for (let n = 0; n < 2000; n++) {
+        const count = randomInt(rand, 0, 20);
+        const file = concat(encodeNpyHeader([count, 3]), bytesOf(randomPoints(rand, count)));
+        for (let f = randomInt(rand, 1, 3); f > 0; f--) {
+          file[randomInt(rand, 0, Math.min(file.length, 140) - 1)] =
+            rand() < 0.5 ? randomInt(rand, 0, 255) : randomInt(rand, 0x20, 0x7e);
+        }
+        const message = rand() < 0.2 ? file.subarray(0, randomInt(rand, 0, file.length)) : file;
+        try {
+          decodePlainFrame(message, n, limits);
+        } catch (error) {
+          assert.ok(
+            error instanceof PointstreamError,
+            `${String(error)} on ${Buffer.from(message).toString('latin1')}`,
+          );
+          assert.ok(isErrorCode(error.code));
+        }
       }
-      const message = rand() < 0.2 ? file.subarray(0, randomInt(rand, 0, file.length)) : file;
-      try {
-        decodePlainFrame(message, n, limits);
-      } catch (error) {
-        assert.ok(error instanceof PointstreamError, `${String(error)} on ${Buffer.from(message).toString('latin1')}`);
-        assert.ok(isErrorCode(error.code));
-      }
-    }
-  });
+    },
+  );
 });
 
 // Compile-time check that the options type accepts Node's zlib.crc32 and Buffer allocation as the
 // server passes them.
-const _serverOptions: ReassemblerOptions = { checksum: zlibCrc32, allocate: (bytes) => Buffer.allocUnsafeSlow(bytes) };
+const _serverOptions: ReassemblerOptions = {
+  checksum: zlibCrc32,
+  allocate: (bytes) => Buffer.allocUnsafeSlow(bytes),
+};
 void _serverOptions;

@@ -81,6 +81,15 @@ const PENDING: PushResult = Object.freeze({ kind: 'pending' });
 /** Rejected frames whose remaining chunks are being dropped, at most. */
 const MAX_DISCARDING = 16;
 
+function validateLimits(limits: ReassemblyLimits): ReassemblyLimits {
+  for (const key of ['maxFrameBytes', 'maxPointsPerFrame', 'maxChunksPerFrame', 'maxFramesInReassembly'] as const) {
+    const value = limits[key];
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`limits.${key} must be a positive integer; got ${value}`);
+  }
+  if (typeof limits.allowNonFinite !== 'boolean') throw new TypeError('limits.allowNonFinite must be a boolean');
+  return Object.freeze(limits);
+}
+
 /** A stand-in for the metadata of a frame whose START never arrived. */
 function unknownFrameMeta(seq: number): FrameMeta {
   return { seq, payloadBytes: 0, pointCount: 0, crc32: 0, captureTime: 0, chunkCount: 0x1_0000_0000, dtype: 0, components: 0, encoding: 0 };
@@ -113,7 +122,7 @@ export class FrameReassembler {
   #bytesBuffered = 0;
 
   constructor(options: ReassemblerOptions = {}) {
-    this.limits = Object.freeze({ ...DEFAULT_REASSEMBLY_LIMITS, ...options.limits });
+    this.limits = validateLimits({ ...DEFAULT_REASSEMBLY_LIMITS, ...options.limits });
     this.#checksum = options.checksum ?? crc32Portable;
     this.#allocate = options.allocate ?? ((bytes) => new Uint8Array(bytes));
     this.#now = options.now ?? (() => performance.now());
@@ -176,15 +185,16 @@ export class FrameReassembler {
     const { seq } = meta;
     const existing = this.#frames.get(seq);
     if (existing !== undefined || seq <= this.#lastStartedSeq) {
-      const message = `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`;
+      const message =
+        existing === undefined
+          ? `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`
+          : `frame ${seq} started again while its chunks were arriving`;
       // Whatever was under way with this number can no longer be told apart from the newcomer.
       if (existing !== undefined && !existing.discarding) return this.#fail(existing, ErrorCodes.FRAME_DUPLICATE, message);
       this.#discard(meta);
       return this.#reject(seq, ErrorCodes.FRAME_DUPLICATE, message);
     }
     this.#lastStartedSeq = seq;
-    // A new START means the sender has moved on: drop the remains of rejected frames.
-    for (const [key, state] of this.#frames) if (state.discarding) this.#frames.delete(key);
 
     const problem = this.#checkStart(meta, data);
     if (problem !== undefined) {

@@ -21,7 +21,7 @@ export interface DemoSummary {
  * to it from this process, and reports both sides.
  */
 export async function runDemo(
-  send: Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress'>,
+  send: Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'>,
   serverLogLevel: string,
   log: Logger,
 ): Promise<DemoSummary> {
@@ -41,7 +41,7 @@ export async function runDemo(
   });
   log.info({ event: 'demo-server', url }, `server started on ${url}`);
   try {
-    const client = await runSend({ ...send, signalingUrl: `${url}/offer`, bindAddress: '127.0.0.1' });
+    const client = await runSend({ ...send, signalingUrl: `${url}/offer`, bindAddress: '127.0.0.1', mtu: undefined });
     const stats = (await (await fetch(`${url}/stats`)).json()) as ServerStats;
     return {
       client,

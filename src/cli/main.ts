@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
+import { LOOPBACK_MTU, MAX_MTU } from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { PointstreamError } from '../errors.js';
 import { createCliLogger } from './log.js';
@@ -33,6 +34,7 @@ logOptions(
     .option('--port <port>', 'port for HTTP signaling (0: any free port)', integer(0, 65535), 8080)
     .option('--rtc-bind <address>', 'address WebRTC binds to (default: --host when it is a specific address)')
     .option('--port-range <begin-end>', 'UDP ports for WebRTC, e.g. 40000-40100', portRange)
+    .option('--mtu <bytes>', `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`, integer(576, MAX_MTU))
     .option('--ice-server <url>', 'STUN/TURN server (repeatable)', collect, [])
     .option('--max-sessions <n>', 'most concurrent sessions', integer(1), DEFAULT_SERVER_LIMITS.maxSessions)
     .option('--max-frame-bytes <n>', 'largest frame payload in bytes', integer(1), DEFAULT_SERVER_LIMITS.maxFrameBytes)
@@ -41,12 +43,13 @@ logOptions(
     .option('--idle-timeout <ms>', 'close sessions silent for this long', integer(1), DEFAULT_SERVER_LIMITS.idleTimeoutMs)
     .option('--allow-non-finite', 'accept NaN and infinite coordinates'),
   'info',
-).action(async (opts: { host: string; port: number; rtcBind?: string; portRange?: [number, number]; iceServer: string[]; maxSessions: number; maxFrameBytes: number; maxPoints: number; connectTimeout: number; idleTimeout: number; allowNonFinite?: boolean; logLevel: LogLevel; logFormat?: LogFormat }) => {
+).action(async (opts: { host: string; port: number; rtcBind?: string; mtu?: number; portRange?: [number, number]; iceServer: string[]; maxSessions: number; maxFrameBytes: number; maxPoints: number; connectTimeout: number; idleTimeout: number; allowNonFinite?: boolean; logLevel: LogLevel; logFormat?: LogFormat }) => {
   const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
   await runServe({
     host: opts.host,
     port: opts.port,
     rtcBind: opts.rtcBind,
+    mtu: opts.mtu,
     portRange: opts.portRange,
     iceServers: opts.iceServer,
     limits: {
@@ -87,7 +90,7 @@ const streamOptions = (command: Command): Command =>
     .option('--json', 'print the summary as one JSON line (last line of output)')
     .option('--no-progress', 'no progress line (default: shown on a terminal)');
 
-function streamSettings(opts: StreamFlags, signal: AbortSignal, logger: SendCommandOptions['logger']): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress'> {
+function streamSettings(opts: StreamFlags, signal: AbortSignal, logger: SendCommandOptions['logger']): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
   return {
     points: opts.points,
     rate: opts.rate,
@@ -133,14 +136,15 @@ logOptions(
       .command('send')
       .description('stream frames of random points to a server')
       .requiredOption('--signaling <url>', "the server's offer endpoint, e.g. http://localhost:8080/offer", url)
-      .option('--rtc-bind <address>', 'address WebRTC binds to (e.g. 127.0.0.1)'),
+      .option('--rtc-bind <address>', 'address WebRTC binds to (e.g. 127.0.0.1)')
+      .option('--mtu <bytes>', `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`, integer(576, MAX_MTU)),
   ),
   'warn',
-).action(async (opts: StreamFlags & { signaling: string; rtcBind?: string }) => {
+).action(async (opts: StreamFlags & { signaling: string; rtcBind?: string; mtu?: number }) => {
   const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
   const settings = streamSettings(opts, interruptSignal(), logger);
   try {
-    const summary = await runSend({ ...settings, signalingUrl: opts.signaling, bindAddress: opts.rtcBind });
+    const summary = await runSend({ ...settings, signalingUrl: opts.signaling, bindAddress: opts.rtcBind, mtu: opts.mtu });
     finish(summary, opts.json ? summary : undefined);
   } catch (error) {
     failConnect(error, opts.json === true);

@@ -16,6 +16,7 @@ export interface SendCommandOptions {
   /** Overrides `rate x duration` when set. */
   readonly frames: number | undefined;
   readonly bindAddress: string | undefined;
+  readonly mtu: number | undefined;
   readonly chunkBytes: number;
   readonly maxInFlight: number;
   readonly connectTimeoutMs: number;
@@ -54,7 +55,10 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const framesPlanned = options.frames ?? Math.round(options.rate * options.duration);
   const client = await connect({
     signalingUrl: options.signalingUrl,
-    rtc: options.bindAddress === undefined ? {} : { bindAddress: options.bindAddress },
+    rtc: {
+      ...(options.bindAddress === undefined ? {} : { bindAddress: options.bindAddress }),
+      ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+    },
     maxMessageBytes: options.chunkBytes,
     maxFramesInFlight: options.maxInFlight,
     connectTimeoutMs: options.connectTimeoutMs,

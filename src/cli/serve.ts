@@ -7,6 +7,7 @@ export interface ServeCommandOptions {
   readonly host: string;
   readonly port: number;
   readonly rtcBind: string | undefined;
+  readonly mtu: number | undefined;
   readonly portRange: [number, number] | undefined;
   readonly iceServers: string[];
   readonly limits: Partial<ServerLimits>;
@@ -21,6 +22,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
     rtc: {
       ...(options.rtcBind === undefined ? {} : { bindAddress: options.rtcBind }),
       ...(options.portRange === undefined ? {} : { portRange: options.portRange }),
+      ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
       iceServers: options.iceServers,
     },
     limits: options.limits,

@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { LOOPBACK_MTU, MAX_MTU } from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
-import { PointstreamError } from '../errors.js';
+import { ErrorCodes } from '../errors.js';
+import type { PointstreamError } from '../errors.js';
 import { createCliLogger } from './log.js';
 import type { LogFormat } from './log.js';
 import { formatDemoServer, runDemo } from './demo.js';
@@ -119,11 +120,11 @@ function interruptSignal(): AbortSignal {
 function finish(summary: SendSummary, json: object | undefined, extra?: string): void {
   if (json) process.stdout.write(`${JSON.stringify(json)}\n`);
   else process.stdout.write(`${formatSummary(summary)}${extra ? `\n${extra}` : ''}\n`);
-  process.exitCode = summary.ok ? ExitCode.OK : summary.errorCode === 'PS_ERR_ABORTED' ? ExitCode.INTERRUPTED : ExitCode.FRAMES_NOT_ACKED;
+  process.exitCode = summary.ok ? ExitCode.OK : summary.errorCode === ErrorCodes.ABORTED ? ExitCode.INTERRUPTED : ExitCode.FRAMES_NOT_ACKED;
 }
 
 function failConnect(error: unknown, json: boolean): void {
-  const code = (error as PointstreamError).code ?? 'PS_ERR_CONNECTION_FAILED';
+  const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
   const message = (error as Error).message;
   if (json) process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`);
   process.stderr.write(`pointstream: cannot stream: ${message} (${code})\n`);

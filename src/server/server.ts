@@ -34,6 +34,15 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
 
 const SESSION_PATH = '/sessions/';
 
+/** Fastify's own request errors, as pointstream codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE,
+  FST_ERR_CTP_BODY_TOO_LARGE: ErrorCodes.HTTP_BODY_TOO_LARGE,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: ErrorCodes.HTTP_BAD_REQUEST,
+  FST_ERR_CTP_EMPTY_JSON_BODY: ErrorCodes.HTTP_BAD_REQUEST,
+  FST_ERR_CTP_INVALID_JSON_BODY: ErrorCodes.HTTP_BAD_REQUEST,
+};
+
 function positiveInteger(field: string, value: unknown, min = 1): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw invalidOption(field, `an integer >= ${min}`, value);
@@ -172,9 +181,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
   #routes(): void {
     const app = this.#app;
+    // Only the media types signaling defines; fastify would otherwise take text/plain too.
+    app.removeContentTypeParser('text/plain');
     app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
     app.setErrorHandler((error: FastifyError | PointstreamError, request, reply) => this.#sendError(error, request, reply));
-    app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, 'PS_ERR_NOT_FOUND', `no route for ${request.method} ${request.url.split('?')[0]}`));
+    app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, ErrorCodes.HTTP_NOT_FOUND, `no route for ${request.method} ${request.url.split('?')[0]}`));
 
     app.post('/offer', (request, reply) => this.#onOffer(request, reply));
     app.patch(`${SESSION_PATH}:id`, (request, reply) => this.#onTrickle(request, reply));
@@ -195,7 +206,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         url,
         handler: (request, reply) => {
           void reply.header('Allow', methods.join(', '));
-          return sendProblem(reply, 405, 'PS_ERR_METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${methods.join(' or ')}`);
+          return sendProblem(reply, 405, ErrorCodes.HTTP_METHOD_NOT_ALLOWED, `${request.method} is not allowed here; use ${methods.join(' or ')}`);
         },
       });
     }
@@ -217,11 +228,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
     if (this.#closing) {
       void reply.header('Retry-After', '5');
-      return sendProblem(reply, 503, 'PS_ERR_SHUTTING_DOWN', 'server is shutting down');
+      return sendProblem(reply, 503, ErrorCodes.SHUTTING_DOWN, 'server is shutting down');
     }
     if (this.#sessions.size >= this.limits.maxSessions) {
       void reply.header('Retry-After', '5');
-      return sendProblem(reply, 503, 'PS_ERR_SERVER_FULL', `server is at its limit of ${this.limits.maxSessions} sessions`);
+      return sendProblem(reply, 503, ErrorCodes.SERVER_FULL, `server is at its limit of ${this.limits.maxSessions} sessions`);
     }
 
     const id = randomBytes(16).toString('base64url');
@@ -274,7 +285,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   #onTrickle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const session = this.#session(request);
     if (request.headers['content-type'] !== 'application/trickle-ice-sdpfrag') {
-      return sendProblem(reply, 415, 'PS_ERR_UNSUPPORTED_MEDIA_TYPE', 'PATCH takes application/trickle-ice-sdpfrag');
+      return sendProblem(reply, 415, ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE, 'PATCH takes application/trickle-ice-sdpfrag');
     }
     const candidates = parseSdpFragment(String(request.body));
     session.addRemoteCandidates(candidates);
@@ -294,14 +305,17 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       return sendProblem(reply, status, error.code, error.message);
     }
     const status = error.statusCode ?? 500;
-    if (status >= 500) this.#log.error({ event: 'http-error', err: error, url: request.url }, 'signaling request failed');
-    else this.#log.info({ event: 'http-rejected', method: request.method, url: request.url, status, code: error.code }, error.message);
-    const message = status >= 500 ? 'internal error' : error.message;
-    return sendProblem(reply, status, status >= 500 ? 'PS_ERR_INTERNAL' : `PS_ERR_HTTP_${error.code ?? status}`, message);
+    if (status >= 500) {
+      this.#log.error({ event: 'http-error', err: error, url: request.url }, 'signaling request failed');
+      return sendProblem(reply, 500, ErrorCodes.INTERNAL, 'internal error');
+    }
+    const code = FASTIFY_CODES[error.code] ?? (status === 413 ? ErrorCodes.HTTP_BODY_TOO_LARGE : status === 415 ? ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE : ErrorCodes.HTTP_BAD_REQUEST);
+    this.#log.info({ event: 'http-rejected', method: request.method, url: request.url, status, code, remoteAddress: request.ip }, error.message);
+    return sendProblem(reply, status, code, error.message);
   }
 }
 
-function sendProblem(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+function sendProblem(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
   return reply.code(status).type('application/json').send({ error: { code, message } });
 }
 

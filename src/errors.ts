@@ -86,14 +86,30 @@ export class PointstreamError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetails | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { details?: ErrorDetails; cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { details?: ErrorDetails; cause?: unknown },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.details = options?.details;
   }
 
-  toJSON(): { name: string; code: ErrorCode; message: string; details?: ErrorDetails; cause?: unknown } {
-    const json: { name: string; code: ErrorCode; message: string; details?: ErrorDetails; cause?: unknown } = {
+  toJSON(): {
+    name: string;
+    code: ErrorCode;
+    message: string;
+    details?: ErrorDetails;
+    cause?: unknown;
+  } {
+    const json: {
+      name: string;
+      code: ErrorCode;
+      message: string;
+      details?: ErrorDetails;
+      cause?: unknown;
+    } = {
       name: this.name,
       code: this.code,
       message: this.message,
@@ -107,12 +123,20 @@ export class PointstreamError extends Error {
 function serializeCause(cause: unknown): unknown {
   if (cause instanceof PointstreamError) return cause.toJSON();
   if (cause instanceof Error) return { name: cause.name, message: cause.message };
-  return typeof cause === 'object' ? cause : String(cause);
+  if (typeof cause === 'string' || typeof cause === 'number' || typeof cause === 'boolean')
+    return cause;
+  return typeof cause === 'object' ? cause : typeof cause;
 }
 
 /** Argument errors at API boundaries: a `TypeError` that names the field and carries a code. */
-export function invalidOption(field: string, expected: string, got: unknown): TypeError & { code: ErrorCode } {
-  const error = new TypeError(`option "${field}" must be ${expected}; got ${describe(got)}`) as TypeError & {
+export function invalidOption(
+  field: string,
+  expected: string,
+  got: unknown,
+): TypeError & { code: ErrorCode } {
+  const error = new TypeError(
+    `option "${field}" must be ${expected}; got ${describe(got)}`,
+  ) as TypeError & {
     code: ErrorCode;
   };
   error.code = ErrorCodes.INVALID_OPTION;
@@ -120,7 +144,9 @@ export function invalidOption(field: string, expected: string, got: unknown): Ty
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null)
+    return String(value);
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }

@@ -14,14 +14,18 @@ interface Run {
 
 function run(args: string[], timeoutMs = 60_000): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
     child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`pointstream ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`));
+      reject(
+        new Error(`pointstream ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`),
+      );
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -35,35 +39,74 @@ function lastJsonLine(stdout: string): Record<string, unknown> {
   return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
 }
 
-test('send --json streams, exits 0 and ends with a JSON summary', { timeout: 60_000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.close());
-  const result = await run(['send', '--signaling', `${server.url}/offer`, '--rtc-bind', '127.0.0.1', '--points', '20000', '--rate', '20', '--frames', '10', '--json']);
-  assert.equal(result.code, 0, result.stderr);
-  const summary = lastJsonLine(result.stdout);
-  assert.equal(summary.ok, true);
-  assert.equal(summary.framesSent, 10);
-  assert.equal(summary.framesAcked, 10);
-  assert.equal(summary.framesLost, 0);
-  assert.equal(summary.bytesSent, 10 * (128 + 20000 * 12));
-  assert.equal(typeof (summary.latencyMs as { p50: number }).p50, 'number');
-  assert.ok((summary.achievedHz as number) > 0);
-  assert.equal(server.stats().totals.framesReceived, 10);
-});
+void test(
+  'send --json streams, exits 0 and ends with a JSON summary',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const result = await run([
+      'send',
+      '--signaling',
+      `${server.url}/offer`,
+      '--rtc-bind',
+      '127.0.0.1',
+      '--points',
+      '20000',
+      '--rate',
+      '20',
+      '--frames',
+      '10',
+      '--json',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const summary = lastJsonLine(result.stdout);
+    assert.equal(summary.ok, true);
+    assert.equal(summary.framesSent, 10);
+    assert.equal(summary.framesAcked, 10);
+    assert.equal(summary.framesLost, 0);
+    assert.equal(summary.bytesSent, 10 * (128 + 20000 * 12));
+    assert.equal(typeof (summary.latencyMs as { p50: number }).p50, 'number');
+    assert.ok((summary.achievedHz as number) > 0);
+    assert.equal(server.stats().totals.framesReceived, 10);
+  },
+);
 
-test('demo runs a server process and a client and reports both', { timeout: 60_000 }, async () => {
-  const result = await run(['demo', '--points', '20000', '--rate', '10', '--frames', '8', '--json']);
-  assert.equal(result.code, 0, result.stderr);
-  const summary = lastJsonLine(result.stdout) as { framesAcked: number; server: { framesVerified: number; cpuSeconds: number } };
-  assert.equal(summary.framesAcked, 8);
-  assert.equal(summary.server.framesVerified, 8);
-  assert.ok(summary.server.cpuSeconds > 0);
-});
+void test(
+  'demo runs a server process and a client and reports both',
+  { timeout: 60_000 },
+  async () => {
+    const result = await run([
+      'demo',
+      '--points',
+      '20000',
+      '--rate',
+      '10',
+      '--frames',
+      '8',
+      '--json',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const summary = lastJsonLine(result.stdout) as {
+      framesAcked: number;
+      server: { framesVerified: number; cpuSeconds: number };
+    };
+    assert.equal(summary.framesAcked, 8);
+    assert.equal(summary.server.framesVerified, 8);
+    assert.ok(summary.server.cpuSeconds > 0);
+  },
+);
 
-test('bad flags exit 2 with a message naming the flag', { timeout: 60_000 }, async () => {
+void test('bad flags exit 2 with a message naming the flag', { timeout: 60_000 }, async () => {
   const cases: [string[], RegExp][] = [
-    [['send', '--signaling', 'http://127.0.0.1:9/offer', '--points', 'lots'], /--points.*expected an integer/],
-    [['send', '--signaling', 'http://127.0.0.1:9/offer', '--rate', '-1'], /--rate.*expected a number/],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--points', 'lots'],
+      /--points.*expected an integer/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--rate', '-1'],
+      /--rate.*expected a number/,
+    ],
     [['send', '--signaling', 'ftp://example/offer'], /--signaling.*http/],
     [['send'], /required option '--signaling <url>'/],
     [['serve', '--port', '70000'], /--port.*expected an integer from 0 to 65535/],
@@ -78,9 +121,20 @@ test('bad flags exit 2 with a message naming the flag', { timeout: 60_000 }, asy
   }
 });
 
-test('send to a server that is not there exits 3 with the reason', { timeout: 60_000 }, async () => {
-  const result = await run(['send', '--signaling', 'http://127.0.0.1:9/offer', '--frames', '1', '--json']);
-  assert.equal(result.code, 3, result.stderr);
-  assert.match(result.stderr, /PS_ERR_SIGNALING_FAILED/);
-  assert.equal(lastJsonLine(result.stdout).errorCode, 'PS_ERR_SIGNALING_FAILED');
-});
+void test(
+  'send to a server that is not there exits 3 with the reason',
+  { timeout: 60_000 },
+  async () => {
+    const result = await run([
+      'send',
+      '--signaling',
+      'http://127.0.0.1:9/offer',
+      '--frames',
+      '1',
+      '--json',
+    ]);
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /PS_ERR_SIGNALING_FAILED/);
+    assert.equal(lastJsonLine(result.stdout).errorCode, 'PS_ERR_SIGNALING_FAILED');
+  },
+);

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import nodeDataChannel from 'node-datachannel';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import { createServer } from '../src/index.js';
@@ -11,25 +10,19 @@ export const LOOPBACK = '127.0.0.1';
 
 /** A server on 127.0.0.1, any free port, WebRTC bound to loopback. */
 export async function startServer(options: ServerOptions = {}): Promise<PointstreamServer> {
-  return createServer({ host: LOOPBACK, port: 0, ...options, rtc: { bindAddress: LOOPBACK, ...options.rtc } });
-}
-
-/** Resolves with the first `event` emitted, or rejects after `ms`. */
-export async function nextEvent<T>(
-  emitter: { once(event: string, listener: (value: T) => void): unknown },
-  event: string,
-  ms: number,
-): Promise<T> {
-  return Promise.race([
-    new Promise<T>((resolve) => emitter.once(event, resolve)),
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no '${event}' within ${ms} ms`)), ms).unref()),
-  ]);
+  return createServer({
+    host: LOOPBACK,
+    port: 0,
+    ...options,
+    rtc: { bindAddress: LOOPBACK, ...options.rtc },
+  });
 }
 
 export async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = performance.now() + ms;
   while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (performance.now() > deadline)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -42,7 +35,12 @@ export class RawPeer {
   readonly pc: PeerConnection;
   readonly dc: DataChannel;
   readonly messages: ServerMessage[] = [];
-  readonly status: { http?: number; location?: string | null; contentType?: string | null; json?: unknown } = {};
+  readonly status: {
+    http?: number;
+    location?: string | null;
+    contentType?: string | null;
+    json?: unknown;
+  } = {};
   closed = false;
   #waiters: (() => void)[] = [];
 
@@ -75,8 +73,16 @@ export class RawPeer {
     const offer = withoutCandidates((this.pc.localDescription() as { sdp: string }).sdp);
     const response =
       form === 'json'
-        ? await fetch(offerUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sdp: offer, type: 'offer' }) })
-        : await fetch(offerUrl, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+        ? await fetch(offerUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ sdp: offer, type: 'offer' }),
+          })
+        : await fetch(offerUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/sdp' },
+            body: offer,
+          });
     this.status.http = response.status;
     this.status.location = response.headers.get('location');
     this.status.contentType = response.headers.get('content-type');
@@ -99,7 +105,10 @@ export class RawPeer {
   }
 
   /** Waits until a message matching `match` has arrived (already or later). */
-  async waitForMessage(match: (message: ServerMessage) => boolean, ms: number): Promise<ServerMessage> {
+  async waitForMessage(
+    match: (message: ServerMessage) => boolean,
+    ms: number,
+  ): Promise<ServerMessage> {
     const deadline = performance.now() + ms;
     for (;;) {
       const found = this.messages.find(match);
@@ -131,5 +140,3 @@ export class RawPeer {
     this.pc.close();
   }
 }
-
-export { once };

@@ -1885,7 +1885,8 @@ void describe('PointstreamError', () => {
     assert.deepEqual(roundTrip(new TypeError('bad')), { name: 'TypeError', message: 'bad' });
     assert.deepEqual(roundTrip({ errno: -32 }), { errno: -32 });
     assert.equal(roundTrip('text'), 'text');
-    assert.equal(roundTrip(42), '42');
+    assert.equal(roundTrip(42), 42);
+    assert.equal(roundTrip(Symbol('s')), 'symbol');
     assert.equal(roundTrip(undefined), undefined);
   });
 

@@ -28,10 +28,22 @@ export async function runDemo(
   const cli = process.argv[1] as string;
   const child = spawn(
     process.execPath,
-    [...process.execArgv, cli, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', serverLogLevel],
+    [
+      ...process.execArgv,
+      cli,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--log-level',
+      serverLogLevel,
+    ],
     { stdio: ['ignore', 2, 'inherit', 'ipc'] },
   );
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   // Server logs go to our stderr, so stdout holds only the summary; the URL comes over IPC.
   const url = await new Promise<string>((resolve, reject) => {
     child.on('message', (message: { type?: string; url?: string }) => {
@@ -41,7 +53,12 @@ export async function runDemo(
   });
   log.info({ event: 'demo-server', url }, `server started on ${url}`);
   try {
-    const client = await runSend({ ...send, signalingUrl: `${url}/offer`, bindAddress: '127.0.0.1', mtu: undefined });
+    const client = await runSend({
+      ...send,
+      signalingUrl: `${url}/offer`,
+      bindAddress: '127.0.0.1',
+      mtu: undefined,
+    });
     const stats = (await (await fetch(`${url}/stats`)).json()) as ServerStats;
     return {
       client,
@@ -49,14 +66,17 @@ export async function runDemo(
         framesVerified: stats.totals.framesReceived,
         framesRejected: stats.totals.framesRejected,
         cpuSeconds: round(stats.cpuSeconds, 2),
-        cpuPercentOfCore: Math.round((stats.cpuSeconds / ((Date.now() - stats.startedAt) / 1000)) * 100),
+        cpuPercentOfCore: Math.round(
+          (stats.cpuSeconds / ((Date.now() - stats.startedAt) / 1000)) * 100,
+        ),
         peakRssBytes: stats.memory.peakRssBytes,
       },
     };
   } finally {
     child.kill('SIGTERM');
     const code = await exited;
-    if (code !== 0) log.warn({ event: 'demo-server-exit', code }, `server exited with code ${code}`);
+    if (code !== 0)
+      log.warn({ event: 'demo-server-exit', code }, `server exited with code ${code}`);
   }
 }
 

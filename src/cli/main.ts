@@ -14,7 +14,13 @@ import { formatSummary, runSend } from './send.js';
 import type { SendCommandOptions, SendSummary } from './send.js';
 
 /** Exit codes of the CLI (README "Exit codes"). */
-export const ExitCode = { OK: 0, FRAMES_NOT_ACKED: 1, USAGE: 2, CONNECT_FAILED: 3, INTERRUPTED: 130 } as const;
+export const ExitCode = {
+  OK: 0,
+  FRAMES_NOT_ACKED: 1,
+  USAGE: 2,
+  CONNECT_FAILED: 3,
+  INTERRUPTED: 130,
+} as const;
 
 const program = new Command('pointstream')
   .description('Stream live 3D point clouds over encrypted WebRTC DataChannels')
@@ -24,8 +30,18 @@ const program = new Command('pointstream')
 
 const logOptions = (command: Command, defaultLevel: LogLevel): Command =>
   command
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default(defaultLevel).argParser(choice(LOG_LEVELS)))
-    .addOption(new Option('--log-format <format>', 'log format (default: pretty on a terminal, else json)').choices(['json', 'pretty']));
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(LOG_LEVELS)
+        .default(defaultLevel)
+        .argParser(choice(LOG_LEVELS)),
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'log format (default: pretty on a terminal, else json)',
+      ).choices(['json', 'pretty']),
+    );
 
 logOptions(
   program
@@ -33,37 +49,86 @@ logOptions(
     .description('run the signaling server and receive frames')
     .option('--host <address>', 'interface for HTTP signaling', '0.0.0.0')
     .option('--port <port>', 'port for HTTP signaling (0: any free port)', integer(0, 65535), 8080)
-    .option('--rtc-bind <address>', 'address WebRTC binds to (default: --host when it is a specific address)')
+    .option(
+      '--rtc-bind <address>',
+      'address WebRTC binds to (default: --host when it is a specific address)',
+    )
     .option('--port-range <begin-end>', 'UDP ports for WebRTC, e.g. 40000-40100', portRange)
-    .option('--mtu <bytes>', `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`, integer(576, MAX_MTU))
+    .option(
+      '--mtu <bytes>',
+      `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`,
+      integer(576, MAX_MTU),
+    )
     .option('--ice-server <url>', 'STUN/TURN server (repeatable)', collect, [])
-    .option('--max-sessions <n>', 'most concurrent sessions', integer(1), DEFAULT_SERVER_LIMITS.maxSessions)
-    .option('--max-frame-bytes <n>', 'largest frame payload in bytes', integer(1), DEFAULT_SERVER_LIMITS.maxFrameBytes)
-    .option('--max-points <n>', 'most points per frame', integer(1), DEFAULT_SERVER_LIMITS.maxPointsPerFrame)
-    .option('--connect-timeout <ms>', 'time for a session to open its channel', integer(1), DEFAULT_SERVER_LIMITS.connectTimeoutMs)
-    .option('--idle-timeout <ms>', 'close sessions silent for this long', integer(1), DEFAULT_SERVER_LIMITS.idleTimeoutMs)
+    .option(
+      '--max-sessions <n>',
+      'most concurrent sessions',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxSessions,
+    )
+    .option(
+      '--max-frame-bytes <n>',
+      'largest frame payload in bytes',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxFrameBytes,
+    )
+    .option(
+      '--max-points <n>',
+      'most points per frame',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxPointsPerFrame,
+    )
+    .option(
+      '--connect-timeout <ms>',
+      'time for a session to open its channel',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.connectTimeoutMs,
+    )
+    .option(
+      '--idle-timeout <ms>',
+      'close sessions silent for this long',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.idleTimeoutMs,
+    )
     .option('--allow-non-finite', 'accept NaN and infinite coordinates'),
   'info',
-).action(async (opts: { host: string; port: number; rtcBind?: string; mtu?: number; portRange?: [number, number]; iceServer: string[]; maxSessions: number; maxFrameBytes: number; maxPoints: number; connectTimeout: number; idleTimeout: number; allowNonFinite?: boolean; logLevel: LogLevel; logFormat?: LogFormat }) => {
-  const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
-  await runServe({
-    host: opts.host,
-    port: opts.port,
-    rtcBind: opts.rtcBind,
-    mtu: opts.mtu,
-    portRange: opts.portRange,
-    iceServers: opts.iceServer,
-    limits: {
-      maxSessions: opts.maxSessions,
-      maxFrameBytes: opts.maxFrameBytes,
-      maxPointsPerFrame: opts.maxPoints,
-      connectTimeoutMs: opts.connectTimeout,
-      idleTimeoutMs: opts.idleTimeout,
-      allowNonFinite: opts.allowNonFinite === true,
-    },
-    logger,
-  });
-});
+).action(
+  async (opts: {
+    host: string;
+    port: number;
+    rtcBind?: string;
+    mtu?: number;
+    portRange?: [number, number];
+    iceServer: string[];
+    maxSessions: number;
+    maxFrameBytes: number;
+    maxPoints: number;
+    connectTimeout: number;
+    idleTimeout: number;
+    allowNonFinite?: boolean;
+    logLevel: LogLevel;
+    logFormat?: LogFormat;
+  }) => {
+    const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
+    await runServe({
+      host: opts.host,
+      port: opts.port,
+      rtcBind: opts.rtcBind,
+      mtu: opts.mtu,
+      portRange: opts.portRange,
+      iceServers: opts.iceServer,
+      limits: {
+        maxSessions: opts.maxSessions,
+        maxFrameBytes: opts.maxFrameBytes,
+        maxPointsPerFrame: opts.maxPoints,
+        connectTimeoutMs: opts.connectTimeout,
+        idleTimeoutMs: opts.idleTimeout,
+        allowNonFinite: opts.allowNonFinite === true,
+      },
+      logger,
+    });
+  },
+);
 
 interface StreamFlags {
   points: number;
@@ -85,13 +150,22 @@ const streamOptions = (command: Command): Command =>
     .option('--rate <hz>', 'frames per second (0: as fast as possible)', number(0, 1000), 4)
     .option('--duration <seconds>', 'how long to stream', number(0), 60)
     .option('--frames <n>', 'number of frames (overrides rate x duration)', integer(0))
-    .option('--chunk-bytes <n>', 'largest chunk message, capped by the server', integer(168, 64 * 1024 * 1024), 256 * 1024)
+    .option(
+      '--chunk-bytes <n>',
+      'largest chunk message, capped by the server',
+      integer(168, 64 * 1024 * 1024),
+      256 * 1024,
+    )
     .option('--max-in-flight <n>', 'unacknowledged frames before waiting', integer(1, 64), 2)
     .option('--connect-timeout <ms>', 'time to open the channel', integer(1), 15_000)
     .option('--json', 'print the summary as one JSON line (last line of output)')
     .option('--no-progress', 'no progress line (default: shown on a terminal)');
 
-function streamSettings(opts: StreamFlags, signal: AbortSignal, logger: SendCommandOptions['logger']): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
+function streamSettings(
+  opts: StreamFlags,
+  signal: AbortSignal,
+  logger: SendCommandOptions['logger'],
+): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
   return {
     points: opts.points,
     rate: opts.rate,
@@ -120,13 +194,18 @@ function interruptSignal(): AbortSignal {
 function finish(summary: SendSummary, json: object | undefined, extra?: string): void {
   if (json) process.stdout.write(`${JSON.stringify(json)}\n`);
   else process.stdout.write(`${formatSummary(summary)}${extra ? `\n${extra}` : ''}\n`);
-  process.exitCode = summary.ok ? ExitCode.OK : summary.errorCode === ErrorCodes.ABORTED ? ExitCode.INTERRUPTED : ExitCode.FRAMES_NOT_ACKED;
+  process.exitCode = summary.ok
+    ? ExitCode.OK
+    : summary.errorCode === ErrorCodes.ABORTED
+      ? ExitCode.INTERRUPTED
+      : ExitCode.FRAMES_NOT_ACKED;
 }
 
 function failConnect(error: unknown, json: boolean): void {
   const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
   const message = (error as Error).message;
-  if (json) process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`);
+  if (json)
+    process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`);
   process.stderr.write(`pointstream: cannot stream: ${message} (${code})\n`);
   process.exitCode = ExitCode.CONNECT_FAILED;
 }
@@ -136,16 +215,29 @@ logOptions(
     program
       .command('send')
       .description('stream frames of random points to a server')
-      .requiredOption('--signaling <url>', "the server's offer endpoint, e.g. http://localhost:8080/offer", url)
+      .requiredOption(
+        '--signaling <url>',
+        "the server's offer endpoint, e.g. http://localhost:8080/offer",
+        url,
+      )
       .option('--rtc-bind <address>', 'address WebRTC binds to (e.g. 127.0.0.1)')
-      .option('--mtu <bytes>', `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`, integer(576, MAX_MTU)),
+      .option(
+        '--mtu <bytes>',
+        `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`,
+        integer(576, MAX_MTU),
+      ),
   ),
   'warn',
 ).action(async (opts: StreamFlags & { signaling: string; rtcBind?: string; mtu?: number }) => {
   const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
   const settings = streamSettings(opts, interruptSignal(), logger);
   try {
-    const summary = await runSend({ ...settings, signalingUrl: opts.signaling, bindAddress: opts.rtcBind, mtu: opts.mtu });
+    const summary = await runSend({
+      ...settings,
+      signalingUrl: opts.signaling,
+      bindAddress: opts.rtcBind,
+      mtu: opts.mtu,
+    });
     finish(summary, opts.json ? summary : undefined);
   } catch (error) {
     failConnect(error, opts.json === true);
@@ -153,15 +245,26 @@ logOptions(
 });
 
 logOptions(
-  streamOptions(program.command('demo').description('run a server and a client on loopback and print the result'))
-    .addOption(new Option('--server-log-level <level>', "the server's log level").choices(LOG_LEVELS).default('warn')),
+  streamOptions(
+    program
+      .command('demo')
+      .description('run a server and a client on loopback and print the result'),
+  ).addOption(
+    new Option('--server-log-level <level>', "the server's log level")
+      .choices(LOG_LEVELS)
+      .default('warn'),
+  ),
   'warn',
 ).action(async (opts: StreamFlags & { serverLogLevel: string }) => {
   const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
   const settings = streamSettings(opts, interruptSignal(), logger);
   try {
     const summary = await runDemo(settings, opts.serverLogLevel, logger);
-    finish(summary.client, opts.json ? { ...summary.client, server: summary.server } : undefined, formatDemoServer(summary));
+    finish(
+      summary.client,
+      opts.json ? { ...summary.client, server: summary.server } : undefined,
+      formatDemoServer(summary),
+    );
   } catch (error) {
     failConnect(error, opts.json === true);
   }

@@ -5,7 +5,12 @@ import { InvalidArgumentError } from 'commander';
 export function integer(min: number, max = Number.MAX_SAFE_INTEGER): (value: string) => number {
   return (value) => {
     const parsed = Number(value.replace(/_/g, ''));
-    if (!/^\s*[0-9_]+(e[0-9]+)?\s*$/i.test(value) || !Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    if (
+      !/^\s*[0-9_]+(e[0-9]+)?\s*$/i.test(value) ||
+      !Number.isSafeInteger(parsed) ||
+      parsed < min ||
+      parsed > max
+    ) {
       throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
     }
     return parsed;
@@ -51,7 +56,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function choice<T extends string>(choices: readonly T[]): (value: string) => T {
   return (value) => {
-    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
+    if (!(choices as readonly string[]).includes(value))
+      throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
     return value as T;
   };
 }

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../client/client.js';
 import type { FrameReceipt } from '../client/types.js';
-import { ErrorCodes, PointstreamError } from '../errors.js';
+import { ErrorCodes } from '../errors.js';
+import type { PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { Logger } from '../util/logger.js';
@@ -88,25 +89,39 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     } else {
       framesRejected++;
       rejections[receipt.code] = (rejections[receipt.code] ?? 0) + 1;
-      options.logger.warn({ event: 'frame-rejected', seq: receipt.seq, code: receipt.code }, `frame ${receipt.seq} rejected: ${receipt.message}`);
+      options.logger.warn(
+        { event: 'frame-rejected', seq: receipt.seq, code: receipt.code },
+        `frame ${receipt.seq} rejected: ${receipt.message}`,
+      );
     }
   };
   const onLost = (error: unknown): void => {
     framesLost++;
     options.logger.warn({ event: 'frame-lost', err: error }, (error as Error).message);
   };
-  client.on('closed', (code, reason) => {
+  client.on('closed', ({ code, reason }) => {
     if (!closing) stopReason ??= { code, reason };
   });
 
   const start = performance.now();
   const period = options.rate > 0 ? 1000 / options.rate : 0;
-  const progress = options.progress ? startProgress(() => ({ framesSent, framesAcked, framesLost: framesLost + framesRejected, bytesSent, start, latencies, framesPlanned })) : undefined;
+  const progress = options.progress
+    ? startProgress(() => ({
+        framesSent,
+        framesAcked,
+        framesLost: framesLost + framesRejected,
+        bytesSent,
+        start,
+        latencies,
+        framesPlanned,
+      }))
+    : undefined;
   try {
     for (let k = 0; k < framesPlanned && !options.signal.aborted && !client.closed; k++) {
       if (period > 0) {
         const wait = start + k * period - performance.now();
-        if (wait > 0) await sleep(wait, undefined, { signal: options.signal }).catch(() => undefined);
+        if (wait > 0)
+          await sleep(wait, undefined, { signal: options.signal }).catch(() => undefined);
         else if (wait < -period / 2) lateFrames++;
         if (options.signal.aborted) break;
       }
@@ -135,11 +150,14 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const ackSpan = (lastAckAt - firstAckAt) / 1000;
   const achievedHz = framesAcked >= 2 && ackSpan > 0 ? (framesAcked - 1) / ackSpan : 0;
   const cpu = process.cpuUsage(cpuStart);
-  const ok = stopReason === undefined && framesAcked === framesPlanned && framesSent === framesPlanned;
+  const ok =
+    stopReason === undefined && framesAcked === framesPlanned && framesSent === framesPlanned;
   let reason: string;
   if (ok) reason = `all ${framesPlanned} frames acknowledged intact`;
-  else if (stopReason) reason = `${stopReason.reason} (${stopReason.code}); ${framesAcked} of ${framesPlanned} frames acknowledged`;
-  else reason = `${framesAcked} of ${framesPlanned} frames acknowledged intact: ${framesRejected} rejected, ${framesLost} lost`;
+  else if (stopReason)
+    reason = `${stopReason.reason} (${stopReason.code}); ${framesAcked} of ${framesPlanned} frames acknowledged`;
+  else
+    reason = `${framesAcked} of ${framesPlanned} frames acknowledged intact: ${framesRejected} rejected, ${framesLost} lost`;
   return {
     ok,
     reason,
@@ -154,13 +172,20 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     seconds: round(seconds, 2),
     achievedHz: round(achievedHz, 3),
     mbPerSec: round(bytesSent / 1e6 / seconds, 1),
-    latencyMs: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(Math.max(0, ...latencies)) },
+    latencyMs: {
+      p50: round(percentile(latencies, 50)),
+      p99: round(percentile(latencies, 99)),
+      max: round(Math.max(0, ...latencies)),
+    },
     lateFrames,
     chunkBytes: client.maxMessageBytes,
     cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     rejections,
-    errorCode: ok ? undefined : (stopReason?.code ?? (framesRejected > 0 ? ErrorCodes.FRAME_REJECTED : ErrorCodes.FRAME_LOST)),
+    errorCode: ok
+      ? undefined
+      : (stopReason?.code ??
+        (framesRejected > 0 ? ErrorCodes.FRAME_REJECTED : ErrorCodes.FRAME_LOST)),
   };
 }
 
@@ -201,6 +226,7 @@ export function formatSummary(summary: SendSummary): string {
     `  latency    p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, max ${summary.latencyMs.max} ms (first chunk sent -> frame verified receipt)`,
     `  client     ${summary.cpuSeconds} CPU s over ${summary.seconds} s (${Math.round((summary.cpuSeconds / summary.seconds) * 100)}% of a core), chunks of ${summary.chunkBytes} bytes`,
   ];
-  for (const [code, count] of Object.entries(summary.rejections)) lines.push(`  rejected   ${count} x ${code}`);
+  for (const [code, count] of Object.entries(summary.rejections))
+    lines.push(`  rejected   ${count} x ${code}`);
   return lines.join('\n');
 }

@@ -27,7 +27,8 @@ const DEFAULTS = {
 type ResolvedOptions = Required<Pick<ClientOptions, keyof typeof DEFAULTS>> & ClientOptions;
 
 function resolveOptions(options: ClientOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw invalidOption('options', 'an object', options);
+  if (typeof options !== 'object' || options === null)
+    throw invalidOption('options', 'an object', options);
   try {
     const url = new URL(options.signalingUrl);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error();
@@ -37,13 +38,18 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
   const merged = { ...DEFAULTS, ...options };
   for (const key of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
     const value = merged[key];
-    if (!Number.isSafeInteger(value) || value < 1) throw invalidOption(key, 'a positive integer', value);
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw invalidOption(key, 'a positive integer', value);
   }
   if (merged.maxMessageBytes < MIN_MESSAGE_BYTES) {
     throw invalidOption('maxMessageBytes', `at least ${MIN_MESSAGE_BYTES}`, merged.maxMessageBytes);
   }
   if (merged.lowWaterMark > merged.highWaterMark) {
-    throw invalidOption('lowWaterMark', `at most highWaterMark (${merged.highWaterMark})`, merged.lowWaterMark);
+    throw invalidOption(
+      'lowWaterMark',
+      `at most highWaterMark (${merged.highWaterMark})`,
+      merged.lowWaterMark,
+    );
   }
   return merged;
 }
@@ -56,11 +62,12 @@ interface PendingFrame {
   reject(error: PointstreamError): void;
 }
 
-export interface ClientEvents extends Record<string, unknown[]> {
+/** Events of a client; each carries one payload. */
+export interface ClientEvents {
   /** The connection ended; `code` says why (`PS_ERR_SESSION_CLOSED` after `close()`). */
-  closed: [code: ErrorCode, reason: string];
+  closed: { readonly code: ErrorCode; readonly reason: string };
   /** Every receipt, as it arrives. */
-  receipt: [receipt: FrameReceipt];
+  receipt: FrameReceipt;
 }
 
 /**
@@ -88,14 +95,21 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   /** @internal use {@link connect} */
   constructor(options: ResolvedOptions) {
     const log = options.logger ?? silentLogger;
-    super((error, event) => log.error({ event: 'listener-error', listenerOf: event, err: error }, `a '${event}' listener threw`));
+    super((error, event) =>
+      log.error(
+        { event: 'listener-error', listenerOf: event, err: error },
+        `a '${event}' listener threw`,
+      ),
+    );
     this.#options = options;
     this.#log = log;
     this.#peer = new Peer('client', options.rtc ?? {}, {
       state: (state) => this.#onPeerState(state),
       iceState: (state) => log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
     });
-    this.#channel = this.#peer.connection.createDataChannel('pointstream', { protocol: PROTOCOL_V1 });
+    this.#channel = this.#peer.connection.createDataChannel('pointstream', {
+      protocol: PROTOCOL_V1,
+    });
     this.#channel.setBufferedAmountLowThreshold(options.lowWaterMark);
     this.#channel.onBufferedAmountLow(() => {
       const waiter = this.#drainWaiter;
@@ -104,7 +118,9 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     });
     this.#channel.onMessage((message) => this.#onMessage(message));
     this.#channel.onClosed(() => this.#terminate(ErrorCodes.CHANNEL_CLOSED, 'data channel closed'));
-    this.#channel.onError((error) => log.warn({ event: 'channel-error', error }, `data channel error: ${error}`));
+    this.#channel.onError((error) =>
+      log.warn({ event: 'channel-error', error }, `data channel error: ${error}`),
+    );
   }
 
   /** The server's session id (from its hello message). */
@@ -128,7 +144,8 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
 
   /** @internal */
   async open(signal: AbortSignal): Promise<void> {
-    const onAbort = (): void => this.#terminate(ErrorCodes.ABORTED, String(signal.reason ?? 'aborted'));
+    const onAbort = (): void =>
+      this.#terminate(ErrorCodes.ABORTED, String(signal.reason ?? 'aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       await this.#peer.gathered();
@@ -136,7 +153,11 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       // The offer goes without candidates; ours follow once the answer is applied. Otherwise the
       // server starts ICE and DTLS before we know its fingerprint, and libdatachannel fails about
       // one connection in three (docs/protocol.md, "Connection set-up").
-      const answer = await postOffer(this.#options.signalingUrl, withoutCandidates(offer.sdp), signal);
+      const answer = await postOffer(
+        this.#options.signalingUrl,
+        withoutCandidates(offer.sdp),
+        signal,
+      );
       this.#sessionUrl = answer.sessionUrl;
       if (this.#closed) throw this.#closedError();
       this.#peer.setRemoteDescription(answer.sdp, 'answer');
@@ -150,12 +171,21 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
         else this.#openWaiter = (error) => (error ? reject(error) : resolve());
       });
       const remoteMax = this.#channel.maxMessageSize();
-      this.#maxMessageBytes = Math.min(this.#options.maxMessageBytes, remoteMax > 0 ? remoteMax : 65_536);
+      this.#maxMessageBytes = Math.min(
+        this.#options.maxMessageBytes,
+        remoteMax > 0 ? remoteMax : 65_536,
+      );
       if (this.#maxMessageBytes < MIN_MESSAGE_BYTES) {
-        throw new PointstreamError(ErrorCodes.CONNECTION_FAILED, `the server accepts messages of only ${remoteMax} bytes`);
+        throw new PointstreamError(
+          ErrorCodes.CONNECTION_FAILED,
+          `the server accepts messages of only ${remoteMax} bytes`,
+        );
       }
       this.#scratch = Buffer.allocUnsafeSlow(this.#maxMessageBytes);
-      this.#log.info({ event: 'connected', session: this.sessionId, maxMessageBytes: this.#maxMessageBytes }, 'connected');
+      this.#log.info(
+        { event: 'connected', session: this.sessionId, maxMessageBytes: this.#maxMessageBytes },
+        'connected',
+      );
     } catch (error) {
       const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
       this.#terminate(code, (error as Error).message);
@@ -173,7 +203,12 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
    */
   send(points: Float32Array, options: SendOptions = {}): Promise<SentFrame> {
     if (!(points instanceof Float32Array) || points.length % 3 !== 0) {
-      return Promise.reject(new PointstreamError(ErrorCodes.INVALID_FRAME, 'points must be a Float32Array of x, y, z triples'));
+      return Promise.reject(
+        new PointstreamError(
+          ErrorCodes.INVALID_FRAME,
+          'points must be a Float32Array of x, y, z triples',
+        ),
+      );
     }
     const result = this.#sendChain.then(() => this.#sendNow(points, options));
     this.#sendChain = result.catch(() => undefined);
@@ -194,11 +229,23 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     const hello = this.#hello as HelloMessage;
     const pointCount = points.length / 3;
     if (pointCount > hello.maxPointsPerFrame) {
-      throw new PointstreamError(ErrorCodes.FRAME_TOO_MANY_POINTS, `${pointCount} points exceed the server's limit of ${hello.maxPointsPerFrame}`);
+      throw new PointstreamError(
+        ErrorCodes.FRAME_TOO_MANY_POINTS,
+        `${pointCount} points exceed the server's limit of ${hello.maxPointsPerFrame}`,
+      );
     }
-    const frame = prepareFrame(points, this.#nextSeq++, options.captureTime ?? Date.now(), this.#maxMessageBytes, crc32);
+    const frame = prepareFrame(
+      points,
+      this.#nextSeq++,
+      options.captureTime ?? Date.now(),
+      this.#maxMessageBytes,
+      crc32,
+    );
     if (frame.payloadBytes > hello.maxFrameBytes) {
-      throw new PointstreamError(ErrorCodes.FRAME_TOO_LARGE, `${frame.payloadBytes} bytes exceed the server's limit of ${hello.maxFrameBytes}`);
+      throw new PointstreamError(
+        ErrorCodes.FRAME_TOO_LARGE,
+        `${frame.payloadBytes} bytes exceed the server's limit of ${hello.maxFrameBytes}`,
+      );
     }
 
     let pending!: PendingFrame;
@@ -224,7 +271,14 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     }
     if (this.#pending.has(frame.seq)) {
       pending.timer = setTimeout(() => {
-        this.#settle(frame.seq, new PointstreamError(ErrorCodes.FRAME_LOST, `no receipt for frame ${frame.seq} within ${this.#options.receiptTimeoutMs} ms`, { details: { seq: frame.seq } }));
+        this.#settle(
+          frame.seq,
+          new PointstreamError(
+            ErrorCodes.FRAME_LOST,
+            `no receipt for frame ${frame.seq} within ${this.#options.receiptTimeoutMs} ms`,
+            { details: { seq: frame.seq } },
+          ),
+        );
       }, this.#options.receiptTimeoutMs);
     }
     return { seq: frame.seq, bytes: frame.payloadBytes, chunks: frame.chunkCount, receipt };
@@ -233,7 +287,8 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   /** Resolves once every frame sent so far has its receipt (or was counted lost). */
   async flush(): Promise<void> {
     await this.#sendChain;
-    while (this.#pending.size > 0) await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
+    while (this.#pending.size > 0)
+      await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
   }
 
   /** Ends the session: frames still unacknowledged are reported lost. Idempotent. */
@@ -244,7 +299,10 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       // End the session on the server first, so that it logs an orderly end rather than a lost
       // connection; best effort, bounded.
       await deleteSession(sessionUrl, AbortSignal.timeout(2000)).catch((error: unknown) => {
-        this.#log.debug({ event: 'delete-failed', err: error }, 'could not end the session over HTTP');
+        this.#log.debug(
+          { event: 'delete-failed', err: error },
+          'could not end the session over HTTP',
+        );
       });
     }
     this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the client');
@@ -282,13 +340,28 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       case 'receipt': {
         const pending = this.#pending.get(control.seq);
         if (pending === undefined) {
-          this.#log.warn({ event: 'unexpected-receipt', seq: control.seq }, 'receipt for an unknown frame');
+          this.#log.warn(
+            { event: 'unexpected-receipt', seq: control.seq },
+            'receipt for an unknown frame',
+          );
           return;
         }
         const latencyMs = performance.now() - pending.firstChunkAt;
         const receipt: FrameReceipt = control.ok
-          ? { seq: control.seq, ok: true, points: control.points, latencyMs, receivedAt: control.receivedAt }
-          : { seq: control.seq, ok: false, code: control.code, message: control.message, latencyMs };
+          ? {
+              seq: control.seq,
+              ok: true,
+              points: control.points,
+              latencyMs,
+              receivedAt: control.receivedAt,
+            }
+          : {
+              seq: control.seq,
+              ok: false,
+              code: control.code,
+              message: control.message,
+              latencyMs,
+            };
         this.#settle(control.seq, receipt);
         this.emit('receipt', receipt);
         return;
@@ -325,9 +398,19 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #terminate(code: ErrorCode, reason: string): void {
     if (this.#closed) return;
     this.#closed = { code, reason };
-    this.#log.info({ event: 'closed', code, reason, framesInFlight: this.#pending.size }, `connection closed: ${reason}`);
+    this.#log.info(
+      { event: 'closed', code, reason, framesInFlight: this.#pending.size },
+      `connection closed: ${reason}`,
+    );
     for (const seq of [...this.#pending.keys()]) {
-      this.#settle(seq, new PointstreamError(ErrorCodes.FRAME_LOST, `frame ${seq} unacknowledged when the connection ended (${reason})`, { details: { seq } }));
+      this.#settle(
+        seq,
+        new PointstreamError(
+          ErrorCodes.FRAME_LOST,
+          `frame ${seq} unacknowledged when the connection ended (${reason})`,
+          { details: { seq } },
+        ),
+      );
     }
     for (const waiter of this.#slotWaiters.splice(0)) waiter();
     this.#drainWaiter?.();
@@ -340,7 +423,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       // already closed natively
     }
     this.#peer.close();
-    this.emit('closed', code, reason);
+    this.emit('closed', { code, reason });
   }
 }
 
@@ -357,9 +440,14 @@ export async function connect(options: ClientOptions): Promise<PointstreamClient
     await client.open(signal);
   } catch (error) {
     if (timeout.aborted) {
-      throw new PointstreamError(ErrorCodes.CONNECT_TIMEOUT, `channel not open within ${resolved.connectTimeoutMs} ms`, { cause: error });
+      throw new PointstreamError(
+        ErrorCodes.CONNECT_TIMEOUT,
+        `channel not open within ${resolved.connectTimeoutMs} ms`,
+        { cause: error },
+      );
     }
-    if (resolved.signal?.aborted) throw new PointstreamError(ErrorCodes.ABORTED, 'connect aborted', { cause: error });
+    if (resolved.signal?.aborted)
+      throw new PointstreamError(ErrorCodes.ABORTED, 'connect aborted', { cause: error });
     throw error;
   }
   return client;

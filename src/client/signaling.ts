@@ -16,9 +16,14 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
   try {
     response = await fetch(url, { ...init, redirect: 'error' });
   } catch (cause) {
-    if ((cause as Error).name === 'AbortError' || (cause as Error).name === 'TimeoutError') throw cause;
+    if ((cause as Error).name === 'AbortError' || (cause as Error).name === 'TimeoutError')
+      throw cause;
     const reason = (cause as { cause?: { code?: string; message?: string } }).cause;
-    throw new PointstreamError(ErrorCodes.SIGNALING_FAILED, `${what} ${url} failed: ${reason?.code ?? reason?.message ?? (cause as Error).message}`, { cause });
+    throw new PointstreamError(
+      ErrorCodes.SIGNALING_FAILED,
+      `${what} ${url} failed: ${reason?.code ?? reason?.message ?? (cause as Error).message}`,
+      { cause },
+    );
   }
   if (!response.ok) {
     const text = await response.text().catch(() => '');
@@ -41,15 +46,39 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
   return response;
 }
 
-export async function postOffer(url: string, sdp: string, signal: AbortSignal): Promise<SignaledAnswer> {
-  const response = await request(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp, signal }, 'offer');
+export async function postOffer(
+  url: string,
+  sdp: string,
+  signal: AbortSignal,
+): Promise<SignaledAnswer> {
+  const response = await request(
+    url,
+    { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp, signal },
+    'offer',
+  );
   const answer = await response.text();
   const location = response.headers.get('location');
-  return { sdp: answer, sessionUrl: location === null ? undefined : new URL(location, url).toString() };
+  return {
+    sdp: answer,
+    sessionUrl: location === null ? undefined : new URL(location, url).toString(),
+  };
 }
 
-export async function patchCandidates(sessionUrl: string, fragment: string, signal: AbortSignal): Promise<void> {
-  await request(sessionUrl, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: fragment, signal }, 'candidate update');
+export async function patchCandidates(
+  sessionUrl: string,
+  fragment: string,
+  signal: AbortSignal,
+): Promise<void> {
+  await request(
+    sessionUrl,
+    {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+      body: fragment,
+      signal,
+    },
+    'candidate update',
+  );
 }
 
 export async function deleteSession(sessionUrl: string, signal: AbortSignal): Promise<void> {

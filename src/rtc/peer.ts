@@ -66,7 +66,10 @@ export class Peer {
     const config: RtcConfig = { iceServers: [...(options.iceServers ?? [])] };
     if (options.bindAddress !== undefined) config.bindAddress = options.bindAddress;
     if (options.maxMessageSize !== undefined) config.maxMessageSize = options.maxMessageSize;
-    if (options.mtu !== undefined && (!Number.isInteger(options.mtu) || options.mtu < 576 || options.mtu > MAX_MTU)) {
+    if (
+      options.mtu !== undefined &&
+      (!Number.isInteger(options.mtu) || options.mtu < 576 || options.mtu > MAX_MTU)
+    ) {
       throw invalidOption('rtc.mtu', `an integer from 576 to ${MAX_MTU}`, options.mtu);
     }
     const mtu = options.mtu ?? (isLoopbackAddress(options.bindAddress) ? LOOPBACK_MTU : undefined);
@@ -116,7 +119,10 @@ export class Peer {
   localDescription(): { sdp: string; type: DescriptionType } {
     const description = this.connection.localDescription();
     if (description === null) {
-      throw new PointstreamError(ErrorCodes.CONNECTION_FAILED, 'no local description was generated');
+      throw new PointstreamError(
+        ErrorCodes.CONNECTION_FAILED,
+        'no local description was generated',
+      );
     }
     return description;
   }
@@ -126,9 +132,13 @@ export class Peer {
     try {
       this.connection.setRemoteDescription(sdp, type);
     } catch (cause) {
-      throw new PointstreamError(ErrorCodes.SDP_INVALID, `remote ${type} rejected: ${(cause as Error).message}`, {
-        cause,
-      });
+      throw new PointstreamError(
+        ErrorCodes.SDP_INVALID,
+        `remote ${type} rejected: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
     }
   }
 

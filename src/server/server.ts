@@ -12,7 +12,14 @@ import type { Logger } from '../util/logger.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { Session } from './session.js';
-import type { ReceivedFrame, ServerEvents, ServerLimits, ServerOptions, ServerStats, SessionEnd } from './types.js';
+import type {
+  ReceivedFrame,
+  ServerEvents,
+  ServerLimits,
+  ServerOptions,
+  ServerStats,
+  SessionEnd,
+} from './types.js';
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   ...DEFAULT_REASSEMBLY_LIMITS,
@@ -54,7 +61,8 @@ function resolveLimits(limits: Partial<ServerLimits> | undefined): ServerLimits 
   const merged = { ...DEFAULT_SERVER_LIMITS, ...limits };
   for (const key of Object.keys(merged) as (keyof ServerLimits)[]) {
     if (key === 'allowNonFinite') {
-      if (typeof merged.allowNonFinite !== 'boolean') throw invalidOption('limits.allowNonFinite', 'a boolean', merged.allowNonFinite);
+      if (typeof merged.allowNonFinite !== 'boolean')
+        throw invalidOption('limits.allowNonFinite', 'a boolean', merged.allowNonFinite);
     } else if (!(key in DEFAULT_SERVER_LIMITS)) {
       throw invalidOption(`limits.${key}`, 'a known limit', key);
     } else positiveInteger(`limits.${key}`, merged[key]);
@@ -74,7 +82,14 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #sessions = new Map<string, Session>();
   readonly #startedAt = Date.now();
   readonly #cpuAtStart = process.cpuUsage();
-  #totals = { sessionsOpened: 0, sessionsClosed: 0, framesReceived: 0, framesRejected: 0, bytesReceived: 0, pointsReceived: 0 };
+  #totals = {
+    sessionsOpened: 0,
+    sessionsClosed: 0,
+    framesReceived: 0,
+    framesRejected: 0,
+    bytesReceived: 0,
+    pointsReceived: 0,
+  };
   readonly #iteratorWakers = new Set<() => void>();
   #closing = false;
   #url = '';
@@ -82,18 +97,29 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   /** @internal use {@link createServer} */
   constructor(options: ServerOptions) {
     const log = options.logger ?? silentLogger;
-    super((error, event) => log.error({ event: 'listener-error', listenerOf: event, err: error }, `a '${event}' listener threw`));
+    super((error, event) =>
+      log.error(
+        { event: 'listener-error', listenerOf: event, err: error },
+        `a '${event}' listener threw`,
+      ),
+    );
     this.#log = log;
     this.limits = resolveLimits(options.limits);
     const host = options.host ?? '127.0.0.1';
     // WebRTC binds where HTTP listens unless told otherwise, so that a loopback server stays loopback.
-    const bindAddress = options.rtc?.bindAddress ?? (isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined);
+    const bindAddress =
+      options.rtc?.bindAddress ??
+      (isIP(host) && host !== '0.0.0.0' && host !== '::' ? host : undefined);
     this.#rtc = {
       ...options.rtc,
       ...(bindAddress === undefined ? {} : { bindAddress }),
       maxMessageSize: options.rtc?.maxMessageSize ?? this.limits.maxFrameBytes + 1024,
     };
-    this.#app = Fastify({ bodyLimit: this.limits.maxSdpBytes, logger: false, return503OnClosing: true });
+    this.#app = Fastify({
+      bodyLimit: this.limits.maxSdpBytes,
+      logger: false,
+      return503OnClosing: true,
+    });
     this.#routes();
   }
 
@@ -106,11 +132,17 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   async listen(host: string, port: number): Promise<void> {
     await this.#app.listen({ host, port });
     const address = this.#app.server.address();
-    if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+    if (address === null || typeof address === 'string')
+      throw new Error('server has no TCP address');
     const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     this.#url = `http://${urlHost}:${address.port}`;
     this.#log.info(
-      { event: 'listening', url: this.#url, rtcBindAddress: this.#rtc.bindAddress ?? '(all)', limits: this.limits },
+      {
+        event: 'listening',
+        url: this.#url,
+        rtcBindAddress: this.#rtc.bindAddress ?? '(all)',
+        limits: this.limits,
+      },
       `signaling on ${this.#url}/offer (plain HTTP)`,
     );
   }
@@ -124,7 +156,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       sessions: [...this.#sessions.values()].map((session) => session.stats()),
       totals: { ...this.#totals },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
-      memory: { rssBytes: memory.rss, peakRssBytes: process.resourceUsage().maxRSS * 1024, heapUsedBytes: memory.heapUsed },
+      memory: {
+        rssBytes: memory.rss,
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        heapUsedBytes: memory.heapUsed,
+      },
     };
   }
 
@@ -132,7 +168,9 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
    * Frames as an async iterator. At most `maxQueued` frames wait for a slow consumer; when more
    * arrive the oldest waiting one is dropped and a warning is logged (never silently).
    */
-  async *frames(options: { maxQueued?: number; signal?: AbortSignal } = {}): AsyncGenerator<ReceivedFrame> {
+  async *frames(
+    options: { maxQueued?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<ReceivedFrame> {
     const maxQueued = positiveInteger('maxQueued', options.maxQueued ?? 8);
     const queue: ReceivedFrame[] = [];
     let wake: (() => void) | undefined;
@@ -141,7 +179,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       if (queue.length >= maxQueued) {
         const old = queue.shift() as ReceivedFrame;
         dropped++;
-        this.#log.warn({ event: 'consumer-drop', sessionId: old.sessionId, seq: old.seq, dropped }, 'frames() consumer too slow: oldest queued frame dropped');
+        this.#log.warn(
+          { event: 'consumer-drop', sessionId: old.sessionId, seq: old.seq, dropped },
+          'frames() consumer too slow: oldest queued frame dropped',
+        );
       }
       queue.push(frame);
       wake?.();
@@ -172,7 +213,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    for (const session of [...this.#sessions.values()]) session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+    for (const session of [...this.#sessions.values()])
+      session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
     // Let frames() iterators finish.
     for (const wake of this.#iteratorWakers) wake();
     await this.#app.close();
@@ -183,9 +225,22 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     const app = this.#app;
     // Only the media types signaling defines; fastify would otherwise take text/plain too.
     app.removeContentTypeParser('text/plain');
-    app.addContentTypeParser(['application/sdp', 'application/trickle-ice-sdpfrag'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
-    app.setErrorHandler((error: FastifyError | PointstreamError, request, reply) => this.#sendError(error, request, reply));
-    app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, ErrorCodes.HTTP_NOT_FOUND, `no route for ${request.method} ${request.url.split('?')[0]}`));
+    app.addContentTypeParser(
+      ['application/sdp', 'application/trickle-ice-sdpfrag'],
+      { parseAs: 'string' },
+      (_req, body, done) => done(null, body),
+    );
+    app.setErrorHandler((error: FastifyError | PointstreamError, request, reply) =>
+      this.#sendError(error, request, reply),
+    );
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(
+        reply,
+        404,
+        ErrorCodes.HTTP_NOT_FOUND,
+        `no route for ${request.method} ${request.url.split('?')[0]}`,
+      ),
+    );
 
     app.post('/offer', (request, reply) => this.#onOffer(request, reply));
     app.patch(`${SESSION_PATH}:id`, (request, reply) => this.#onTrickle(request, reply));
@@ -206,7 +261,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         url,
         handler: (request, reply) => {
           void reply.header('Allow', methods.join(', '));
-          return sendProblem(reply, 405, ErrorCodes.HTTP_METHOD_NOT_ALLOWED, `${request.method} is not allowed here; use ${methods.join(' or ')}`);
+          return sendProblem(
+            reply,
+            405,
+            ErrorCodes.HTTP_METHOD_NOT_ALLOWED,
+            `${request.method} is not allowed here; use ${methods.join(' or ')}`,
+          );
         },
       });
     }
@@ -218,12 +278,17 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     if (isJson) {
       const body = request.body as Record<string, unknown> | null;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON body must be an object {"sdp": "...", "type": "offer"}');
+        throw new PointstreamError(
+          ErrorCodes.SDP_INVALID,
+          'JSON body must be an object {"sdp": "...", "type": "offer"}',
+        );
       }
-      if (body.type !== 'offer') throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
+      if (body.type !== 'offer')
+        throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
       sdp = body.sdp;
     } else sdp = request.body;
-    if (typeof sdp !== 'string') throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
+    if (typeof sdp !== 'string')
+      throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
     const summary = inspectOffer(sdp);
 
     if (this.#closing) {
@@ -232,7 +297,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     }
     if (this.#sessions.size >= this.limits.maxSessions) {
       void reply.header('Retry-After', '5');
-      return sendProblem(reply, 503, ErrorCodes.SERVER_FULL, `server is at its limit of ${this.limits.maxSessions} sessions`);
+      return sendProblem(
+        reply,
+        503,
+        ErrorCodes.SERVER_FULL,
+        `server is at its limit of ${this.limits.maxSessions} sessions`,
+      );
     }
 
     const id = randomBytes(16).toString('base64url');
@@ -257,7 +327,13 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     this.#sessions.set(id, session);
     this.#totals.sessionsOpened++;
     log.info(
-      { event: 'session-new', remoteAddress: request.ip, form: isJson ? 'json' : 'sdp', offerCandidates: summary.candidates, offerMaxMessageSize: summary.maxMessageSize },
+      {
+        event: 'session-new',
+        remoteAddress: request.ip,
+        form: isJson ? 'json' : 'sdp',
+        offerCandidates: summary.candidates,
+        offerMaxMessageSize: summary.maxMessageSize,
+      },
       'new session',
     );
     this.emit('session', session.stats());
@@ -266,7 +342,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     try {
       answer = await session.answer(sdp);
     } catch (error) {
-      session.close((error as PointstreamError).code ?? ErrorCodes.SDP_INVALID, `offer failed: ${(error as Error).message}`);
+      session.close(
+        (error as PointstreamError).code ?? ErrorCodes.SDP_INVALID,
+        `offer failed: ${(error as Error).message}`,
+      );
       throw error;
     }
     const location = `${SESSION_PATH}${id}`;
@@ -278,14 +357,20 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   #session(request: FastifyRequest): Session {
     const { id } = request.params as { id: string };
     const session = this.#sessions.get(id);
-    if (session === undefined) throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such session');
+    if (session === undefined)
+      throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such session');
     return session;
   }
 
   #onTrickle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const session = this.#session(request);
     if (request.headers['content-type'] !== 'application/trickle-ice-sdpfrag') {
-      return sendProblem(reply, 415, ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE, 'PATCH takes application/trickle-ice-sdpfrag');
+      return sendProblem(
+        reply,
+        415,
+        ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE,
+        'PATCH takes application/trickle-ice-sdpfrag',
+      );
     }
     const candidates = parseSdpFragment(String(request.body));
     session.addRemoteCandidates(candidates);
@@ -298,24 +383,62 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     return reply.code(200).send({ ok: true });
   }
 
-  #sendError(error: FastifyError | PointstreamError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  #sendError(
+    error: FastifyError | PointstreamError,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): FastifyReply {
     if (error instanceof PointstreamError) {
       const status = HTTP_STATUS[error.code] ?? 400;
-      this.#log.info({ event: 'http-rejected', method: request.method, url: request.url, status, code: error.code, remoteAddress: request.ip }, error.message);
+      this.#log.info(
+        {
+          event: 'http-rejected',
+          method: request.method,
+          url: request.url,
+          status,
+          code: error.code,
+          remoteAddress: request.ip,
+        },
+        error.message,
+      );
       return sendProblem(reply, status, error.code, error.message);
     }
     const status = error.statusCode ?? 500;
     if (status >= 500) {
-      this.#log.error({ event: 'http-error', err: error, url: request.url }, 'signaling request failed');
+      this.#log.error(
+        { event: 'http-error', err: error, url: request.url },
+        'signaling request failed',
+      );
       return sendProblem(reply, 500, ErrorCodes.INTERNAL, 'internal error');
     }
-    const code = FASTIFY_CODES[error.code] ?? (status === 413 ? ErrorCodes.HTTP_BODY_TOO_LARGE : status === 415 ? ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE : ErrorCodes.HTTP_BAD_REQUEST);
-    this.#log.info({ event: 'http-rejected', method: request.method, url: request.url, status, code, remoteAddress: request.ip }, error.message);
+    const code =
+      FASTIFY_CODES[error.code] ??
+      (status === 413
+        ? ErrorCodes.HTTP_BODY_TOO_LARGE
+        : status === 415
+          ? ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE
+          : ErrorCodes.HTTP_BAD_REQUEST);
+    this.#log.info(
+      {
+        event: 'http-rejected',
+        method: request.method,
+        url: request.url,
+        status,
+        code,
+        remoteAddress: request.ip,
+      },
+      error.message,
+    );
     return sendProblem(reply, status, code, error.message);
   }
 }
 
-function sendProblem(reply: FastifyReply, status: number, code: ErrorCode, message: string): FastifyReply {
+function sendProblem(
+  reply: FastifyReply,
+  status: number,
+  code: ErrorCode,
+  message: string,
+): FastifyReply {
   return reply.code(status).type('application/json').send({ error: { code, message } });
 }
 
@@ -330,8 +453,10 @@ export async function createServer(options: ServerOptions = {}): Promise<Pointst
   if (!HOST_IS_LITTLE_ENDIAN) throw new Error('pointstream needs a little-endian host');
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
-  if (typeof host !== 'string' || host.length === 0) throw invalidOption('host', 'a non-empty string', host);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidOption('port', 'an integer in [0, 65535]', port);
+  if (typeof host !== 'string' || host.length === 0)
+    throw invalidOption('host', 'a non-empty string', host);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw invalidOption('port', 'an integer in [0, 65535]', port);
   const server = new PointstreamServer(options);
   await server.listen(host, port);
   return server;

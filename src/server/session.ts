@@ -10,7 +10,13 @@ import { encodeServerMessage } from '../wire/control.js';
 import type { ServerMessage } from '../wire/control.js';
 import { decodePlainFrame } from '../wire/plain.js';
 import { FrameReassembler } from '../wire/reassembler.js';
-import type { ReceivedFrame, ServerLimits, SessionEnd, SessionState, SessionStats } from './types.js';
+import type {
+  ReceivedFrame,
+  ServerLimits,
+  SessionEnd,
+  SessionState,
+  SessionStats,
+} from './types.js';
 
 /** What a session reports to its server. */
 export interface SessionHooks {
@@ -46,7 +52,14 @@ export class Session {
   pointsReceived = 0;
   lastFrameAt: number | undefined;
 
-  constructor(id: string, remoteAddress: string | undefined, rtc: RtcOptions, limits: ServerLimits, log: Logger, hooks: SessionHooks) {
+  constructor(
+    id: string,
+    remoteAddress: string | undefined,
+    rtc: RtcOptions,
+    limits: ServerLimits,
+    log: Logger,
+    hooks: SessionHooks,
+  ) {
     this.id = id;
     this.remoteAddress = remoteAddress;
     this.#limits = limits;
@@ -55,11 +68,18 @@ export class Session {
     this.#peer = new Peer('session', rtc, {
       state: (state) => this.#onPeerState(state),
       iceState: (state) => this.#log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
-      gatheringState: (state) => this.#log.debug({ event: 'gathering-state', gatheringState: state }, `ICE gathering ${state}`),
+      gatheringState: (state) =>
+        this.#log.debug(
+          { event: 'gathering-state', gatheringState: state },
+          `ICE gathering ${state}`,
+        ),
       dataChannel: (channel) => this.#onDataChannel(channel),
     });
     this.#connectTimer = setTimeout(() => {
-      this.close(ErrorCodes.CONNECT_TIMEOUT, `no data channel opened within ${limits.connectTimeoutMs} ms`);
+      this.close(
+        ErrorCodes.CONNECT_TIMEOUT,
+        `no data channel opened within ${limits.connectTimeoutMs} ms`,
+      );
     }, limits.connectTimeoutMs);
   }
 
@@ -71,7 +91,8 @@ export class Session {
   async answer(offerSdp: string): Promise<string> {
     this.#peer.setRemoteDescription(offerSdp, 'offer');
     await this.#peer.gathered();
-    if (this.#state === 'closed') throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'session closed while answering');
+    if (this.#state === 'closed')
+      throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'session closed while answering');
     return this.#peer.localDescription().sdp;
   }
 
@@ -81,7 +102,11 @@ export class Session {
       try {
         this.#peer.connection.addRemoteCandidate(candidate, mid);
       } catch (cause) {
-        throw new PointstreamError(ErrorCodes.SDP_INVALID, `candidate rejected: ${(cause as Error).message}`, { cause });
+        throw new PointstreamError(
+          ErrorCodes.SDP_INVALID,
+          `candidate rejected: ${(cause as Error).message}`,
+          { cause },
+        );
       }
     }
   }
@@ -104,8 +129,10 @@ export class Session {
   #onPeerState(state: PeerState): void {
     this.#log.info({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
     if (state === 'failed') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection failed');
-    else if (state === 'closed') this.close(ErrorCodes.SESSION_CLOSED, 'peer connection closed by the client');
-    else if (state === 'disconnected') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection lost (ICE disconnected)');
+    else if (state === 'closed')
+      this.close(ErrorCodes.SESSION_CLOSED, 'peer connection closed by the client');
+    else if (state === 'disconnected')
+      this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection lost (ICE disconnected)');
   }
 
   #onDataChannel(channel: DataChannel): void {
@@ -117,7 +144,10 @@ export class Session {
     const label = channel.getLabel();
     const log = this.#log.child({ channel: label });
     if (protocol !== PROTOCOL_V1 && protocol !== '') {
-      log.warn({ event: 'channel-rejected', protocol }, `channel protocol ${JSON.stringify(protocol)} is not supported`);
+      log.warn(
+        { event: 'channel-rejected', protocol },
+        `channel protocol ${JSON.stringify(protocol)} is not supported`,
+      );
       sendControl(channel, {
         type: 'closing',
         code: ErrorCodes.PROTOCOL_UNSUPPORTED,
@@ -140,7 +170,10 @@ export class Session {
     if (this.#connectTimer) clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     this.#state = 'connected';
-    receiver.log.info({ event: 'channel-open', protocol: receiver.protocol || '(plain)' }, 'data channel open');
+    receiver.log.info(
+      { event: 'channel-open', protocol: receiver.protocol || '(plain)' },
+      'data channel open',
+    );
     receiver.send({
       type: 'hello',
       session: this.id,
@@ -158,7 +191,10 @@ export class Session {
       this.#idleTimer = undefined;
       const idleMs = performance.now() - this.#lastMessageAt;
       if (idleMs >= this.#limits.idleTimeoutMs) {
-        this.close(ErrorCodes.SESSION_CLOSED, `idle for ${Math.round(idleMs)} ms (limit ${this.#limits.idleTimeoutMs} ms)`);
+        this.close(
+          ErrorCodes.SESSION_CLOSED,
+          `idle for ${Math.round(idleMs)} ms (limit ${this.#limits.idleTimeoutMs} ms)`,
+        );
       } else this.#armIdleTimer();
     }, this.#limits.idleTimeoutMs);
     this.#idleTimer.unref();
@@ -210,7 +246,10 @@ export class Session {
     this.#peer.close();
     const end: SessionEnd = { stats: this.stats(), code, reason, framesLost };
     const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
-    this.#log[level]({ event: 'session-end', code, reason, framesLost, ...end.stats }, `session ended: ${reason}`);
+    this.#log[level](
+      { event: 'session-end', code, reason, framesLost, ...end.stats },
+      `session ended: ${reason}`,
+    );
     this.#hooks.closed(end);
   }
 }
@@ -237,7 +276,13 @@ class ChannelReceiver {
   #consecutiveRejections = 0;
   #closed = false;
 
-  constructor(session: Session, channel: DataChannel, protocol: string, limits: ServerLimits, log: Logger) {
+  constructor(
+    session: Session,
+    channel: DataChannel,
+    protocol: string,
+    limits: ServerLimits,
+    log: Logger,
+  ) {
     this.session = session;
     this.channel = channel;
     this.protocol = protocol;
@@ -245,14 +290,18 @@ class ChannelReceiver {
     this.#limits = limits;
     this.#debug = log.isLevelEnabled?.('debug') ?? false;
     this.reassembler =
-      protocol === PROTOCOL_V1 ? new FrameReassembler({ limits, checksum: crc32, allocate }) : undefined;
+      protocol === PROTOCOL_V1
+        ? new FrameReassembler({ limits, checksum: crc32, allocate })
+        : undefined;
     channel.onMessage((message) => this.#onMessage(message));
     channel.onClosed(() => {
       if (this.#closed) return;
       this.#closed = true;
       session.channelClosed(this);
     });
-    channel.onError((error) => log.warn({ event: 'channel-error', error }, `data channel error: ${error}`));
+    channel.onError((error) =>
+      log.warn({ event: 'channel-error', error }, `data channel error: ${error}`),
+    );
   }
 
   send(message: ServerMessage): void {
@@ -273,7 +322,10 @@ class ChannelReceiver {
     if (this.#closed) return;
     this.session.touch();
     if (typeof message === 'string') {
-      this.log.warn({ event: 'text-ignored', chars: message.length }, 'text message from client ignored');
+      this.log.warn(
+        { event: 'text-ignored', chars: message.length },
+        'text message from client ignored',
+      );
       return;
     }
     const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
@@ -329,7 +381,10 @@ class ChannelReceiver {
   #accept(frame: ReceivedFrame): void {
     this.#consecutiveRejections = 0;
     this.session.frameReceived(frame);
-    const latencyMs = frame.captureTime === undefined ? undefined : Math.round((frame.receivedAt - frame.captureTime) * 10) / 10;
+    const latencyMs =
+      frame.captureTime === undefined
+        ? undefined
+        : Math.round((frame.receivedAt - frame.captureTime) * 10) / 10;
     this.log.info(
       {
         event: 'frame',
@@ -343,22 +398,42 @@ class ChannelReceiver {
       },
       'frame verified',
     );
-    this.send({ type: 'receipt', seq: frame.seq, ok: true, receivedAt: frame.receivedAt, points: frame.pointCount });
+    this.send({
+      type: 'receipt',
+      seq: frame.seq,
+      ok: true,
+      receivedAt: frame.receivedAt,
+      points: frame.pointCount,
+    });
   }
 
   #reject(seq: number | undefined, error: PointstreamError, fatal: boolean): void {
     this.session.frameRejected(seq, error);
-    this.log.warn({ event: 'frame-rejected', seq, code: error.code, reason: error.message, fatal }, `frame rejected: ${error.message}`);
+    this.log.warn(
+      { event: 'frame-rejected', seq, code: error.code, reason: error.message, fatal },
+      `frame rejected: ${error.message}`,
+    );
     if (seq !== undefined) {
-      this.send({ type: 'receipt', seq, ok: false, receivedAt: Date.now(), code: error.code, message: error.message });
+      this.send({
+        type: 'receipt',
+        seq,
+        ok: false,
+        receivedAt: Date.now(),
+        code: error.code,
+        message: error.message,
+      });
     }
     if (fatal) {
       this.session.close(error.code, `unreadable chunk: ${error.message}`);
       return;
     }
     if (++this.#consecutiveRejections >= this.#limits.maxConsecutiveRejections) {
-      this.session.close(ErrorCodes.TOO_MANY_ERRORS, `${this.#consecutiveRejections} frames in a row were rejected`);
+      this.session.close(
+        ErrorCodes.TOO_MANY_ERRORS,
+        `${this.#consecutiveRejections} frames in a row were rejected`,
+      );
     }
-    if (this.#debug) this.log.debug({ event: 'reject-detail', error: error.toJSON() }, 'rejection detail');
+    if (this.#debug)
+      this.log.debug({ event: 'reject-detail', error: error.toJSON() }, 'rejection detail');
   }
 }

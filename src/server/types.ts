@@ -69,7 +69,11 @@ export interface ServerStats {
   };
   /** CPU seconds used by the server process since it started (user + system). */
   readonly cpuSeconds: number;
-  readonly memory: { readonly rssBytes: number; readonly peakRssBytes: number; readonly heapUsedBytes: number };
+  readonly memory: {
+    readonly rssBytes: number;
+    readonly peakRssBytes: number;
+    readonly heapUsedBytes: number;
+  };
 }
 
 /** Limits of the server beyond those of frame reassembly. */
@@ -99,13 +103,14 @@ export interface ServerOptions {
   readonly logger?: Logger;
 }
 
-export interface ServerEvents extends Record<string, unknown[]> {
+/** Events of a server; each carries one payload. */
+export interface ServerEvents {
   /** A session was created for an offer. */
-  session: [stats: SessionStats];
+  session: SessionStats;
   /** A frame arrived and was verified. Listeners run before the receipt is sent. */
-  frame: [frame: ReceivedFrame];
+  frame: ReceivedFrame;
   /** A frame was rejected (its sender gets a receipt with the same code). */
-  frameRejected: [rejection: FrameRejection];
+  frameRejected: FrameRejection;
   /** A session ended, for whatever reason. */
-  sessionClosed: [end: SessionEnd];
+  sessionClosed: SessionEnd;
 }

@@ -17,7 +17,10 @@ export interface OfferSummary {
   readonly candidates: number;
 }
 
-function sdpError(code: typeof ErrorCodes.SDP_INVALID | typeof ErrorCodes.SDP_NO_DATACHANNEL, message: string) {
+function sdpError(
+  code: typeof ErrorCodes.SDP_INVALID | typeof ErrorCodes.SDP_NO_DATACHANNEL,
+  message: string,
+) {
   return new PointstreamError(code, message);
 }
 
@@ -43,7 +46,11 @@ export function inspectOffer(sdp: string): OfferSummary {
   let candidates = 0;
   let inDataSection = false;
   for (const line of lines) {
-    if (!/^[a-z]=/.test(line)) throw sdpError(ErrorCodes.SDP_INVALID, `malformed SDP line ${JSON.stringify(line.slice(0, 40))}`);
+    if (!/^[a-z]=/.test(line))
+      throw sdpError(
+        ErrorCodes.SDP_INVALID,
+        `malformed SDP line ${JSON.stringify(line.slice(0, 40))}`,
+      );
     if (line.startsWith('m=')) {
       const [kind = '', , proto = ''] = line.slice(2).split(' ');
       mediaKinds.set(kind, (mediaKinds.get(kind) ?? 0) + 1);
@@ -58,10 +65,16 @@ export function inspectOffer(sdp: string): OfferSummary {
   }
   const audioVideo = [...mediaKinds.keys()].filter((kind) => kind !== 'application');
   if (audioVideo.length > 0) {
-    throw sdpError(ErrorCodes.SDP_NO_DATACHANNEL, `offer has ${audioVideo.join(' and ')} sections; only one data channel is accepted`);
+    throw sdpError(
+      ErrorCodes.SDP_NO_DATACHANNEL,
+      `offer has ${audioVideo.join(' and ')} sections; only one data channel is accepted`,
+    );
   }
   if (dataChannelSections !== 1) {
-    throw sdpError(ErrorCodes.SDP_NO_DATACHANNEL, `offer has ${dataChannelSections} data-channel sections; exactly one is required`);
+    throw sdpError(
+      ErrorCodes.SDP_NO_DATACHANNEL,
+      `offer has ${dataChannelSections} data-channel sections; exactly one is required`,
+    );
   }
   return { mediaKinds, dataChannelSections, maxMessageSize, candidates };
 }
@@ -122,12 +135,19 @@ export function parseSdpFragment(fragment: string, maxCandidates = 64): IceCandi
     if (line.startsWith('a=mid:')) mid = line.slice(6);
     else if (line.startsWith('a=candidate:')) {
       if (!/^candidate:\S+ \d+ \S+ \d+ \S+ \d+ typ \S+/.test(line.slice(2))) {
-        throw sdpError(ErrorCodes.SDP_INVALID, `malformed candidate ${JSON.stringify(line.slice(0, 60))}`);
+        throw sdpError(
+          ErrorCodes.SDP_INVALID,
+          `malformed candidate ${JSON.stringify(line.slice(0, 60))}`,
+        );
       }
       candidates.push({ candidate: line.slice(2), mid });
-      if (candidates.length > maxCandidates) throw sdpError(ErrorCodes.SDP_INVALID, 'too many candidates');
+      if (candidates.length > maxCandidates)
+        throw sdpError(ErrorCodes.SDP_INVALID, 'too many candidates');
     } else if (!/^(m=|a=ice-ufrag:|a=ice-pwd:|a=end-of-candidates|a=group:)/.test(line)) {
-      throw sdpError(ErrorCodes.SDP_INVALID, `unexpected line in SDP fragment ${JSON.stringify(line.slice(0, 40))}`);
+      throw sdpError(
+        ErrorCodes.SDP_INVALID,
+        `unexpected line in SDP fragment ${JSON.stringify(line.slice(0, 40))}`,
+      );
     }
   }
   return candidates;

@@ -11,7 +11,8 @@ export class RandomPointSource {
 
   /** Points uniformly in a cube of side `extent` metres centred on the origin. */
   constructor(pointCount: number, options: { seed?: number; extent?: number } = {}) {
-    if (!Number.isSafeInteger(pointCount) || pointCount < 0) throw new RangeError(`pointCount must be a non-negative integer; got ${pointCount}`);
+    if (!Number.isSafeInteger(pointCount) || pointCount < 0)
+      throw new RangeError(`pointCount must be a non-negative integer; got ${pointCount}`);
     this.pointCount = pointCount;
     this.#points = new Float32Array(pointCount * 3);
     this.#extent = options.extent ?? 100;

@@ -66,7 +66,8 @@ export function writeStartHeader(target: Uint8Array, meta: FrameMeta): number {
   checkU32('crc32', meta.crc32);
   checkU32('chunkCount', meta.chunkCount);
   if (meta.chunkCount < 1) throw new RangeError('chunkCount must be at least 1');
-  if (target.length < START_HEADER_BYTES) throw new RangeError('target too small for a START header');
+  if (target.length < START_HEADER_BYTES)
+    throw new RangeError('target too small for a START header');
   const view = new DataView(target.buffer, target.byteOffset, START_HEADER_BYTES);
   view.setUint8(0, WIRE_VERSION);
   view.setUint8(1, ChunkType.START);
@@ -114,7 +115,10 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
   const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
   const version = view.getUint8(0);
   if (version !== WIRE_VERSION) {
-    throw new PointstreamError(ErrorCodes.CHUNK_BAD_VERSION, `chunk version ${version} is not ${WIRE_VERSION}`);
+    throw new PointstreamError(
+      ErrorCodes.CHUNK_BAD_VERSION,
+      `chunk version ${version} is not ${WIRE_VERSION}`,
+    );
   }
   const type = view.getUint8(1);
   const headerBytes = view.getUint16(2, true);
@@ -122,12 +126,18 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
   const chunkIndex = view.getUint32(8, true);
   if (type === ChunkType.DATA) {
     if (headerBytes !== DATA_HEADER_BYTES) {
-      throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, `DATA header length ${headerBytes} is not 12`, {
-        details: { seq },
-      });
+      throw new PointstreamError(
+        ErrorCodes.CHUNK_BAD_HEADER,
+        `DATA header length ${headerBytes} is not 12`,
+        {
+          details: { seq },
+        },
+      );
     }
     if (chunkIndex === 0) {
-      throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, 'DATA chunk with index 0', { details: { seq } });
+      throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, 'DATA chunk with index 0', {
+        details: { seq },
+      });
     }
     return { type, seq, chunkIndex, headerBytes, meta: undefined };
   }
@@ -135,9 +145,13 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
     throw new PointstreamError(ErrorCodes.CHUNK_BAD_TYPE, `unknown chunk type ${type}`);
   }
   if (headerBytes !== START_HEADER_BYTES) {
-    throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, `START header length ${headerBytes} is not 40`, {
-      details: { seq },
-    });
+    throw new PointstreamError(
+      ErrorCodes.CHUNK_BAD_HEADER,
+      `START header length ${headerBytes} is not 40`,
+      {
+        details: { seq },
+      },
+    );
   }
   if (message.length < START_HEADER_BYTES) {
     throw new PointstreamError(
@@ -147,15 +161,23 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
     );
   }
   if (chunkIndex !== 0) {
-    throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, `START chunk with index ${chunkIndex}`, {
-      details: { seq },
-    });
+    throw new PointstreamError(
+      ErrorCodes.CHUNK_BAD_HEADER,
+      `START chunk with index ${chunkIndex}`,
+      {
+        details: { seq },
+      },
+    );
   }
   const flags = view.getUint8(27);
   if (flags !== 0) {
-    throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, `START chunk with unknown flags 0x${flags.toString(16)}`, {
-      details: { seq },
-    });
+    throw new PointstreamError(
+      ErrorCodes.CHUNK_BAD_HEADER,
+      `START chunk with unknown flags 0x${flags.toString(16)}`,
+      {
+        details: { seq },
+      },
+    );
   }
   const meta: FrameMeta = {
     seq,
@@ -169,12 +191,18 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
     chunkCount: view.getUint32(36, true),
   };
   if (meta.chunkCount === 0) {
-    throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, 'START chunk declares 0 chunks', { details: { seq } });
-  }
-  if (!Number.isFinite(meta.captureTime)) {
-    throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, 'START chunk has a non-finite capture time', {
+    throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, 'START chunk declares 0 chunks', {
       details: { seq },
     });
+  }
+  if (!Number.isFinite(meta.captureTime)) {
+    throw new PointstreamError(
+      ErrorCodes.CHUNK_BAD_HEADER,
+      'START chunk has a non-finite capture time',
+      {
+        details: { seq },
+      },
+    );
   }
   return { type, seq, chunkIndex, headerBytes, meta };
 }

@@ -56,8 +56,10 @@ function invalid(reason: string): PointstreamError {
   return new PointstreamError(ErrorCodes.CONTROL_INVALID, `invalid control message: ${reason}`);
 }
 
-const isCount = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
-const isTime = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+const isCount = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && (value as number) >= 0;
+const isTime = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value);
 
 /** Parses and validates a server control message. Throws PS_ERR_CONTROL_INVALID. */
 export function decodeServerMessage(text: string): ServerMessage {
@@ -68,12 +70,18 @@ export function decodeServerMessage(text: string): ServerMessage {
   } catch {
     throw invalid('not JSON');
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('not an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalid('not an object');
   const m = value as Record<string, unknown>;
   switch (m.type) {
     case 'hello':
-      if (typeof m.session !== 'string' || typeof m.protocol !== 'string') throw invalid('hello without session');
-      if (!isCount(m.maxFrameBytes) || !isCount(m.maxPointsPerFrame) || !isCount(m.maxFramesInReassembly)) {
+      if (typeof m.session !== 'string' || typeof m.protocol !== 'string')
+        throw invalid('hello without session');
+      if (
+        !isCount(m.maxFrameBytes) ||
+        !isCount(m.maxPointsPerFrame) ||
+        !isCount(m.maxFramesInReassembly)
+      ) {
         throw invalid('hello without limits');
       }
       return {
@@ -85,18 +93,34 @@ export function decodeServerMessage(text: string): ServerMessage {
         maxFramesInReassembly: m.maxFramesInReassembly,
       };
     case 'receipt':
-      if (!isCount(m.seq) || !isTime(m.receivedAt)) throw invalid('receipt without seq or receivedAt');
+      if (!isCount(m.seq) || !isTime(m.receivedAt))
+        throw invalid('receipt without seq or receivedAt');
       if (m.ok === true) {
         if (!isCount(m.points)) throw invalid('receipt without points');
-        return { type: 'receipt', seq: m.seq, ok: true, receivedAt: m.receivedAt, points: m.points };
+        return {
+          type: 'receipt',
+          seq: m.seq,
+          ok: true,
+          receivedAt: m.receivedAt,
+          points: m.points,
+        };
       }
       if (m.ok === false) {
-        if (!isErrorCode(m.code) || typeof m.message !== 'string') throw invalid('rejection without code');
-        return { type: 'receipt', seq: m.seq, ok: false, receivedAt: m.receivedAt, code: m.code, message: m.message };
+        if (!isErrorCode(m.code) || typeof m.message !== 'string')
+          throw invalid('rejection without code');
+        return {
+          type: 'receipt',
+          seq: m.seq,
+          ok: false,
+          receivedAt: m.receivedAt,
+          code: m.code,
+          message: m.message,
+        };
       }
       throw invalid('receipt without ok');
     case 'closing':
-      if (!isErrorCode(m.code) || typeof m.message !== 'string') throw invalid('closing without code');
+      if (!isErrorCode(m.code) || typeof m.message !== 'string')
+        throw invalid('closing without code');
       return { type: 'closing', code: m.code, message: m.message };
     default:
       throw invalid(`unknown type ${JSON.stringify(m.type)}`);

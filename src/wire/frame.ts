@@ -1,4 +1,11 @@
-import { Encoding, DType, DATA_HEADER_BYTES, START_HEADER_BYTES, writeDataHeader, writeStartHeader } from './chunk.js';
+import {
+  Encoding,
+  DType,
+  DATA_HEADER_BYTES,
+  START_HEADER_BYTES,
+  writeDataHeader,
+  writeStartHeader,
+} from './chunk.js';
 import type { Checksum } from './crc32.js';
 import { encodeNpyHeader } from './npy.js';
 
@@ -39,9 +46,12 @@ export function prepareFrame(
   maxMessageBytes: number,
   checksum: Checksum,
 ): OutgoingFrame {
-  if (points.length % 3 !== 0) throw new RangeError(`points.length ${points.length} is not a multiple of 3`);
+  if (points.length % 3 !== 0)
+    throw new RangeError(`points.length ${points.length} is not a multiple of 3`);
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < MIN_MESSAGE_BYTES) {
-    throw new RangeError(`maxMessageBytes must be an integer >= ${MIN_MESSAGE_BYTES}; got ${maxMessageBytes}`);
+    throw new RangeError(
+      `maxMessageBytes must be an integer >= ${MIN_MESSAGE_BYTES}; got ${maxMessageBytes}`,
+    );
   }
   const pointCount = points.length / 3;
   const header = encodeNpyHeader([pointCount, 3]);
@@ -68,7 +78,8 @@ export function writeChunk(frame: OutgoingFrame, index: number, scratch: Uint8Ar
   if (!Number.isInteger(index) || index < 0 || index >= frame.chunkCount) {
     throw new RangeError(`chunk index ${index} outside [0, ${frame.chunkCount})`);
   }
-  if (scratch.length < frame.maxMessageBytes) throw new RangeError('scratch buffer smaller than maxMessageBytes');
+  if (scratch.length < frame.maxMessageBytes)
+    throw new RangeError('scratch buffer smaller than maxMessageBytes');
   let headerBytes: number;
   let start: number;
   if (index === 0) {
@@ -86,7 +97,10 @@ export function writeChunk(frame: OutgoingFrame, index: number, scratch: Uint8Ar
     start = 0;
   } else {
     headerBytes = writeDataHeader(scratch, frame.seq, index);
-    start = frame.maxMessageBytes - START_HEADER_BYTES + (index - 1) * (frame.maxMessageBytes - DATA_HEADER_BYTES);
+    start =
+      frame.maxMessageBytes -
+      START_HEADER_BYTES +
+      (index - 1) * (frame.maxMessageBytes - DATA_HEADER_BYTES);
   }
   const end = Math.min(frame.payloadBytes, start + frame.maxMessageBytes - headerBytes);
   copyRange(frame.parts, start, end, scratch, headerBytes);
@@ -94,7 +108,13 @@ export function writeChunk(frame: OutgoingFrame, index: number, scratch: Uint8Ar
 }
 
 /** Copies bytes [start, end) of the concatenation of `parts` into `target` at `at`. */
-function copyRange(parts: readonly Uint8Array[], start: number, end: number, target: Uint8Array, at: number): void {
+function copyRange(
+  parts: readonly Uint8Array[],
+  start: number,
+  end: number,
+  target: Uint8Array,
+  at: number,
+): void {
   let partStart = 0;
   for (const part of parts) {
     const partEnd = partStart + part.length;

@@ -19,12 +19,23 @@ export { crc32Portable } from './crc32.js';
 export type { Checksum } from './crc32.js';
 export { MIN_MESSAGE_BYTES, chunkCountFor, prepareFrame, writeChunk } from './frame.js';
 export type { OutgoingFrame } from './frame.js';
-export { NPY_MAGIC, encodeNpyHeader, hasNpyMagic, parseNpyHeader, pointCountOfNpyHeader } from './npy.js';
+export {
+  NPY_MAGIC,
+  encodeNpyHeader,
+  hasNpyMagic,
+  parseNpyHeader,
+  pointCountOfNpyHeader,
+} from './npy.js';
 export type { NpyHeader } from './npy.js';
 export { decodePlainFrame } from './plain.js';
 export type { PlainFrame } from './plain.js';
 export { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from './points.js';
 export { DEFAULT_REASSEMBLY_LIMITS, FrameReassembler } from './reassembler.js';
-export type { AssembledFrame, PushResult, ReassemblerOptions, ReassemblyLimits } from './reassembler.js';
+export type {
+  AssembledFrame,
+  PushResult,
+  ReassemblerOptions,
+  ReassemblyLimits,
+} from './reassembler.js';
 export { MAX_CONTROL_MESSAGE_CHARS, decodeServerMessage, encodeServerMessage } from './control.js';
 export type { ClosingMessage, HelloMessage, ReceiptMessage, ServerMessage } from './control.js';

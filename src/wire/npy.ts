@@ -34,7 +34,8 @@ const headerCache = new Map<string, Uint8Array>();
  */
 export function encodeNpyHeader(shape: readonly number[], descr = '<f4'): Uint8Array {
   for (const dim of shape) {
-    if (!Number.isSafeInteger(dim) || dim < 0) throw new RangeError(`invalid npy shape dimension ${dim}`);
+    if (!Number.isSafeInteger(dim) || dim < 0)
+      throw new RangeError(`invalid npy shape dimension ${dim}`);
   }
   const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   const key = `${descr}${shapeRepr}`;
@@ -42,7 +43,8 @@ export function encodeNpyHeader(shape: readonly number[], descr = '<f4'): Uint8A
   if (cached) return cached;
 
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
-  if (shape.length > 0) dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
+  if (shape.length > 0)
+    dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
   const unpadded = NPY_MAGIC.length + 2 + 2 + dict.length + 1;
   // As numpy's _wrap_header: always 1 to 64 spaces, a full 64 when already aligned.
   const total = unpadded + NPY_ALIGN - (unpadded % NPY_ALIGN);
@@ -68,7 +70,10 @@ export function hasNpyMagic(bytes: Uint8Array): boolean {
   return true;
 }
 
-function npyError(code: (typeof ErrorCodes)[keyof typeof ErrorCodes], message: string): PointstreamError {
+function npyError(
+  code: (typeof ErrorCodes)[keyof typeof ErrorCodes],
+  message: string,
+): PointstreamError {
   return new PointstreamError(code, message);
 }
 
@@ -96,22 +101,30 @@ export function parseNpyHeader(bytes: Uint8Array): NpyHeader {
     headerLength = view.getUint32(8, true);
   }
   if (headerLength > NPY_MAX_HEADER_BYTES) {
-    throw npyError(ErrorCodes.NPY_BAD_HEADER, `.npy header of ${headerLength} bytes exceeds ${NPY_MAX_HEADER_BYTES}`);
+    throw npyError(
+      ErrorCodes.NPY_BAD_HEADER,
+      `.npy header of ${headerLength} bytes exceeds ${NPY_MAX_HEADER_BYTES}`,
+    );
   }
   const dataOffset = preamble + headerLength;
   if (bytes.length < dataOffset) {
-    throw npyError(ErrorCodes.NPY_TRUNCATED, `.npy header truncated: need ${dataOffset} bytes, have ${bytes.length}`);
+    throw npyError(
+      ErrorCodes.NPY_TRUNCATED,
+      `.npy header truncated: need ${dataOffset} bytes, have ${bytes.length}`,
+    );
   }
   const text = decodeHeaderText(bytes.subarray(preamble, dataOffset), major);
   const dict = parseHeaderDict(text);
   const descr = dict.get('descr');
   const fortranOrder = dict.get('fortran_order');
   const shape = dict.get('shape');
-  if (typeof descr !== 'string') throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a string 'descr'");
+  if (typeof descr !== 'string')
+    throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a string 'descr'");
   if (typeof fortranOrder !== 'boolean') {
     throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a boolean 'fortran_order'");
   }
-  if (!Array.isArray(shape)) throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a tuple 'shape'");
+  if (!Array.isArray(shape))
+    throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a tuple 'shape'");
   if (dict.size !== 3) throw npyError(ErrorCodes.NPY_BAD_HEADER, '.npy header has unexpected keys');
   return { version: [major, minor], dataOffset, descr, fortranOrder, shape };
 }
@@ -128,7 +141,9 @@ function decodeHeaderText(bytes: Uint8Array, major: number): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (cause) {
-    throw new PointstreamError(ErrorCodes.NPY_BAD_HEADER, '.npy header is not valid UTF-8', { cause });
+    throw new PointstreamError(ErrorCodes.NPY_BAD_HEADER, '.npy header is not valid UTF-8', {
+      cause,
+    });
   }
 }
 
@@ -141,7 +156,8 @@ function parseHeaderDict(text: string): Map<string, DictValue> {
     throw npyError(ErrorCodes.NPY_BAD_HEADER, `.npy header: ${what} at offset ${pos}`);
   };
   const skipSpace = (): void => {
-    while (pos < text.length && (text[pos] === ' ' || text[pos] === '\n' || text[pos] === '\t')) pos++;
+    while (pos < text.length && (text[pos] === ' ' || text[pos] === '\n' || text[pos] === '\t'))
+      pos++;
   };
   const expect = (char: string): void => {
     skipSpace();
@@ -229,11 +245,17 @@ export function pointCountOfNpyHeader(header: NpyHeader): number {
     );
   }
   if (header.fortranOrder) {
-    throw npyError(ErrorCodes.NPY_FORTRAN_ORDER, '.npy array is in Fortran order; points must be C order');
+    throw npyError(
+      ErrorCodes.NPY_FORTRAN_ORDER,
+      '.npy array is in Fortran order; points must be C order',
+    );
   }
   const [rows, columns] = header.shape;
   if (header.shape.length !== 2 || columns !== 3 || rows === undefined) {
-    throw npyError(ErrorCodes.NPY_BAD_SHAPE, `.npy shape (${header.shape.join(', ')}) is not (N, 3)`);
+    throw npyError(
+      ErrorCodes.NPY_BAD_SHAPE,
+      `.npy shape (${header.shape.join(', ')}) is not (N, 3)`,
+    );
   }
   return rows;
 }

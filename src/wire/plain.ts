@@ -21,7 +21,11 @@ export function decodePlainFrame(
   limits: Pick<ReassemblyLimits, 'maxFrameBytes' | 'maxPointsPerFrame' | 'allowNonFinite'>,
 ): PlainFrame {
   if (message.length > limits.maxFrameBytes) {
-    throw new PointstreamError(ErrorCodes.FRAME_TOO_LARGE, `${message.length} bytes exceed the limit of ${limits.maxFrameBytes}`, { details: { seq } });
+    throw new PointstreamError(
+      ErrorCodes.FRAME_TOO_LARGE,
+      `${message.length} bytes exceed the limit of ${limits.maxFrameBytes}`,
+      { details: { seq } },
+    );
   }
   let format: PlainFrame['format'];
   let dataOffset: number;
@@ -52,7 +56,11 @@ export function decodePlainFrame(
     pointCount = message.length / 12;
   }
   if (pointCount > limits.maxPointsPerFrame) {
-    throw new PointstreamError(ErrorCodes.FRAME_TOO_MANY_POINTS, `${pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`, { details: { seq } });
+    throw new PointstreamError(
+      ErrorCodes.FRAME_TOO_MANY_POINTS,
+      `${pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`,
+      { details: { seq } },
+    );
   }
   const points = float32View(message, dataOffset, pointCount * 3);
   if (!limits.allowNonFinite) assertFinite(points, seq);

@@ -8,7 +8,8 @@ export const HOST_IS_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0]
  * when the data is 4-byte aligned on a little-endian host, a converted copy otherwise.
  */
 export function float32View(bytes: Uint8Array, offset: number, count: number): Float32Array {
-  if (offset < 0 || offset + count * 4 > bytes.length) throw new RangeError('float32View outside the buffer');
+  if (offset < 0 || offset + count * 4 > bytes.length)
+    throw new RangeError('float32View outside the buffer');
   const start = bytes.byteOffset + offset;
   if (HOST_IS_LITTLE_ENDIAN && start % 4 === 0) return new Float32Array(bytes.buffer, start, count);
   const out = new Float32Array(count);

@@ -82,17 +82,34 @@ const PENDING: PushResult = Object.freeze({ kind: 'pending' });
 const MAX_DISCARDING = 16;
 
 function validateLimits(limits: ReassemblyLimits): ReassemblyLimits {
-  for (const key of ['maxFrameBytes', 'maxPointsPerFrame', 'maxChunksPerFrame', 'maxFramesInReassembly'] as const) {
+  for (const key of [
+    'maxFrameBytes',
+    'maxPointsPerFrame',
+    'maxChunksPerFrame',
+    'maxFramesInReassembly',
+  ] as const) {
     const value = limits[key];
-    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`limits.${key} must be a positive integer; got ${value}`);
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new RangeError(`limits.${key} must be a positive integer; got ${value}`);
   }
-  if (typeof limits.allowNonFinite !== 'boolean') throw new TypeError('limits.allowNonFinite must be a boolean');
+  if (typeof limits.allowNonFinite !== 'boolean')
+    throw new TypeError('limits.allowNonFinite must be a boolean');
   return Object.freeze(limits);
 }
 
 /** A stand-in for the metadata of a frame whose START never arrived. */
 function unknownFrameMeta(seq: number): FrameMeta {
-  return { seq, payloadBytes: 0, pointCount: 0, crc32: 0, captureTime: 0, chunkCount: 0x1_0000_0000, dtype: 0, components: 0, encoding: 0 };
+  return {
+    seq,
+    payloadBytes: 0,
+    pointCount: 0,
+    crc32: 0,
+    captureTime: 0,
+    chunkCount: 0x1_0000_0000,
+    dtype: 0,
+    components: 0,
+    encoding: 0,
+  };
 }
 
 interface FrameState {
@@ -151,7 +168,12 @@ export class FrameReassembler {
     } catch (error) {
       if (!(error instanceof PointstreamError)) throw error;
       const seq = error.details?.seq;
-      return { kind: 'rejected', seq: typeof seq === 'number' ? seq : undefined, error, fatal: true };
+      return {
+        kind: 'rejected',
+        seq: typeof seq === 'number' ? seq : undefined,
+        error,
+        fatal: true,
+      };
     }
     const data = message.subarray(header.headerBytes);
     if (header.type === ChunkType.START) return this.#start(header.meta as FrameMeta, data);
@@ -160,14 +182,22 @@ export class FrameReassembler {
     if (state === undefined) {
       // Report it once, then drop the rest of that frame quietly.
       this.#discard(unknownFrameMeta(header.seq));
-      return this.#reject(header.seq, ErrorCodes.CHUNK_UNKNOWN_FRAME, `chunk ${header.chunkIndex} of frame ${header.seq}, which is not being reassembled`);
+      return this.#reject(
+        header.seq,
+        ErrorCodes.CHUNK_UNKNOWN_FRAME,
+        `chunk ${header.chunkIndex} of frame ${header.seq}, which is not being reassembled`,
+      );
     }
     if (state.discarding) {
       if (header.chunkIndex === state.meta.chunkCount - 1) this.#frames.delete(header.seq);
       return PENDING;
     }
     if (header.chunkIndex !== state.nextIndex) {
-      return this.#fail(state, ErrorCodes.CHUNK_OUT_OF_ORDER, `chunk ${header.chunkIndex} of frame ${header.seq} where chunk ${state.nextIndex} was due`);
+      return this.#fail(
+        state,
+        ErrorCodes.CHUNK_OUT_OF_ORDER,
+        `chunk ${header.chunkIndex} of frame ${header.seq} where chunk ${state.nextIndex} was due`,
+      );
     }
     return this.#append(state, data);
   }
@@ -190,7 +220,8 @@ export class FrameReassembler {
           ? `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`
           : `frame ${seq} started again while its chunks were arriving`;
       // Whatever was under way with this number can no longer be told apart from the newcomer.
-      if (existing !== undefined && !existing.discarding) return this.#fail(existing, ErrorCodes.FRAME_DUPLICATE, message);
+      if (existing !== undefined && !existing.discarding)
+        return this.#fail(existing, ErrorCodes.FRAME_DUPLICATE, message);
       this.#discard(meta);
       return this.#reject(seq, ErrorCodes.FRAME_DUPLICATE, message);
     }
@@ -205,7 +236,11 @@ export class FrameReassembler {
     let evicted: Rejection | undefined;
     if (this.framesInReassembly >= this.limits.maxFramesInReassembly) {
       const oldest = [...this.#frames.values()].find((state) => !state.discarding) as FrameState;
-      const result = this.#fail(oldest, ErrorCodes.FRAME_INCOMPLETE, `frame ${oldest.meta.seq} abandoned unfinished (${oldest.received} of ${oldest.meta.payloadBytes} bytes) when frame ${seq} started with ${this.limits.maxFramesInReassembly} frames already open`);
+      const result = this.#fail(
+        oldest,
+        ErrorCodes.FRAME_INCOMPLETE,
+        `frame ${oldest.meta.seq} abandoned unfinished (${oldest.received} of ${oldest.meta.payloadBytes} bytes) when frame ${seq} started with ${this.limits.maxFramesInReassembly} frames already open`,
+      );
       evicted = result as Rejection;
     }
     const state = this.#newState(meta, this.#allocate(meta.payloadBytes), false);
@@ -219,30 +254,51 @@ export class FrameReassembler {
   #checkStart(meta: FrameMeta, data: Uint8Array): [ErrorCode, string] | undefined {
     const limits = this.limits;
     if (meta.dtype !== DType.FLOAT32 || meta.components !== 3 || meta.encoding !== Encoding.NPY) {
-      return [ErrorCodes.FRAME_UNSUPPORTED_FORMAT, `unsupported frame format (dtype ${meta.dtype}, components ${meta.components}, encoding ${meta.encoding})`];
+      return [
+        ErrorCodes.FRAME_UNSUPPORTED_FORMAT,
+        `unsupported frame format (dtype ${meta.dtype}, components ${meta.components}, encoding ${meta.encoding})`,
+      ];
     }
     if (meta.pointCount > limits.maxPointsPerFrame) {
-      return [ErrorCodes.FRAME_TOO_MANY_POINTS, `${meta.pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`];
+      return [
+        ErrorCodes.FRAME_TOO_MANY_POINTS,
+        `${meta.pointCount} points exceed the limit of ${limits.maxPointsPerFrame}`,
+      ];
     }
     if (meta.payloadBytes > limits.maxFrameBytes) {
-      return [ErrorCodes.FRAME_TOO_LARGE, `${meta.payloadBytes} bytes exceed the limit of ${limits.maxFrameBytes}`];
+      return [
+        ErrorCodes.FRAME_TOO_LARGE,
+        `${meta.payloadBytes} bytes exceed the limit of ${limits.maxFrameBytes}`,
+      ];
     }
     if (meta.chunkCount > limits.maxChunksPerFrame) {
-      return [ErrorCodes.FRAME_TOO_MANY_CHUNKS, `${meta.chunkCount} chunks exceed the limit of ${limits.maxChunksPerFrame}`];
+      return [
+        ErrorCodes.FRAME_TOO_MANY_CHUNKS,
+        `${meta.chunkCount} chunks exceed the limit of ${limits.maxChunksPerFrame}`,
+      ];
     }
     if (data.length > meta.payloadBytes) {
-      return [ErrorCodes.CHUNK_OVERFLOW, `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`];
+      return [
+        ErrorCodes.CHUNK_OVERFLOW,
+        `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`,
+      ];
     }
     try {
       const npy = parseNpyHeader(data);
       const rows = pointCountOfNpyHeader(npy);
       if (rows !== meta.pointCount || meta.payloadBytes !== npy.dataOffset + meta.pointCount * 12) {
-        return [ErrorCodes.FRAME_LENGTH_MISMATCH, `header says ${meta.pointCount} points in ${meta.payloadBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`];
+        return [
+          ErrorCodes.FRAME_LENGTH_MISMATCH,
+          `header says ${meta.pointCount} points in ${meta.payloadBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`,
+        ];
       }
     } catch (error) {
       if (!(error instanceof PointstreamError)) throw error;
       // The first chunk must hold the whole .npy header; a short one is a framing error.
-      return [error.code === ErrorCodes.NPY_TRUNCATED ? ErrorCodes.FRAME_LENGTH_MISMATCH : error.code, error.message];
+      return [
+        error.code === ErrorCodes.NPY_TRUNCATED ? ErrorCodes.FRAME_LENGTH_MISMATCH : error.code,
+        error.message,
+      ];
     }
     return undefined;
   }
@@ -273,7 +329,11 @@ export class FrameReassembler {
     const index = state.nextIndex;
     const received = state.received + data.length;
     if (received > meta.payloadBytes) {
-      return this.#fail(state, ErrorCodes.CHUNK_OVERFLOW, `chunk ${index} overflows frame ${meta.seq}: ${received} of ${meta.payloadBytes} bytes`);
+      return this.#fail(
+        state,
+        ErrorCodes.CHUNK_OVERFLOW,
+        `chunk ${index} overflows frame ${meta.seq}: ${received} of ${meta.payloadBytes} bytes`,
+      );
     }
     if (data.length > 0) {
       (state.payload as Uint8Array).set(data, state.received);
@@ -283,7 +343,11 @@ export class FrameReassembler {
     state.nextIndex = index + 1;
     if (state.nextIndex < meta.chunkCount) return PENDING;
     if (received !== meta.payloadBytes) {
-      return this.#fail(state, ErrorCodes.FRAME_LENGTH_MISMATCH, `frame ${meta.seq} ended after ${received} of ${meta.payloadBytes} bytes`);
+      return this.#fail(
+        state,
+        ErrorCodes.FRAME_LENGTH_MISMATCH,
+        `frame ${meta.seq} ended after ${received} of ${meta.payloadBytes} bytes`,
+      );
     }
     return this.#complete(state);
   }
@@ -301,18 +365,28 @@ export class FrameReassembler {
   }
 
   #release(state: FrameState): void {
-    if (state.payload !== undefined && !state.discarding) this.#bytesBuffered -= state.meta.payloadBytes;
+    if (state.payload !== undefined && !state.discarding)
+      this.#bytesBuffered -= state.meta.payloadBytes;
   }
 
   #reject(seq: number, code: ErrorCode, message: string): PushResult {
-    return { kind: 'rejected', seq, error: new PointstreamError(code, message, { details: { seq } }), fatal: false };
+    return {
+      kind: 'rejected',
+      seq,
+      error: new PointstreamError(code, message, { details: { seq } }),
+      fatal: false,
+    };
   }
 
   #complete(state: FrameState): PushResult {
     const { meta } = state;
     const payload = state.payload as Uint8Array;
     if (state.crc !== meta.crc32) {
-      return this.#fail(state, ErrorCodes.FRAME_CHECKSUM, `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`);
+      return this.#fail(
+        state,
+        ErrorCodes.FRAME_CHECKSUM,
+        `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`,
+      );
     }
     const dataOffset = meta.payloadBytes - meta.pointCount * 12;
     const points = float32View(payload, dataOffset, meta.pointCount * 3);

@@ -19,3 +19,4 @@ export type { ErrorCode, ErrorDetails } from './errors.js';
 export type { Logger } from './util/logger.js';
 export { silentLogger } from './util/logger.js';
 export { PROTOCOL_V1 } from './wire/chunk.js';
+export { encodeNpyHeader, parseNpyHeader } from './wire/npy.js';

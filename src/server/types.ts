@@ -13,6 +13,11 @@ export interface ReceivedFrame {
   readonly points: Float32Array;
   /** `pointstream/1` frames carry a complete `.npy` file; plain frames their message bytes. */
   readonly form: 'chunked' | 'plain-npy' | 'plain-raw';
+  /**
+   * The complete `.npy` file as received (`numpy.load` reads it as it is), sharing memory with
+   * `points`; undefined for plain raw frames (`encodeNpyHeader([n, 3])` + the points make one).
+   */
+  readonly npy: Uint8Array | undefined;
   /** Bytes of payload received for this frame. */
   readonly byteLength: number;
   /** Sender's capture time (ms since the Unix epoch, sender's clock); undefined in the plain form. */

@@ -2,8 +2,10 @@
 import { Command, Option } from 'commander';
 import { LOOPBACK_MTU, MAX_MTU } from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
+import { readFileSync } from 'node:fs';
 import { ErrorCodes } from '../errors.js';
-import type { PointstreamError } from '../errors.js';
+import type { ErrorCode, PointstreamError } from '../errors.js';
+import { readTokenFile } from '../server/auth.js';
 import { createCliLogger } from './log.js';
 import type { LogFormat } from './log.js';
 import { formatDemoServer, runDemo } from './demo.js';
@@ -19,8 +21,31 @@ export const ExitCode = {
   FRAMES_NOT_ACKED: 1,
   USAGE: 2,
   CONNECT_FAILED: 3,
+  UNAUTHORIZED: 4,
+  REFUSED: 5,
+  TLS: 6,
   INTERRUPTED: 130,
 } as const;
+
+/** The exit code for how a run ended. */
+function exitCodeFor(code: ErrorCode | undefined, ok: boolean): number {
+  if (ok) return ExitCode.OK;
+  switch (code) {
+    case ErrorCodes.ABORTED:
+      return ExitCode.INTERRUPTED;
+    case ErrorCodes.UNAUTHORIZED:
+      return ExitCode.UNAUTHORIZED;
+    case ErrorCodes.SIGNALING_REJECTED:
+      return ExitCode.REFUSED;
+    case ErrorCodes.SIGNALING_TLS:
+      return ExitCode.TLS;
+    case ErrorCodes.SIGNALING_FAILED:
+    case ErrorCodes.CONNECT_TIMEOUT:
+      return ExitCode.CONNECT_FAILED;
+    default:
+      return ExitCode.FRAMES_NOT_ACKED;
+  }
+}
 
 const program = new Command('pointstream')
   .description('Stream live 3D point clouds over encrypted WebRTC DataChannels')
@@ -90,7 +115,38 @@ logOptions(
       integer(1),
       DEFAULT_SERVER_LIMITS.idleTimeoutMs,
     )
-    .option('--allow-non-finite', 'accept NaN and infinite coordinates'),
+    .option('--allow-non-finite', 'accept NaN and infinite coordinates')
+    .option('--tls-cert <file>', 'PEM certificate (chain): serve signaling over HTTPS')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .addOption(
+      new Option('--token-file <file>', 'bearer tokens, one per line: turns on auth').env(
+        'POINTSTREAM_TOKEN_FILE',
+      ),
+    )
+    .option(
+      '--cors-origin <origin>',
+      'browser origin allowed to call signaling (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--max-sessions-per-client <n>',
+      'sessions per token and per address',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxSessionsPerClient,
+    )
+    .option(
+      '--max-offers-per-minute <n>',
+      'offers per token and per address per minute',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxOffersPerMinute,
+    )
+    .option(
+      '--max-reassembly-bytes <n>',
+      'bytes all sessions may hold in reassembly',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxTotalReassemblyBytes,
+    ),
   'info',
 ).action(
   async (opts: {
@@ -106,11 +162,42 @@ logOptions(
     connectTimeout: number;
     idleTimeout: number;
     allowNonFinite?: boolean;
+    tlsCert?: string;
+    tlsKey?: string;
+    tokenFile?: string;
+    corsOrigin: string[];
+    maxSessionsPerClient: number;
+    maxOffersPerMinute: number;
+    maxReassemblyBytes: number;
     logLevel: LogLevel;
     logFormat?: LogFormat;
   }) => {
+    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
+      usageError('--tls-cert and --tls-key go together');
+    const tls =
+      opts.tlsCert && opts.tlsKey
+        ? {
+            cert: readFlagFile('--tls-cert', opts.tlsCert),
+            key: readFlagFile('--tls-key', opts.tlsKey),
+          }
+        : undefined;
+    let tokens: string[] | undefined;
+    if (opts.tokenFile !== undefined) {
+      try {
+        tokens = readTokenFile(opts.tokenFile);
+      } catch (error) {
+        usageError(
+          `--token-file: cannot read ${JSON.stringify(opts.tokenFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
+      }
+      if (tokens.length === 0)
+        usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
+    }
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
-    await runServe({
+    await startServe(logger, {
+      tls,
+      tokens,
+      corsOrigins: opts.corsOrigin,
       host: opts.host,
       port: opts.port,
       rtcBind: opts.rtcBind,
@@ -124,13 +211,50 @@ logOptions(
         connectTimeoutMs: opts.connectTimeout,
         idleTimeoutMs: opts.idleTimeout,
         allowNonFinite: opts.allowNonFinite === true,
+        maxSessionsPerClient: opts.maxSessionsPerClient,
+        maxOffersPerMinute: opts.maxOffersPerMinute,
+        maxTotalReassemblyBytes: opts.maxReassemblyBytes,
       },
-      logger,
     });
   },
 );
 
+async function startServe(
+  logger: Parameters<typeof runServe>[0]['logger'],
+  options: Omit<Parameters<typeof runServe>[0], 'logger'>,
+): Promise<void> {
+  try {
+    await runServe({ ...options, logger });
+  } catch (error) {
+    // Bad option values (RangeError/TypeError) are usage errors; the rest (port in use...) not.
+    if (error instanceof RangeError || error instanceof TypeError)
+      usageError((error).message);
+    process.stderr.write(`pointstream: cannot start the server: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+/** Bad input on the command line: a message naming the flag, exit code 2. */
+function usageError(message: string): never {
+  process.stderr.write(`pointstream: ${message}\n`);
+  process.exit(ExitCode.USAGE);
+}
+
+function readFlagFile(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    return usageError(
+      `${flag}: cannot read ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+}
+
 interface StreamFlags {
+  token?: string;
+  ca?: string;
+  reconnect: boolean;
+  maxReconnects: number;
   points: number;
   rate: number;
   duration: number;
@@ -158,6 +282,15 @@ const streamOptions = (command: Command): Command =>
     )
     .option('--max-in-flight <n>', 'unacknowledged frames before waiting', integer(1, 64), 2)
     .option('--connect-timeout <ms>', 'time to open the channel', integer(1), 15_000)
+    .addOption(
+      new Option('--token <token>', 'bearer token for a server with auth').env('POINTSTREAM_TOKEN'),
+    )
+    .option(
+      '--ca <file>',
+      'PEM CA certificate to trust for an HTTPS server with a private certificate',
+    )
+    .option('--no-reconnect', 'stop at the first connection failure instead of reconnecting')
+    .option('--max-reconnects <n>', 'reconnect attempts before giving up', integer(0, 1000), 5)
     .option('--json', 'print the summary as one JSON line (last line of output)')
     .option('--no-progress', 'no progress line (default: shown on a terminal)');
 
@@ -174,6 +307,10 @@ function streamSettings(
     chunkBytes: opts.chunkBytes,
     maxInFlight: opts.maxInFlight,
     connectTimeoutMs: opts.connectTimeout,
+    token: opts.token,
+    ca: opts.ca === undefined ? undefined : readFlagFile('--ca', opts.ca),
+    reconnect: opts.reconnect,
+    maxReconnects: opts.maxReconnects,
     progress: opts.progress !== false && process.stderr.isTTY === true && opts.json !== true,
     logger,
     signal,
@@ -194,11 +331,7 @@ function interruptSignal(): AbortSignal {
 function finish(summary: SendSummary, json: object | undefined, extra?: string): void {
   if (json) process.stdout.write(`${JSON.stringify(json)}\n`);
   else process.stdout.write(`${formatSummary(summary)}${extra ? `\n${extra}` : ''}\n`);
-  process.exitCode = summary.ok
-    ? ExitCode.OK
-    : summary.errorCode === ErrorCodes.ABORTED
-      ? ExitCode.INTERRUPTED
-      : ExitCode.FRAMES_NOT_ACKED;
+  process.exitCode = exitCodeFor(summary.errorCode, summary.ok);
 }
 
 function failConnect(error: unknown, json: boolean): void {
@@ -207,7 +340,8 @@ function failConnect(error: unknown, json: boolean): void {
   if (json)
     process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`);
   process.stderr.write(`pointstream: cannot stream: ${message} (${code})\n`);
-  process.exitCode = ExitCode.CONNECT_FAILED;
+  const exit = exitCodeFor(code, false);
+  process.exitCode = exit === ExitCode.FRAMES_NOT_ACKED ? ExitCode.CONNECT_FAILED : exit;
 }
 
 logOptions(

@@ -4,6 +4,9 @@ import type { ServerLimits } from '../server/types.js';
 import type { Logger } from '../util/logger.js';
 
 export interface ServeCommandOptions {
+  readonly tls: { cert: Buffer; key: Buffer } | undefined;
+  readonly tokens: string[] | undefined;
+  readonly corsOrigins: string[];
   readonly host: string;
   readonly port: number;
   readonly rtcBind: string | undefined;
@@ -26,6 +29,9 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
       iceServers: options.iceServers,
     },
     limits: options.limits,
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
+    corsOrigins: options.corsOrigins,
     logger: options.logger,
   });
   // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,

@@ -13,6 +13,7 @@ import { decodeServerMessage } from '../wire/control.js';
 import type { HelloMessage, ServerMessage } from '../wire/control.js';
 import { MIN_MESSAGE_BYTES, prepareFrame, writeChunk } from '../wire/frame.js';
 import { deleteSession, patchCandidates, postOffer } from './signaling.js';
+import type { SignalingContext } from './signaling.js';
 import type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './types.js';
 
 const DEFAULTS = {
@@ -40,6 +41,18 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     const value = merged[key];
     if (!Number.isSafeInteger(value) || value < 1)
       throw invalidOption(key, 'a positive integer', value);
+  }
+  if (
+    merged.firstSeq !== undefined &&
+    (!Number.isSafeInteger(merged.firstSeq) || merged.firstSeq < 0 || merged.firstSeq > 0xffff_ffff)
+  ) {
+    throw invalidOption('firstSeq', 'an integer in [0, 2^32)', merged.firstSeq);
+  }
+  if (
+    merged.token !== undefined &&
+    (typeof merged.token !== 'string' || !/^[\x21-\x7e]+$/.test(merged.token))
+  ) {
+    throw invalidOption('token', 'printable ASCII without spaces', '(hidden)');
   }
   if (merged.maxMessageBytes < MIN_MESSAGE_BYTES) {
     throw invalidOption('maxMessageBytes', `at least ${MIN_MESSAGE_BYTES}`, merged.maxMessageBytes);
@@ -84,7 +97,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #sessionUrl: string | undefined;
   #scratch: Buffer = Buffer.alloc(0);
   #maxMessageBytes = 0;
-  #nextSeq = 0;
+  #nextSeq: number;
   #sendChain: Promise<unknown> = Promise.resolve();
   #slotWaiters: (() => void)[] = [];
   #flushWaiters: (() => void)[] = [];
@@ -103,6 +116,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     );
     this.#options = options;
     this.#log = log;
+    this.#nextSeq = options.firstSeq ?? 0;
     this.#peer = new Peer('client', options.rtc ?? {}, {
       state: (state) => this.#onPeerState(state),
       iceState: (state) => log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
@@ -156,14 +170,18 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       const answer = await postOffer(
         this.#options.signalingUrl,
         withoutCandidates(offer.sdp),
-        signal,
+        this.#signaling(signal),
       );
       this.#sessionUrl = answer.sessionUrl;
       if (this.#closed) throw this.#closedError();
       this.#peer.setRemoteDescription(answer.sdp, 'answer');
       const candidates = candidatesOf(this.#peer.localDescription().sdp);
       if (candidates.length > 0 && answer.sessionUrl !== undefined) {
-        await patchCandidates(answer.sessionUrl, toSdpFragment(candidates), signal);
+        await patchCandidates(
+          answer.sessionUrl,
+          toSdpFragment(candidates),
+          this.#signaling(signal),
+        );
       }
       await new Promise<void>((resolve, reject) => {
         if (this.#closed) reject(this.#closedError());
@@ -298,14 +316,20 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     if (sessionUrl !== undefined) {
       // End the session on the server first, so that it logs an orderly end rather than a lost
       // connection; best effort, bounded.
-      await deleteSession(sessionUrl, AbortSignal.timeout(2000)).catch((error: unknown) => {
-        this.#log.debug(
-          { event: 'delete-failed', err: error },
-          'could not end the session over HTTP',
-        );
-      });
+      await deleteSession(sessionUrl, this.#signaling(AbortSignal.timeout(2000))).catch(
+        (error: unknown) => {
+          this.#log.debug(
+            { event: 'delete-failed', err: error },
+            'could not end the session over HTTP',
+          );
+        },
+      );
     }
     this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the client');
+  }
+
+  #signaling(signal: AbortSignal): SignalingContext {
+    return { signal, token: this.#options.token, ca: this.#options.ca };
   }
 
   #drained(): Promise<void> {

@@ -4,8 +4,14 @@ import type { Logger } from '../util/logger.js';
 
 /** Options of {@link connect}. Only `signalingUrl` is required; defaults are in parentheses. */
 export interface ClientOptions {
-  /** The server's offer endpoint, e.g. `http://127.0.0.1:8080/offer`. */
+  /** The server's offer endpoint, e.g. `https://server:8080/offer`. */
   readonly signalingUrl: string;
+  /** Bearer token for a server with auth on. */
+  readonly token?: string;
+  /** PEM CA certificate(s) to trust for an HTTPS server with a private (e.g. self-signed) certificate. */
+  readonly ca?: string | Buffer;
+  /** Sequence number of the first frame, e.g. to continue numbering after a reconnect. (0) */
+  readonly firstSeq?: number;
   /** WebRTC settings (`bindAddress: '127.0.0.1'` keeps a test on loopback). */
   readonly rtc?: RtcOptions;
   /** Time for signaling plus ICE/DTLS until the channel is open. (15000 ms) */

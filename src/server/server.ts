@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import cors from '@fastify/cors';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
@@ -11,6 +12,8 @@ import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
+import { TokenAuth } from './auth.js';
+import { ClientLimiter } from './client-limits.js';
 import { Session } from './session.js';
 import type {
   ReceivedFrame,
@@ -28,6 +31,9 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   connectTimeoutMs: 15_000,
   idleTimeoutMs: 30_000,
   maxConsecutiveRejections: 16,
+  maxTotalReassemblyBytes: 1024 * 1024 * 1024,
+  maxSessionsPerClient: 8,
+  maxOffersPerMinute: 60,
 });
 
 /** HTTP status for each error code signaling can answer with. */
@@ -36,6 +42,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.SDP_NO_DATACHANNEL]: 400,
   [ErrorCodes.SESSION_NOT_FOUND]: 404,
   [ErrorCodes.SESSION_CLOSED]: 409,
+  [ErrorCodes.UNAUTHORIZED]: 401,
   [ErrorCodes.CONNECTION_FAILED]: 500,
 };
 
@@ -91,6 +98,24 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     pointsReceived: 0,
   };
   readonly #iteratorWakers = new Set<() => void>();
+  readonly #auth: TokenAuth | undefined;
+  readonly #clientLimiter: ClientLimiter;
+  readonly #tls: boolean;
+  /** Which token (id) and address created each session: only that token may change or end it. */
+  readonly #owners = new Map<string, { token: string | undefined; keys: string[] }>();
+  /** The token id each authenticated request presented. */
+  readonly #tokens = new WeakMap<FastifyRequest, string>();
+  #reassemblyBytes = 0;
+  readonly #budget = {
+    reserve: (bytes: number): boolean => {
+      if (this.#reassemblyBytes + bytes > this.limits.maxTotalReassemblyBytes) return false;
+      this.#reassemblyBytes += bytes;
+      return true;
+    },
+    release: (bytes: number): void => {
+      this.#reassemblyBytes -= bytes;
+    },
+  };
   #closing = false;
   #url = '';
 
@@ -115,11 +140,27 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       ...(bindAddress === undefined ? {} : { bindAddress }),
       maxMessageSize: options.rtc?.maxMessageSize ?? this.limits.maxFrameBytes + 1024,
     };
+    this.#auth = options.tokens === undefined ? undefined : new TokenAuth(options.tokens);
+    this.#clientLimiter = new ClientLimiter(
+      this.limits.maxSessionsPerClient,
+      this.limits.maxOffersPerMinute,
+    );
+    this.#tls = options.tls !== undefined;
     this.#app = Fastify({
       bodyLimit: this.limits.maxSdpBytes,
       logger: false,
       return503OnClosing: true,
+      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
     });
+    if (options.corsOrigins && options.corsOrigins.length > 0) {
+      void this.#app.register(cors, {
+        origin: [...options.corsOrigins],
+        methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+        allowedHeaders: ['Authorization', 'Content-Type'],
+        exposedHeaders: ['Location', 'Retry-After'],
+        maxAge: 600,
+      });
+    }
     this.#routes();
   }
 
@@ -135,7 +176,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     if (address === null || typeof address === 'string')
       throw new Error('server has no TCP address');
     const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.#url = `http://${urlHost}:${address.port}`;
+    this.#url = `${this.#tls ? 'https' : 'http'}://${urlHost}:${address.port}`;
     this.#log.info(
       {
         event: 'listening',
@@ -143,17 +184,30 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         rtcBindAddress: this.#rtc.bindAddress ?? '(all)',
         limits: this.limits,
       },
-      `signaling on ${this.#url}/offer (plain HTTP)`,
+      `signaling on ${this.#url}/offer (${this.#tls ? 'HTTPS' : 'plain HTTP'}, ${this.#auth ? 'bearer-token auth' : 'no auth'})`,
     );
+    const exposed = !/^(127\.|\[::1\]|localhost)/.test(urlHost);
+    if (exposed && (!this.#tls || !this.#auth)) {
+      this.#log.warn(
+        { event: 'insecure', tls: this.#tls, auth: this.#auth !== undefined },
+        `signaling is reachable beyond loopback ${this.#tls ? '' : 'over plain HTTP '}${this.#auth ? '' : 'without auth'}: use --tls-cert/--tls-key and --token-file`,
+      );
+    }
   }
 
-  /** Live sessions and totals since start. */
-  stats(): ServerStats {
+  /**
+   * Live sessions and totals since start. With auth on, `GET /stats` lists only the sessions of
+   * the token that asks (`token`: its id); the library call lists all.
+   */
+  stats(token?: string): ServerStats {
     const cpu = process.cpuUsage(this.#cpuAtStart);
     const memory = process.memoryUsage();
     return {
       startedAt: this.#startedAt,
-      sessions: [...this.#sessions.values()].map((session) => session.stats()),
+      sessions: [...this.#sessions.values()]
+        .filter((session) => token === undefined || this.#owners.get(session.id)?.token === token)
+        .map((session) => session.stats()),
+      reassemblyBytes: this.#reassemblyBytes,
       totals: { ...this.#totals },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       memory: {
@@ -230,6 +284,37 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       { parseAs: 'string' },
       (_req, body, done) => done(null, body),
     );
+    app.addHook('onRequest', async (request, reply) => {
+      if (!this.#auth || request.method === 'OPTIONS' || request.url === '/healthz') return;
+      const token = this.#auth.verify(request.headers.authorization);
+      if (token !== undefined) {
+        this.#tokens.set(request, token);
+        return;
+      }
+      const presented = request.headers.authorization !== undefined;
+      this.#log.warn(
+        {
+          event: 'auth-failed',
+          method: request.method,
+          url: request.url,
+          remoteAddress: request.ip,
+          reason: presented ? 'invalid token' : 'no token',
+        },
+        'request refused: bad or missing bearer token',
+      );
+      void reply.header(
+        'WWW-Authenticate',
+        presented
+          ? 'Bearer realm="pointstream", error="invalid_token"'
+          : 'Bearer realm="pointstream"',
+      );
+      await sendProblem(
+        reply,
+        401,
+        ErrorCodes.UNAUTHORIZED,
+        presented ? 'invalid bearer token' : 'a bearer token is required',
+      );
+    });
     app.setErrorHandler((error: FastifyError | PointstreamError, request, reply) =>
       this.#sendError(error, request, reply),
     );
@@ -245,7 +330,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     app.post('/offer', (request, reply) => this.#onOffer(request, reply));
     app.patch(`${SESSION_PATH}:id`, (request, reply) => this.#onTrickle(request, reply));
     app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
-    app.get('/stats', () => this.stats());
+    app.get('/stats', (request) => this.stats(this.#tokens.get(request)));
     app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
     const allowed: Record<string, string[]> = {
       '/offer': ['POST', 'OPTIONS'],
@@ -305,9 +390,23 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       );
     }
 
+    const token = this.#tokens.get(request);
+    const keys = [...(token === undefined ? [] : [`token:${token}`]), `addr:${request.ip}`];
+    const refused = this.#clientLimiter.admit(keys);
+    if (refused !== undefined) {
+      this.#log.warn(
+        { event: 'client-limited', remoteAddress: request.ip, token, reason: refused.reason },
+        `offer refused: ${refused.reason}`,
+      );
+      void reply.header('Retry-After', String(refused.retryAfterSeconds));
+      return sendProblem(reply, 429, ErrorCodes.TOO_MANY_REQUESTS, refused.reason);
+    }
+
     const id = randomBytes(16).toString('base64url');
     const log = this.#log.child({ session: id });
-    const session = new Session(id, request.ip, this.#rtc, this.limits, log, {
+    this.#owners.set(id, { token, keys });
+    this.#clientLimiter.sessionOpened(keys);
+    const session = new Session(id, request.ip, this.#rtc, this.limits, this.#budget, log, {
       frame: (frame) => {
         this.#totals.framesReceived++;
         this.#totals.bytesReceived += frame.byteLength;
@@ -320,6 +419,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       },
       closed: (end: SessionEnd) => {
         this.#sessions.delete(id);
+        this.#clientLimiter.sessionClosed(keys);
+        this.#owners.delete(id);
         this.#totals.sessionsClosed++;
         this.emit('sessionClosed', end);
       },
@@ -357,8 +458,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   #session(request: FastifyRequest): Session {
     const { id } = request.params as { id: string };
     const session = this.#sessions.get(id);
-    if (session === undefined)
+    // Another token's session is answered like a missing one: its existence is not revealed.
+    if (session === undefined || this.#owners.get(id)?.token !== this.#tokens.get(request)) {
       throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such session');
+    }
     return session;
   }
 

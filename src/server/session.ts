@@ -10,6 +10,7 @@ import { encodeServerMessage } from '../wire/control.js';
 import type { ServerMessage } from '../wire/control.js';
 import { decodePlainFrame } from '../wire/plain.js';
 import { FrameReassembler } from '../wire/reassembler.js';
+import type { MemoryBudget } from '../wire/reassembler.js';
 import type {
   ReceivedFrame,
   ServerLimits,
@@ -39,6 +40,7 @@ export class Session {
   readonly #limits: ServerLimits;
   readonly #log: Logger;
   readonly #hooks: SessionHooks;
+  readonly #budget: MemoryBudget;
   /** Held so that node-datachannel does not close them when their wrappers are collected. */
   readonly #channels = new Set<ChannelReceiver>();
   #state: SessionState = 'connecting';
@@ -57,9 +59,11 @@ export class Session {
     remoteAddress: string | undefined,
     rtc: RtcOptions,
     limits: ServerLimits,
+    budget: MemoryBudget,
     log: Logger,
     hooks: SessionHooks,
   ) {
+    this.#budget = budget;
     this.id = id;
     this.remoteAddress = remoteAddress;
     this.#limits = limits;
@@ -157,7 +161,7 @@ export class Session {
       return;
     }
     this.#protocol = protocol;
-    const receiver = new ChannelReceiver(this, channel, protocol, this.#limits, log);
+    const receiver = new ChannelReceiver(this, channel, protocol, this.#limits, this.#budget, log);
     this.#channels.add(receiver);
     channel.onOpen(() => this.#onChannelOpen(receiver));
     // Channels created by the remote side are usually open already when announced.
@@ -238,7 +242,19 @@ export class Session {
     clearTimeout(this.#idleTimer);
     this.#connectTimer = this.#idleTimer = undefined;
     for (const receiver of this.#channels) {
-      framesLost += receiver.reassembler?.reset().length ?? 0;
+      // Frames caught mid-way get their receipt too: nothing ends without an answer.
+      const unfinished = receiver.reassembler?.reset() ?? [];
+      framesLost += unfinished.length;
+      for (const seq of unfinished) {
+        receiver.send({
+          type: 'receipt',
+          seq,
+          ok: false,
+          receivedAt: Date.now(),
+          code: ErrorCodes.FRAME_INCOMPLETE,
+          message: `session ended before frame ${seq} was complete: ${reason}`,
+        });
+      }
       receiver.send({ type: 'closing', code, message: reason });
       receiver.close();
     }
@@ -281,6 +297,7 @@ class ChannelReceiver {
     channel: DataChannel,
     protocol: string,
     limits: ServerLimits,
+    budget: MemoryBudget,
     log: Logger,
   ) {
     this.session = session;
@@ -291,7 +308,7 @@ class ChannelReceiver {
     this.#debug = log.isLevelEnabled?.('debug') ?? false;
     this.reassembler =
       protocol === PROTOCOL_V1
-        ? new FrameReassembler({ limits, checksum: crc32, allocate })
+        ? new FrameReassembler({ limits, checksum: crc32, allocate, budget })
         : undefined;
     channel.onMessage((message) => this.#onMessage(message));
     channel.onClosed(() => {

@@ -72,6 +72,8 @@ export interface ServerStats {
     readonly bytesReceived: number;
     readonly pointsReceived: number;
   };
+  /** Bytes held in reassembly by all sessions (capped by `maxTotalReassemblyBytes`). */
+  readonly reassemblyBytes: number;
   /** CPU seconds used by the server process since it started (user + system). */
   readonly cpuSeconds: number;
   readonly memory: {
@@ -93,6 +95,12 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly idleTimeoutMs: number;
   /** Rejected frames in a row after which a session is closed. Default 16. */
   readonly maxConsecutiveRejections: number;
+  /** Bytes all sessions together may hold in reassembly; beyond it frames get `PS_ERR_SERVER_MEMORY`. Default 1 GiB. */
+  readonly maxTotalReassemblyBytes: number;
+  /** Sessions one client (one token, and one remote address) may hold at once; beyond it `429`. Default 8. */
+  readonly maxSessionsPerClient: number;
+  /** Offers one client (one token, and one remote address) may make per minute; beyond it `429`. Default 60. */
+  readonly maxOffersPerMinute: number;
 }
 
 /** Options of {@link createServer}. Every field is optional; defaults are in parentheses. */
@@ -104,6 +112,16 @@ export interface ServerOptions {
   /** WebRTC settings. `bindAddress` defaults to `host` when `host` is a specific address. */
   readonly rtc?: RtcOptions;
   readonly limits?: Partial<ServerLimits>;
+  /** Serve signaling over HTTPS with this PEM certificate (chain) and key. (plain HTTP) */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /**
+   * Bearer tokens, any of which grants access (one per client lets you revoke one). When set,
+   * every endpoint but `/healthz` needs `Authorization: Bearer <token>`, and a session can only be
+   * changed or ended with the token that created it. (no auth)
+   */
+  readonly tokens?: readonly string[];
+  /** Origins allowed to call signaling from a browser (CORS), e.g. `https://viewer.example`. (none) */
+  readonly corsOrigins?: readonly string[];
   /** Where the library logs (pino-compatible). (silent) */
   readonly logger?: Logger;
 }

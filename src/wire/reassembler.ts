@@ -40,6 +40,17 @@ export interface ReassemblerOptions {
   readonly allocate?: (bytes: number) => Uint8Array;
   /** Monotonic clock in milliseconds, for `startedAt`/`completedAt`. */
   readonly now?: () => number;
+  /**
+   * A memory budget shared with other reassemblers (a server's total): `reserve` is asked before
+   * a frame's buffer is allocated and may refuse (`PS_ERR_SERVER_MEMORY`); `release` gives the
+   * bytes back when the frame completes, fails or is reset.
+   */
+  readonly budget?: MemoryBudget;
+}
+
+export interface MemoryBudget {
+  reserve(bytes: number): boolean;
+  release(bytes: number): void;
 }
 
 /** A frame whose chunks all arrived and whose checksum, layout and values were verified. */
@@ -134,6 +145,7 @@ export class FrameReassembler {
   readonly #checksum: Checksum;
   readonly #allocate: (bytes: number) => Uint8Array;
   readonly #now: () => number;
+  readonly #budget: MemoryBudget | undefined;
   readonly #frames = new Map<number, FrameState>();
   #lastStartedSeq = -1;
   #bytesBuffered = 0;
@@ -143,6 +155,7 @@ export class FrameReassembler {
     this.#checksum = options.checksum ?? crc32Portable;
     this.#allocate = options.allocate ?? ((bytes) => new Uint8Array(bytes));
     this.#now = options.now ?? (() => performance.now());
+    this.#budget = options.budget;
   }
 
   /** Bytes allocated for frames still being reassembled. */
@@ -205,9 +218,12 @@ export class FrameReassembler {
   /** Drops every frame in reassembly; returns their sequence numbers (they are lost). */
   reset(): number[] {
     const lost: number[] = [];
-    for (const [seq, state] of this.#frames) if (!state.discarding) lost.push(seq);
+    for (const [seq, state] of this.#frames) {
+      if (state.discarding) continue;
+      lost.push(seq);
+      this.#release(state);
+    }
     this.#frames.clear();
-    this.#bytesBuffered = 0;
     return lost;
   }
 
@@ -242,6 +258,15 @@ export class FrameReassembler {
         `frame ${oldest.meta.seq} abandoned unfinished (${oldest.received} of ${oldest.meta.payloadBytes} bytes) when frame ${seq} started with ${this.limits.maxFramesInReassembly} frames already open`,
       );
       evicted = result as Rejection;
+    }
+    if (this.#budget && !this.#budget.reserve(meta.payloadBytes)) {
+      this.#discard(meta);
+      const rejected = this.#reject(
+        seq,
+        ErrorCodes.SERVER_MEMORY,
+        `no memory for a ${meta.payloadBytes}-byte frame: the server's reassembly budget is in use`,
+      );
+      return evicted === undefined ? rejected : { ...rejected, evicted };
     }
     const state = this.#newState(meta, this.#allocate(meta.payloadBytes), false);
     this.#bytesBuffered += meta.payloadBytes;
@@ -365,8 +390,10 @@ export class FrameReassembler {
   }
 
   #release(state: FrameState): void {
-    if (state.payload !== undefined && !state.discarding)
+    if (state.payload !== undefined && !state.discarding) {
       this.#bytesBuffered -= state.meta.payloadBytes;
+      this.#budget?.release(state.meta.payloadBytes);
+    }
   }
 
   #reject(seq: number, code: ErrorCode, message: string): PushResult {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { ErrorCodes, connect } from '../src/index.js';
 import { startServer } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
@@ -136,5 +137,93 @@ void test(
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, /PS_ERR_SIGNALING_FAILED/);
     assert.equal(lastJsonLine(result.stdout).errorCode, 'PS_ERR_SIGNALING_FAILED');
+  },
+);
+
+void test(
+  'serve shuts down on SIGTERM: clients are told, the process exits 0',
+  { timeout: 60_000 },
+  async () => {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--log-format',
+        'json',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      },
+    );
+    let logs = '';
+    child.stdout?.on('data', (d: Buffer) => (logs += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const url = await new Promise<string>((resolve) =>
+      child.once('message', (m: { url: string }) => resolve(m.url)),
+    );
+    const client = await connect({
+      signalingUrl: `${url}/offer`,
+      rtc: { bindAddress: '127.0.0.1' },
+    });
+    assert.equal((await (await client.send(new Float32Array(300))).receipt).ok, true);
+    const closed = client.next('closed', { timeoutMs: 15_000 });
+    const started = performance.now();
+    child.kill('SIGTERM');
+    const end = await closed;
+    assert.equal(end.code, ErrorCodes.SESSION_CLOSED);
+    assert.match(end.reason, /server shutting down/);
+    assert.equal(await exited, 0);
+    assert.ok(performance.now() - started < 10_000, 'exits within the bounded shutdown time');
+    assert.match(logs, /"event":"shutdown"/);
+    assert.match(logs, /"event":"session-end"/);
+  },
+);
+
+void test(
+  'send on SIGINT stops, still prints its summary and exits 130',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'send',
+        '--signaling',
+        `${server.url}/offer`,
+        '--rtc-bind',
+        '127.0.0.1',
+        '--points',
+        '1000',
+        '--rate',
+        '20',
+        '--duration',
+        '60',
+        '--json',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await server.next('frame', { timeoutMs: 20_000 });
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    const summary = lastJsonLine(stdout);
+    assert.equal(summary.errorCode, ErrorCodes.ABORTED);
+    assert.ok((summary.framesAcked as number) >= 1);
+    assert.equal(summary.framesLost, 0);
   },
 );

@@ -116,6 +116,8 @@ logOptions(
       DEFAULT_SERVER_LIMITS.idleTimeoutMs,
     )
     .option('--allow-non-finite', 'accept NaN and infinite coordinates')
+    .option('--record <dir>', 'write every verified frame as .npy: <dir>/<session>/<seq>.npy + manifest.jsonl')
+    .option('--record-queue-bytes <n>', 'bytes of frames that may wait for the disk', integer(1), 256 * 1024 * 1024)
     .option('--tls-cert <file>', 'PEM certificate (chain): serve signaling over HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .addOption(
@@ -162,6 +164,8 @@ logOptions(
     connectTimeout: number;
     idleTimeout: number;
     allowNonFinite?: boolean;
+    record?: string;
+    recordQueueBytes: number;
     tlsCert?: string;
     tlsKey?: string;
     tokenFile?: string;
@@ -195,6 +199,7 @@ logOptions(
     }
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
     await startServe(logger, {
+      record: opts.record === undefined ? undefined : { dir: opts.record, maxQueuedBytes: opts.recordQueueBytes },
       tls,
       tokens,
       corsOrigins: opts.corsOrigin,
@@ -251,6 +256,7 @@ function readFlagFile(flag: string, path: string): Buffer {
 }
 
 interface StreamFlags {
+  from?: string;
   token?: string;
   ca?: string;
   reconnect: boolean;
@@ -271,6 +277,7 @@ interface StreamFlags {
 const streamOptions = (command: Command): Command =>
   command
     .option('--points <n>', 'points per frame', integer(0), 1_000_000)
+    .option('--from <path>', 'send frames from a .npy or .ply file, or a directory of .npy files (a recording)')
     .option('--rate <hz>', 'frames per second (0: as fast as possible)', number(0, 1000), 4)
     .option('--duration <seconds>', 'how long to stream', number(0), 60)
     .option('--frames <n>', 'number of frames (overrides rate x duration)', integer(0))
@@ -301,6 +308,7 @@ function streamSettings(
 ): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
   return {
     points: opts.points,
+    from: opts.from,
     rate: opts.rate,
     duration: opts.duration,
     frames: opts.frames,
@@ -334,8 +342,14 @@ function finish(summary: SendSummary, json: object | undefined, extra?: string):
   process.exitCode = exitCodeFor(summary.errorCode, summary.ok);
 }
 
+const INPUT_ERRORS = /^PS_ERR_(SOURCE|PLY|NPY)_/;
+
 function failConnect(error: unknown, json: boolean): void {
   const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
+  if (INPUT_ERRORS.test(code)) {
+    if (json) process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: (error as Error).message })}\n`);
+    usageError(`--from: ${(error as Error).message} (${code})`);
+  }
   const message = (error as Error).message;
   if (json)
     process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`);

@@ -4,13 +4,17 @@ import type { PointstreamClient } from '../client/client.js';
 import type { FrameReceipt } from '../client/types.js';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
+import { openFileSource } from '../sources/files.js';
 import { RandomPointSource } from '../sources/random.js';
+import type { PointSource } from '../sources/source.js';
 import type { Logger } from '../util/logger.js';
 import { percentile, round } from './stats.js';
 
 export interface SendCommandOptions {
   readonly signalingUrl: string;
   readonly points: number;
+  /** Stream frames from this file or directory instead of random points. */
+  readonly from: string | undefined;
   /** Frames per second; 0 sends as fast as the connection allows. */
   readonly rate: number;
   readonly duration: number;
@@ -96,7 +100,9 @@ function backoffMs(attempt: number, error: unknown): number {
  */
 export async function runSend(options: SendCommandOptions): Promise<SendSummary> {
   const cpuStart = process.cpuUsage();
-  const framesPlanned = options.frames ?? Math.round(options.rate * options.duration);
+  // A bad file fails here, before any connection.
+  const source: PointSource = options.from === undefined ? new RandomPointSource(options.points) : openFileSource(options.from);
+  const framesPlanned = options.frames ?? source.frameCount ?? Math.round(options.rate * options.duration);
   const { signal, logger } = options;
   const connectAt = (firstSeq: number): Promise<PointstreamClient> =>
     connect({
@@ -115,7 +121,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       signal,
     });
 
-  const source = new RandomPointSource(options.points);
+  let pointsPerFrame = 0;
   const latencies: number[] = [];
   const rejections: Record<string, number> = {};
   const sessions: string[] = [];
@@ -209,6 +215,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         if (signal.aborted) break;
       }
       const points = source.next();
+      pointsPerFrame = points.length / 3;
       try {
         const sent = await client.send(points, { signal });
         framesSent++;
@@ -292,7 +299,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     framesLost,
     framesSkipped,
     reconnects,
-    pointsPerFrame: options.points,
+    pointsPerFrame,
     bytesSent,
     seconds: round(seconds, 2),
     achievedHz: round(achievedHz, 3),

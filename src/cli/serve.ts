@@ -1,9 +1,11 @@
 import { createServer } from '../server/server.js';
 import type { PointstreamServer } from '../server/server.js';
+import type { RecordOptions } from '../server/recorder.js';
 import type { ServerLimits } from '../server/types.js';
 import type { Logger } from '../util/logger.js';
 
 export interface ServeCommandOptions {
+  readonly record: RecordOptions | undefined;
   readonly tls: { cert: Buffer; key: Buffer } | undefined;
   readonly tokens: string[] | undefined;
   readonly corsOrigins: string[];
@@ -32,6 +34,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
     ...(options.tls === undefined ? {} : { tls: options.tls }),
     ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
     corsOrigins: options.corsOrigins,
+    ...(options.record === undefined ? {} : { record: options.record }),
     logger: options.logger,
   });
   // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,

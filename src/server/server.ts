@@ -14,6 +14,7 @@ import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { ClientLimiter } from './client-limits.js';
+import { FrameRecorder } from './recorder.js';
 import { Session } from './session.js';
 import type {
   ReceivedFrame,
@@ -101,6 +102,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #auth: TokenAuth | undefined;
   readonly #clientLimiter: ClientLimiter;
   readonly #tls: boolean;
+  readonly #recorder: FrameRecorder | undefined;
   /** Which token (id) and address created each session: only that token may change or end it. */
   readonly #owners = new Map<string, { token: string | undefined; keys: string[] }>();
   /** The token id each authenticated request presented. */
@@ -146,6 +148,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       this.limits.maxOffersPerMinute,
     );
     this.#tls = options.tls !== undefined;
+    this.#recorder = options.record === undefined ? undefined : new FrameRecorder(options.record, log.child({ component: 'recorder' }));
     this.#app = Fastify({
       bodyLimit: this.limits.maxSdpBytes,
       logger: false,
@@ -208,6 +211,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         .filter((session) => token === undefined || this.#owners.get(session.id)?.token === token)
         .map((session) => session.stats()),
       reassemblyBytes: this.#reassemblyBytes,
+      recording: this.#recorder?.stats(),
       totals: { ...this.#totals },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       memory: {
@@ -272,7 +276,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     // Let frames() iterators finish.
     for (const wake of this.#iteratorWakers) wake();
     await this.#app.close();
-    this.#log.info({ event: 'closed', ...this.#totals }, 'server closed');
+    await this.#recorder?.flush();
+    this.#log.info({ event: 'closed', ...this.#totals, recording: this.#recorder?.stats() }, 'server closed');
   }
 
   #routes(): void {
@@ -411,6 +416,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#totals.framesReceived++;
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
+        this.#recorder?.record(frame);
         this.emit('frame', frame);
       },
       rejected: (sessionId, seq, error) => {

@@ -1,6 +1,7 @@
 import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
+import type { RecordOptions, RecorderStats } from './recorder.js';
 import type { ReassemblyLimits } from '../wire/reassembler.js';
 
 /** A verified frame, as consumers of the server receive it. */
@@ -74,6 +75,8 @@ export interface ServerStats {
   };
   /** Bytes held in reassembly by all sessions (capped by `maxTotalReassemblyBytes`). */
   readonly reassemblyBytes: number;
+  /** The recording, when `record` is on. */
+  readonly recording: RecorderStats | undefined;
   /** CPU seconds used by the server process since it started (user + system). */
   readonly cpuSeconds: number;
   readonly memory: {
@@ -120,6 +123,11 @@ export interface ServerOptions {
    * changed or ended with the token that created it. (no auth)
    */
   readonly tokens?: readonly string[];
+  /**
+   * Record every verified frame as `.npy` (`<dir>/<session>/<seq>.npy` and a `manifest.jsonl` per
+   * session). Writing never holds up ingest. (off)
+   */
+  readonly record?: RecordOptions;
   /** Origins allowed to call signaling from a browser (CORS), e.g. `https://viewer.example`. (none) */
   readonly corsOrigins?: readonly string[];
   /** Where the library logs (pino-compatible). (silent) */

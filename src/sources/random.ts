@@ -1,9 +1,12 @@
+import type { PointSource } from './source.js';
+
 /**
  * Random points, fresh every frame, generated cheaply: the CLI's default source runs beside the
  * server in tests and demos, so it must not take the server's CPU. xorshift32 fills 3 M floats in
  * a few milliseconds, into one reused buffer (no allocation per frame).
  */
-export class RandomPointSource {
+export class RandomPointSource implements PointSource {
+  readonly frameCount = undefined;
   readonly pointCount: number;
   readonly #points: Float32Array;
   readonly #extent: number;
@@ -17,6 +20,10 @@ export class RandomPointSource {
     this.#points = new Float32Array(pointCount * 3);
     this.#extent = options.extent ?? 100;
     this.#state = (options.seed ?? 0x9e3779b9) >>> 0 || 1;
+  }
+
+  describe(): string {
+    return `${this.pointCount} random points per frame`;
   }
 
   /** The next frame's points. The returned array is reused: the next call overwrites it. */

@@ -1,0 +1,177 @@
+import { mkdirSync, accessSync, constants } from 'node:fs';
+import { appendFile, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../util/logger.js';
+import { encodeNpyHeader } from '../wire/npy.js';
+import type { ReceivedFrame } from './types.js';
+
+/** Options of a recording: where, and how much may wait for the disk. */
+export interface RecordOptions {
+  /** Directory for recordings: `<dir>/<session>/<seq>.npy` plus `<dir>/<session>/manifest.jsonl`. */
+  readonly dir: string;
+  /** Bytes of frames that may wait for the disk; beyond it frames are not recorded (and counted). Default 256 MiB. */
+  readonly maxQueuedBytes?: number;
+}
+
+export interface RecorderStats {
+  readonly dir: string;
+  readonly framesRecorded: number;
+  /** Frames the disk could not take (queue full, disk full, no permission...). */
+  readonly framesNotRecorded: number;
+  readonly bytesWritten: number;
+  readonly queuedBytes: number;
+  readonly lastError: string | undefined;
+}
+
+/** One manifest line per recorded frame. */
+export interface ManifestEntry {
+  readonly seq: number;
+  readonly file: string;
+  readonly points: number;
+  readonly bytes: number;
+  readonly captureTime: number | null;
+  readonly receivedAt: number;
+  readonly crc32: number | null;
+  readonly form: ReceivedFrame['form'];
+}
+
+/** `000000000042.npy`: zero-padded so that names sort in frame order. */
+export function frameFileName(seq: number): string {
+  return `${String(seq).padStart(12, '0')}.npy`;
+}
+
+/**
+ * Writes verified frames as `.npy` files without ever holding up ingest: `record()` only queues;
+ * one writer drains the queue in order. A file appears under its final name only when complete
+ * (written to a temporary name, then renamed), so a crash or kill never leaves half a frame.
+ * When the disk cannot keep up or fails, frames are counted as not recorded and logged, loudly.
+ */
+export class FrameRecorder {
+  readonly dir: string;
+  readonly #maxQueuedBytes: number;
+  readonly #log: Logger;
+  readonly #queue: ReceivedFrame[] = [];
+  readonly #sessionDirs = new Set<string>();
+  #queuedBytes = 0;
+  #writing: Promise<void> | undefined;
+  #framesRecorded = 0;
+  #framesNotRecorded = 0;
+  #bytesWritten = 0;
+  #lastError: string | undefined;
+
+  /** Checks at once that `options.dir` exists (or can be made) and is writable; throws a clear error if not. */
+  constructor(options: RecordOptions, log: Logger) {
+    this.dir = options.dir;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
+    this.#log = log;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      accessSync(this.dir, constants.W_OK);
+    } catch (cause) {
+      throw new Error(`cannot record to ${JSON.stringify(this.dir)}: ${describeFsError(cause)}`, { cause });
+    }
+  }
+
+  stats(): RecorderStats {
+    return {
+      dir: this.dir,
+      framesRecorded: this.#framesRecorded,
+      framesNotRecorded: this.#framesNotRecorded,
+      bytesWritten: this.#bytesWritten,
+      queuedBytes: this.#queuedBytes,
+      lastError: this.#lastError,
+    };
+  }
+
+  /** Queues a frame for writing; returns false (and counts it) when the queue is full. */
+  record(frame: ReceivedFrame): boolean {
+    if (this.#queuedBytes + frame.byteLength > this.#maxQueuedBytes) {
+      this.#notRecorded(frame, `the disk is behind: ${this.#queuedBytes} bytes already wait (limit ${this.#maxQueuedBytes})`);
+      return false;
+    }
+    this.#queue.push(frame);
+    this.#queuedBytes += frame.byteLength;
+    this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
+    return true;
+  }
+
+  /** Resolves once every queued frame is written (or failed). */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  async #drain(): Promise<void> {
+    for (let frame = this.#queue.shift(); frame !== undefined; frame = this.#queue.shift()) {
+      try {
+        await this.#write(frame);
+      } catch (error) {
+        this.#notRecorded(frame, describeFsError(error));
+      } finally {
+        this.#queuedBytes -= frame.byteLength;
+      }
+    }
+  }
+
+  async #write(frame: ReceivedFrame): Promise<void> {
+    const sessionDir = join(this.dir, frame.sessionId);
+    if (!this.#sessionDirs.has(sessionDir)) {
+      await mkdir(sessionDir, { recursive: true });
+      this.#sessionDirs.add(sessionDir);
+    }
+    const name = frameFileName(frame.seq);
+    const temporary = join(sessionDir, `.${name}.partial`);
+    const parts = frame.npy
+      ? [frame.npy]
+      : [encodeNpyHeader([frame.pointCount, 3]), new Uint8Array(frame.points.buffer, frame.points.byteOffset, frame.points.byteLength)];
+    const handle = await open(temporary, 'w');
+    let written = 0;
+    try {
+      for (const part of parts) {
+        await handle.write(part);
+        written += part.length;
+      }
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(temporary).catch(() => undefined);
+      throw error;
+    }
+    await handle.close();
+    await rename(temporary, join(sessionDir, name));
+    const entry: ManifestEntry = {
+      seq: frame.seq,
+      file: name,
+      points: frame.pointCount,
+      bytes: written,
+      captureTime: frame.captureTime ?? null,
+      receivedAt: frame.receivedAt,
+      crc32: frame.crc32 ?? null,
+      form: frame.form,
+    };
+    await appendFile(join(sessionDir, 'manifest.jsonl'), `${JSON.stringify(entry)}\n`);
+    this.#framesRecorded++;
+    this.#bytesWritten += written;
+  }
+
+  #notRecorded(frame: ReceivedFrame, reason: string): void {
+    this.#framesNotRecorded++;
+    this.#lastError = reason;
+    this.#log.error(
+      { event: 'frame-not-recorded', sessionId: frame.sessionId, seq: frame.seq, reason, framesNotRecorded: this.#framesNotRecorded },
+      `frame ${frame.seq} of session ${frame.sessionId} NOT recorded: ${reason}`,
+    );
+  }
+}
+
+function describeFsError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const hints: Record<string, string> = {
+    ENOSPC: 'disk full',
+    EDQUOT: 'disk quota exceeded',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+    ENOTDIR: 'a path component is not a directory',
+  };
+  const hint = code === undefined ? undefined : hints[code];
+  return hint ? `${hint} (${code}): ${(error as Error).message}` : (error as Error).message;
+}

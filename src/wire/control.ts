@@ -48,9 +48,31 @@ export type ServerMessage = HelloMessage | ReceiptMessage | ClosingMessage;
 /** Longest control message accepted; receipts are about 100 bytes. */
 export const MAX_CONTROL_MESSAGE_CHARS = 4096;
 
+/** Longest `message` text a control message carries; longer ones are cut. */
+const MAX_REASON_CHARS = 512;
+
+/**
+ * Encodes a control message. Reason texts are cut to 512 characters and lone surrogates
+ * replaced, so that the result always fits `MAX_CONTROL_MESSAGE_CHARS` and decodes again.
+ */
 export function encodeServerMessage(message: ServerMessage): string {
-  return JSON.stringify(message);
+  const safe = 'message' in message ? { ...message, message: safeText(message.message) } : message;
+  const text = JSON.stringify(safe);
+  if (text.length > MAX_CONTROL_MESSAGE_CHARS)
+    throw new RangeError(`control message of ${text.length} characters`);
+  return text;
 }
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function safeText(text: string): string {
+  const clean = text.replace(new RegExp(LONE_SURROGATE, 'g'), '\ufffd');
+  return clean.length > MAX_REASON_CHARS ? `${clean.slice(0, MAX_REASON_CHARS - 3)}...` : clean;
+}
+
+/** What the encoder could have written: at most 512 characters, no lone surrogates. */
+const isReason = (value: unknown): value is string =>
+  typeof value === 'string' && value.length <= MAX_REASON_CHARS && !LONE_SURROGATE.test(value);
 
 function invalid(reason: string): PointstreamError {
   return new PointstreamError(ErrorCodes.CONTROL_INVALID, `invalid control message: ${reason}`);
@@ -106,8 +128,9 @@ export function decodeServerMessage(text: string): ServerMessage {
         };
       }
       if (m.ok === false) {
-        if (!isErrorCode(m.code) || typeof m.message !== 'string')
-          throw invalid('rejection without code');
+        if (!isErrorCode(m.code) || !isReason(m.message)) {
+          throw invalid('rejection without code, or with a bad message');
+        }
         return {
           type: 'receipt',
           seq: m.seq,
@@ -119,8 +142,9 @@ export function decodeServerMessage(text: string): ServerMessage {
       }
       throw invalid('receipt without ok');
     case 'closing':
-      if (!isErrorCode(m.code) || typeof m.message !== 'string')
-        throw invalid('closing without code');
+      if (!isErrorCode(m.code) || !isReason(m.message)) {
+        throw invalid('closing without code, or with a bad message');
+      }
       return { type: 'closing', code: m.code, message: m.message };
     default:
       throw invalid(`unknown type ${JSON.stringify(m.type)}`);

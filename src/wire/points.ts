@@ -11,11 +11,15 @@ export function float32View(bytes: Uint8Array, offset: number, count: number): F
   if (offset < 0 || offset + count * 4 > bytes.length)
     throw new RangeError('float32View outside the buffer');
   const start = bytes.byteOffset + offset;
-  if (HOST_IS_LITTLE_ENDIAN && start % 4 === 0) return new Float32Array(bytes.buffer, start, count);
-  const out = new Float32Array(count);
+  if (HOST_IS_LITTLE_ENDIAN) {
+    if (start % 4 === 0) return new Float32Array(bytes.buffer, start, count);
+    // A byte copy, not a float conversion: converting can quieten signalling NaNs.
+    return new Float32Array(bytes.slice(offset, offset + count * 4).buffer);
+  }
+  const words = new Uint32Array(count);
   const view = new DataView(bytes.buffer, start, count * 4);
-  for (let i = 0; i < count; i++) out[i] = view.getFloat32(i * 4, true);
-  return out;
+  for (let i = 0; i < count; i++) words[i] = view.getUint32(i * 4, true);
+  return new Float32Array(words.buffer);
 }
 
 /** Index of the first NaN or infinite value, or -1. */

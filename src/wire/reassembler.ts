@@ -108,27 +108,13 @@ function validateLimits(limits: ReassemblyLimits): ReassemblyLimits {
   return Object.freeze(limits);
 }
 
-/** A stand-in for the metadata of a frame whose START never arrived. */
-function unknownFrameMeta(seq: number): FrameMeta {
-  return {
-    seq,
-    payloadBytes: 0,
-    pointCount: 0,
-    crc32: 0,
-    captureTime: 0,
-    chunkCount: 0x1_0000_0000,
-    dtype: 0,
-    components: 0,
-    encoding: 0,
-  };
-}
+/** Chunk count assumed for a frame whose START never arrived: its chunks are dropped until forgotten. */
+const UNKNOWN_CHUNK_COUNT = 0x1_0000_0000;
 
+/** A frame being reassembled. */
 interface FrameState {
   readonly meta: FrameMeta;
-  /** Dropped (undefined) once the frame is rejected. */
-  payload: Uint8Array | undefined;
-  /** Rejected already; its remaining chunks are dropped without a second report. */
-  discarding: boolean;
+  readonly payload: Uint8Array;
   nextIndex: number;
   received: number;
   crc: number;
@@ -146,7 +132,13 @@ export class FrameReassembler {
   readonly #allocate: (bytes: number) => Uint8Array;
   readonly #now: () => number;
   readonly #budget: MemoryBudget | undefined;
+  /** Frames being reassembled, oldest first. */
   readonly #frames = new Map<number, FrameState>();
+  /**
+   * Rejected frames whose remaining chunks are dropped without a second report: seq -> chunk
+   * count. Bounded (oldest forgotten first), so a sender inventing numbers cannot grow it.
+   */
+  readonly #discarding = new Map<number, number>();
   #lastStartedSeq = -1;
   #bytesBuffered = 0;
 
@@ -165,9 +157,7 @@ export class FrameReassembler {
 
   /** Frames being reassembled (not counting rejected ones whose chunks are being dropped). */
   get framesInReassembly(): number {
-    let count = 0;
-    for (const state of this.#frames.values()) if (!state.discarding) count++;
-    return count;
+    return this.#frames.size;
   }
 
   /**
@@ -193,17 +183,18 @@ export class FrameReassembler {
 
     const state = this.#frames.get(header.seq);
     if (state === undefined) {
+      const chunkCount = this.#discarding.get(header.seq);
+      if (chunkCount !== undefined) {
+        if (header.chunkIndex === chunkCount - 1) this.#discarding.delete(header.seq);
+        return PENDING;
+      }
       // Report it once, then drop the rest of that frame quietly.
-      this.#discard(unknownFrameMeta(header.seq));
+      this.#discard(header.seq, UNKNOWN_CHUNK_COUNT);
       return this.#reject(
         header.seq,
         ErrorCodes.CHUNK_UNKNOWN_FRAME,
         `chunk ${header.chunkIndex} of frame ${header.seq}, which is not being reassembled`,
       );
-    }
-    if (state.discarding) {
-      if (header.chunkIndex === state.meta.chunkCount - 1) this.#frames.delete(header.seq);
-      return PENDING;
     }
     if (header.chunkIndex !== state.nextIndex) {
       return this.#fail(
@@ -217,41 +208,43 @@ export class FrameReassembler {
 
   /** Drops every frame in reassembly; returns their sequence numbers (they are lost). */
   reset(): number[] {
-    const lost: number[] = [];
-    for (const [seq, state] of this.#frames) {
-      if (state.discarding) continue;
-      lost.push(seq);
-      this.#release(state);
-    }
+    const lost = [...this.#frames.keys()];
+    for (const state of this.#frames.values()) this.#release(state);
     this.#frames.clear();
+    this.#discarding.clear();
     return lost;
   }
 
   #start(meta: FrameMeta, data: Uint8Array): PushResult {
     const { seq } = meta;
     const existing = this.#frames.get(seq);
-    if (existing !== undefined || seq <= this.#lastStartedSeq) {
-      const message =
-        existing === undefined
-          ? `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`
-          : `frame ${seq} started again while its chunks were arriving`;
+    if (existing !== undefined) {
       // Whatever was under way with this number can no longer be told apart from the newcomer.
-      if (existing !== undefined && !existing.discarding)
-        return this.#fail(existing, ErrorCodes.FRAME_DUPLICATE, message);
-      this.#discard(meta);
-      return this.#reject(seq, ErrorCodes.FRAME_DUPLICATE, message);
+      return this.#fail(
+        existing,
+        ErrorCodes.FRAME_DUPLICATE,
+        `frame ${seq} started again while its chunks were arriving`,
+      );
+    }
+    if (seq <= this.#lastStartedSeq || this.#discarding.has(seq)) {
+      this.#discard(seq, meta.chunkCount);
+      return this.#reject(
+        seq,
+        ErrorCodes.FRAME_DUPLICATE,
+        `frame ${seq} started again: sequence numbers must increase (last was ${this.#lastStartedSeq})`,
+      );
     }
     this.#lastStartedSeq = seq;
 
     const problem = this.#checkStart(meta, data);
     if (problem !== undefined) {
-      this.#discard(meta);
+      this.#discard(seq, meta.chunkCount);
       return this.#reject(seq, problem[0], problem[1]);
     }
     // Live data: when every slot is taken, the oldest unfinished frame is the stale one.
     let evicted: Rejection | undefined;
     if (this.framesInReassembly >= this.limits.maxFramesInReassembly) {
-      const oldest = [...this.#frames.values()].find((state) => !state.discarding) as FrameState;
+      const oldest = this.#frames.values().next().value as FrameState;
       const result = this.#fail(
         oldest,
         ErrorCodes.FRAME_INCOMPLETE,
@@ -260,7 +253,7 @@ export class FrameReassembler {
       evicted = result as Rejection;
     }
     if (this.#budget && !this.#budget.reserve(meta.payloadBytes)) {
-      this.#discard(meta);
+      this.#discard(seq, meta.chunkCount);
       const rejected = this.#reject(
         seq,
         ErrorCodes.SERVER_MEMORY,
@@ -268,7 +261,7 @@ export class FrameReassembler {
       );
       return evicted === undefined ? rejected : { ...rejected, evicted };
     }
-    const state = this.#newState(meta, this.#allocate(meta.payloadBytes), false);
+    const state = this.#newState(meta, this.#allocate(meta.payloadBytes));
     this.#bytesBuffered += meta.payloadBytes;
     this.#frames.set(seq, state);
     const result = this.#append(state, data);
@@ -329,23 +322,16 @@ export class FrameReassembler {
   }
 
   /** Remembers a rejected frame so that its remaining chunks are dropped without more reports. */
-  #discard(meta: FrameMeta): void {
-    if (meta.chunkCount <= 1) return;
-    this.#frames.set(meta.seq, this.#newState(meta, undefined, true));
-    // Bounded: a sender inventing sequence numbers cannot grow this map.
-    let discarding = 0;
-    for (const state of this.#frames.values()) if (state.discarding) discarding++;
-    for (const [key, state] of this.#frames) {
-      if (discarding <= MAX_DISCARDING) break;
-      if (state.discarding) {
-        this.#frames.delete(key);
-        discarding--;
-      }
-    }
+  #discard(seq: number, chunkCount: number): void {
+    if (chunkCount <= 1) return;
+    this.#discarding.delete(seq);
+    this.#discarding.set(seq, chunkCount);
+    if (this.#discarding.size > MAX_DISCARDING)
+      this.#discarding.delete(this.#discarding.keys().next().value as number);
   }
 
-  #newState(meta: FrameMeta, payload: Uint8Array | undefined, discarding: boolean): FrameState {
-    return { meta, payload, discarding, nextIndex: 0, received: 0, crc: 0, startedAt: this.#now() };
+  #newState(meta: FrameMeta, payload: Uint8Array): FrameState {
+    return { meta, payload, nextIndex: 0, received: 0, crc: 0, startedAt: this.#now() };
   }
 
   /** Appends the payload slice of chunk `state.nextIndex`; completes the frame after its last chunk. */
@@ -361,7 +347,7 @@ export class FrameReassembler {
       );
     }
     if (data.length > 0) {
-      (state.payload as Uint8Array).set(data, state.received);
+      state.payload.set(data, state.received);
       state.crc = this.#checksum(data, state.crc);
     }
     state.received = received;
@@ -383,17 +369,16 @@ export class FrameReassembler {
    */
   #fail(state: FrameState, code: ErrorCode, message: string): PushResult {
     this.#release(state);
-    state.discarding = true;
-    state.payload = undefined;
-    if (state.nextIndex >= state.meta.chunkCount) this.#frames.delete(state.meta.seq);
+    this.#frames.delete(state.meta.seq);
+    if (state.nextIndex < state.meta.chunkCount)
+      this.#discard(state.meta.seq, state.meta.chunkCount);
     return this.#reject(state.meta.seq, code, message);
   }
 
+  /** Gives back the memory of a frame leaving reassembly (completed, rejected or reset). */
   #release(state: FrameState): void {
-    if (state.payload !== undefined && !state.discarding) {
-      this.#bytesBuffered -= state.meta.payloadBytes;
-      this.#budget?.release(state.meta.payloadBytes);
-    }
+    this.#bytesBuffered -= state.meta.payloadBytes;
+    this.#budget?.release(state.meta.payloadBytes);
   }
 
   #reject(seq: number, code: ErrorCode, message: string): PushResult {
@@ -407,7 +392,7 @@ export class FrameReassembler {
 
   #complete(state: FrameState): PushResult {
     const { meta } = state;
-    const payload = state.payload as Uint8Array;
+    const payload = state.payload;
     if (state.crc !== meta.crc32) {
       return this.#fail(
         state,

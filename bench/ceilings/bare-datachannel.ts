@@ -13,10 +13,11 @@
  *
  * Usage:
  *   npx tsx bench/ceilings/bare-datachannel.ts [--chunk-bytes N] [--total-bytes N]
- *       [--max-message-size N] [--high-water N] [--low-water N]
+ *       [--max-message-size N] [--mtu N] [--high-water N] [--low-water N]
  *       [--sctp-recv-buffer N] [--sctp-send-buffer N] [--timeout-ms N] [--pin] [--skip-cleanup]
  *       [--json]
  *
+ *   --mtu           RtcConfig.mtu of both peers (default: libdatachannel's, 1280).
  *   --pin           pin the sender process (all its threads) to CPU 0 and the receiver to CPU 1
  *                   with taskset(1), so each side really gets exactly one core.
  *   --skip-cleanup  don't call nodeDataChannel.cleanup() at the end (to check whether the
@@ -45,6 +46,7 @@ const { values: opts } = parseArgs({
     'low-water': { type: 'string', default: String(1024 * 1024) },
     'sctp-recv-buffer': { type: 'string' },
     'sctp-send-buffer': { type: 'string' },
+    mtu: { type: 'string' },
     'timeout-ms': { type: 'string', default: String(120_000) },
     'skip-cleanup': { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
@@ -76,6 +78,7 @@ const highWater = intOpt('high-water', opts['high-water'])!;
 const lowWater = intOpt('low-water', opts['low-water'])!;
 const sctpRecvBuffer = intOpt('sctp-recv-buffer', opts['sctp-recv-buffer']);
 const sctpSendBuffer = intOpt('sctp-send-buffer', opts['sctp-send-buffer']);
+const mtu = intOpt('mtu', opts.mtu);
 const timeoutMs = intOpt('timeout-ms', opts['timeout-ms'])!;
 const skipCleanup = opts['skip-cleanup'];
 const pin = opts.pin;
@@ -114,11 +117,13 @@ function applySctpSettings(): void {
   nodeDataChannel.setSctpSettings(settings);
 }
 
+/** Both peers get the same config; without --mtu, libdatachannel's default (1280) applies. */
 function newPeer(name: string): PeerConnection {
   return new nodeDataChannel.PeerConnection(name, {
     iceServers: [],
     bindAddress: '127.0.0.1',
     maxMessageSize,
+    ...(mtu === undefined ? {} : { mtu }),
   });
 }
 
@@ -316,7 +321,7 @@ function pinSelf(): void {
   }
 }
 
-interface Result {
+export interface Result {
   chunkBytes: number;
   totalBytes: number;
   seconds: number;
@@ -325,6 +330,8 @@ interface Result {
   receiverCpuSecPer100MB: number;
   // extra context (not part of the core comparison)
   maxMessageSize: number;
+  /** RtcConfig.mtu of both peers; null: libdatachannel's default (1280). */
+  mtu: number | null;
   highWater: number;
   lowWater: number;
   sctpRecvBuffer: number | null;
@@ -495,6 +502,7 @@ async function runSender(): Promise<void> {
     senderCpuSecPer100MB: round(senderCpuSec * per100MB, 3),
     receiverCpuSecPer100MB: round(done.cpuSec * per100MB, 3),
     maxMessageSize,
+    mtu: mtu ?? null,
     highWater,
     lowWater,
     sctpRecvBuffer: sctpRecvBuffer ?? null,
@@ -516,7 +524,7 @@ async function runSender(): Promise<void> {
         : '';
     console.log(
       `bare-datachannel chunk ${chunkBytes} B x ${messages} msgs (${totalBytes} B, ` +
-        `maxMessageSize ${maxMessageSize}${sctp}): ${result.mbPerSec} MB/s over ${result.seconds} s; ` +
+        `maxMessageSize ${maxMessageSize}, mtu ${mtu ?? 'default'}${sctp}): ${result.mbPerSec} MB/s over ${result.seconds} s; ` +
         `CPU s/100MB sender ${result.senderCpuSecPer100MB}, receiver ${result.receiverCpuSecPer100MB}; ` +
         `connect ${result.connectMs} ms`,
     );

@@ -1,0 +1,142 @@
+/**
+ * Child processes for the benchmark: every child gets a deadline and is killed (SIGKILL) when it
+ * passes it, or when this process exits.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/** The project root (bench/lib/../..); children run from here. */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export interface ChildResult {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Keeps the last `max` characters written to it. */
+class Tail {
+  #text = '';
+  constructor(private readonly max = 4000) {}
+  push(chunk: Buffer | string): void {
+    this.#text = (this.#text + String(chunk)).slice(-this.max);
+  }
+  get text(): string {
+    return this.#text;
+  }
+}
+
+/** Starts `node ...args` from the project root; stdout/stderr are piped. */
+function spawnNode(args: readonly string[], ipc: boolean): ChildProcess {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? (['ipc'] as const) : [])],
+  });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/** Runs `node ...args` to completion; rejects if it cannot start or runs past `timeoutMs`. */
+export function runNode(
+  label: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnNode(args, false);
+    let stdout = '';
+    const stderr = new Tail();
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += String(chunk)));
+    child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(failure(`${label}: killed after the ${timeoutMs} ms timeout`, stderr.text));
+    }, timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`${label}: could not start: ${error.message}`));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr: stderr.text });
+    });
+  });
+}
+
+/** The last non-empty line of `stdout`, parsed as JSON (the CLI and the ceiling print it last). */
+export function lastJsonLine(label: string, result: ChildResult): unknown {
+  const line = result.stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    throw failure(`${label}: ${describeExit(result)}, no JSON summary`, result.stderr);
+  }
+}
+
+/** An error whose message is `message`, then the child's output (trimmed) if it has any. */
+export function failure(message: string, output: string): Error {
+  const text = output.trim();
+  return new Error(text ? `${message}\n${text}` : message);
+}
+
+export function describeExit(result: Pick<ChildResult, 'code' | 'signal'>): string {
+  return result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
+}
+
+/** A long-running child (the server) that reports readiness over IPC. */
+export interface Daemon {
+  /** Resolves with the first IPC message accepted by `ready`. */
+  readonly ready: Promise<unknown>;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit. */
+  stop(graceMs: number): Promise<ChildResult>;
+}
+
+/**
+ * Starts `node ...args` with an IPC channel. It is killed once `timeoutMs` has passed, whatever
+ * it is doing; `ready` rejects if it exits first.
+ */
+export function startDaemon(
+  label: string,
+  args: readonly string[],
+  timeoutMs: number,
+  isReady: (message: unknown) => boolean,
+): Daemon {
+  const child = spawnNode(args, true);
+  const output = new Tail();
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
+  const deadline = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const exited = new Promise<ChildResult>((resolve) => {
+    child.once('close', (code, signal) => {
+      clearTimeout(deadline);
+      resolve({ code, signal, stdout: '', stderr: output.text });
+    });
+  });
+  const ready = new Promise<unknown>((resolve, reject) => {
+    child.on('message', (message) => {
+      if (isReady(message)) resolve(message);
+    });
+    child.once('error', (error) =>
+      reject(new Error(`${label}: could not start: ${error.message}`)),
+    );
+    void exited.then((r) =>
+      reject(failure(`${label}: ${describeExit(r)} before it was ready`, r.stderr)),
+    );
+  });
+  const stop = async (graceMs: number): Promise<ChildResult> => {
+    child.kill('SIGTERM');
+    const grace = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const result = await exited;
+    clearTimeout(grace);
+    return result;
+  };
+  return { ready, stop };
+}

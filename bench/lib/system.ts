@@ -1,0 +1,61 @@
+/** Machine-wide counters read around each run, to see what else happened meanwhile. */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+export interface SystemCounters {
+  /** CPU time of all cores spent outside idle, in seconds. */
+  readonly busySec: number;
+  /** UDP datagrams dropped because a receive buffer was full; undefined if unreadable. */
+  readonly udpDrops: number | undefined;
+}
+
+export function readCounters(): SystemCounters {
+  return { busySec: busyCpuSeconds(), udpDrops: udpReceiveBufferErrors() };
+}
+
+/**
+ * From /proc/stat (Linux; USER_HZ 100), which unlike `os.cpus()` includes softirq time, where the
+ * kernel does much of the loopback UDP work. Elsewhere `os.cpus()`.
+ */
+function busyCpuSeconds(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const ticks = line.split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...: all but idle and iowait
+    const busy = [0, 1, 2, 5, 6, 7].reduce((sum, i) => sum + (ticks[i] ?? 0), 0);
+    if (line.startsWith('cpu ') && Number.isFinite(busy)) return busy / 100;
+  } catch {
+    // not Linux
+  }
+  let busyMs = 0;
+  for (const { times } of os.cpus()) busyMs += times.user + times.nice + times.sys + times.irq;
+  return busyMs / 1000;
+}
+
+/** What happened between two readings. */
+export function countersSince(before: SystemCounters): SystemCounters {
+  const after = readCounters();
+  const drops =
+    before.udpDrops === undefined || after.udpDrops === undefined
+      ? undefined
+      : after.udpDrops - before.udpDrops;
+  return { busySec: after.busySec - before.busySec, udpDrops: drops };
+}
+
+/**
+ * `Udp: RcvbufErrors` of /proc/net/snmp (Linux). Each dropped datagram costs SCTP a
+ * retransmission and a smaller congestion window.
+ */
+function udpReceiveBufferErrors(): number | undefined {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('Udp: '));
+    const names = lines[0]?.split(/\s+/) ?? [];
+    const values = lines[1]?.split(/\s+/) ?? [];
+    const value = Number(values[names.indexOf('RcvbufErrors')]);
+    return Number.isFinite(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,3 +1,5 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import nodeDataChannel from 'node-datachannel';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import { createServer } from '../src/index.js';
@@ -139,4 +141,69 @@ export class RawPeer {
     }
     this.pc.close();
   }
+}
+
+export interface ProcessResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to its end, collecting its output; kills it and fails after `timeoutMs`. */
+export function runProcess(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<ProcessResult> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(
+        new Error(`${command} ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stderr}`),
+      );
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
+
+/** Runs the `pointstream` command (from source, through tsx). */
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): Promise<ProcessResult> {
+  return runProcess(process.execPath, ['--import', 'tsx', CLI, ...args], { env, timeoutMs });
+}
+
+/** The last line of a command's output, parsed as JSON (the `--json` summary). */
+export function lastJsonLine(stdout: string): Record<string, unknown> {
+  const lines = stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1] as string) as Record<string, unknown>;
+}
+
+/** The first Python 3 that imports `modules`: Debian's (what .ci/run installs), then PATH's. */
+export function findPython(modules: string): string {
+  for (const candidate of ['/usr/bin/python3', 'python3']) {
+    try {
+      execFileSync(candidate, ['-c', `import ${modules}`], { stdio: 'ignore' });
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error(`no python3 with ${modules}: apt-get install python3-numpy python3-aiortc`);
 }

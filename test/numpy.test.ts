@@ -6,26 +6,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { connect } from '../src/index.js';
 import type { ReceivedFrame } from '../src/index.js';
-import { LOOPBACK, startServer } from './helpers.js';
-
-/** The first Python that has NumPy: Debian's (what .ci/run installs), then whatever is on PATH. */
-function pythonWithNumpy(): string {
-  for (const candidate of ['/usr/bin/python3', 'python3']) {
-    try {
-      execFileSync(candidate, ['-c', 'import numpy'], { stdio: 'ignore' });
-      return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error('no python3 with numpy: install python3-numpy (apt) first');
-}
+import { LOOPBACK, findPython, startServer } from './helpers.js';
 
 void test(
   'a frame received over WebRTC loads in real NumPy with exactly the values sent',
   { timeout: 60_000 },
   async (t) => {
-    const python = pythonWithNumpy();
+    const python = findPython('numpy');
     const server = await startServer();
     t.after(() => server.close());
     const client = await connect({

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   mkdirSync,
@@ -16,47 +16,18 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { ManifestEntry } from '../src/server/recorder.js';
 import { loadPointFile, openFileSource } from '../src/sources/files.js';
-import { LOOPBACK, startServer, waitFor } from './helpers.js';
+import {
+  CLI,
+  LOOPBACK,
+  findPython as python,
+  runProcess as run,
+  startServer,
+  waitFor,
+} from './helpers.js';
 
 const AIORTC_CLIENT = fileURLToPath(
   new URL('./fixtures/clients/aiortc_client.py', import.meta.url),
 );
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
-
-/** Debian's Python, where .ci/run installs python3-aiortc and python3-numpy. */
-function python(modules: string): string {
-  for (const candidate of ['/usr/bin/python3', 'python3']) {
-    try {
-      execFileSync(candidate, ['-c', `import ${modules}`], { stdio: 'ignore' });
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  throw new Error(`no python3 with ${modules}: apt-get install python3-aiortc python3-numpy`);
-}
-
-function run(
-  command: string,
-  args: string[],
-  timeoutMs = 60_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')} timed out\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 function tempDir(t: { after(fn: () => void): void }, name: string): string {
   const dir = mkdtempSync(join(tmpdir(), `pointstream-${name}-`));

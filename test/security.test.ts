@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { ErrorCodes, connect, createServer } from '../src/index.js';
-import { LOOPBACK, startServer } from './helpers.js';
+import { LOOPBACK, runCli, startServer } from './helpers.js';
 
 const rtc = { bindAddress: LOOPBACK };
 const TOKEN_A = 'token-a-0123456789abcdef';
 const TOKEN_B = 'token-b-0123456789abcdef';
-const CLI = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 
 /** A throwaway self-signed certificate for 127.0.0.1, made with openssl. */
 function makeCertificate(dir: string): {
@@ -46,31 +44,6 @@ function makeCertificate(dir: string): {
     { stdio: 'ignore' },
   );
   return { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath, keyPath };
-}
-
-function runCli(
-  args: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 60_000,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`pointstream ${args.join(' ')} timed out\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 void test(

@@ -116,8 +116,16 @@ logOptions(
       DEFAULT_SERVER_LIMITS.idleTimeoutMs,
     )
     .option('--allow-non-finite', 'accept NaN and infinite coordinates')
-    .option('--record <dir>', 'write every verified frame as .npy: <dir>/<session>/<seq>.npy + manifest.jsonl')
-    .option('--record-queue-bytes <n>', 'bytes of frames that may wait for the disk', integer(1), 256 * 1024 * 1024)
+    .option(
+      '--record <dir>',
+      'write every verified frame as .npy: <dir>/<session>/<seq>.npy + manifest.jsonl',
+    )
+    .option(
+      '--record-queue-bytes <n>',
+      'bytes of frames that may wait for the disk',
+      integer(1),
+      256 * 1024 * 1024,
+    )
     .option('--tls-cert <file>', 'PEM certificate (chain): serve signaling over HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .addOption(
@@ -199,7 +207,10 @@ logOptions(
     }
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
     await startServe(logger, {
-      record: opts.record === undefined ? undefined : { dir: opts.record, maxQueuedBytes: opts.recordQueueBytes },
+      record:
+        opts.record === undefined
+          ? undefined
+          : { dir: opts.record, maxQueuedBytes: opts.recordQueueBytes },
       tls,
       tokens,
       corsOrigins: opts.corsOrigin,
@@ -232,8 +243,7 @@ async function startServe(
     await runServe({ ...options, logger });
   } catch (error) {
     // Bad option values (RangeError/TypeError) are usage errors; the rest (port in use...) not.
-    if (error instanceof RangeError || error instanceof TypeError)
-      usageError((error).message);
+    if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
     process.stderr.write(`pointstream: cannot start the server: ${(error as Error).message}\n`);
     process.exit(1);
   }
@@ -277,7 +287,10 @@ interface StreamFlags {
 const streamOptions = (command: Command): Command =>
   command
     .option('--points <n>', 'points per frame', integer(0), 1_000_000)
-    .option('--from <path>', 'send frames from a .npy or .ply file, or a directory of .npy files (a recording)')
+    .option(
+      '--from <path>',
+      'send frames from a .npy or .ply file, or a directory of .npy files (a recording)',
+    )
     .option('--rate <hz>', 'frames per second (0: as fast as possible)', number(0, 1000), 4)
     .option('--duration <seconds>', 'how long to stream', number(0), 60)
     .option('--frames <n>', 'number of frames (overrides rate x duration)', integer(0))
@@ -347,7 +360,10 @@ const INPUT_ERRORS = /^PS_ERR_(SOURCE|PLY|NPY)_/;
 function failConnect(error: unknown, json: boolean): void {
   const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
   if (INPUT_ERRORS.test(code)) {
-    if (json) process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: (error as Error).message })}\n`);
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ ok: false, errorCode: code, reason: (error as Error).message })}\n`,
+      );
     usageError(`--from: ${(error as Error).message} (${code})`);
   }
   const message = (error as Error).message;

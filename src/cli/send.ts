@@ -101,8 +101,12 @@ function backoffMs(attempt: number, error: unknown): number {
 export async function runSend(options: SendCommandOptions): Promise<SendSummary> {
   const cpuStart = process.cpuUsage();
   // A bad file fails here, before any connection.
-  const source: PointSource = options.from === undefined ? new RandomPointSource(options.points) : openFileSource(options.from);
-  const framesPlanned = options.frames ?? source.frameCount ?? Math.round(options.rate * options.duration);
+  const source: PointSource =
+    options.from === undefined
+      ? new RandomPointSource(options.points)
+      : openFileSource(options.from);
+  const framesPlanned =
+    options.frames ?? source.frameCount ?? Math.round(options.rate * options.duration);
   const { signal, logger } = options;
   const connectAt = (firstSeq: number): Promise<PointstreamClient> =>
     connect({

@@ -20,7 +20,10 @@ export class ClientLimiter {
    * Counts an offer for `keys` (refused offers count too, so hammering does not pay). Returns
    * undefined when allowed, else why not and the seconds after which to retry.
    */
-  admit(keys: readonly string[], now = Date.now()): { reason: string; retryAfterSeconds: number } | undefined {
+  admit(
+    keys: readonly string[],
+    now = Date.now(),
+  ): { reason: string; retryAfterSeconds: number } | undefined {
     const recent = keys.map((key) => {
       const times = this.#recentOffers(key, now);
       times.push(now);
@@ -32,11 +35,22 @@ export class ClientLimiter {
     for (const [index, key] of keys.entries()) {
       const times = recent[index] as number[];
       if (times.length > this.#maxOffersPerMinute) {
-        const retry = Math.max(1, Math.ceil(((times[times.length - 1 - this.#maxOffersPerMinute] as number) + 60_000 - now) / 1000));
-        return { reason: `${describe(key)} sent ${times.length} offers in the last minute (limit ${this.#maxOffersPerMinute})`, retryAfterSeconds: retry };
+        const retry = Math.max(
+          1,
+          Math.ceil(
+            ((times[times.length - 1 - this.#maxOffersPerMinute] as number) + 60_000 - now) / 1000,
+          ),
+        );
+        return {
+          reason: `${describe(key)} sent ${times.length} offers in the last minute (limit ${this.#maxOffersPerMinute})`,
+          retryAfterSeconds: retry,
+        };
       }
       if ((this.#sessions.get(key) ?? 0) >= this.#maxSessions) {
-        return { reason: `${describe(key)} already has ${this.#maxSessions} sessions`, retryAfterSeconds: 5 };
+        return {
+          reason: `${describe(key)} already has ${this.#maxSessions} sessions`,
+          retryAfterSeconds: 5,
+        };
       }
     }
     return undefined;

@@ -68,7 +68,9 @@ export class FrameRecorder {
       mkdirSync(this.dir, { recursive: true });
       accessSync(this.dir, constants.W_OK);
     } catch (cause) {
-      throw new Error(`cannot record to ${JSON.stringify(this.dir)}: ${describeFsError(cause)}`, { cause });
+      throw new Error(`cannot record to ${JSON.stringify(this.dir)}: ${describeFsError(cause)}`, {
+        cause,
+      });
     }
   }
 
@@ -86,7 +88,10 @@ export class FrameRecorder {
   /** Queues a frame for writing; returns false (and counts it) when the queue is full. */
   record(frame: ReceivedFrame): boolean {
     if (this.#queuedBytes + frame.byteLength > this.#maxQueuedBytes) {
-      this.#notRecorded(frame, `the disk is behind: ${this.#queuedBytes} bytes already wait (limit ${this.#maxQueuedBytes})`);
+      this.#notRecorded(
+        frame,
+        `the disk is behind: ${this.#queuedBytes} bytes already wait (limit ${this.#maxQueuedBytes})`,
+      );
       return false;
     }
     this.#queue.push(frame);
@@ -122,7 +127,10 @@ export class FrameRecorder {
     const temporary = join(sessionDir, `.${name}.partial`);
     const parts = frame.npy
       ? [frame.npy]
-      : [encodeNpyHeader([frame.pointCount, 3]), new Uint8Array(frame.points.buffer, frame.points.byteOffset, frame.points.byteLength)];
+      : [
+          encodeNpyHeader([frame.pointCount, 3]),
+          new Uint8Array(frame.points.buffer, frame.points.byteOffset, frame.points.byteLength),
+        ];
     const handle = await open(temporary, 'w');
     let written = 0;
     try {
@@ -156,7 +164,13 @@ export class FrameRecorder {
     this.#framesNotRecorded++;
     this.#lastError = reason;
     this.#log.error(
-      { event: 'frame-not-recorded', sessionId: frame.sessionId, seq: frame.seq, reason, framesNotRecorded: this.#framesNotRecorded },
+      {
+        event: 'frame-not-recorded',
+        sessionId: frame.sessionId,
+        seq: frame.seq,
+        reason,
+        framesNotRecorded: this.#framesNotRecorded,
+      },
       `frame ${frame.seq} of session ${frame.sessionId} NOT recorded: ${reason}`,
     );
   }

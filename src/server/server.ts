@@ -148,7 +148,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       this.limits.maxOffersPerMinute,
     );
     this.#tls = options.tls !== undefined;
-    this.#recorder = options.record === undefined ? undefined : new FrameRecorder(options.record, log.child({ component: 'recorder' }));
+    this.#recorder =
+      options.record === undefined
+        ? undefined
+        : new FrameRecorder(options.record, log.child({ component: 'recorder' }));
     this.#app = Fastify({
       bodyLimit: this.limits.maxSdpBytes,
       logger: false,
@@ -277,7 +280,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     for (const wake of this.#iteratorWakers) wake();
     await this.#app.close();
     await this.#recorder?.flush();
-    this.#log.info({ event: 'closed', ...this.#totals, recording: this.#recorder?.stats() }, 'server closed');
+    this.#log.info(
+      { event: 'closed', ...this.#totals, recording: this.#recorder?.stats() },
+      'server closed',
+    );
   }
 
   #routes(): void {

@@ -16,7 +16,12 @@ export function openFileSource(path: string): PointSource {
   try {
     stats = statSync(path);
   } catch (cause) {
-    throw sourceError(ErrorCodes.SOURCE_UNREADABLE, path, (cause as NodeJS.ErrnoException).code ?? (cause as Error).message, cause);
+    throw sourceError(
+      ErrorCodes.SOURCE_UNREADABLE,
+      path,
+      (cause as NodeJS.ErrnoException).code ?? (cause as Error).message,
+      cause,
+    );
   }
   if (stats.isDirectory()) return new DirectorySource(path);
   const points = loadPointFile(path);
@@ -29,21 +34,40 @@ export function loadPointFile(path: string): Float32Array {
   try {
     bytes = readFileSync(path);
   } catch (cause) {
-    throw sourceError(ErrorCodes.SOURCE_UNREADABLE, path, (cause as NodeJS.ErrnoException).code ?? (cause as Error).message, cause);
+    throw sourceError(
+      ErrorCodes.SOURCE_UNREADABLE,
+      path,
+      (cause as NodeJS.ErrnoException).code ?? (cause as Error).message,
+      cause,
+    );
   }
   const extension = extname(path).toLowerCase();
   try {
     if (extension === '.npy') return npyToPoints(bytes);
     if (extension === '.ply') return plyToPoints(bytes);
   } catch (error) {
-    if (error instanceof PointstreamError) throw sourceError(error.code, path, error.message, error);
+    if (error instanceof PointstreamError)
+      throw sourceError(error.code, path, error.message, error);
     throw error;
   }
-  throw sourceError(ErrorCodes.SOURCE_UNREADABLE, path, `unsupported file type ${JSON.stringify(extension)}: use .npy or .ply`);
+  throw sourceError(
+    ErrorCodes.SOURCE_UNREADABLE,
+    path,
+    `unsupported file type ${JSON.stringify(extension)}: use .npy or .ply`,
+  );
 }
 
-function sourceError(code: ErrorCode, path: string, problem: string, cause?: unknown): PointstreamError {
-  return new PointstreamError(code, `${path}: ${problem}`, cause === undefined ? undefined : { cause });
+function sourceError(
+  code: ErrorCode,
+  path: string,
+  problem: string,
+  cause?: unknown,
+): PointstreamError {
+  return new PointstreamError(
+    code,
+    `${path}: ${problem}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 class DirectorySource implements PointSource {
@@ -53,7 +77,12 @@ class DirectorySource implements PointSource {
 
   constructor(dir: string) {
     this.#files = listNpyFiles(dir);
-    if (this.#files.length === 0) throw sourceError(ErrorCodes.SOURCE_EMPTY, dir, 'no .npy files in this directory or its subdirectories');
+    if (this.#files.length === 0)
+      throw sourceError(
+        ErrorCodes.SOURCE_EMPTY,
+        dir,
+        'no .npy files in this directory or its subdirectories',
+      );
     this.frameCount = this.#files.length;
   }
 
@@ -71,11 +100,15 @@ class DirectorySource implements PointSource {
 /** `.npy` files in `dir` and its direct subdirectories (a recording's sessions), sorted. */
 function listNpyFiles(dir: string): string[] {
   const found: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
     const full = join(dir, entry.name);
-    if (entry.isFile() && entry.name.endsWith('.npy') && !entry.name.startsWith('.')) found.push(full);
+    if (entry.isFile() && entry.name.endsWith('.npy') && !entry.name.startsWith('.'))
+      found.push(full);
     else if (entry.isDirectory()) {
-      for (const inner of readdirSync(full).sort()) if (inner.endsWith('.npy') && !inner.startsWith('.')) found.push(join(full, inner));
+      for (const inner of readdirSync(full).sort())
+        if (inner.endsWith('.npy') && !inner.startsWith('.')) found.push(join(full, inner));
     }
   }
   return found;
@@ -86,12 +119,22 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
   const header = parseNpyHeader(bytes);
   const { descr, shape } = header;
   if (descr !== '<f4' && descr !== '<f8') {
-    throw new PointstreamError(ErrorCodes.NPY_UNSUPPORTED_DTYPE, `dtype ${descr} is not supported: use little-endian float32 or float64`);
+    throw new PointstreamError(
+      ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+      `dtype ${descr} is not supported: use little-endian float32 or float64`,
+    );
   }
-  if (header.fortranOrder) throw new PointstreamError(ErrorCodes.NPY_FORTRAN_ORDER, 'array is in Fortran order: save it with numpy.ascontiguousarray');
+  if (header.fortranOrder)
+    throw new PointstreamError(
+      ErrorCodes.NPY_FORTRAN_ORDER,
+      'array is in Fortran order: save it with numpy.ascontiguousarray',
+    );
   const [rows, columns] = shape;
   if (shape.length !== 2 || rows === undefined || columns === undefined || columns < 3) {
-    throw new PointstreamError(ErrorCodes.NPY_BAD_SHAPE, `shape (${shape.join(', ')}) is not (N, 3) or (N, >= 3)`);
+    throw new PointstreamError(
+      ErrorCodes.NPY_BAD_SHAPE,
+      `shape (${shape.join(', ')}) is not (N, 3) or (N, >= 3)`,
+    );
   }
   const itemSize = descr === '<f4' ? 4 : 8;
   const expected = header.dataOffset + rows * columns * itemSize;
@@ -101,18 +144,26 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
       `shape (${rows}, ${columns}) ${descr} needs ${expected} bytes; the file has ${bytes.length}`,
     );
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset + header.dataOffset, rows * columns * itemSize);
+  const view = new DataView(
+    bytes.buffer,
+    bytes.byteOffset + header.dataOffset,
+    rows * columns * itemSize,
+  );
   const points = new Float32Array(rows * 3);
   for (let row = 0; row < rows; row++) {
     for (let axis = 0; axis < 3; axis++) {
       const offset = (row * columns + axis) * itemSize;
-      points[row * 3 + axis] = itemSize === 4 ? view.getFloat32(offset, true) : view.getFloat64(offset, true);
+      points[row * 3 + axis] =
+        itemSize === 4 ? view.getFloat32(offset, true) : view.getFloat64(offset, true);
     }
   }
   return points;
 }
 
-const PLY_TYPES: Record<string, { size: number; read: (view: DataView, offset: number) => number }> = {};
+const PLY_TYPES: Record<
+  string,
+  { size: number; read: (view: DataView, offset: number) => number }
+> = {};
 for (const [names, size, read] of [
   [['char', 'int8'], 1, (v: DataView, o: number) => v.getInt8(o)],
   [['uchar', 'uint8'], 1, (v: DataView, o: number) => v.getUint8(o)],
@@ -130,10 +181,17 @@ const MAX_PLY_HEADER_BYTES = 64 * 1024;
 
 /** A `.ply` point cloud (its first element must be `vertex`, with x, y, z properties) to float32. */
 export function plyToPoints(bytes: Uint8Array): Float32Array {
-  const headText = new TextDecoder('latin1').decode(bytes.subarray(0, Math.min(bytes.length, MAX_PLY_HEADER_BYTES)));
+  const headText = new TextDecoder('latin1').decode(
+    bytes.subarray(0, Math.min(bytes.length, MAX_PLY_HEADER_BYTES)),
+  );
   const end = /end_header\r?\n/.exec(headText);
   if (!headText.startsWith('ply') || end === null) {
-    throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, headText.startsWith('ply') ? 'no end_header within 64 KiB' : 'not a PLY file (it must start with "ply")');
+    throw new PointstreamError(
+      ErrorCodes.PLY_BAD_HEADER,
+      headText.startsWith('ply')
+        ? 'no end_header within 64 KiB'
+        : 'not a PLY file (it must start with "ply")',
+    );
   }
   const bodyOffset = end.index + end[0].length;
   let format: string | undefined;
@@ -146,22 +204,41 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
     switch (words[0]) {
       case 'format':
         format = words[1];
-        if (words[2] !== '1.0') throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, `PLY version ${words[2]} is not supported`);
+        if (words[2] !== '1.0')
+          throw new PointstreamError(
+            ErrorCodes.PLY_UNSUPPORTED,
+            `PLY version ${words[2]} is not supported`,
+          );
         break;
       case 'element':
-        if (!seenElement && words[1] !== 'vertex') throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, `the first element is ${JSON.stringify(words[1])}; it must be "vertex"`);
+        if (!seenElement && words[1] !== 'vertex')
+          throw new PointstreamError(
+            ErrorCodes.PLY_UNSUPPORTED,
+            `the first element is ${JSON.stringify(words[1])}; it must be "vertex"`,
+          );
         inVertex = !seenElement;
         seenElement = true;
         if (inVertex) {
           vertexCount = Number(words[2]);
-          if (!Number.isSafeInteger(vertexCount) || vertexCount < 0) throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, `bad vertex count ${JSON.stringify(words[2])}`);
+          if (!Number.isSafeInteger(vertexCount) || vertexCount < 0)
+            throw new PointstreamError(
+              ErrorCodes.PLY_BAD_HEADER,
+              `bad vertex count ${JSON.stringify(words[2])}`,
+            );
         }
         break;
       case 'property':
         if (!inVertex) break;
-        if (words[1] === 'list') throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, `list property ${JSON.stringify(words[4])} in vertex is not supported`);
+        if (words[1] === 'list')
+          throw new PointstreamError(
+            ErrorCodes.PLY_UNSUPPORTED,
+            `list property ${JSON.stringify(words[4])} in vertex is not supported`,
+          );
         if (words[1] === undefined || words[2] === undefined || PLY_TYPES[words[1]] === undefined) {
-          throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, `vertex property type ${JSON.stringify(words[1])} is not supported`);
+          throw new PointstreamError(
+            ErrorCodes.PLY_UNSUPPORTED,
+            `vertex property type ${JSON.stringify(words[1])} is not supported`,
+          );
         }
         properties.push({ type: words[1], name: words[2] });
         break;
@@ -170,24 +247,35 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
       case '':
         break;
       default:
-        throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, `unexpected header line ${JSON.stringify(line.slice(0, 60))}`);
+        throw new PointstreamError(
+          ErrorCodes.PLY_BAD_HEADER,
+          `unexpected header line ${JSON.stringify(line.slice(0, 60))}`,
+        );
     }
   }
-  if (vertexCount === undefined) throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, 'no vertex element');
+  if (vertexCount === undefined)
+    throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, 'no vertex element');
   const axes = ['x', 'y', 'z'].map((axis) => properties.findIndex((p) => p.name === axis));
-  if (axes.some((index) => index < 0)) throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, 'vertex element lacks x, y or z');
+  if (axes.some((index) => index < 0))
+    throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, 'vertex element lacks x, y or z');
   const points = new Float32Array(vertexCount * 3);
   if (format === 'ascii') {
     const lines = new TextDecoder('latin1').decode(bytes.subarray(bodyOffset)).split(/\r?\n/);
     for (let row = 0; row < vertexCount; row++) {
       const fields = (lines[row] ?? '').trim().split(/\s+/);
       if (lines[row] === undefined || fields.length < properties.length) {
-        throw new PointstreamError(ErrorCodes.PLY_TRUNCATED, `vertex ${row} of ${vertexCount} is missing or short`);
+        throw new PointstreamError(
+          ErrorCodes.PLY_TRUNCATED,
+          `vertex ${row} of ${vertexCount} is missing or short`,
+        );
       }
       for (let axis = 0; axis < 3; axis++) {
         const value = Number(fields[axes[axis] as number]);
         if (Number.isNaN(value) && fields[axes[axis] as number] !== 'nan') {
-          throw new PointstreamError(ErrorCodes.PLY_BAD_DATA, `vertex ${row}: ${JSON.stringify(fields[axes[axis] as number])} is not a number`);
+          throw new PointstreamError(
+            ErrorCodes.PLY_BAD_DATA,
+            `vertex ${row}: ${JSON.stringify(fields[axes[axis] as number])} is not a number`,
+          );
         }
         points[row * 3 + axis] = value;
       }
@@ -195,7 +283,10 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
     return points;
   }
   if (format !== 'binary_little_endian') {
-    throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, `PLY format ${JSON.stringify(format)} is not supported: use ascii or binary_little_endian`);
+    throw new PointstreamError(
+      ErrorCodes.PLY_UNSUPPORTED,
+      `PLY format ${JSON.stringify(format)} is not supported: use ascii or binary_little_endian`,
+    );
   }
   const offsets: number[] = [];
   let stride = 0;
@@ -205,13 +296,24 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
   }
   const needed = vertexCount * stride;
   if (bytes.length - bodyOffset < needed) {
-    throw new PointstreamError(ErrorCodes.PLY_TRUNCATED, `${vertexCount} vertices need ${needed} bytes; the file has ${bytes.length - bodyOffset}`);
+    throw new PointstreamError(
+      ErrorCodes.PLY_TRUNCATED,
+      `${vertexCount} vertices need ${needed} bytes; the file has ${bytes.length - bodyOffset}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset + bodyOffset, needed);
-  const readers = axes.map((index) => PLY_TYPES[(properties[index] as { type: string }).type] as { read: (v: DataView, o: number) => number });
+  const readers = axes.map(
+    (index) =>
+      PLY_TYPES[(properties[index] as { type: string }).type] as {
+        read: (v: DataView, o: number) => number;
+      },
+  );
   for (let row = 0; row < vertexCount; row++) {
     for (let axis = 0; axis < 3; axis++) {
-      points[row * 3 + axis] = (readers[axis] as { read: (v: DataView, o: number) => number }).read(view, row * stride + (offsets[axes[axis] as number] as number));
+      points[row * 3 + axis] = (readers[axis] as { read: (v: DataView, o: number) => number }).read(
+        view,
+        row * stride + (offsets[axes[axis] as number] as number),
+      );
     }
   }
   return points;

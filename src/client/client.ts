@@ -104,6 +104,9 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #drainWaiter: (() => void) | undefined;
   #openWaiter: ((error?: PointstreamError) => void) | undefined;
   #closed: { code: ErrorCode; reason: string } | undefined;
+  #channelClosed!: () => void;
+  readonly #channelClosedPromise = new Promise<void>((resolve) => (this.#channelClosed = resolve));
+  #teardown: Promise<void> = Promise.resolve();
 
   /** @internal use {@link connect} */
   constructor(options: ResolvedOptions) {
@@ -131,7 +134,10 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       waiter?.();
     });
     this.#channel.onMessage((message) => this.#onMessage(message));
-    this.#channel.onClosed(() => this.#terminate(ErrorCodes.CHANNEL_CLOSED, 'data channel closed'));
+    this.#channel.onClosed(() => {
+      this.#channelClosed();
+      this.#terminate(ErrorCodes.CHANNEL_CLOSED, 'data channel closed');
+    });
     this.#channel.onError((error) =>
       log.warn({ event: 'channel-error', error }, `data channel error: ${error}`),
     );
@@ -309,9 +315,15 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
   }
 
-  /** Ends the session: frames still unacknowledged are reported lost. Idempotent. */
+  /**
+   * Ends the session: frames still unacknowledged are reported lost. Resolves once the native
+   * connection is released. Idempotent.
+   */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed) {
+      await this.#teardown;
+      return;
+    }
     const sessionUrl = this.#sessionUrl;
     if (sessionUrl !== undefined) {
       // End the session on the server first, so that it logs an orderly end rather than a lost
@@ -326,6 +338,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       );
     }
     this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the client');
+    await this.#teardown;
   }
 
   #signaling(signal: AbortSignal): SignalingContext {
@@ -441,12 +454,9 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     this.#drainWaiter = undefined;
     this.#openWaiter?.(this.#closedError());
     this.#openWaiter = undefined;
-    try {
-      this.#channel.close();
-    } catch {
-      // already closed natively
-    }
-    this.#peer.close();
+    this.#teardown = this.#peer.closeInOrder([
+      { channel: this.#channel, closed: this.#channelClosedPromise },
+    ]);
     this.emit('closed', { code, reason });
   }
 }

@@ -142,6 +142,34 @@ export class Peer {
     }
   }
 
+  /**
+   * Closes `channels` first and the connection once they report closed (at most `graceMs` later).
+   * node-datachannel releases a channel's native callbacks only when libdatachannel reports the
+   * channel closed, which it may never do if the connection is torn down first; the callbacks
+   * would then keep this process alive and everything they reference in memory.
+   * `channelClosed` resolves when the channel's own onClosed handler has run.
+   */
+  async closeInOrder(
+    channels: readonly { channel: DataChannel; closed: Promise<void> }[],
+    graceMs = 1000,
+  ): Promise<void> {
+    if (this.#closed) return;
+    for (const { channel } of channels) {
+      try {
+        channel.close();
+      } catch {
+        // already closed natively
+      }
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(channels.map(({ closed }) => closed)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+    ]);
+    clearTimeout(timer);
+    this.close();
+  }
+
   /** Closes the connection (idempotent). Channels close with it. */
   close(): void {
     if (this.#closed) return;

@@ -99,6 +99,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     pointsReceived: 0,
   };
   readonly #iteratorWakers = new Set<() => void>();
+  /** Native connections of ended sessions still being released. */
+  readonly #teardowns = new Set<Promise<void>>();
   readonly #auth: TokenAuth | undefined;
   readonly #clientLimiter: ClientLimiter;
   readonly #tls: boolean;
@@ -279,6 +281,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     // Let frames() iterators finish.
     for (const wake of this.#iteratorWakers) wake();
     await this.#app.close();
+    await Promise.all([...this.#teardowns]);
     await this.#recorder?.flush();
     this.#log.info(
       { event: 'closed', ...this.#totals, recording: this.#recorder?.stats() },
@@ -431,6 +434,9 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       },
       closed: (end: SessionEnd) => {
         this.#sessions.delete(id);
+        const teardown = session.teardown;
+        this.#teardowns.add(teardown);
+        void teardown.finally(() => this.#teardowns.delete(teardown));
         this.#clientLimiter.sessionClosed(keys);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;

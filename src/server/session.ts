@@ -53,6 +53,8 @@ export class Session {
   bytesReceived = 0;
   pointsReceived = 0;
   lastFrameAt: number | undefined;
+  /** Resolves when the native connection is released, after `close()`. */
+  teardown: Promise<void> = Promise.resolve();
 
   constructor(
     id: string,
@@ -258,8 +260,10 @@ export class Session {
       receiver.send({ type: 'closing', code, message: reason });
       receiver.close();
     }
+    this.teardown = this.#peer.closeInOrder(
+      [...this.#channels].map((r) => ({ channel: r.channel, closed: r.nativeClosed })),
+    );
     this.#channels.clear();
-    this.#peer.close();
     const end: SessionEnd = { stats: this.stats(), code, reason, framesLost };
     const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
     this.#log[level](
@@ -288,6 +292,9 @@ class ChannelReceiver {
   readonly #limits: ServerLimits;
   readonly #debug: boolean;
   opened = false;
+  #nativeClosed!: () => void;
+  /** Resolves when libdatachannel reports the channel closed (its native callbacks are then released). */
+  readonly nativeClosed = new Promise<void>((resolve) => (this.#nativeClosed = resolve));
   #plainSeq = 0;
   #consecutiveRejections = 0;
   #closed = false;
@@ -312,6 +319,7 @@ class ChannelReceiver {
         : undefined;
     channel.onMessage((message) => this.#onMessage(message));
     channel.onClosed(() => {
+      this.#nativeClosed();
       if (this.#closed) return;
       this.#closed = true;
       session.channelClosed(this);
@@ -325,14 +333,9 @@ class ChannelReceiver {
     if (!this.#closed) sendControl(this.channel, message);
   }
 
+  /** Stops handling the channel; `Peer.closeInOrder` closes it natively. */
   close(): void {
-    if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.channel.close();
-    } catch {
-      // already closed natively
-    }
   }
 
   #onMessage(message: string | Buffer | ArrayBuffer): void {

@@ -266,6 +266,7 @@ function readFlagFile(flag: string, path: string): Buffer {
 }
 
 interface StreamFlags {
+  source: 'random' | 'lidar';
   from?: string;
   token?: string;
   ca?: string;
@@ -287,6 +288,14 @@ interface StreamFlags {
 const streamOptions = (command: Command): Command =>
   command
     .option('--points <n>', 'points per frame', integer(0), 1_000_000)
+    .addOption(
+      new Option(
+        '--source <kind>',
+        'generated points: random (incompressible) or lidar (a simulated 64-beam scan)',
+      )
+        .choices(['random', 'lidar'])
+        .default('random'),
+    )
     .option(
       '--from <path>',
       'send frames from a .npy or .ply file, or a directory of .npy files (a recording)',
@@ -322,6 +331,7 @@ function streamSettings(
   return {
     points: opts.points,
     from: opts.from,
+    source: opts.source,
     rate: opts.rate,
     duration: opts.duration,
     frames: opts.frames,

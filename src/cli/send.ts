@@ -5,6 +5,7 @@ import type { FrameReceipt } from '../client/types.js';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { openFileSource } from '../sources/files.js';
+import { LidarSceneSource } from '../sources/lidar.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { PointSource } from '../sources/source.js';
 import type { Logger } from '../util/logger.js';
@@ -13,7 +14,9 @@ import { percentile, round } from './stats.js';
 export interface SendCommandOptions {
   readonly signalingUrl: string;
   readonly points: number;
-  /** Stream frames from this file or directory instead of random points. */
+  /** Generated points: `random` (uniform in a cube, incompressible) or `lidar` (a simulated scan). */
+  readonly source: 'random' | 'lidar';
+  /** Stream frames from this file or directory instead of generated points. */
   readonly from: string | undefined;
   /** Frames per second; 0 sends as fast as the connection allows. */
   readonly rate: number;
@@ -102,9 +105,11 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const cpuStart = process.cpuUsage();
   // A bad file fails here, before any connection.
   const source: PointSource =
-    options.from === undefined
-      ? new RandomPointSource(options.points)
-      : openFileSource(options.from);
+    options.from !== undefined
+      ? openFileSource(options.from)
+      : options.source === 'lidar'
+        ? new LidarSceneSource(options.points)
+        : new RandomPointSource(options.points);
   const framesPlanned =
     options.frames ?? source.frameCount ?? Math.round(options.rate * options.duration);
   const { signal, logger } = options;

@@ -191,7 +191,8 @@ export class Session {
     this.#armIdleTimer();
   }
 
-  #armIdleTimer(): void {
+  /** One timer for the whole session, not one per message: it wakes when the silence could be over. */
+  #armIdleTimer(delayMs = this.#limits.idleTimeoutMs): void {
     if (this.#idleTimer || this.#state === 'closed') return;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = undefined;
@@ -201,8 +202,8 @@ export class Session {
           ErrorCodes.SESSION_CLOSED,
           `idle for ${Math.round(idleMs)} ms (limit ${this.#limits.idleTimeoutMs} ms)`,
         );
-      } else this.#armIdleTimer();
-    }, this.#limits.idleTimeoutMs);
+      } else this.#armIdleTimer(this.#limits.idleTimeoutMs - idleMs);
+    }, delayMs);
     this.#idleTimer.unref();
   }
 

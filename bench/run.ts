@@ -1,71 +1,45 @@
 /**
- * `npm run bench`: bare node-datachannel vs `pointstream send --rate 0` on loopback at MTU 1280
- * and 4096, interleaved and repeated, then the seed workload (1M points at 4 Hz) once. Writes
- * bench/results/<YYYY-MM-DD>.md (`--quick`: <YYYY-MM-DD>-quick.md) and prints a summary.
+ * `npm run bench`: pointstream on loopback against its ceiling and under load. Scenarios:
  *
- *   npm run bench -- [--repeats N] [--frames N] [--seed-duration S] [--quick]
+ *   ceilings   bare node-datachannel vs `send --rate 0`, MTU 1280 and 4096, interleaved repeats
+ *   seed       1M points at 4 Hz for 60 s; per-frame latencies from the server's log (CDF plot)
+ *   tls        the seed workload with HTTPS signaling
+ *   chunks     `send --rate 0` and bare against chunk size 64 KiB ... 1 MiB, interleaved repeats
+ *   scale      100k ... 4M points per frame at 4 Hz for 20 s
+ *   clients    1, 2, 4, 8 concurrent `send` processes against one server
+ *   aiortc     the Python aiortc fixture sending 1M-point .npy frames (skipped without aiortc)
+ *   endurance  the seed workload for N minutes, server memory sampled (only when asked for)
  *
- * Defaults: 3 repeats, 40 frames, 60 s; --quick: 1 repeat, 10 frames, 10 s (explicit flags win).
- * A failed run is reported, not retried; the script then exits with code 1.
+ *   npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N]
+ *       [--seed-duration S] [--scale-duration S] [--clients-duration S] [--endurance-minutes N]
+ *       [--aiortc-frames N] [--quiet-wait S]
+ *
+ * --quiet-wait S (default 30, --quick 5): before each run, wait up to S s for an idle machine.
+ * Writes bench/results/<YYYY-MM-DD>.md and <YYYY-MM-DD>-<plot>.svg (`--quick`: <date>-quick...),
+ * rewritten after every scenario, and prints a summary. A failed run is reported, not retried;
+ * the script then exits with code 1.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
+import { PYTHON, aiortcUnavailable, runAiortc } from './lib/aiortc.js';
+import { runClients } from './lib/clients.js';
+import { runEndurance } from './lib/endurance.js';
+import { parseOptions } from './lib/options.js';
+import type { Options, ScenarioName } from './lib/options.js';
+import { buildPlots } from './lib/plots.js';
 import { ROOT } from './lib/proc.js';
 import { describeMachine, renderMarkdown, renderSummary } from './lib/report.js';
-import type { BenchReport, RunRecord, Scenario, SeedRecord } from './lib/report.js';
-import {
-  FRAME_BYTES,
-  bareArgs,
-  fullSpeed,
-  runBare,
-  runPointstream,
-  runSeed,
-  seedRate,
-  sendArgs,
-  serveArgs,
-} from './lib/scenarios.js';
+import type { BenchReport } from './lib/report.js';
+import { HZ, LOOPBACK_MTU, MTUS, sustained } from './lib/results.js';
+import type { BenchResults, Outcome } from './lib/results.js';
+import { POINTS_PER_FRAME, runBare, runPointstream, runRated } from './lib/scenarios.js';
+import type { RateResult } from './lib/scenarios.js';
+import { waitForQuiet } from './lib/system.js';
+import { runTls } from './lib/tls.js';
 
-const MTUS = [1280, 4096] as const;
-
-interface Options {
-  readonly repeats: number;
-  readonly frames: number;
-  readonly seedDuration: number;
-  readonly quick: boolean;
-}
-
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      repeats: { type: 'string' },
-      frames: { type: 'string' },
-      'seed-duration': { type: 'string' },
-      quick: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
-  const quick = values.quick;
-  const int = (name: string, value: string | undefined, fallback: number): number => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 1) usage(`--${name} must be a positive integer`);
-    return n;
-  };
-  return {
-    repeats: int('repeats', values.repeats, quick ? 1 : 3),
-    frames: int('frames', values.frames, quick ? 10 : 40),
-    seedDuration: int('seed-duration', values['seed-duration'], quick ? 10 : 60),
-    quick,
-  };
-}
-
-function usage(message: string): never {
-  console.error(`bench: ${message}`);
-  console.error('usage: npm run bench -- [--repeats N] [--frames N] [--seed-duration S] [--quick]');
-  process.exit(2);
-}
+const errorMessage = (error: unknown): string =>
+  error instanceof Error ? error.message : String(error);
 
 /** Local date of this machine as YYYY-MM-DD. */
 function localDate(d: Date): string {
@@ -73,100 +47,268 @@ function localDate(d: Date): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
-const errorMessage = (error: unknown): string =>
-  error instanceof Error ? error.message : String(error);
+/** Before each measured run: wait for a quiet machine (`waitMs` is set from --quiet-wait). */
+const gate = { waitMs: 30_000, busyStarts: 0 };
 
-/** The commands of one repeat, for the report. */
-function commandList(options: Options): string[] {
-  const node = (args: readonly string[]): string => `node ${args.join(' ')}`;
-  const lines: string[] = [];
-  for (const mtu of MTUS) {
-    lines.push(`# MTU ${mtu}: bare, then pointstream (server's /stats read before and after send)`);
-    lines.push(node(bareArgs(mtu, options.frames)));
-    lines.push(`${node(serveArgs(mtu))}   # prints <url> over IPC`);
-    lines.push(node(sendArgs('<url>', mtu, fullSpeed(options.frames))));
+async function attempt<T>(run: () => Promise<T>): Promise<Outcome<T>> {
+  if (gate.waitMs > 0 && !(await waitForQuiet(gate.waitMs))) {
+    gate.busyStarts++;
+    console.log(`  (machine still busy after ${gate.waitMs / 1000} s; starting anyway)`);
   }
-  lines.push(`# seed workload, once`);
-  lines.push(node(serveArgs(undefined)));
-  lines.push(node(sendArgs('<url>', undefined, seedRate(options.seedDuration))));
-  return lines;
-}
-
-async function measure(scenario: Scenario, mtu: number, frames: number): Promise<RunRecord> {
-  const run = scenario === 'bare' ? runBare : runPointstream;
   try {
-    return { repeat: 0, scenario, mtu, result: await run(mtu, frames) };
+    return { result: await run() };
   } catch (error) {
-    return { repeat: 0, scenario, mtu, error: errorMessage(error) };
+    return { error: errorMessage(error) };
   }
 }
 
-async function measureSeed(seconds: number): Promise<SeedRecord> {
+/** A rated run whose `send` did not get every frame through keeps its result, with an error. */
+async function attemptRated(run: () => Promise<RateResult>): Promise<Outcome<RateResult>> {
+  const outcome = await attempt(run);
+  const r = outcome.result;
+  return r && !r.ok ? { result: r, error: r.reason } : outcome;
+}
+
+const rateLine = (r: RateResult): string =>
+  `${r.framesAcked}/${r.framesPlanned} frames, ${r.achievedHz} Hz, ${r.mbPerSec} MB/s, ` +
+  `latency p50/p99 ${r.latencyMs.p50}/${r.latencyMs.p99} ms, other CPU ${r.otherCpuSec.toFixed(1)} s`;
+
+/** Runs one scenario into `results`; returns failure messages. */
+type Runner = (o: Options, results: BenchResults) => Promise<string[]>;
+
+const RUNNERS: Record<ScenarioName, Runner> = {
+  async ceilings(o, results) {
+    const runs = (results.ceilings = [] as NonNullable<BenchResults['ceilings']>);
+    const failures: string[] = [];
+    const total = o.repeats * MTUS.length * 2;
+    for (let repeat = 1; repeat <= o.repeats; repeat++) {
+      for (const mtu of MTUS) {
+        for (const scenario of ['bare', 'pointstream'] as const) {
+          const label = `[${runs.length + 1}/${total}] ${scenario} mtu ${mtu}`;
+          const outcome = await attempt(() =>
+            scenario === 'bare' ? runBare(mtu, o.frames) : runPointstream(mtu, o.frames),
+          );
+          runs.push({ ...outcome, repeat, scenario, mtu });
+          const r = outcome.result;
+          console.log(
+            r
+              ? `${label}: ${r.mbPerSec.toFixed(1)} MB/s, CPU s/100MB sender ` +
+                  `${r.senderCpuPer100MB.toFixed(2)} receiver ${r.receiverCpuPer100MB.toFixed(2)}, ` +
+                  `UDP drops ${r.udpDrops ?? 'n/a'}, other CPU ${r.otherCpuSec.toFixed(1)} s`
+              : `${label}: FAILED`,
+          );
+          if (outcome.error)
+            failures.push(`ceilings repeat ${repeat} ${scenario} mtu ${mtu}: ${outcome.error}`);
+        }
+      }
+    }
+    return failures;
+  },
+
+  async seed(o, results) {
+    console.log(`seed: ${o.seedDuration} s at ${HZ} Hz ...`);
+    const seed = await attemptRated(() =>
+      runRated('seed', {
+        points: POINTS_PER_FRAME,
+        seconds: o.seedDuration,
+        serve: { logLevel: 'info' },
+        frameLog: true,
+      }),
+    );
+    results.seed = seed;
+    if (seed.result) console.log(`seed: ${rateLine(seed.result)}`);
+    return seed.error ? [`seed: ${seed.error}`] : [];
+  },
+
+  async tls(o, results) {
+    console.log(`tls: seed workload with HTTPS signaling, ${o.seedDuration} s ...`);
+    const tls = await attemptRated(() => runTls(o.seedDuration));
+    results.tls = tls;
+    if (tls.result) console.log(`tls: ${rateLine(tls.result)}`);
+    return tls.error ? [`tls: ${tls.error}`] : [];
+  },
+
+  async chunks(o, results) {
+    const records = (results.chunks = [] as NonNullable<BenchResults['chunks']>);
+    const failures: string[] = [];
+    for (let repeat = 1; repeat <= o.repeats; repeat++) {
+      for (const chunkBytes of o.chunkSizes) {
+        for (const scenario of ['bare', 'pointstream'] as const) {
+          const label = `chunks repeat ${repeat} ${scenario} ${chunkBytes}`;
+          const outcome = await attempt(() =>
+            scenario === 'bare'
+              ? runBare(LOOPBACK_MTU, o.frames, chunkBytes)
+              : runPointstream(undefined, o.frames, chunkBytes),
+          );
+          records.push({ ...outcome, repeat, scenario, chunkBytes });
+          const r = outcome.result;
+          console.log(
+            r
+              ? `${label}: ${r.mbPerSec.toFixed(1)} MB/s (chunk used ${r.chunkBytes}), receiver ` +
+                  `${r.receiverCpuPer100MB.toFixed(2)} CPU s/100MB, other CPU ${r.otherCpuSec.toFixed(1)} s`
+              : `${label}: FAILED`,
+          );
+          if (outcome.error) failures.push(`${label}: ${outcome.error}`);
+        }
+      }
+    }
+    return failures;
+  },
+
+  async scale(o, results) {
+    const records = (results.scale = [] as NonNullable<BenchResults['scale']>);
+    const failures: string[] = [];
+    for (const points of o.scalePoints) {
+      console.log(`scale: ${points} points at ${HZ} Hz for ${o.scaleDuration} s ...`);
+      // Not every frame getting through is a finding here, not a failure of the run.
+      const outcome = await attempt(() =>
+        runRated(`scale ${points}`, { points, seconds: o.scaleDuration }),
+      );
+      records.push({ ...outcome, points });
+      const r = outcome.result;
+      console.log(
+        r
+          ? `scale ${points}: ${rateLine(r)}, ${sustained(r) ? 'sustained' : 'NOT sustained'}`
+          : `scale ${points}: FAILED`,
+      );
+      if (outcome.error) failures.push(`scale ${points}: ${outcome.error}`);
+    }
+    return failures;
+  },
+
+  async clients(o, results) {
+    const records = (results.clients = [] as NonNullable<BenchResults['clients']>);
+    const failures: string[] = [];
+    for (const clients of o.clientCounts) {
+      console.log(
+        `clients: ${clients} x ${o.clientPoints} points at ${HZ} Hz for ${o.clientsDuration} s ...`,
+      );
+      const outcome = await attempt(() =>
+        runClients({ clients, points: o.clientPoints, seconds: o.clientsDuration, hz: HZ }),
+      );
+      records.push({ ...outcome, clients });
+      const r = outcome.result;
+      console.log(
+        r
+          ? `clients ${clients}: ${r.aggregateMbPerSec.toFixed(1)} of ${r.offeredMbPerSec.toFixed(1)} MB/s, ` +
+              `${r.framesAcked}/${r.framesPlanned} frames, server ${r.serverCpuPer100MB.toFixed(2)} ` +
+              `CPU s/100MB, other CPU ${r.otherCpuSec.toFixed(1)} s`
+          : `clients ${clients}: FAILED`,
+      );
+      if (outcome.error) failures.push(`clients ${clients}: ${outcome.error}`);
+      for (const e of r?.errors ?? []) failures.push(`clients ${clients}: ${e}`);
+    }
+    return failures;
+  },
+
+  async aiortc(o, results) {
+    const missing = aiortcUnavailable();
+    if (missing) {
+      console.log(`aiortc: skipped: ${missing}`);
+      results.aiortc = { skipped: missing };
+      return [];
+    }
+    console.log(`aiortc: ${o.aiortcFrames} frames of ${o.aiortcPoints} points ...`);
+    const outcome = await attempt(() => runAiortc(o.aiortcFrames, o.aiortcPoints));
+    results.aiortc = outcome;
+    const r = outcome.result;
+    if (r) {
+      console.log(
+        `aiortc: ${r.framesAcked}/${r.framesPlanned} frames, ${r.framesPerSec.toFixed(2)} frames/s, ` +
+          `${r.mbPerSec.toFixed(1)} MB/s, wall ${r.wallSeconds.toFixed(1)} s`,
+      );
+    }
+    return outcome.error ? [`aiortc: ${outcome.error}`] : [];
+  },
+
+  async endurance(o, results) {
+    console.log(`endurance: seed workload for ${o.enduranceMinutes} min ...`);
+    const outcome = await attempt(() => runEndurance(o.enduranceMinutes));
+    const r = outcome.result;
+    results.endurance = r && !r.run.ok ? { result: r, error: r.run.reason } : outcome;
+    if (r) {
+      console.log(
+        `endurance: ${rateLine(r.run)}, RSS ${(r.rssBaseline / 1e6).toFixed(0)} -> ` +
+          `${(r.rssFinal / 1e6).toFixed(0)} MB (${r.rssGrowthPct.toFixed(1)}%)`,
+      );
+    }
+    return results.endurance.error ? [`endurance: ${results.endurance.error}`] : [];
+  },
+};
+
+/** The order scenarios run in (endurance last: it is the long one). */
+const ORDER: readonly ScenarioName[] = [
+  'ceilings',
+  'seed',
+  'tls',
+  'chunks',
+  'scale',
+  'clients',
+  'aiortc',
+  'endurance',
+];
+
+function pythonVersion(): string {
   try {
-    const result = await runSeed(seconds);
-    return result.ok ? { seconds, result } : { seconds, result, error: result.reason };
-  } catch (error) {
-    return { seconds, error: errorMessage(error) };
+    return execFileSync(PYTHON, ['--version'], { encoding: 'utf8', timeout: 10_000 }).trim();
+  } catch {
+    return `${PYTHON}: not found`;
   }
 }
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  gate.waitMs = options.quietWait * 1000;
   const started = new Date();
-  const machine = describeMachine();
-  const total = options.repeats * MTUS.length * 2;
-  const runs: RunRecord[] = [];
-  const failures: string[] = [];
-
-  for (let repeat = 1; repeat <= options.repeats; repeat++) {
-    for (const mtu of MTUS) {
-      for (const scenario of ['bare', 'pointstream'] as const) {
-        const label = `[${runs.length + 1}/${total}] ${scenario} mtu ${mtu}`;
-        const record = { ...(await measure(scenario, mtu, options.frames)), repeat };
-        runs.push(record);
-        if (record.result) {
-          const r = record.result;
-          console.log(
-            `${label}: ${r.mbPerSec.toFixed(1)} MB/s, CPU s/100MB sender ` +
-              `${r.senderCpuPer100MB.toFixed(2)} receiver ${r.receiverCpuPer100MB.toFixed(2)}, ` +
-              `UDP drops ${r.udpDrops ?? 'n/a'}`,
-          );
-        } else {
-          console.log(`${label}: FAILED`);
-          failures.push(`repeat ${repeat}: ${record.error}`);
-        }
-      }
-    }
-  }
-
-  console.log(`seed workload: ${options.seedDuration} s at 4 Hz ...`);
-  const seed = await measureSeed(options.seedDuration);
-  if (seed.error !== undefined) failures.push(`seed workload: ${seed.error}`);
-
-  const report: BenchReport = {
-    date: localDate(started),
-    startedAt: started.toString(),
-    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
-    machine,
-    repeats: options.repeats,
-    frames: options.frames,
-    bytesPerRun: options.frames * FRAME_BYTES,
-    mtus: MTUS,
-    commands: commandList(options),
-    runs,
-    seed,
-    failures,
-  };
+  const date = localDate(started);
+  const machine = describeMachine(pythonVersion());
+  const prefix = `${date}${options.quick ? '-quick' : ''}`;
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${report.date}${options.quick ? '-quick' : ''}.md`);
-  writeFileSync(path, renderMarkdown(report));
+  const results: BenchResults = {};
+  const failures: string[] = [];
+  const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
+  /** Writes the report and plots as they stand; returns their paths. */
+  const save = (): { path: string; svgs: string[]; report: BenchReport } => {
+    const files = new Map<string, string>();
+    const svgs: string[] = [];
+    for (const [name, svg] of buildPlots(results, options.chunkSizes)) {
+      const file = `${prefix}-${name}.svg`;
+      writeFileSync(join(dir, file), svg);
+      files.set(name, file);
+      svgs.push(relative(ROOT, join(dir, file)));
+    }
+    const path = join(dir, `${prefix}.md`);
+    const report = {
+      date,
+      startedAt: started.toString(),
+      finishedAt: new Date().toString(),
+      command,
+      machine,
+      options,
+      results,
+      failures,
+      plots: files,
+      busyStarts: gate.busyStarts,
+    };
+    writeFileSync(path, renderMarkdown(report));
+    return { path: relative(ROOT, path), svgs, report };
+  };
+
+  for (const name of ORDER) {
+    if (!options.scenarios.has(name)) continue;
+    console.log(`== ${name}`);
+    failures.push(...(await RUNNERS[name](options, results)));
+    save();
+  }
+
+  const { path, svgs, report } = save();
   console.log('');
-  console.log(renderSummary(report, relative(ROOT, path)));
+  console.log(renderSummary(report, path, svgs));
   if (failures.length > 0) {
     console.error(`\nbench: ${failures.length} failure(s):`);
-    for (const f of failures) console.error(`- ${f}`);
+    for (const f of failures) console.error(`- ${f.split('\n')[0]}`);
     process.exitCode = 1;
   }
 }

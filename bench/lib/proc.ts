@@ -13,6 +13,10 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
+// Ctrl-C or a kill of the benchmark: take the children down too ('exit' above does the killing).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => process.exit(130));
+}
 
 export interface ChildResult {
   readonly code: number | null;
@@ -33,9 +37,9 @@ class Tail {
   }
 }
 
-/** Starts `node ...args` from the project root; stdout/stderr are piped. */
-function spawnNode(args: readonly string[], ipc: boolean): ChildProcess {
-  const child = spawn(process.execPath, args, {
+/** Starts `command ...args` from the project root; stdout/stderr are piped. */
+function spawnChild(command: string, args: readonly string[], ipc: boolean): ChildProcess {
+  const child = spawn(command, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? (['ipc'] as const) : [])],
   });
@@ -50,8 +54,18 @@ export function runNode(
   args: readonly string[],
   timeoutMs: number,
 ): Promise<ChildResult> {
+  return runCommand(label, process.execPath, args, timeoutMs);
+}
+
+/** Runs `command ...args` to completion; rejects if it cannot start or runs past `timeoutMs`. */
+export function runCommand(
+  label: string,
+  command: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnNode(args, false);
+    const child = spawnChild(command, args, false);
     let stdout = '';
     const stderr = new Tail();
     child.stdout?.on('data', (chunk: Buffer) => (stdout += String(chunk)));
@@ -101,17 +115,25 @@ export interface Daemon {
 
 /**
  * Starts `node ...args` with an IPC channel. It is killed once `timeoutMs` has passed, whatever
- * it is doing; `ready` rejects if it exits first.
+ * it is doing; `ready` rejects if it exits first. `onLine` sees every complete stdout line.
  */
 export function startDaemon(
   label: string,
   args: readonly string[],
   timeoutMs: number,
   isReady: (message: unknown) => boolean,
+  onLine?: (line: string) => void,
 ): Daemon {
-  const child = spawnNode(args, true);
+  const child = spawnChild(process.execPath, args, true);
   const output = new Tail();
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
+  let partial = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output.push(chunk);
+    if (!onLine) return;
+    const lines = (partial + String(chunk)).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
   const deadline = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const exited = new Promise<ChildResult>((resolve) => {

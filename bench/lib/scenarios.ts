@@ -1,7 +1,11 @@
 /**
- * The measured scenarios: the bare node-datachannel ceiling, `pointstream send --rate 0` against a
- * `pointstream serve` child, and the seed workload (`--rate 4`). Each throws on failure.
+ * The measured runs: the bare node-datachannel ceiling, `pointstream send --rate 0` against a
+ * `pointstream serve` child, and rate-limited `send` runs (seed workload, scale, TLS,
+ * endurance). Each throws on failure, except that a rated run whose `send` reports `ok: false`
+ * returns its result (the caller decides).
  */
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { SendSummary } from '../../src/cli/send.js';
 import type { ServerStats } from '../../src/server/types.js';
 import type { Result as BareResult } from '../ceilings/bare-datachannel.js';
@@ -11,7 +15,7 @@ import type { SystemCounters } from './system.js';
 
 /** 1,000,000 points x 3 float32 plus the 128-byte .npy header. */
 export const POINTS_PER_FRAME = 1_000_000;
-export const FRAME_BYTES = POINTS_PER_FRAME * 12 + 128;
+export const FRAME_BYTES = npyBytes(POINTS_PER_FRAME);
 /** pointstream's default chunk (message) size. */
 export const CHUNK_BYTES = 256 * 1024;
 /** What pointstream's server advertises as max-message-size (64 MiB frame limit + 1024). */
@@ -21,11 +25,18 @@ const CLI = 'dist/cli/main.js';
 const BARE = 'bench/ceilings/bare-datachannel.ts';
 const HOST = '127.0.0.1';
 
+/** Bytes of an N x 3 float32 .npy file (the header is 128 bytes for every N used here). */
+export function npyBytes(points: number): number {
+  return points * 12 + 128;
+}
+
 /** One throughput measurement; CPU is per 1e8 bytes moved. */
 export interface TransferResult {
   readonly bytes: number;
   readonly seconds: number;
   readonly mbPerSec: number;
+  /** Message size actually used (the client caps it at the server's max-message-size). */
+  readonly chunkBytes: number;
   readonly senderCpuPer100MB: number;
   readonly receiverCpuPer100MB: number;
   /** UDP datagrams dropped for a full receive buffer during the run (machine-wide). */
@@ -34,32 +45,40 @@ export interface TransferResult {
   readonly otherCpuSec: number;
 }
 
-export interface SeedResult {
+/** One `send --rate R` run against a fresh server. */
+export interface RateResult {
   readonly ok: boolean;
   readonly reason: string;
+  readonly points: number;
   readonly framesAcked: number;
   readonly framesPlanned: number;
+  /** Frames without a positive receipt: rejected, lost, skipped or never sent. */
+  readonly framesMissing: number;
   readonly achievedHz: number;
   readonly lateFrames: number;
   readonly latencyMs: SendSummary['latencyMs'];
   readonly seconds: number;
+  readonly bytesSent: number;
+  readonly mbPerSec: number;
   readonly senderCpuSec: number;
   readonly serverCpuSec: number;
   readonly senderPeakRssBytes: number;
   readonly serverPeakRssBytes: number;
   readonly udpDrops: number | undefined;
   readonly otherCpuSec: number;
+  /** Per-frame latency from the server's log (receivedAt - captureTime), when collected. */
+  readonly frameLatenciesMs: readonly number[];
 }
 
 /** Time allowed for moving `bytes`: 30 s plus 5 MB/s, far below anything measured here. */
-function transferTimeoutMs(bytes: number): number {
+export function transferTimeoutMs(bytes: number): number {
   return 30_000 + Math.ceil(bytes / 5e6) * 1000;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Commands (also printed in the report, with <url> for the server's address)
 
-export function bareArgs(mtu: number, frames: number): string[] {
+export function bareArgs(mtu: number, frames: number, chunkBytes = CHUNK_BYTES): string[] {
   const bytes = frames * FRAME_BYTES;
   return [
     '--import',
@@ -69,7 +88,7 @@ export function bareArgs(mtu: number, frames: number): string[] {
     '--mtu',
     String(mtu),
     '--chunk-bytes',
-    String(CHUNK_BYTES),
+    String(chunkBytes),
     '--total-bytes',
     String(bytes),
     '--max-message-size',
@@ -79,22 +98,42 @@ export function bareArgs(mtu: number, frames: number): string[] {
   ];
 }
 
-export function serveArgs(mtu: number | undefined): string[] {
-  const args = [CLI, 'serve', '--host', HOST, '--port', '0', '--log-level', 'warn'];
-  return mtu === undefined ? args : [...args, '--mtu', String(mtu)];
+export interface ServeOptions {
+  readonly mtu?: number | undefined;
+  /** `info` makes the server log every verified frame (one JSON line each). */
+  readonly logLevel?: 'warn' | 'info';
+  readonly extra?: readonly string[];
 }
 
-export function sendArgs(url: string, mtu: number | undefined, rate: RateArgs): string[] {
+export function serveArgs(options: ServeOptions = {}): string[] {
+  const { mtu, logLevel = 'warn', extra = [] } = options;
+  const args = [CLI, 'serve', '--host', HOST, '--port', '0', '--log-level', logLevel];
+  if (logLevel !== 'warn') args.push('--log-format', 'json');
+  if (mtu !== undefined) args.push('--mtu', String(mtu));
+  return [...args, ...extra];
+}
+
+export interface SendOptions {
+  readonly points?: number;
+  readonly mtu?: number | undefined;
+  readonly chunkBytes?: number | undefined;
+  readonly extra?: readonly string[];
+}
+
+export function sendArgs(url: string, rate: RateArgs, options: SendOptions = {}): string[] {
+  const { points = POINTS_PER_FRAME, mtu, chunkBytes, extra = [] } = options;
   const args = [CLI, 'send', '--signaling', `${url}/offer`, '--rtc-bind', HOST];
-  args.push('--points', String(POINTS_PER_FRAME), ...rate, '--json');
-  return mtu === undefined ? args : [...args, '--mtu', String(mtu)];
+  args.push('--points', String(points), ...rate, '--json');
+  if (mtu !== undefined) args.push('--mtu', String(mtu));
+  if (chunkBytes !== undefined) args.push('--chunk-bytes', String(chunkBytes));
+  return [...args, ...extra];
 }
 
 type RateArgs = readonly string[];
 export const fullSpeed = (frames: number): RateArgs => ['--rate', '0', '--frames', String(frames)];
-export const seedRate = (seconds: number): RateArgs => [
+export const atRate = (hz: number, seconds: number): RateArgs => [
   '--rate',
-  '4',
+  String(hz),
   '--duration',
   String(seconds),
 ];
@@ -102,11 +141,16 @@ export const seedRate = (seconds: number): RateArgs => [
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export async function runBare(mtu: number, frames: number): Promise<TransferResult> {
+export async function runBare(
+  mtu: number,
+  frames: number,
+  chunkBytes = CHUNK_BYTES,
+): Promise<TransferResult> {
   const bytes = frames * FRAME_BYTES;
-  const label = `bare mtu ${mtu}`;
+  const label = `bare mtu ${mtu}${chunkBytes === CHUNK_BYTES ? '' : ` chunk ${chunkBytes}`}`;
+  const args = bareArgs(mtu, frames, chunkBytes);
   const counters = readCounters();
-  const result = await runNode(label, bareArgs(mtu, frames), transferTimeoutMs(bytes) + 15_000);
+  const result = await runNode(label, args, transferTimeoutMs(bytes) + 15_000);
   const system = countersSince(counters);
   if (result.code !== 0) throw failure(`${label}: ${describeExit(result)}`, result.stderr);
   const r = lastJsonLine(label, result) as BareResult;
@@ -117,6 +161,7 @@ export async function runBare(mtu: number, frames: number): Promise<TransferResu
     bytes,
     seconds: r.seconds,
     mbPerSec: bytes / 1e6 / r.seconds,
+    chunkBytes: r.chunkBytes,
     senderCpuPer100MB: per100MB(r.senderCpuSec, bytes),
     receiverCpuPer100MB: per100MB(r.receiverCpuSec, bytes),
     udpDrops: system.udpDrops,
@@ -124,11 +169,22 @@ export async function runBare(mtu: number, frames: number): Promise<TransferResu
   };
 }
 
-export async function runPointstream(mtu: number, frames: number): Promise<TransferResult> {
+/** `send --rate 0` of `frames` 1M-point frames; MTU undefined: the loopback default (4096). */
+export async function runPointstream(
+  mtu: number | undefined,
+  frames: number,
+  chunkBytes?: number,
+): Promise<TransferResult> {
   const bytes = frames * FRAME_BYTES;
-  const label = `pointstream mtu ${mtu}`;
-  const run = await withServer(label, mtu, transferTimeoutMs(bytes), (url) =>
-    sendAndStats(label, sendArgs(url, mtu, fullSpeed(frames)), url, transferTimeoutMs(bytes)),
+  const label = `pointstream mtu ${mtu ?? 'default'}${chunkBytes ? ` chunk ${chunkBytes}` : ''}`;
+  const timeoutMs = transferTimeoutMs(bytes);
+  const run = await withServer(label, serveArgs({ mtu }), timeoutMs, (server) =>
+    sendAndStats(
+      label,
+      sendArgs(server.url, fullSpeed(frames), { mtu, chunkBytes }),
+      server,
+      timeoutMs,
+    ),
   );
   const { summary: s, serverCpuSec, system } = run;
   if (!s.ok || s.framesAcked !== frames) throw new Error(`${label}: ${s.reason}`);
@@ -137,6 +193,7 @@ export async function runPointstream(mtu: number, frames: number): Promise<Trans
     bytes,
     seconds: s.seconds,
     mbPerSec: s.mbPerSec,
+    chunkBytes: s.chunkBytes,
     senderCpuPer100MB: per100MB(s.cpuSeconds, bytes),
     receiverCpuPer100MB: per100MB(serverCpuSec, bytes),
     udpDrops: system.udpDrops,
@@ -144,36 +201,82 @@ export async function runPointstream(mtu: number, frames: number): Promise<Trans
   };
 }
 
-/** The seed workload: 1M points at 4 Hz for `seconds`, default MTU (loopback: 4096). */
-export async function runSeed(seconds: number): Promise<SeedResult> {
-  const label = 'seed';
-  const timeoutMs = seconds * 1000 + 60_000;
-  const run = await withServer(label, undefined, timeoutMs, (url) =>
-    sendAndStats(label, sendArgs(url, undefined, seedRate(seconds)), url, timeoutMs),
+export interface RatedOptions {
+  readonly points: number;
+  readonly seconds: number;
+  readonly hz?: number;
+  readonly serve?: ServeOptions;
+  readonly send?: SendOptions;
+  /** CA for an HTTPS server's /stats (the same file goes to `send --ca`). */
+  readonly ca?: Buffer;
+  /** Collect per-frame latencies from the server's log (needs `serve.logLevel: 'info'`). */
+  readonly frameLog?: boolean;
+  /** Runs while `send` runs (endurance samples /stats); awaited after `send` exits. */
+  readonly during?: (server: ServerHandle) => () => Promise<void>;
+}
+
+/** `send --rate hz` (4 Hz) for `seconds` against a fresh server; default MTU (loopback: 4096). */
+export async function runRated(label: string, options: RatedOptions): Promise<RateResult> {
+  const { points, seconds, hz = 4 } = options;
+  const planned = Math.round(hz * seconds);
+  const timeoutMs = seconds * 1000 + 60_000 + Math.ceil((planned * npyBytes(points)) / 20e6) * 1000;
+  const latencies: number[] = [];
+  const onLine = options.frameLog ? (line: string) => collectLatency(line, latencies) : undefined;
+  const args = (url: string): string[] =>
+    sendArgs(url, atRate(hz, seconds), { ...options.send, points });
+  const run = await withServer(
+    label,
+    serveArgs(options.serve),
+    timeoutMs,
+    async (server) => {
+      const stop = options.during?.(server);
+      try {
+        return await sendAndStats(label, args(server.url), server, timeoutMs);
+      } finally {
+        await stop?.();
+      }
+    },
+    { onLine, ca: options.ca },
   );
   const s = run.summary;
   return {
     ok: s.ok,
     reason: s.reason,
+    points,
     framesAcked: s.framesAcked,
     framesPlanned: s.framesPlanned,
+    framesMissing: s.framesPlanned - s.framesAcked,
     achievedHz: s.achievedHz,
     lateFrames: s.lateFrames,
     latencyMs: s.latencyMs,
     seconds: s.seconds,
+    bytesSent: s.bytesSent,
+    mbPerSec: s.mbPerSec,
     senderCpuSec: s.cpuSeconds,
     serverCpuSec: run.serverCpuSec,
     senderPeakRssBytes: s.peakRssBytes,
     serverPeakRssBytes: run.serverPeakRssBytes,
     udpDrops: run.system.udpDrops,
     otherCpuSec: run.system.busySec - s.cpuSeconds - run.serverCpuSec,
+    frameLatenciesMs: latencies,
   };
+}
+
+/** `"event":"frame"` lines of `serve --log-format json` carry `latencyMs`. */
+function collectLatency(line: string, into: number[]): void {
+  if (!line.includes('"event":"frame"')) return;
+  try {
+    const entry = JSON.parse(line) as { event?: unknown; latencyMs?: unknown };
+    if (entry.event === 'frame' && typeof entry.latencyMs === 'number') into.push(entry.latencyMs);
+  } catch {
+    // not a log line
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function per100MB(cpuSec: number, bytes: number): number {
+export function per100MB(cpuSec: number, bytes: number): number {
   return (cpuSec * 1e8) / bytes;
 }
 
@@ -193,47 +296,90 @@ interface SendRun {
 async function sendAndStats(
   label: string,
   args: string[],
-  url: string,
+  server: ServerHandle,
   timeoutMs: number,
 ): Promise<SendRun> {
-  const before = await fetchStats(url);
+  const before = await server.stats();
   const counters = readCounters();
   const result = await runNode(`${label} send`, args, timeoutMs);
   const system = countersSince(counters);
-  const after = await fetchStats(url);
-  const summary = lastJsonLine(`${label} send`, result) as SendSummary;
-  if (typeof summary.ok !== 'boolean' || (summary.ok && result.code !== 0)) {
-    throw failure(`${label} send: ${describeExit(result)}`, result.stderr);
-  }
+  const after = await server.stats();
   return {
-    summary,
+    summary: parseSummary(`${label} send`, result),
     serverCpuSec: after.cpuSeconds - before.cpuSeconds,
     serverPeakRssBytes: after.memory.peakRssBytes,
     system,
   };
 }
 
-async function fetchStats(url: string): Promise<ServerStats> {
-  const response = await fetch(`${url}/stats`, { signal: AbortSignal.timeout(5000) });
-  if (!response.ok) throw new Error(`GET ${url}/stats: HTTP ${response.status}`);
-  return (await response.json()) as ServerStats;
+/** The `--json` line of `send`; throws if there is none, or if `ok` disagrees with the exit. */
+export function parseSummary(
+  label: string,
+  result: Parameters<typeof lastJsonLine>[1],
+): SendSummary {
+  const summary = lastJsonLine(label, result) as SendSummary;
+  if (typeof summary.ok !== 'boolean' || (summary.ok && result.code !== 0)) {
+    throw failure(`${label}: ${describeExit(result)}`, result.stderr);
+  }
+  return summary;
+}
+
+/** A running `serve` child. */
+export interface ServerHandle {
+  readonly url: string;
+  /** GET /stats (5 s timeout). */
+  stats(): Promise<ServerStats>;
+}
+
+/** GET `url` as JSON with node:http(s) (fetch cannot be given a CA); 5 s timeout. */
+export function getJson(url: string, ca?: Buffer): Promise<unknown> {
+  const get = url.startsWith('https:') ? httpsGet : httpGet;
+  return new Promise((resolve, reject) => {
+    const request = get(url, { ca, timeout: 5000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        if (response.statusCode !== 200) {
+          reject(new Error(`GET ${url}: HTTP ${response.statusCode}`));
+          return;
+        }
+        try {
+          resolve(JSON.parse(body) as unknown);
+        } catch {
+          reject(new Error(`GET ${url}: not JSON: ${body.slice(0, 200)}`));
+        }
+      });
+    });
+    request.on('timeout', () => request.destroy(new Error(`GET ${url}: timed out`)));
+    request.on('error', reject);
+  });
 }
 
 /**
- * Starts `pointstream serve`, runs `body` with its URL, then stops it. An error of `body` wins
- * over one of the shutdown; a server that does not exit with 0 is an error too.
+ * Starts `pointstream serve` with `args`, runs `body` with it, then stops it. An error of `body`
+ * wins over one of the shutdown; a server that does not exit with 0 is an error too.
  */
-async function withServer<T>(
+export async function withServer<T>(
   label: string,
-  mtu: number | undefined,
+  args: readonly string[],
   bodyTimeoutMs: number,
-  body: (url: string) => Promise<T>,
+  body: (server: ServerHandle) => Promise<T>,
+  options: { onLine?: ((line: string) => void) | undefined; ca?: Buffer | undefined } = {},
 ): Promise<T> {
-  const server = startDaemon(`${label} serve`, serveArgs(mtu), bodyTimeoutMs + 30_000, isListening);
+  const server = startDaemon(
+    `${label} serve`,
+    args,
+    bodyTimeoutMs + 30_000,
+    isListening,
+    options.onLine,
+  );
   let value: T;
   try {
-    const message = (await server.ready) as { url: string };
-    value = await body(message.url);
+    const { url } = (await server.ready) as { url: string };
+    const stats = async (): Promise<ServerStats> =>
+      (await getJson(`${url}/stats`, options.ca)) as ServerStats;
+    value = await body({ url, stats });
   } catch (error) {
     await server.stop(5000);
     throw error;

@@ -21,3 +21,11 @@ export function formatSpread(s: Spread, digits: number): string {
   const f = (x: number): string => x.toFixed(digits);
   return s.n === 1 ? f(s.median) : `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
 }
+
+/** Nearest-rank percentile (0–100) of `values`; NaN when empty. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}

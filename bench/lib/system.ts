@@ -59,3 +59,26 @@ function udpReceiveBufferErrors(): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Waits until the machine has been nearly idle (below `maxBusyCores` of CPU, all cores together)
+ * for `quietMs`, or until `maxWaitMs` has passed. Resolves true if it got quiet.
+ */
+export async function waitForQuiet(
+  maxWaitMs: number,
+  quietMs = 2000,
+  maxBusyCores = 0.3,
+): Promise<boolean> {
+  const stepMs = 500;
+  const deadline = performance.now() + maxWaitMs;
+  let quietSince = performance.now();
+  let last = readCounters().busySec;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+    const busy = readCounters().busySec;
+    if (busy - last > (maxBusyCores * stepMs) / 1000) quietSince = performance.now();
+    last = busy;
+    if (performance.now() - quietSince >= quietMs) return true;
+    if (performance.now() >= deadline) return false;
+  }
+}

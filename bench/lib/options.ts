@@ -1,0 +1,108 @@
+/** Command-line options of `npm run bench`. */
+import { parseArgs } from 'node:util';
+
+export const SCENARIOS = [
+  'ceilings',
+  'seed',
+  'chunks',
+  'scale',
+  'clients',
+  'endurance',
+  'tls',
+  'aiortc',
+] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export const USAGE =
+  'usage: npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N]\n' +
+  '    [--seed-duration S] [--scale-duration S] [--clients-duration S] [--endurance-minutes N]\n' +
+  '    [--aiortc-frames N] [--quiet-wait S]\n' +
+  `  scenarios: ${SCENARIOS.join(', ')} (default: all but endurance; ` +
+  '--endurance-minutes alone adds it)';
+
+export interface Options {
+  readonly scenarios: ReadonlySet<ScenarioName>;
+  readonly quick: boolean;
+  /** Repeats of the ceilings and of each chunk size. */
+  readonly repeats: number;
+  /** Frames of each `--rate 0` run (ceilings, chunks). */
+  readonly frames: number;
+  readonly seedDuration: number;
+  readonly chunkSizes: readonly number[];
+  readonly scaleDuration: number;
+  readonly scalePoints: readonly number[];
+  readonly clientCounts: readonly number[];
+  readonly clientPoints: number;
+  readonly clientsDuration: number;
+  readonly enduranceMinutes: number;
+  readonly aiortcFrames: number;
+  readonly aiortcPoints: number;
+  /** Seconds to wait, before each run, for the machine to go quiet (0: don't). */
+  readonly quietWait: number;
+}
+
+export function usage(message: string): never {
+  console.error(`bench: ${message}`);
+  console.error(USAGE);
+  process.exit(2);
+}
+
+/** Defaults: full run; `--quick`: every selected scenario briefly. Explicit flags win. */
+export function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenarios: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      repeats: { type: 'string' },
+      frames: { type: 'string' },
+      'seed-duration': { type: 'string' },
+      'scale-duration': { type: 'string' },
+      'clients-duration': { type: 'string' },
+      'endurance-minutes': { type: 'string' },
+      'aiortc-frames': { type: 'string' },
+      'quiet-wait': { type: 'string' },
+    },
+    strict: true,
+  });
+  const quick = values.quick;
+  const int = (name: keyof typeof values, full: number, brief: number, min = 1): number => {
+    const value = values[name];
+    if (value === undefined) return quick ? brief : full;
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer >= ${min}`);
+    return n;
+  };
+  return {
+    scenarios: selectScenarios(values.scenarios, values['endurance-minutes'] !== undefined),
+    quick,
+    repeats: int('repeats', 3, 1),
+    frames: int('frames', 40, 10),
+    seedDuration: int('seed-duration', 60, 10),
+    chunkSizes: [65_536, 131_072, 262_144, 1_048_576],
+    scaleDuration: int('scale-duration', 20, 5),
+    scalePoints: [100_000, 1_000_000, 2_000_000, 4_000_000],
+    clientCounts: [1, 2, 4, 8],
+    clientPoints: 250_000,
+    clientsDuration: int('clients-duration', 20, 5),
+    enduranceMinutes: int('endurance-minutes', 10, 1),
+    aiortcFrames: int('aiortc-frames', 8, 2),
+    aiortcPoints: 1_000_000,
+    quietWait: int('quiet-wait', 30, 5, 0),
+  };
+}
+
+function selectScenarios(list: string | undefined, endurance: boolean): Set<ScenarioName> {
+  if (list === undefined) {
+    return new Set(SCENARIOS.filter((s) => s !== 'endurance' || endurance));
+  }
+  const chosen = new Set<ScenarioName>();
+  for (const name of list.split(',').map((s) => s.trim())) {
+    if (!(SCENARIOS as readonly string[]).includes(name)) usage(`unknown scenario ${name}`);
+    chosen.add(name as ScenarioName);
+  }
+  if (endurance && !chosen.has('endurance')) {
+    usage('--endurance-minutes needs endurance in --scenarios');
+  }
+  return chosen;
+}

@@ -191,3 +191,57 @@ void test(
     assert.equal(summary.framesLost, 0);
   },
 );
+
+void test(
+  'a frame the server cannot take stops send with the reason, without reconnecting',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ limits: { maxPointsPerFrame: 1000 } });
+    t.after(() => server.close());
+    const result = await run([
+      'send',
+      '--signaling',
+      `${server.url}/offer`,
+      '--rtc-bind',
+      '127.0.0.1',
+      '--points',
+      '2000',
+      '--frames',
+      '3',
+      '--json',
+    ]);
+    assert.equal(result.code, 1, result.stderr);
+    const summary = lastJsonLine(result.stdout);
+    assert.equal(summary.errorCode, ErrorCodes.FRAME_TOO_MANY_POINTS);
+    assert.equal(summary.reconnects, 0);
+    assert.equal(summary.framesSkipped, 0);
+    assert.match(summary.reason as string, /2000 points exceed the server's limit of 1000/);
+  },
+);
+
+void test(
+  'chunks larger than 256 KiB are used when the server allows them',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const result = await run([
+      'send',
+      '--signaling',
+      `${server.url}/offer`,
+      '--rtc-bind',
+      '127.0.0.1',
+      '--points',
+      '200000',
+      '--frames',
+      '2',
+      '--rate',
+      '10',
+      '--chunk-bytes',
+      '1048576',
+      '--json',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(lastJsonLine(result.stdout).chunkBytes, 1_048_576);
+  },
+);

@@ -233,12 +233,14 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         k++;
       } catch (error) {
         if (signal.aborted) break;
+        const code = (error as PointstreamError).code ?? ErrorCodes.CHANNEL_CLOSED;
+        if (!client.closed) {
+          // The frame itself is wrong (too large for the server, say): reconnecting cannot help.
+          stopReason = { code, reason: (error as Error).message };
+          break;
+        }
         // The connection ended under the send: the loop reconnects (or stops) at the top.
-        lastEnd ??= {
-          code: (error as PointstreamError).code ?? ErrorCodes.CHANNEL_CLOSED,
-          reason: (error as Error).message,
-        };
-        if (!client.closed) await client.close();
+        lastEnd ??= { code, reason: (error as Error).message };
       }
     }
     await client.flush();

@@ -120,7 +120,12 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     this.#options = options;
     this.#log = log;
     this.#nextSeq = options.firstSeq ?? 0;
-    this.#peer = new Peer('client', options.rtc ?? {}, {
+    // Our own advertised limit caps what libdatachannel lets us send, so it must cover the chunks.
+    const rtc = {
+      ...options.rtc,
+      maxMessageSize: options.rtc?.maxMessageSize ?? Math.max(options.maxMessageBytes, 262_144),
+    };
+    this.#peer = new Peer('client', rtc, {
       state: (state) => this.#onPeerState(state),
       iceState: (state) => log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
     });

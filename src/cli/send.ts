@@ -144,6 +144,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   let lateFrames = 0;
   let firstAckAt = 0;
   let lastAckAt = 0;
+  /** When the last receipt arrived; closing the session afterwards is not streaming time. */
+  let streamEnd: number | undefined;
   let stopReason: { code: ErrorCode; reason: string } | undefined;
   let lastEnd: { code: ErrorCode; reason: string } | undefined;
   let closing = false;
@@ -244,6 +246,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       }
     }
     await client.flush();
+    streamEnd = performance.now();
   } finally {
     progress?.stop();
     closing = true;
@@ -286,7 +289,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     return undefined;
   }
 
-  const seconds = (performance.now() - start) / 1000;
+  const seconds = ((streamEnd ?? performance.now()) - start) / 1000;
   const ackSpan = (lastAckAt - firstAckAt) / 1000;
   const achievedHz = framesAcked >= 2 && ackSpan > 0 ? (framesAcked - 1) / ackSpan : 0;
   const cpu = process.cpuUsage(cpuStart);

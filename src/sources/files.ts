@@ -16,12 +16,7 @@ export function openFileSource(path: string): PointSource {
   try {
     stats = statSync(path);
   } catch (cause) {
-    throw sourceError(
-      ErrorCodes.SOURCE_UNREADABLE,
-      path,
-      (cause as NodeJS.ErrnoException).code ?? (cause as Error).message,
-      cause,
-    );
+    throw unreadable(path, cause);
   }
   if (stats.isDirectory()) return new DirectorySource(path);
   const points = loadPointFile(path);
@@ -34,12 +29,7 @@ export function loadPointFile(path: string): Float32Array {
   try {
     bytes = readFileSync(path);
   } catch (cause) {
-    throw sourceError(
-      ErrorCodes.SOURCE_UNREADABLE,
-      path,
-      (cause as NodeJS.ErrnoException).code ?? (cause as Error).message,
-      cause,
-    );
+    throw unreadable(path, cause);
   }
   const extension = extname(path).toLowerCase();
   try {
@@ -55,6 +45,11 @@ export function loadPointFile(path: string): Float32Array {
     path,
     `unsupported file type ${JSON.stringify(extension)}: use .npy or .ply`,
   );
+}
+
+function unreadable(path: string, cause: unknown): PointstreamError {
+  const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+  return sourceError(ErrorCodes.SOURCE_UNREADABLE, path, reason, cause);
 }
 
 function sourceError(

@@ -8,7 +8,7 @@ import { crc32 } from 'node:zlib';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { ReceivedFrame } from '../src/index.js';
 import { PROTOCOL_V1 } from '../src/wire/chunk.js';
-import { prepareFrame, writeChunk } from '../src/wire/frame.js';
+import { chunkCountFor, prepareFrame, writeChunk } from '../src/wire/frame.js';
 import { LOOPBACK, RawPeer, startServer, waitFor } from './helpers.js';
 
 const rtc = { bindAddress: LOOPBACK };
@@ -37,7 +37,9 @@ void test(
     const sent = await client.send(points, { captureTime: 1_700_000_000_000 });
     const receipt = await sent.receipt;
     assert.equal(receipt.ok, true);
-    assert.equal(sent.chunks, Math.ceil(12_000_128 / 262_000));
+    assert.equal(client.maxMessageBytes, 262_144);
+    assert.equal(sent.chunks, chunkCountFor(12_000_128, 262_144));
+    assert.equal(sent.chunks, 46);
     assert.equal(frames.length, 1);
     const frame = frames[0] as ReceivedFrame;
     assert.equal(frame.pointCount, 1_000_000);

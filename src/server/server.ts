@@ -16,6 +16,8 @@ import { TokenAuth } from './auth.js';
 import { ClientLimiter } from './client-limits.js';
 import { FrameRecorder } from './recorder.js';
 import { Session } from './session.js';
+import { ViewerHub } from './viewer.js';
+import { isPublicAsset, registerWebRoutes } from './web.js';
 import type {
   ReceivedFrame,
   ServerEvents,
@@ -120,6 +122,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       this.#reassemblyBytes -= bytes;
     },
   };
+  readonly #viewers: ViewerHub;
   #closing = false;
   #url = '';
 
@@ -169,6 +172,15 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         maxAge: 600,
       });
     }
+    this.#viewers = new ViewerHub({
+      rtc: this.#rtc,
+      log: log.child({ component: 'viewer' }),
+      options: options.viewer ?? {},
+      canWatch: (request, sessionId) =>
+        this.#sessions.has(sessionId) &&
+        this.#owners.get(sessionId)?.token === this.#tokens.get(request),
+      isClosing: () => this.#closing,
+    });
     this.#routes();
   }
 
@@ -280,6 +292,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
     // Let frames() iterators finish.
     for (const wake of this.#iteratorWakers) wake();
+    await this.#viewers.close();
     await this.#app.close();
     await Promise.all([...this.#teardowns]);
     await this.#recorder?.flush();
@@ -299,7 +312,13 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       (_req, body, done) => done(null, body),
     );
     app.addHook('onRequest', async (request, reply) => {
-      if (!this.#auth || request.method === 'OPTIONS' || request.url === '/healthz') return;
+      if (
+        !this.#auth ||
+        request.method === 'OPTIONS' ||
+        request.url === '/healthz' ||
+        isPublicAsset(request.url)
+      )
+        return;
       const token = this.#auth.verify(request.headers.authorization);
       if (token !== undefined) {
         this.#tokens.set(request, token);
@@ -346,6 +365,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
     app.get('/stats', (request) => this.stats(this.#tokens.get(request)));
     app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
+    registerWebRoutes(app);
+    this.#viewers.register(app);
     const allowed: Record<string, string[]> = {
       '/offer': ['POST', 'OPTIONS'],
       [`${SESSION_PATH}:id`]: ['PATCH', 'DELETE', 'OPTIONS'],
@@ -426,6 +447,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
         this.#recorder?.record(frame);
+        this.#viewers.onFrame(frame);
         this.emit('frame', frame);
       },
       rejected: (sessionId, seq, error) => {
@@ -440,6 +462,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#clientLimiter.sessionClosed(keys);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;
+        this.#viewers.onSessionClosed(id);
         this.emit('sessionClosed', end);
       },
     });

@@ -2,6 +2,7 @@ import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import type { RecordOptions, RecorderStats } from './recorder.js';
+import type { ViewerOptions } from './viewer.js';
 import type { ReassemblyLimits } from '../wire/reassembler.js';
 
 /** A verified frame, as consumers of the server receive it. */
@@ -130,6 +131,8 @@ export interface ServerOptions {
   readonly record?: RecordOptions;
   /** Origins allowed to call signaling from a browser (CORS), e.g. `https://viewer.example`. (none) */
   readonly corsOrigins?: readonly string[];
+  /** Live browser viewers (`POST /viewer/offer`) and their point budget. */
+  readonly viewer?: ViewerOptions;
   /** Where the library logs (pino-compatible). (silent) */
   readonly logger?: Logger;
 }

@@ -1,2 +1,0 @@
-// Browser code lives under web/; TODO(issue 7) replaces this file.
-export {};

@@ -1,12 +1,86 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { RtcOptions } from '../rtc/peer.js';
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { DataChannel } from 'node-datachannel';
+import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { Peer } from '../rtc/peer.js';
+import type { PeerState, RtcOptions } from '../rtc/peer.js';
+import { inspectOffer, maxMessageSizeOf, parseSdpFragment } from '../signaling/sdp.js';
 import type { Logger } from '../util/logger.js';
 import type { ReceivedFrame } from './types.js';
 
-/** Options of the live viewers a server feeds (`ServerOptions.viewer`). */
+/*
+ * Viewer wire format, version 1 (channel protocol `pointstream-viewer/1`). The page creates the
+ * channel; the server sends, all integers and floats little-endian:
+ *
+ * - text `{"type":"hello","viewer":id,"session":id,"maxPoints":n,"maxFps":n}` once the channel opens;
+ * - per frame, one binary START message of 64 bytes:
+ *     0 u32 magic 'PSVF' | 4 u8 version (1) | 5 u8 encoding (1 = q16) | 6 u16 header bytes (64)
+ *     8 u32 seq (the ingest frame's) | 12 u32 points sent | 16 u32 points in the ingest frame
+ *     20 u32 frames dropped for this viewer so far | 24 u32 data bytes (points sent x 6)
+ *     28 u32 reserved (0) | 32 f32 x3 minimum | 44 f32 x3 extent | 56 f64 capture time (ms, NaN if unknown)
+ *   then DATA messages, in order, each `u32 magic 'PSVD' | u32 seq | u32 byte offset | bytes`, no
+ *   larger than the page's `a=max-message-size`. The data is N x 3 u16 (x, y, z interleaved):
+ *   value = minimum + q / 65535 x extent, so the error is at most extent / 131070 per axis;
+ * - text `{"type":"closing","code":"PS_ERR_...","message":"..."}` before it closes the channel.
+ *
+ * The page answers each frame with text `{"type":"ack","seq":n}` once it has drawn it. One frame
+ * is in flight per viewer: a frame that arrives while a viewer has not acknowledged the last one
+ * is dropped for that viewer (and counted), never queued, so a slow page costs ingest nothing.
+ * web/viewer/format.ts decodes this; test/browser-viewer.test.ts checks the two agree byte for byte.
+ */
+
+/** The viewer channel's protocol string. */
+export const VIEWER_PROTOCOL = 'pointstream-viewer/1';
+export const VIEWER_START_MAGIC = 0x46565350; // 'PSVF' as little-endian bytes
+export const VIEWER_DATA_MAGIC = 0x44565350; // 'PSVD'
+export const VIEWER_START_BYTES = 64;
+export const VIEWER_DATA_HEADER_BYTES = 12;
+export const VIEWER_ENCODING_Q16 = 1;
+/** Largest message Chromium accepts; a smaller `a=max-message-size` in the offer wins. */
+const MAX_VIEWER_MESSAGE_BYTES = 262_144;
+/** RFC 8841: a peer that advertises no maximum takes 64 KiB. */
+const DEFAULT_REMOTE_MESSAGE_BYTES = 65_536;
+const MAX_CONTROL_CHARS = 1024;
+
+/** Options of the live viewers a server feeds (`ServerOptions.viewer`); defaults in parentheses. */
 export interface ViewerOptions {
-  /** TODO(issue 7) */
+  /** Most points sent per frame; larger frames are decimated with an even stride. (250000) */
   readonly maxPoints?: number;
+  /** Most frames per second sent to one viewer. (10) */
+  readonly maxFps?: number;
+  /** Most viewers at once; beyond it `POST /viewer/offer` gets `503` with `Retry-After`. (16) */
+  readonly maxViewers?: number;
+  /** A viewer whose channel has not opened this long after its offer is closed. (15000 ms) */
+  readonly connectTimeoutMs?: number;
+  /** A viewer that leaves a frame unacknowledged this long is closed (a hung page). (30000 ms) */
+  readonly ackTimeoutMs?: number;
+}
+
+type ResolvedViewerOptions = Required<ViewerOptions>;
+
+const DEFAULT_VIEWER_OPTIONS: ResolvedViewerOptions = Object.freeze({
+  maxPoints: 250_000,
+  maxFps: 10,
+  maxViewers: 16,
+  connectTimeoutMs: 15_000,
+  ackTimeoutMs: 30_000,
+});
+
+/** 6 bytes per point must stay within a u32 of data bytes, and in reasonable memory. */
+const MAX_MAX_POINTS = 16_000_000;
+
+function resolveViewerOptions(options: ViewerOptions): ResolvedViewerOptions {
+  const merged = { ...DEFAULT_VIEWER_OPTIONS, ...options };
+  for (const key of Object.keys(merged) as (keyof ResolvedViewerOptions)[]) {
+    if (!(key in DEFAULT_VIEWER_OPTIONS))
+      throw invalidOption(`viewer.${key}`, 'a known option', key);
+    const value = merged[key];
+    const max = key === 'maxPoints' ? MAX_MAX_POINTS : 1_000_000;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max)
+      throw invalidOption(`viewer.${key}`, `an integer from 1 to ${max}`, value);
+  }
+  return Object.freeze(merged);
 }
 
 /** What the viewer endpoint needs from its server. */
@@ -20,27 +94,573 @@ export interface ViewerDeps {
   isClosing(): boolean;
 }
 
-/** Feeds live frames to browser viewers over their own peer connections. */
+/** What one viewer reports (`ViewerHub.stats()`). */
+export interface ViewerStats {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly state: 'connecting' | 'open' | 'closed';
+  readonly framesSent: number;
+  readonly framesDropped: number;
+  readonly bytesSent: number;
+}
+
+/** A frame decimated and quantized once, shared by every viewer of its session. */
+export interface EncodedViewerFrame {
+  readonly seq: number;
+  readonly pointCount: number;
+  readonly sourcePointCount: number;
+  readonly min: readonly [number, number, number];
+  readonly extent: readonly [number, number, number];
+  readonly captureTime: number | undefined;
+  /** N x 3 u16, little-endian. */
+  readonly data: Uint8Array;
+}
+
+/**
+ * Decimates `points` (N x 3 float32) to at most `maxPoints` with an even stride (point
+ * floor(i x N / M) for i < M: deterministic, spread over the whole frame) and quantizes them to
+ * 16 bits per axis within their own bounds. Reads `points` only during the call and returns new
+ * memory: the frame's buffer may be reused once the call returns. Non-finite coordinates (only
+ * possible with `allowNonFinite`) are left out of the bounds and sent as the minimum.
+ */
+export function encodeViewerFrame(
+  points: Float32Array,
+  seq: number,
+  captureTime: number | undefined,
+  maxPoints: number,
+): EncodedViewerFrame {
+  const sourcePointCount = Math.floor(points.length / 3);
+  const count = Math.min(sourcePointCount, maxPoints);
+  // Stride in fixed point so that the index stays exact for any count below 2^53.
+  const index = (i: number): number =>
+    count === sourcePointCount ? i * 3 : Math.floor((i * sourcePointCount) / count) * 3;
+  let minX = Infinity;
+  let minY = Infinity;
+  let minZ = Infinity;
+  let maxX = -Infinity;
+  let maxY = -Infinity;
+  let maxZ = -Infinity;
+  for (let i = 0; i < count; i++) {
+    const j = index(i);
+    const x = points[j] as number;
+    const y = points[j + 1] as number;
+    const z = points[j + 2] as number;
+    // Comparisons are false for NaN, so NaN never widens the bounds; infinities are skipped.
+    if (x < minX && x > -Infinity) minX = x;
+    if (x > maxX && x < Infinity) maxX = x;
+    if (y < minY && y > -Infinity) minY = y;
+    if (y > maxY && y < Infinity) maxY = y;
+    if (z < minZ && z > -Infinity) minZ = z;
+    if (z > maxZ && z < Infinity) maxZ = z;
+  }
+  const min: [number, number, number] = [
+    minX <= maxX ? Math.fround(minX) : 0,
+    minY <= maxY ? Math.fround(minY) : 0,
+    minZ <= maxZ ? Math.fround(minZ) : 0,
+  ];
+  // The page reconstructs with the float32 values of min and extent: quantize against those.
+  const extent: [number, number, number] = [
+    minX <= maxX ? Math.fround(maxX - min[0]) : 0,
+    minY <= maxY ? Math.fround(maxY - min[1]) : 0,
+    minZ <= maxZ ? Math.fround(maxZ - min[2]) : 0,
+  ];
+  const sx = extent[0] > 0 ? 65535 / extent[0] : 0;
+  const sy = extent[1] > 0 ? 65535 / extent[1] : 0;
+  const sz = extent[2] > 0 ? 65535 / extent[2] : 0;
+  const data = new Uint8Array(count * 6);
+  const q = new Uint16Array(data.buffer, 0, count * 3);
+  for (let i = 0, k = 0; i < count; i++, k += 3) {
+    const j = index(i);
+    // Uint16Array stores NaN as 0; clamping keeps rounding and infinities in range.
+    q[k] = Math.min(65535, Math.max(0, Math.round(((points[j] as number) - min[0]) * sx)));
+    q[k + 1] = Math.min(65535, Math.max(0, Math.round(((points[j + 1] as number) - min[1]) * sy)));
+    q[k + 2] = Math.min(65535, Math.max(0, Math.round(((points[j + 2] as number) - min[2]) * sz)));
+  }
+  return { seq, pointCount: count, sourcePointCount, min, extent, captureTime, data };
+}
+
+/** The 64-byte START message of a frame, for a viewer that has dropped `dropped` frames. */
+export function encodeViewerStart(frame: EncodedViewerFrame, dropped: number): Uint8Array {
+  const bytes = new Uint8Array(VIEWER_START_BYTES);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, VIEWER_START_MAGIC, true);
+  view.setUint8(4, 1);
+  view.setUint8(5, VIEWER_ENCODING_Q16);
+  view.setUint16(6, VIEWER_START_BYTES, true);
+  view.setUint32(8, frame.seq >>> 0, true);
+  view.setUint32(12, frame.pointCount, true);
+  view.setUint32(16, frame.sourcePointCount, true);
+  view.setUint32(20, Math.min(dropped, 0xffffffff), true);
+  view.setUint32(24, frame.data.length, true);
+  view.setUint32(28, 0, true);
+  for (let axis = 0; axis < 3; axis++) {
+    view.setFloat32(32 + axis * 4, frame.min[axis] as number, true);
+    view.setFloat32(44 + axis * 4, frame.extent[axis] as number, true);
+  }
+  view.setFloat64(56, frame.captureTime ?? NaN, true);
+  return bytes;
+}
+
+/** The DATA messages of a frame, each at most `maxMessageBytes` long. */
+export function encodeViewerData(frame: EncodedViewerFrame, maxMessageBytes: number): Uint8Array[] {
+  const perMessage = maxMessageBytes - VIEWER_DATA_HEADER_BYTES;
+  if (!Number.isSafeInteger(perMessage) || perMessage < 1)
+    throw new RangeError(`message size ${maxMessageBytes} leaves no room for data`);
+  const messages: Uint8Array[] = [];
+  for (let offset = 0; offset < frame.data.length; offset += perMessage) {
+    const part = frame.data.subarray(offset, offset + perMessage);
+    const message = new Uint8Array(VIEWER_DATA_HEADER_BYTES + part.length);
+    const view = new DataView(message.buffer);
+    view.setUint32(0, VIEWER_DATA_MAGIC, true);
+    view.setUint32(4, frame.seq >>> 0, true);
+    view.setUint32(8, offset, true);
+    message.set(part, VIEWER_DATA_HEADER_BYTES);
+    messages.push(message);
+  }
+  return messages;
+}
+
+/** One encoded frame and its DATA messages for one message size. */
+interface PreparedFrame {
+  readonly frame: EncodedViewerFrame;
+  readonly data: Map<number, Uint8Array[]>;
+}
+
+const VIEWER_PATH = '/viewer/peers/';
+
+/**
+ * Feeds live frames to browser viewers, each over its own peer connection (`POST /viewer/offer`).
+ * Ingest never waits for a viewer: `onFrame` is O(1) for a session nobody watches, and otherwise
+ * encodes a frame only when one of its viewers is ready for it.
+ */
 export class ViewerHub {
+  readonly #deps: ViewerDeps;
+  readonly #options: ResolvedViewerOptions;
+  readonly #log: Logger;
+  readonly #viewers = new Map<string, Viewer>();
+  readonly #bySession = new Map<string, Set<Viewer>>();
+  /** The last frame encoded for each watched session, for viewers that become ready between frames. */
+  readonly #latest = new Map<string, PreparedFrame>();
+  readonly #teardowns = new Set<Promise<void>>();
+  #closed = false;
+
   constructor(deps: ViewerDeps) {
-    void deps;
+    this.#deps = deps;
+    this.#options = resolveViewerOptions(deps.options);
+    this.#log = deps.log;
   }
 
-  /** Registers the viewer's signaling routes. */
+  get options(): Readonly<Required<ViewerOptions>> {
+    return this.#options;
+  }
+
+  /** Registers `POST /viewer/offer`, `PATCH` and `DELETE /viewer/peers/<id>`. */
   register(app: FastifyInstance): void {
-    void app; // TODO(issue 7)
+    app.post('/viewer/offer', (request, reply) => this.#onOffer(request, reply));
+    app.patch(`${VIEWER_PATH}:id`, (request, reply) => this.#onTrickle(request, reply));
+    app.delete(`${VIEWER_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
+  }
+
+  /** Live viewers. */
+  stats(): ViewerStats[] {
+    return [...this.#viewers.values()].map((viewer) => viewer.stats());
   }
 
   /** Called for every verified frame; must return at once (never slows ingest). */
   onFrame(frame: ReceivedFrame): void {
-    void frame;
+    const watchers = this.#bySession.get(frame.sessionId);
+    if (watchers === undefined) return;
+    const now = performance.now();
+    let prepared: PreparedFrame | undefined;
+    for (const viewer of watchers) {
+      if (!viewer.isOpen) continue;
+      if (!viewer.readyAt(now, this.#options.maxFps)) {
+        viewer.framesDropped++;
+        continue;
+      }
+      if (prepared === undefined) {
+        // The only copy of the frame's points: taken now, because its buffer may be reused.
+        prepared = {
+          frame: encodeViewerFrame(
+            frame.points,
+            frame.seq,
+            frame.captureTime,
+            this.#options.maxPoints,
+          ),
+          data: new Map(),
+        };
+        this.#latest.set(frame.sessionId, prepared);
+      }
+      viewer.sendFrame(prepared, now);
+    }
+    // Nobody was ready: the cached older frame is now stale; drop it so nobody is sent it.
+    if (prepared === undefined) this.#latest.delete(frame.sessionId);
   }
 
-  /** A session ended: its viewers are told. */
+  /** A session ended: its viewers are told and closed. */
   onSessionClosed(sessionId: string): void {
-    void sessionId;
+    this.#latest.delete(sessionId);
+    for (const viewer of this.#bySession.get(sessionId) ?? [])
+      viewer.close(ErrorCodes.SESSION_CLOSED, 'the session ended');
   }
 
-  /** Closes every viewer connection. */
-  async close(): Promise<void> {}
+  /** Closes every viewer connection and waits for their native teardown. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const viewer of [...this.#viewers.values()])
+      viewer.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+    await Promise.all([...this.#teardowns]);
+  }
+
+  /** A viewer became ready (opened, or acknowledged a frame): send the cached frame if it is new to it. */
+  pump(viewer: Viewer): void {
+    const prepared = this.#latest.get(viewer.sessionId);
+    const now = performance.now();
+    if (
+      prepared &&
+      viewer.lastSeq !== prepared.frame.seq &&
+      viewer.readyAt(now, this.#options.maxFps)
+    )
+      viewer.sendFrame(prepared, now);
+  }
+
+  viewerClosed(viewer: Viewer, teardown: Promise<void>): void {
+    this.#viewers.delete(viewer.id);
+    const watchers = this.#bySession.get(viewer.sessionId);
+    watchers?.delete(viewer);
+    if (watchers?.size === 0) {
+      this.#bySession.delete(viewer.sessionId);
+      this.#latest.delete(viewer.sessionId);
+    }
+    this.#teardowns.add(teardown);
+    void teardown.finally(() => this.#teardowns.delete(teardown));
+  }
+
+  async #onOffer(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const body = request.body as Record<string, unknown> | null | undefined;
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new PointstreamError(
+        ErrorCodes.SDP_INVALID,
+        'body must be JSON {"sdp": "...", "type": "offer", "session": "<id>"}',
+      );
+    const sessionId = body.session;
+    if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64)
+      throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "session" must be a session id');
+    // Before anything else: another token's session is answered like a missing one.
+    if (!this.#deps.canWatch(request, sessionId))
+      throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such session');
+    if (body.type !== 'offer')
+      throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
+    if (typeof body.sdp !== 'string')
+      throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
+    const sdp = body.sdp;
+    inspectOffer(sdp);
+    if (this.#closed || this.#deps.isClosing())
+      return problem(
+        reply.header('Retry-After', '5'),
+        503,
+        ErrorCodes.SHUTTING_DOWN,
+        'server is shutting down',
+      );
+    if (this.#viewers.size >= this.#options.maxViewers)
+      return problem(
+        reply.header('Retry-After', '5'),
+        503,
+        ErrorCodes.SERVER_FULL,
+        `server is at its limit of ${this.#options.maxViewers} viewers`,
+      );
+    const id = randomBytes(16).toString('base64url');
+    const maxMessageBytes = Math.min(
+      maxMessageSizeOf(sdp) ?? DEFAULT_REMOTE_MESSAGE_BYTES,
+      MAX_VIEWER_MESSAGE_BYTES,
+    );
+    if (maxMessageBytes < VIEWER_START_BYTES + VIEWER_DATA_HEADER_BYTES)
+      throw new PointstreamError(
+        ErrorCodes.SDP_INVALID,
+        `a=max-message-size ${maxMessageBytes} is too small for viewer frames`,
+      );
+    const viewer = new Viewer(
+      this,
+      id,
+      sessionId,
+      maxMessageBytes,
+      this.#deps.rtc,
+      this.#options,
+      this.#log.child({ viewer: id, session: sessionId }),
+    );
+    this.#viewers.set(id, viewer);
+    let watchers = this.#bySession.get(sessionId);
+    if (watchers === undefined) this.#bySession.set(sessionId, (watchers = new Set()));
+    watchers.add(viewer);
+    viewer.log.info({ event: 'viewer-new', remoteAddress: request.ip }, 'new viewer');
+    let answer: string;
+    try {
+      answer = await viewer.answer(sdp);
+    } catch (error) {
+      viewer.close(
+        (error as PointstreamError).code ?? ErrorCodes.SDP_INVALID,
+        `offer failed: ${(error as Error).message}`,
+      );
+      throw error;
+    }
+    const location = `${VIEWER_PATH}${id}`;
+    void reply.header('Location', location);
+    return reply.code(200).send({ sdp: answer, type: 'answer', viewer: id, session: sessionId });
+  }
+
+  #viewer(request: FastifyRequest): Viewer {
+    const { id } = request.params as { id: string };
+    const viewer = this.#viewers.get(id);
+    if (viewer === undefined || !this.#deps.canWatch(request, viewer.sessionId))
+      throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such viewer');
+    return viewer;
+  }
+
+  #onTrickle(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const viewer = this.#viewer(request);
+    if (request.headers['content-type'] !== 'application/trickle-ice-sdpfrag')
+      return problem(
+        reply,
+        415,
+        ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE,
+        'PATCH takes application/trickle-ice-sdpfrag',
+      );
+    viewer.addRemoteCandidates(parseSdpFragment(String(request.body)));
+    return reply.code(204).send();
+  }
+
+  #onDelete(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    this.#viewer(request).close(ErrorCodes.SESSION_CLOSED, 'ended by the viewer (DELETE)');
+    return reply.code(200).send({ ok: true });
+  }
+}
+
+function problem(
+  reply: FastifyReply,
+  status: number,
+  code: ErrorCode,
+  message: string,
+): FastifyReply {
+  return reply.code(status).type('application/json').send({ error: { code, message } });
+}
+
+/** One browser viewer: its peer connection, its channel and its place in the frame stream. */
+class Viewer {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly log: Logger;
+  readonly #hub: ViewerHub;
+  readonly #peer: Peer;
+  readonly #maxMessageBytes: number;
+  readonly #options: ResolvedViewerOptions;
+  #channel: DataChannel | undefined;
+  #channelClosed!: () => void;
+  readonly #nativeClosed = new Promise<void>((resolve) => (this.#channelClosed = resolve));
+  #state: 'connecting' | 'open' | 'closed' = 'connecting';
+  #connectTimer: NodeJS.Timeout | undefined;
+  #ackTimer: NodeJS.Timeout | undefined;
+  /** The seq sent and not yet acknowledged. */
+  #inFlight: number | undefined;
+  #lastSentAt = -Infinity;
+  lastSeq: number | undefined;
+  framesSent = 0;
+  framesDropped = 0;
+  bytesSent = 0;
+
+  constructor(
+    hub: ViewerHub,
+    id: string,
+    sessionId: string,
+    maxMessageBytes: number,
+    rtc: RtcOptions,
+    options: ResolvedViewerOptions,
+    log: Logger,
+  ) {
+    this.#hub = hub;
+    this.id = id;
+    this.sessionId = sessionId;
+    this.log = log;
+    this.#maxMessageBytes = maxMessageBytes;
+    this.#options = options;
+    this.#peer = new Peer('viewer', rtc, {
+      state: (state) => this.#onPeerState(state),
+      dataChannel: (channel) => this.#onDataChannel(channel),
+    });
+    this.#connectTimer = setTimeout(
+      () =>
+        this.close(
+          ErrorCodes.CONNECT_TIMEOUT,
+          `no viewer channel opened within ${options.connectTimeoutMs} ms`,
+        ),
+      options.connectTimeoutMs,
+    );
+  }
+
+  get isOpen(): boolean {
+    return this.#state === 'open';
+  }
+
+  stats(): ViewerStats {
+    return {
+      id: this.id,
+      sessionId: this.sessionId,
+      state: this.#state,
+      framesSent: this.framesSent,
+      framesDropped: this.framesDropped,
+      bytesSent: this.bytesSent,
+    };
+  }
+
+  async answer(offerSdp: string): Promise<string> {
+    this.#peer.setRemoteDescription(offerSdp, 'offer');
+    await this.#peer.gathered();
+    if (this.#state === 'closed')
+      throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'viewer closed while answering');
+    return this.#peer.localDescription().sdp;
+  }
+
+  addRemoteCandidates(candidates: readonly { candidate: string; mid: string }[]): void {
+    for (const { candidate, mid } of candidates) {
+      try {
+        this.#peer.connection.addRemoteCandidate(candidate, mid);
+      } catch (cause) {
+        throw new PointstreamError(
+          ErrorCodes.SDP_INVALID,
+          `candidate rejected: ${(cause as Error).message}`,
+          { cause },
+        );
+      }
+    }
+  }
+
+  /** Ready for a frame: open, the last one acknowledged, and not sooner than `maxFps` allows. */
+  readyAt(now: number, maxFps: number): boolean {
+    return (
+      this.#state === 'open' &&
+      this.#inFlight === undefined &&
+      now - this.#lastSentAt >= 1000 / maxFps
+    );
+  }
+
+  sendFrame(prepared: PreparedFrame, now: number): void {
+    const channel = this.#channel;
+    if (channel === undefined || this.#state !== 'open') return;
+    let data = prepared.data.get(this.#maxMessageBytes);
+    if (data === undefined)
+      prepared.data.set(
+        this.#maxMessageBytes,
+        (data = encodeViewerData(prepared.frame, this.#maxMessageBytes)),
+      );
+    try {
+      channel.sendMessageBinary(encodeViewerStart(prepared.frame, this.framesDropped));
+      for (const message of data) channel.sendMessageBinary(message);
+    } catch (error) {
+      this.close(ErrorCodes.CHANNEL_CLOSED, `send failed: ${(error as Error).message}`);
+      return;
+    }
+    this.#inFlight = prepared.frame.seq;
+    this.lastSeq = prepared.frame.seq;
+    this.#lastSentAt = now;
+    this.framesSent++;
+    this.bytesSent +=
+      VIEWER_START_BYTES + prepared.frame.data.length + data.length * VIEWER_DATA_HEADER_BYTES;
+    this.#ackTimer = setTimeout(
+      () =>
+        this.close(
+          ErrorCodes.SESSION_CLOSED,
+          `frame ${prepared.frame.seq} not acknowledged within ${this.#options.ackTimeoutMs} ms`,
+        ),
+      this.#options.ackTimeoutMs,
+    );
+    this.#ackTimer.unref();
+  }
+
+  #onPeerState(state: PeerState): void {
+    this.log.debug({ event: 'peer-state', peerState: state }, `viewer peer connection ${state}`);
+    if (state === 'failed') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection failed');
+    else if (state === 'closed' || state === 'disconnected')
+      this.close(ErrorCodes.SESSION_CLOSED, `peer connection ${state}`);
+  }
+
+  #onDataChannel(channel: DataChannel): void {
+    if (this.#state !== 'connecting' || this.#channel !== undefined) {
+      channel.close();
+      return;
+    }
+    this.#channel = channel;
+    channel.onClosed(() => {
+      this.#channelClosed();
+      this.close(ErrorCodes.SESSION_CLOSED, 'viewer channel closed');
+    });
+    channel.onMessage((message) => this.#onMessage(message));
+    if (channel.getProtocol() !== VIEWER_PROTOCOL) {
+      this.close(
+        ErrorCodes.PROTOCOL_UNSUPPORTED,
+        `viewer channels use protocol "${VIEWER_PROTOCOL}", not ${JSON.stringify(channel.getProtocol())}`,
+      );
+      return;
+    }
+    channel.onOpen(() => this.#onOpen());
+    if (channel.isOpen()) this.#onOpen();
+  }
+
+  #onOpen(): void {
+    if (this.#state !== 'connecting') return;
+    this.#state = 'open';
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.log.info({ event: 'viewer-open' }, 'viewer channel open');
+    this.#sendText({
+      type: 'hello',
+      viewer: this.id,
+      session: this.sessionId,
+      maxPoints: this.#options.maxPoints,
+      maxFps: this.#options.maxFps,
+    });
+    this.#hub.pump(this);
+  }
+
+  #onMessage(message: string | Buffer | ArrayBuffer): void {
+    if (typeof message !== 'string' || message.length > MAX_CONTROL_CHARS) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(message);
+    } catch {
+      this.log.debug({ event: 'viewer-bad-message' }, 'viewer sent text that is not JSON');
+      return;
+    }
+    const ack = parsed as { type?: unknown; seq?: unknown };
+    if (ack?.type !== 'ack' || ack.seq !== this.#inFlight) return;
+    this.#inFlight = undefined;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#hub.pump(this);
+  }
+
+  #sendText(message: Record<string, unknown>): void {
+    try {
+      if (this.#channel?.isOpen()) this.#channel.sendMessage(JSON.stringify(message));
+    } catch {
+      // Closed under us; the close handler reports it.
+    }
+  }
+
+  /** Tells the page why (when it can still hear), closes channel then connection. Idempotent. */
+  close(code: ErrorCode, reason: string): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#ackTimer);
+    this.#sendText({ type: 'closing', code, message: reason });
+    const channel = this.#channel;
+    const teardown = this.#peer.closeInOrder(
+      channel === undefined ? [] : [{ channel, closed: this.#nativeClosed }],
+    );
+    const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
+    this.log[level](
+      { event: 'viewer-end', code, reason, ...this.stats() },
+      `viewer ended: ${reason}`,
+    );
+    this.#hub.viewerClosed(this, teardown);
+  }
 }

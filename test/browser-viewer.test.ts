@@ -1,0 +1,343 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import nodeDataChannel from 'node-datachannel';
+import type { DataChannel, PeerConnection } from 'node-datachannel';
+import { ErrorCodes, connect } from '../src/index.js';
+import type { PointstreamServer } from '../src/index.js';
+import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling/sdp.js';
+import {
+  encodeViewerData,
+  encodeViewerFrame,
+  encodeViewerStart,
+  VIEWER_PROTOCOL,
+} from '../src/server/viewer.js';
+import {
+  ViewerFormatError,
+  ViewerReassembler,
+  dequantize,
+  parseViewerControl,
+  viewerAck,
+} from '../web/viewer/format.js';
+import type { ViewerControl, ViewerFrame } from '../web/viewer/format.js';
+import { LOOPBACK, startServer, waitFor } from './helpers.js';
+
+const rtc = { bindAddress: LOOPBACK };
+const TOKEN_A = 'viewer-test-token-aaaaaaaa';
+const TOKEN_B = 'viewer-test-token-bbbbbbbb';
+
+/** A ramp whose coordinates say which point they are: x = i, y = -i / 2, z = (i % 100) / 10. */
+function rampPoints(count: number): Float32Array {
+  const points = new Float32Array(count * 3);
+  for (let i = 0; i < count; i++) {
+    points[i * 3] = i;
+    points[i * 3 + 1] = -i / 2;
+    points[i * 3 + 2] = (i % 100) / 10;
+  }
+  return points;
+}
+
+void test('viewer format: exact header bytes, stride decimation, error bound, reassembly', () => {
+  const points = rampPoints(1000);
+  const frame = encodeViewerFrame(points, 7, 1_700_000_000_000.5, 300);
+  assert.equal(frame.pointCount, 300);
+  assert.equal(frame.sourcePointCount, 1000);
+  const start = encodeViewerStart(frame, 3);
+  assert.equal(start.length, 64);
+  assert.deepEqual([...start.subarray(0, 8)], [0x50, 0x53, 0x56, 0x46, 1, 1, 64, 0]);
+  const view = new DataView(start.buffer);
+  assert.equal(view.getUint32(8, true), 7);
+  assert.equal(view.getUint32(12, true), 300);
+  assert.equal(view.getUint32(16, true), 1000);
+  assert.equal(view.getUint32(20, true), 3);
+  assert.equal(view.getUint32(24, true), 1800);
+  assert.equal(view.getFloat64(56, true), 1_700_000_000_000.5);
+  // 1800 data bytes in messages of at most 512: 500 + 500 + 500 + 300.
+  const data = encodeViewerData(frame, 512);
+  assert.deepEqual(
+    data.map((m) => m.length),
+    [512, 512, 512, 312],
+  );
+  assert.deepEqual(
+    [...(data[1] as Uint8Array).subarray(0, 12)],
+    [0x50, 0x53, 0x56, 0x44, 7, 0, 0, 0, 0xf4, 0x01, 0, 0],
+  );
+
+  const reassembler = new ViewerReassembler(300);
+  assert.equal(reassembler.push(start), undefined);
+  let decoded: ViewerFrame | undefined;
+  for (const message of data) decoded = reassembler.push(message.slice().buffer);
+  assert.ok(decoded);
+  assert.equal(decoded.seq, 7);
+  assert.equal(decoded.dropped, 3);
+  assert.equal(decoded.captureTime, 1_700_000_000_000.5);
+  const floats = dequantize(decoded);
+  // Point i of the sent frame is point floor(i * 1000 / 300) of the source; error <= extent / 131070.
+  for (let i = 0; i < 300; i++) {
+    const source = Math.floor((i * 1000) / 300);
+    for (let axis = 0; axis < 3; axis++) {
+      const bound = (decoded.extent[axis] as number) / 131070 + 1e-4;
+      const error = Math.abs(
+        (floats[i * 3 + axis] as number) - (points[source * 3 + axis] as number),
+      );
+      assert.ok(error <= bound, `point ${i} axis ${axis}: error ${error} > ${bound}`);
+    }
+  }
+  // The last point sent is source point 996.
+  assert.deepEqual(decoded.min, [0, -498, 0]);
+
+  // A budget smaller than the frame, a DATA without START, a gap: rejected before allocation.
+  assert.throws(() => new ViewerReassembler(299).push(start), ViewerFormatError);
+  assert.throws(() => new ViewerReassembler(300).push(data[0] as Uint8Array), ViewerFormatError);
+  const gap = new ViewerReassembler(300);
+  gap.push(start);
+  assert.throws(() => gap.push(data[1] as Uint8Array), /offset 500, expected 0/);
+  assert.throws(() => new ViewerReassembler(300).push(new Uint8Array(3)), ViewerFormatError);
+});
+
+void test('viewer format: edge cases (empty frame, equal points, non-finite) and control', () => {
+  const empty = encodeViewerFrame(new Float32Array(0), 0, undefined, 10);
+  const emptyFrame = new ViewerReassembler(10).push(encodeViewerStart(empty, 0));
+  assert.equal(emptyFrame?.pointCount, 0);
+  assert.equal(emptyFrame?.captureTime, undefined);
+  assert.deepEqual(encodeViewerData(empty, 1024), []);
+
+  const same = encodeViewerFrame(new Float32Array([2, 3, 4, 2, 3, 4]), 1, 5, 10);
+  assert.deepEqual(same.extent, [0, 0, 0]);
+  assert.deepEqual(same.min, [2, 3, 4]);
+  const odd = encodeViewerFrame(new Float32Array([NaN, 1, Infinity, 4, 2, 0]), 1, 5, 10);
+  assert.deepEqual(odd.min, [4, 1, 0]);
+  assert.deepEqual(odd.extent, [0, 1, 0]);
+
+  assert.deepEqual(parseViewerControl('{"type":"closing","code":"PS_ERR_X","message":"m"}'), {
+    type: 'closing',
+    code: 'PS_ERR_X',
+    message: 'm',
+  });
+  assert.equal(parseViewerControl('not json'), undefined);
+  assert.equal(parseViewerControl('{"type":"hello"}'), undefined);
+});
+
+/** A viewer written with node-datachannel: what the page does, minus the drawing. */
+class NodeViewer {
+  readonly pc: PeerConnection;
+  readonly dc: DataChannel;
+  readonly frames: ViewerFrame[] = [];
+  readonly controls: ViewerControl[] = [];
+  readonly reassembler = new ViewerReassembler(10_000_000);
+  autoAck = true;
+  closed = false;
+  location: string | undefined;
+
+  constructor() {
+    this.pc = new nodeDataChannel.PeerConnection('node-viewer', {
+      iceServers: [],
+      bindAddress: LOOPBACK,
+    });
+    this.pc.onStateChange(() => undefined);
+    this.dc = this.pc.createDataChannel('viewer', { protocol: VIEWER_PROTOCOL });
+    this.dc.onMessage((message) => {
+      if (typeof message === 'string') {
+        const control = parseViewerControl(message);
+        if (control) this.controls.push(control);
+        return;
+      }
+      const frame = this.reassembler.push(
+        message instanceof ArrayBuffer ? message : new Uint8Array(message),
+      );
+      if (frame === undefined) return;
+      this.frames.push(frame);
+      if (this.autoAck) this.ack(frame.seq);
+    });
+    this.dc.onClosed(() => (this.closed = true));
+  }
+
+  ack(seq: number): void {
+    this.dc.sendMessage(viewerAck(seq));
+  }
+
+  /** Offers (candidates trickled after the answer, as the Node client does); returns the HTTP answer. */
+  async offer(baseUrl: string, session: string, token?: string): Promise<Response> {
+    await new Promise<void>((resolve) => {
+      if (this.pc.gatheringState() === 'complete') resolve();
+      else this.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
+    });
+    const sdp = withoutCandidates((this.pc.localDescription() as { sdp: string }).sdp);
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const response = await fetch(`${baseUrl}/viewer/offer`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ sdp, type: 'offer', session }),
+    });
+    if (!response.ok) return response;
+    const answer = (await response.clone().json()) as { sdp: string };
+    this.location = response.headers.get('location') ?? undefined;
+    this.pc.setRemoteDescription(answer.sdp, 'answer');
+    const patch = await fetch(`${baseUrl}${this.location}`, {
+      method: 'PATCH',
+      headers: { ...headers, 'content-type': 'application/trickle-ice-sdpfrag' },
+      body: toSdpFragment(candidatesOf((this.pc.localDescription() as { sdp: string }).sdp)),
+    });
+    assert.equal(patch.status, 204);
+    return response;
+  }
+
+  close(): void {
+    try {
+      this.dc.close();
+    } catch {
+      // already closed
+    }
+    this.pc.close();
+  }
+}
+
+async function sessionOf(server: PointstreamServer): Promise<string> {
+  await waitFor(() => server.stats().sessions.length === 1, 10_000, 'the session');
+  return server.stats().sessions[0]?.id as string;
+}
+
+void test(
+  'a viewer gets decimated frames of its session; a lagging viewer causes drops, never ingest errors',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ viewer: { maxPoints: 5000, maxFps: 1000 } });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc });
+    t.after(() => client.close());
+    const session = await sessionOf(server);
+
+    const viewer = new NodeViewer();
+    t.after(() => viewer.close());
+    viewer.autoAck = false;
+    const response = await viewer.offer(server.url, session);
+    assert.equal(response.status, 200);
+    assert.match(viewer.location ?? '', /^\/viewer\/peers\/[\w-]{22}$/);
+    await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
+    assert.deepEqual(
+      { ...viewer.controls[0], viewer: undefined },
+      { type: 'hello', viewer: undefined, session, maxPoints: 5000, maxFps: 1000 },
+    );
+
+    // The viewer never acknowledges: after the first frame every frame is dropped for it, and the
+    // client's frames are all received and acknowledged as usual.
+    const points = rampPoints(20_000);
+    const receipts = [];
+    for (let i = 0; i < 10; i++) receipts.push((await client.send(points)).receipt);
+    for (const receipt of await Promise.all(receipts)) assert.equal(receipt.ok, true);
+    await waitFor(() => viewer.frames.length === 1, 10_000, 'the first viewer frame');
+    const first = viewer.frames[0] as ViewerFrame;
+    assert.equal(first.pointCount, 5000);
+    assert.equal(first.sourcePointCount, 20_000);
+    assert.equal(first.dropped, 0);
+    // Stride 4: point i is source point 4i.
+    const floats = dequantize(first);
+    assert.ok(Math.abs((floats[3 * 1234] as number) - 4 * 1234) <= 20_000 / 131070 + 1e-3);
+    assert.equal(server.stats().totals.framesReceived, 10);
+    assert.equal(server.stats().totals.framesRejected, 0);
+
+    // Once it acknowledges, it gets the next frame, which tells it how many it missed.
+    viewer.ack(first.seq);
+    for (let i = 0; viewer.frames.length < 2 && i < 50; i++) {
+      assert.equal((await (await client.send(points)).receipt).ok, true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const second = viewer.frames[1];
+    assert.ok(second, 'a second frame after the ack');
+    assert.ok(second.dropped >= 9, `dropped ${second.dropped}`);
+    assert.ok(second.seq > first.seq);
+
+    const stopped = await fetch(`${server.url}${viewer.location}`, { method: 'DELETE' });
+    assert.equal(stopped.status, 200);
+    await waitFor(() => viewer.closed, 10_000, 'the viewer channel to close after DELETE');
+    assert.ok(
+      viewer.controls.some((c) => c.type === 'closing' && c.code === ErrorCodes.SESSION_CLOSED),
+    );
+  },
+);
+
+void test(
+  'auth: only the token that owns a session may watch it (others get 404, no token 401)',
+  { timeout: 30_000 },
+  async (t) => {
+    const server = await startServer({ tokens: [TOKEN_A, TOKEN_B] });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, token: TOKEN_A });
+    t.after(() => client.close());
+    await waitFor(() => server.stats().sessions.length === 1, 10_000, 'the session');
+    const session = server.stats().sessions[0]?.id as string;
+
+    const other = new NodeViewer();
+    t.after(() => other.close());
+    const refused = await other.offer(server.url, session, TOKEN_B);
+    assert.equal(refused.status, 404);
+    assert.deepEqual(
+      ((await refused.json()) as { error: { code: string } }).error.code,
+      ErrorCodes.SESSION_NOT_FOUND,
+    );
+    const anonymous = await other.offer(server.url, session);
+    assert.equal(anonymous.status, 401);
+    const missing = await other.offer(server.url, 'no-such-session', TOKEN_A);
+    assert.equal(missing.status, 404);
+
+    const owner = new NodeViewer();
+    t.after(() => owner.close());
+    assert.equal((await owner.offer(server.url, session, TOKEN_A)).status, 200);
+    await waitFor(() => owner.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
+    // Another token cannot end it either.
+    const deleted = await fetch(`${server.url}${owner.location}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN_B}` },
+    });
+    assert.equal(deleted.status, 404);
+    // The session ends: its viewers are told and closed.
+    await client.close();
+    await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its session');
+    assert.ok(
+      owner.controls.some((c) => c.type === 'closing' && c.message === 'the session ended'),
+    );
+  },
+);
+
+void test(
+  'viewer limits: 503 beyond maxViewers, bad bodies 400; closing the server closes viewers',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ viewer: { maxViewers: 1 } });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc });
+    t.after(() => client.close());
+    const session = await sessionOf(server);
+
+    const bad = await fetch(`${server.url}/viewer/offer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sdp: 'v=0\r\n', type: 'offer', session }),
+    });
+    assert.equal(bad.status, 400);
+    const noSession = await fetch(`${server.url}/viewer/offer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sdp: 'v=0', type: 'offer' }),
+    });
+    assert.equal(noSession.status, 400);
+
+    const first = new NodeViewer();
+    t.after(() => first.close());
+    assert.equal((await first.offer(server.url, session)).status, 200);
+    await waitFor(() => first.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
+    const second = new NodeViewer();
+    t.after(() => second.close());
+    const full = await second.offer(server.url, session);
+    assert.equal(full.status, 503);
+    assert.equal(full.headers.get('retry-after'), '5');
+    assert.equal(
+      ((await full.json()) as { error: { code: string } }).error.code,
+      ErrorCodes.SERVER_FULL,
+    );
+
+    await server.close();
+    await waitFor(() => first.closed, 10_000, 'the viewer channel to close with the server');
+    assert.ok(first.controls.some((c) => c.type === 'closing'));
+  },
+);

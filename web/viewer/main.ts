@@ -1,0 +1,356 @@
+/**
+ * The live viewer page: the server's sessions from `GET /stats` (refreshed every second), and the
+ * point cloud of the one being watched, over its own WebRTC connection (`POST /viewer/offer`).
+ *
+ * Scripts and tests drive it through `window.pointstreamViewer`:
+ * `await pointstreamViewer.watch(sessionId)`, then `framesShown`, `lastPointCount`, `dropped`.
+ */
+import { authHeaders, openViewer } from './connect.js';
+import type { ViewerConnection } from './connect.js';
+import { ViewerFormatError, ViewerReassembler, parseViewerControl, viewerAck } from './format.js';
+import type { ViewerFrame } from './format.js';
+import { PointScene } from './scene.js';
+
+type WatchState = 'idle' | 'connecting' | 'watching' | 'closed' | 'error';
+
+interface ViewerHook {
+  watch(sessionId: string): Promise<void>;
+  stop(): void;
+  readonly state: WatchState;
+  readonly error: string;
+  readonly framesShown: number;
+  readonly lastPointCount: number;
+  readonly dropped: number;
+  /** Main-thread milliseconds of the last frame: reassembly to the end of its draw call. */
+  readonly lastFrameMs: number;
+}
+
+declare global {
+  interface Window {
+    pointstreamViewer: ViewerHook;
+  }
+}
+
+interface SessionRow {
+  id: string;
+  state: string;
+  framesReceived: number;
+  framesRejected: number;
+  bytesReceived: number;
+  pointsReceived: number;
+  lastFrameAt?: number;
+}
+
+const element = <T extends HTMLElement>(id: string): T => {
+  const found = document.getElementById(id);
+  if (found === null) throw new Error(`#${id} is missing from the page`);
+  return found as T;
+};
+
+const tokenInput = element<HTMLInputElement>('token');
+const statusText = element('status');
+const errorText = element('error');
+const rows = element('session-rows');
+const stopButton = element<HTMLButtonElement>('stop');
+const overlay = {
+  session: element('o-session'),
+  points: element('o-points'),
+  fps: element('o-fps'),
+  dropped: element('o-dropped'),
+  age: element('o-age'),
+};
+
+const fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
+tokenInput.value = fragment.get('token') ?? '';
+const token = (): string | undefined => tokenInput.value.trim() || undefined;
+
+const scene = new PointScene(element('canvas-host'));
+const format = new Intl.NumberFormat('en');
+
+// ---- watching one session ----
+
+let state: WatchState = 'idle';
+let lastError = '';
+let current: { session: string; connection: ViewerConnection } | undefined;
+let framesShown = 0;
+let lastPointCount = 0;
+let dropped = 0;
+let lastFrameMs = 0;
+let lastCaptureTime: number | undefined;
+let sourcePoints = 0;
+/** When the last frames were drawn, for frames/s over the last two seconds. */
+const shownAt: number[] = [];
+
+function showError(message: string): void {
+  lastError = message;
+  errorText.textContent = message;
+}
+
+function stop(): void {
+  const watched = current;
+  current = undefined;
+  stopButton.disabled = true;
+  if (watched === undefined) return;
+  if (state === 'watching' || state === 'connecting') state = 'idle';
+  watched.connection.channel.close();
+  watched.connection.pc.close();
+  if (watched.connection.url !== undefined)
+    void fetch(watched.connection.url, {
+      method: 'DELETE',
+      headers: authHeaders(token()),
+      signal: AbortSignal.timeout(2000),
+    }).catch(() => undefined);
+  updateOverlay();
+}
+
+async function watch(session: string): Promise<void> {
+  stop();
+  scene.clear();
+  framesShown = lastPointCount = dropped = sourcePoints = 0;
+  lastCaptureTime = undefined;
+  shownAt.length = 0;
+  state = 'connecting';
+  showError('');
+  overlay.session.textContent = `session ${session.slice(0, 8)}… connecting`;
+  let connection: ViewerConnection;
+  try {
+    connection = await openViewer(location.origin, session, token());
+  } catch (error) {
+    state = 'error';
+    showError(`Cannot watch ${session.slice(0, 8)}…: ${(error as Error).message}`);
+    updateOverlay();
+    throw error;
+  }
+  const watched = { session, connection };
+  current = watched;
+  state = 'watching';
+  stopButton.disabled = false;
+  let reassembler = new ViewerReassembler(250_000);
+  const { channel, pc } = connection;
+  channel.addEventListener('message', (event: MessageEvent<string | ArrayBuffer>) => {
+    if (current !== watched) return;
+    if (typeof event.data === 'string') {
+      const control = parseViewerControl(event.data);
+      if (control?.type === 'hello') reassembler = new ViewerReassembler(control.maxPoints);
+      else if (control?.type === 'closing') {
+        state = 'closed';
+        showError(`The server ended this view: ${control.message} (${control.code})`);
+      }
+      return;
+    }
+    const started = performance.now();
+    let frame: ViewerFrame | undefined;
+    try {
+      frame = reassembler.push(event.data);
+    } catch (error) {
+      if (!(error instanceof ViewerFormatError)) throw error;
+      state = 'error';
+      showError(`Bad data from the server: ${error.message}`);
+      stop();
+      return;
+    }
+    if (frame !== undefined) draw(frame, started, channel);
+  });
+  channel.addEventListener('close', () => {
+    if (current !== watched) return;
+    if (state === 'watching') {
+      state = 'closed';
+      if (lastError === '') showError('The viewer connection closed.');
+    }
+    current = undefined;
+    stopButton.disabled = true;
+    pc.close();
+    updateOverlay();
+  });
+  pc.addEventListener('connectionstatechange', () => {
+    if (pc.connectionState === 'failed' && current === watched) {
+      state = 'error';
+      showError('Connection failed (ICE/DTLS): is UDP to the server open?');
+      stop();
+    }
+  });
+  updateOverlay();
+}
+
+function draw(frame: ViewerFrame, started: number, channel: RTCDataChannel): void {
+  const frameSeq = frame.seq;
+  scene.show(frame, () => {
+    framesShown++;
+    lastPointCount = frame.pointCount;
+    sourcePoints = frame.sourcePointCount;
+    dropped = frame.dropped;
+    lastCaptureTime = frame.captureTime;
+    lastFrameMs = performance.now() - started;
+    shownAt.push(performance.now());
+    updateOverlay();
+    // Drawn: the server may send the next one.
+    if (channel.readyState === 'open') channel.send(viewerAck(frameSeq));
+  });
+}
+
+function framesPerSecond(): number {
+  const now = performance.now();
+  while (shownAt.length > 0 && (shownAt[0] as number) < now - 2000) shownAt.shift();
+  return shownAt.length / 2;
+}
+
+function updateOverlay(): void {
+  const session = current?.session;
+  overlay.session.textContent =
+    session === undefined ? `no session watched (${state})` : `session ${session.slice(0, 8)}…`;
+  overlay.points.textContent =
+    framesShown === 0
+      ? '–'
+      : `${format.format(lastPointCount)}${sourcePoints > lastPointCount ? ` of ${format.format(sourcePoints)}` : ''}`;
+  overlay.points.dataset.count = String(lastPointCount);
+  overlay.fps.textContent = framesShown === 0 ? '–' : framesPerSecond().toFixed(1);
+  overlay.dropped.textContent = framesShown === 0 ? '–' : format.format(dropped);
+  overlay.age.textContent =
+    lastCaptureTime === undefined ? '–' : `${Math.max(0, Date.now() - lastCaptureTime)} ms`;
+}
+
+stopButton.addEventListener('click', () => stop());
+
+// ---- the list of sessions ----
+
+interface Previous {
+  at: number;
+  frames: number;
+  bytes: number;
+  points: number;
+}
+const previous = new Map<string, Previous & { rate: string; mbps: string; perFrame: string }>();
+
+async function refresh(): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch('/stats', {
+      headers: authHeaders(token()),
+      signal: AbortSignal.timeout(3000),
+    });
+  } catch (error) {
+    statusText.textContent = `cannot reach the server: ${(error as Error).message}`;
+    statusText.className = 'bad';
+    return;
+  }
+  if (response.status === 401) {
+    statusText.textContent =
+      'HTTP 401: this server needs a token: enter it above, or open /viewer#token=…';
+    statusText.className = 'bad';
+    renderRows([]);
+    return;
+  }
+  if (!response.ok) {
+    statusText.textContent = `GET /stats answered HTTP ${response.status}`;
+    statusText.className = 'bad';
+    return;
+  }
+  const stats = (await response.json()) as { sessions: SessionRow[] };
+  statusText.textContent = `${stats.sessions.length} live session${stats.sessions.length === 1 ? '' : 's'}, updated ${new Date().toLocaleTimeString()}`;
+  statusText.className = 'hint';
+  renderRows(stats.sessions);
+}
+
+function renderRows(sessions: SessionRow[]): void {
+  const now = performance.now();
+  const seen = new Set<string>();
+  rows.replaceChildren();
+  for (const session of sessions) {
+    seen.add(session.id);
+    const before = previous.get(session.id);
+    let rate = before?.rate ?? '–';
+    let mbps = before?.mbps ?? '–';
+    let perFrame = before?.perFrame ?? '–';
+    if (before !== undefined && now - before.at > 500) {
+      const seconds = (now - before.at) / 1000;
+      const frames = session.framesReceived - before.frames;
+      rate = (frames / seconds).toFixed(1);
+      mbps = ((session.bytesReceived - before.bytes) / seconds / 1e6).toFixed(1);
+      if (frames > 0)
+        perFrame = format.format(Math.round((session.pointsReceived - before.points) / frames));
+    }
+    if (before === undefined || now - before.at > 500)
+      previous.set(session.id, {
+        at: now,
+        frames: session.framesReceived,
+        bytes: session.bytesReceived,
+        points: session.pointsReceived,
+        rate,
+        mbps,
+        perFrame,
+      });
+    const row = document.createElement('tr');
+    row.dataset.session = session.id;
+    if (current?.session === session.id) row.className = 'watched';
+    const cells = [
+      `${session.id.slice(0, 8)}…`,
+      session.state,
+      format.format(session.framesReceived),
+      rate,
+      mbps,
+      perFrame,
+      session.lastFrameAt === undefined
+        ? '–'
+        : `${(Math.max(0, Date.now() - session.lastFrameAt) / 1000).toFixed(1)} s ago`,
+      format.format(session.framesRejected),
+    ];
+    for (const text of cells) {
+      const cell = document.createElement('td');
+      cell.textContent = text;
+      row.append(cell);
+    }
+    const action = document.createElement('td');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = current?.session === session.id ? 'watching' : 'watch';
+    button.disabled = current?.session === session.id;
+    button.addEventListener('click', () => void watch(session.id).catch(() => undefined));
+    action.append(button);
+    row.append(action);
+    rows.append(row);
+  }
+  for (const id of previous.keys()) if (!seen.has(id)) previous.delete(id);
+  if (sessions.length === 0) {
+    const row = document.createElement('tr');
+    row.innerHTML = '<td colspan="9" class="hint">no live sessions</td>';
+    rows.append(row);
+  }
+}
+
+tokenInput.addEventListener('change', () => void refresh());
+window.addEventListener('hashchange', () => {
+  const token = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
+  if (token !== null) tokenInput.value = token;
+  void refresh();
+});
+setInterval(() => {
+  void refresh();
+  updateOverlay();
+}, 1000);
+void refresh();
+
+window.pointstreamViewer = {
+  watch,
+  stop,
+  get state() {
+    return state;
+  },
+  get error() {
+    return lastError;
+  },
+  get framesShown() {
+    return framesShown;
+  },
+  get lastPointCount() {
+    return lastPointCount;
+  },
+  get dropped() {
+    return dropped;
+  },
+  get lastFrameMs() {
+    return lastFrameMs;
+  },
+};
+
+const initial = fragment.get('session');
+if (initial !== null) void watch(initial).catch(() => undefined);

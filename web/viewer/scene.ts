@@ -1,0 +1,160 @@
+import {
+  BufferAttribute,
+  BufferGeometry,
+  Color,
+  PerspectiveCamera,
+  Points,
+  Scene,
+  ShaderMaterial,
+  Vector3,
+  WebGLRenderer,
+} from 'three';
+import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
+import type { ViewerFrame } from './format.js';
+
+/** The page background; the test counts pixels that differ from it. */
+export const BACKGROUND = 0x0b0e12;
+
+/*
+ * The GPU dequantizes: q16 coordinates go to WebGL as they arrived (a normalized unsigned-short
+ * attribute, 0..1), and the vertex shader scales them by the frame's bounds. The page never
+ * converts points on the CPU, so there is nothing to move to a worker. Height (z, 0..1 within the
+ * frame) picks the colour from a turbo-like ramp.
+ */
+const VERTEX = /* glsl */ `
+uniform vec3 uMin;
+uniform vec3 uExtent;
+uniform float uSize;
+varying float vHeight;
+void main() {
+  vHeight = position.z;
+  gl_Position = projectionMatrix * modelViewMatrix * vec4(uMin + position * uExtent, 1.0);
+  gl_PointSize = uSize;
+}`;
+
+const FRAGMENT = /* glsl */ `
+varying float vHeight;
+// Turbo colormap, polynomial approximation (Google AI, Apache-2.0).
+vec3 ramp(float x) {
+  const vec4 kRed4 = vec4(0.13572138, 4.61539260, -42.66032258, 132.13108234);
+  const vec4 kGreen4 = vec4(0.09140261, 2.19418839, 4.84296658, -14.18503333);
+  const vec4 kBlue4 = vec4(0.10667330, 12.64194608, -60.58204836, 110.36276771);
+  const vec2 kRed2 = vec2(-152.94239396, 59.28637943);
+  const vec2 kGreen2 = vec2(4.27729857, 2.82956604);
+  const vec2 kBlue2 = vec2(-89.90310912, 27.34824973);
+  x = clamp(x, 0.0, 1.0);
+  vec4 v4 = vec4(1.0, x, x * x, x * x * x);
+  vec2 v2 = v4.zw * v4.z;
+  return vec3(dot(v4, kRed4) + dot(v2, kRed2), dot(v4, kGreen4) + dot(v2, kGreen2),
+    dot(v4, kBlue4) + dot(v2, kBlue2));
+}
+void main() {
+  gl_FragColor = vec4(ramp(vHeight), 1.0);
+}`;
+
+/** A three.js scene that shows one point cloud at a time, with orbit controls. */
+export class PointScene {
+  readonly renderer: WebGLRenderer;
+  readonly #scene = new Scene();
+  readonly #camera = new PerspectiveCamera(50, 1, 0.01, 1e7);
+  readonly #controls: OrbitControls;
+  readonly #material = new ShaderMaterial({
+    vertexShader: VERTEX,
+    fragmentShader: FRAGMENT,
+    uniforms: {
+      uMin: { value: new Vector3() },
+      uExtent: { value: new Vector3(1, 1, 1) },
+      uSize: { value: 2 },
+    },
+  });
+  readonly #host: HTMLElement;
+  #points: Points | undefined;
+  #framed = false;
+  #renderQueued = false;
+  #afterRender: (() => void)[] = [];
+
+  constructor(host: HTMLElement) {
+    this.#host = host;
+    // preserveDrawingBuffer: the canvas can be read back (screenshots, the test's pixel count).
+    this.renderer = new WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
+    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
+    this.#scene.background = new Color(BACKGROUND);
+    // Point clouds are z-up (LiDAR, ROS); three.js is y-up unless told.
+    this.#camera.up.set(0, 0, 1);
+    this.#camera.position.set(10, -10, 8);
+    host.append(this.renderer.domElement);
+    this.#controls = new OrbitControls(this.#camera, this.renderer.domElement);
+    this.#controls.addEventListener('change', () => this.requestRender());
+    new ResizeObserver(() => this.#resize()).observe(host);
+    this.#resize();
+  }
+
+  /** Shows `frame` (replacing the last one); `drawn` runs once it has been rendered. */
+  show(frame: ViewerFrame, drawn: () => void): void {
+    const geometry = new BufferGeometry();
+    // Normalized: WebGL reads u16 as 0..1; the shader scales by the bounds.
+    geometry.setAttribute('position', new BufferAttribute(frame.quantized, 3, true));
+    const uniforms = this.#material.uniforms as Record<'uMin' | 'uExtent', { value: Vector3 }>;
+    uniforms.uMin.value.set(...frame.min);
+    uniforms.uExtent.value.set(...frame.extent);
+    if (this.#points) {
+      this.#points.geometry.dispose();
+      this.#points.geometry = geometry;
+    } else {
+      this.#points = new Points(geometry, this.#material);
+      // Its bounds are in the shader, not in the geometry.
+      this.#points.frustumCulled = false;
+      this.#scene.add(this.#points);
+    }
+    if (!this.#framed) this.#frame(frame);
+    this.#afterRender.push(drawn);
+    this.requestRender();
+  }
+
+  /** Forgets the cloud (a new session is framed afresh). */
+  clear(): void {
+    if (this.#points) {
+      this.#scene.remove(this.#points);
+      this.#points.geometry.dispose();
+      this.#points = undefined;
+    }
+    this.#framed = false;
+    this.requestRender();
+  }
+
+  requestRender(): void {
+    if (this.#renderQueued) return;
+    this.#renderQueued = true;
+    requestAnimationFrame(() => {
+      this.#renderQueued = false;
+      this.renderer.render(this.#scene, this.#camera);
+      for (const done of this.#afterRender.splice(0)) done();
+    });
+  }
+
+  /** Looks at the cloud from a corner above it, far enough to see all of it. */
+  #frame(frame: ViewerFrame): void {
+    const [ex, ey, ez] = frame.extent;
+    const center = new Vector3(frame.min[0] + ex / 2, frame.min[1] + ey / 2, frame.min[2] + ez / 2);
+    const radius = Math.max(Math.hypot(ex, ey, ez) / 2, 1e-3);
+    const distance = radius / Math.sin(((this.#camera.fov / 2) * Math.PI) / 180);
+    this.#camera.position
+      .copy(center)
+      .add(new Vector3(1, -1.2, 0.8).normalize().multiplyScalar(distance));
+    this.#camera.near = distance / 1000;
+    this.#camera.far = distance * 10;
+    this.#camera.updateProjectionMatrix();
+    this.#controls.target.copy(center);
+    this.#controls.update();
+    this.#framed = true;
+  }
+
+  #resize(): void {
+    const width = Math.max(this.#host.clientWidth, 1);
+    const height = Math.max(this.#host.clientHeight, 1);
+    this.renderer.setSize(width, height, false);
+    this.#camera.aspect = width / height;
+    this.#camera.updateProjectionMatrix();
+    this.requestRender();
+  }
+}

@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import type { Page } from 'playwright-core';
+import type { PointstreamServer, ReceivedFrame } from '../src/index.js';
+import { CONTENT_SECURITY_POLICY } from '../src/server/web.js';
+import { RandomPointSource } from '../src/sources/random.js';
+import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
+import { startServer } from './helpers.js';
+
+// What window.pointstream.start() resolves with (web/sender/run.ts RunResult), as far as used here.
+interface RunResult {
+  ok: boolean;
+  reason: string;
+  errorCode: string | null;
+  sessionId: string | null;
+  framesSent: number;
+  framesAcked: number;
+  framesRejected: number;
+  framesLost: number;
+  bytesSent: number;
+  maxMessageBytes: number;
+  latencyMs: { p50: number; p99: number; max: number };
+}
+
+const TOKEN = 'browser-test-token-0123456789';
+
+// The page's test hook (web/sender/main.ts); these tests type-check without the DOM library.
+declare const window: {
+  pointstream: {
+    ready: true;
+    start(options: Record<string, unknown>): Promise<RunResult>;
+    file: Promise<number> | undefined;
+  };
+};
+
+assert.ok(
+  haveWebBuild(),
+  'dist/web is not built: run "npm run build:web" first (npm test does it)',
+);
+
+/** Frames the server verified, checked against the seeded generator the page uses, as they come. */
+function recordFrames(server: PointstreamServer, points: number, seed: number) {
+  const generator = new RandomPointSource(points, { seed });
+  const frames: { seq: number; pointCount: number; equal: boolean; sessionId: string }[] = [];
+  server.on('frame', (frame: ReceivedFrame) => {
+    const expected = generator.next();
+    frames.push({
+      seq: frame.seq,
+      pointCount: frame.pointCount,
+      sessionId: frame.sessionId,
+      // Byte-exact: the same float32 values, in order.
+      equal: Buffer.from(
+        frame.points.buffer,
+        frame.points.byteOffset,
+        frame.points.byteLength,
+      ).equals(Buffer.from(expected.buffer, expected.byteOffset, expected.byteLength)),
+    });
+  });
+  return frames;
+}
+
+async function openSender(open: (url: string) => Promise<Page>, url: string): Promise<Page> {
+  const page = await open(url);
+  await page.waitForFunction(() => window.pointstream?.ready === true);
+  return page;
+}
+
+void test('the web pages are served with types, caching, CSP; no traversal; public under auth', async (t) => {
+  const server = await startServer({ tokens: [TOKEN] });
+  t.after(() => server.close());
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}${path}`, { headers });
+
+  for (const [path, type] of [
+    ['/', 'text/html; charset=utf-8'],
+    ['/send', 'text/html; charset=utf-8'],
+    ['/sender', 'text/html; charset=utf-8'],
+    ['/sender.js', 'text/javascript; charset=utf-8'],
+    ['/sender.js.map', 'application/json; charset=utf-8'],
+    ['/shared/style.css', 'text/css; charset=utf-8'],
+  ] as const) {
+    const response = await get(path);
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get('content-type'), type, path);
+    assert.equal(response.headers.get('cache-control'), 'no-cache', path);
+    assert.equal(response.headers.get('x-content-type-options'), 'nosniff', path);
+    if (type.startsWith('text/html'))
+      assert.equal(response.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY);
+    const etag = response.headers.get('etag');
+    assert.ok(etag, path);
+    const again = await get(path, { 'if-none-match': etag });
+    assert.equal(again.status, 304, `${path} revalidated`);
+  }
+  const page = await (await get('/send')).text();
+  assert.match(page, /<script type="module" src="\/sender.js">/);
+  assert.equal(
+    page,
+    readFileSync(new URL('../dist/web/sender/index.html', import.meta.url), 'utf8'),
+  );
+
+  // The API still needs the token; unknown paths and traversal attempts get the JSON 404.
+  assert.equal((await get('/stats')).status, 401);
+  for (const path of [
+    '/sender/../../package.json',
+    '/..%2f..%2fpackage.json',
+    '/%2e%2e/%2e%2e/package.json',
+    '/sender/index.html/../../../package.json',
+    '/nope.js',
+    '/dist/web/sender.js',
+  ]) {
+    const response = await get(path, { authorization: `Bearer ${TOKEN}` });
+    assert.equal(response.status, 404, path);
+    const body = (await response.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'PS_ERR_HTTP_NOT_FOUND', path);
+  }
+  // Pages are GET only.
+  assert.notEqual((await fetch(`${server.url}/send`, { method: 'POST' })).status, 200);
+});
+
+void test('browser sender streams seeded frames that the server verifies byte for byte', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const frames = recordFrames(server, 100_000, 7);
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+
+  const result = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ source: 'random', points: 100_000, seed: 7, frames: 8, rate: 8 }),
+  );
+  assert.equal(
+    result.ok,
+    true,
+    `${result.errorCode}: ${result.reason}; ${browser.errors.join('\n')}`,
+  );
+  assert.equal(result.framesSent, 8);
+  assert.equal(result.framesAcked, 8);
+  assert.equal(result.framesRejected + result.framesLost, 0);
+  assert.equal(result.maxMessageBytes, 262_144, "chunks at Chromium's maximum message size");
+  assert.equal(result.bytesSent, 8 * (128 + 1_200_000));
+  assert.ok(result.latencyMs.p50 > 0 && result.latencyMs.p99 >= result.latencyMs.p50);
+
+  assert.deepEqual(
+    frames.map((f) => f.seq),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
+  assert.ok(
+    frames.every((f) => f.pointCount === 100_000 && f.equal && f.sessionId === result.sessionId),
+  );
+
+  // The page shows what the CLI shows.
+  assert.equal(await page.textContent('#s-acked'), '8');
+  assert.match((await page.textContent('#status')) ?? '', /^OK: all 8 frames acknowledged intact/);
+  await screenshot(page, 'browser-sender');
+  assert.deepEqual(browser.errors, []);
+});
+
+void test('with auth on: the token from the URL fragment works, a wrong one fails clearly', async (t) => {
+  const server = await startServer({ tokens: [TOKEN] });
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const frames = recordFrames(server, 2_000, 3);
+
+  const good = await openSender((url) => browser.open(url), `${server.url}/send#token=${TOKEN}`);
+  assert.equal(await good.inputValue('#token'), TOKEN);
+  const ok = await good.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ points: 2_000, seed: 3, frames: 3, rate: 0 }),
+  );
+  assert.equal(ok.ok, true, `${ok.errorCode}: ${ok.reason}`);
+  assert.equal(ok.framesAcked, 3);
+  assert.equal(frames.length, 3);
+  assert.ok(frames.every((f) => f.equal));
+
+  const bad = await openSender(
+    (url) => browser.open(url),
+    `${server.url}/send#token=not-the-right-token-at-all`,
+  );
+  const refused = await bad.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ points: 2_000, frames: 3 }),
+  );
+  assert.equal(refused.ok, false);
+  assert.equal(refused.errorCode, 'PS_ERR_UNAUTHORIZED');
+  assert.equal(refused.framesSent, 0);
+  assert.match(refused.reason, /HTTP 401 \(invalid bearer token\): check the token/);
+  assert.match((await bad.textContent('#error')) ?? '', /^PS_ERR_UNAUTHORIZED: offer was refused/);
+  await screenshot(bad, 'browser-sender-wrong-token');
+  assert.equal(frames.length, 3, 'nothing more arrived');
+  assert.equal(server.stats().sessions.length, 0);
+});
+
+void test('a .npy file picked on the page is streamed as it is; a bad file is refused on the page', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const received: Float32Array[] = [];
+  server.on('frame', (frame) => received.push(frame.points.slice()));
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+
+  // (N, 4) float32, x y z intensity: the page keeps x, y, z.
+  const fixture = new URL('./fixtures/npy/xyzi_f4_4cols.npy', import.meta.url);
+  await page.setInputFiles('#file', fixture.pathname);
+  const count = await page.evaluate(() => window.pointstream.file);
+  const manifest = JSON.parse(
+    readFileSync(new URL('./fixtures/npy/manifest.json', import.meta.url), 'utf8'),
+  ) as { files: { name: string; shape: number[]; values?: number[] }[] };
+  const entry = manifest.files.find((file) => file.name === 'xyzi_f4_4cols.npy');
+  assert.ok(entry?.values);
+  assert.equal(count, entry.shape[0]);
+  assert.match((await page.textContent('#file-status')) ?? '', /xyzi_f4_4cols\.npy: 5 points/);
+
+  const result = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ source: 'file', frames: 2, rate: 0 }),
+  );
+  assert.equal(result.ok, true, `${result.errorCode}: ${result.reason}`);
+  assert.equal(received.length, 2);
+  // NumPy's own values (from the fixture manifest), without the fourth column.
+  const expected = Float32Array.from(entry.values.filter((_, index) => index % 4 !== 3));
+  assert.deepEqual(received[0], expected);
+  assert.deepEqual(received[1], expected);
+
+  // (N, 3) int32 is refused in the page with the npy code, and nothing is sent.
+  await page.setInputFiles('#file', new URL('./fixtures/npy/xyz_i4.npy', import.meta.url).pathname);
+  const error = await page.evaluate(() =>
+    window.pointstream.file?.then(
+      () => 'loaded',
+      (e: { code?: string }) => e.code,
+    ),
+  );
+  assert.equal(error, 'PS_ERR_NPY_UNSUPPORTED_DTYPE');
+  assert.match((await page.textContent('#file-status')) ?? '', /PS_ERR_NPY_UNSUPPORTED_DTYPE/);
+  const refused = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ source: 'file', frames: 1 }),
+  );
+  assert.equal(refused.ok, false);
+  assert.equal(refused.errorCode, 'PS_ERR_SOURCE_EMPTY');
+  assert.equal(received.length, 2);
+});

@@ -1,0 +1,205 @@
+import { PointstreamError } from '../../src/errors.js';
+import { tokenFromFragment } from '../shared/signaling.js';
+import { parsePointFile } from './files.js';
+import { runSender } from './run.js';
+import type { Progress, RunOptions, RunResult } from './run.js';
+
+/**
+ * The browser sender page (/send): a form over {@link runSender}, plus a small hook for tests and
+ * scripts: `await window.pointstream.start({ points: 100000, frames: 8 })` resolves with the
+ * result, as does `window.pointstream.result` for the last run.
+ */
+
+// TODO(issue 6): when src/wire/encodings lands, enable q16/compressed in the picker and encode
+// each frame in a Web Worker (web/sender/encode.worker.ts, bundled by scripts/build-web.mjs).
+
+export interface PointstreamHook {
+  /** Starts a run with the form's values, overridden by `options`. */
+  start(options?: Partial<RunOptions>): Promise<RunResult>;
+  stop(): void;
+  /** The last run's result, once it is over. */
+  result: Promise<RunResult> | undefined;
+  /** Settles when the file picked last is parsed: its point count, or the error. */
+  file: Promise<number> | undefined;
+  readonly ready: true;
+}
+
+declare global {
+  interface Window {
+    pointstream: PointstreamHook;
+  }
+}
+
+const element = <T extends HTMLElement>(id: string): T => {
+  const found = document.getElementById(id);
+  if (found === null) throw new Error(`page lacks #${id}`);
+  return found as T;
+};
+
+const form = element<HTMLFormElement>('form');
+const inputs = {
+  source: element<HTMLSelectElement>('source'),
+  points: element<HTMLInputElement>('points'),
+  rate: element<HTMLInputElement>('rate'),
+  frames: element<HTMLInputElement>('frames'),
+  seed: element<HTMLInputElement>('seed'),
+  encoding: element<HTMLSelectElement>('encoding'),
+  token: element<HTMLInputElement>('token'),
+  file: element<HTMLInputElement>('file'),
+};
+const drop = element<HTMLDivElement>('drop');
+const fileStatus = element<HTMLDivElement>('file-status');
+const startButton = element<HTMLButtonElement>('start');
+const stopButton = element<HTMLButtonElement>('stop');
+const status = element<HTMLDivElement>('status');
+const progressBar = element<HTMLProgressElement>('progress');
+const errorBox = element<HTMLDivElement>('error');
+const cells = {
+  sent: element('s-sent'),
+  acked: element('s-acked'),
+  rejected: element('s-rejected'),
+  lost: element('s-lost'),
+  session: element('s-session'),
+  rate: element('s-rate'),
+  mbps: element('s-mbps'),
+  latency: element('s-latency'),
+};
+
+const fragmentToken = tokenFromFragment();
+if (fragmentToken !== undefined) inputs.token.value = fragmentToken;
+
+let filePoints: Float32Array | undefined;
+let controller: AbortController | undefined;
+
+function describeError(error: unknown): string {
+  if (error instanceof PointstreamError) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function loadFile(file: File): Promise<number> {
+  fileStatus.textContent = `reading ${file.name}…`;
+  fileStatus.className = 'hint';
+  filePoints = undefined;
+  try {
+    const points = parsePointFile(file.name, new Uint8Array(await file.arrayBuffer()));
+    filePoints = points;
+    const count = points.length / 3;
+    fileStatus.textContent = `${file.name}: ${count.toLocaleString('en')} points (${(points.byteLength / 1e6).toFixed(1)} MB as float32)`;
+    fileStatus.className = 'ok';
+    fileStatus.dataset.points = String(count);
+    inputs.source.value = 'file';
+    return count;
+  } catch (error) {
+    fileStatus.textContent = `${file.name}: ${describeError(error)}`;
+    fileStatus.className = 'bad';
+    delete fileStatus.dataset.points;
+    throw error;
+  }
+}
+
+function pickFile(file: File | undefined): void {
+  if (file === undefined) return;
+  const loading = loadFile(file);
+  loading.catch(() => undefined); // shown on the page
+  window.pointstream.file = loading;
+}
+
+inputs.file.addEventListener('change', () => pickFile(inputs.file.files?.[0]));
+drop.addEventListener('dragover', (event) => {
+  event.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (event) => {
+  event.preventDefault();
+  drop.classList.remove('over');
+  pickFile(event.dataTransfer?.files[0]);
+});
+
+function formOptions(): RunOptions {
+  const number = (input: HTMLInputElement, fallback: number): number => {
+    const value = Number(input.value);
+    return Number.isFinite(value) && value >= 0 ? value : fallback;
+  };
+  const token = inputs.token.value.trim();
+  return {
+    offerUrl: new URL('/offer', location.origin).toString(),
+    token: token.length > 0 ? token : undefined,
+    source: inputs.source.value === 'file' ? 'file' : 'random',
+    points: Math.max(1, Math.floor(number(inputs.points, 100_000))),
+    seed: Math.floor(number(inputs.seed, 1)),
+    rate: number(inputs.rate, 4),
+    frames: Math.floor(number(inputs.frames, 40)),
+    encoding: 'raw',
+  };
+}
+
+let pendingPaint: Progress | undefined;
+function show(progress: Progress): void {
+  // At most one repaint per animation frame, however many receipts arrive.
+  if (pendingPaint === undefined) requestAnimationFrame(paint);
+  pendingPaint = progress;
+}
+function paint(): void {
+  const p = pendingPaint;
+  pendingPaint = undefined;
+  if (p === undefined) return;
+  cells.sent.textContent = String(p.framesSent);
+  cells.acked.textContent = String(p.framesAcked);
+  cells.rejected.textContent = String(p.framesRejected);
+  cells.lost.textContent = String(p.framesLost);
+  cells.rejected.className = p.framesRejected > 0 ? 'bad' : '';
+  cells.lost.className = p.framesLost > 0 ? 'bad' : '';
+  cells.session.textContent = p.sessionId ?? '–';
+  cells.rate.textContent = `${p.achievedHz.toFixed(2)} frames/s`;
+  cells.mbps.textContent = `${p.mbPerSec.toFixed(1)} MB/s`;
+  cells.latency.textContent = `${p.latencyMs.p50} / ${p.latencyMs.p99} / ${p.latencyMs.max} ms`;
+  if (p.framesPlanned !== null) {
+    progressBar.max = p.framesPlanned;
+    progressBar.value = p.framesAcked + p.framesRejected + p.framesLost;
+  } else progressBar.removeAttribute('value');
+  if (p.phase !== 'done')
+    status.textContent = `${p.phase}… ${p.framesSent}${p.framesPlanned === null ? '' : ` of ${p.framesPlanned}`} frames sent, ${p.seconds.toFixed(1)} s`;
+}
+
+async function start(overrides: Partial<RunOptions> = {}): Promise<RunResult> {
+  if (controller !== undefined) throw new Error('a run is already going on: stop it first');
+  const options = { ...formOptions(), ...overrides };
+  controller = new AbortController();
+  startButton.disabled = true;
+  stopButton.disabled = false;
+  errorBox.textContent = '';
+  status.className = 'hint';
+  document.body.dataset.state = 'running';
+  let file = filePoints;
+  if (options.source === 'file' && window.pointstream.file !== undefined) {
+    await window.pointstream.file.catch(() => undefined);
+    file = filePoints;
+  }
+  const run = runSender(options, file, controller.signal, show);
+  window.pointstream.result = run;
+  const result = await run;
+  controller = undefined;
+  startButton.disabled = false;
+  stopButton.disabled = true;
+  status.textContent = result.ok ? `OK: ${result.reason}` : `FAILED: ${result.reason}`;
+  status.className = result.ok ? 'ok' : 'bad';
+  if (!result.ok) errorBox.textContent = `${result.errorCode ?? 'error'}: ${result.reason}`;
+  document.body.dataset.state = result.ok ? 'done' : 'failed';
+  return result;
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  start().catch((error: unknown) => (errorBox.textContent = describeError(error)));
+});
+stopButton.addEventListener('click', () => controller?.abort());
+
+window.pointstream = {
+  start,
+  stop: () => controller?.abort(),
+  result: undefined,
+  file: undefined,
+  ready: true,
+};
+document.body.dataset.state = 'ready';

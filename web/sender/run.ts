@@ -1,0 +1,238 @@
+import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import { RandomPointSource } from '../../src/sources/random.js';
+import { BrowserSender } from './sender.js';
+import type { BrowserReceipt } from './sender.js';
+
+/** What one run of the browser sender does: the page's form, or `window.pointstream.start()`. */
+export interface RunOptions {
+  /** Absolute URL of the offer endpoint. Default: `/offer` of this page's origin. */
+  readonly offerUrl: string;
+  readonly token?: string | undefined;
+  /** Where points come from: seeded random points, or the file loaded on the page. */
+  readonly source: 'random' | 'file';
+  /** Points per generated frame. */
+  readonly points: number;
+  /** Seed of the generator (src/sources/random.ts, xorshift32): the same seed, the same frames. */
+  readonly seed: number;
+  /** Frames per second; 0 sends as fast as the link allows. */
+  readonly rate: number;
+  /** Frames to send; 0 until stopped. */
+  readonly frames: number;
+  /** Wire encoding. Only `raw` (float32 `.npy`) until src/wire/encodings lands (issue 6). */
+  readonly encoding: 'raw';
+  /** Chunk size, at most the connection's maximum message size. */
+  readonly maxMessageBytes?: number;
+}
+
+/** What the CLI's `send --json` reports, for one browser run. */
+export interface RunResult {
+  readonly ok: boolean;
+  readonly reason: string;
+  readonly errorCode: string | null;
+  readonly sessionId: string | null;
+  readonly framesPlanned: number | null;
+  readonly framesSent: number;
+  readonly framesAcked: number;
+  readonly framesRejected: number;
+  readonly framesLost: number;
+  readonly bytesSent: number;
+  readonly pointsPerFrame: number;
+  readonly seconds: number;
+  /** Receipts (acknowledged or rejected) per second over the run. */
+  readonly achievedHz: number;
+  readonly mbPerSec: number;
+  readonly late: number;
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  readonly maxMessageBytes: number;
+  readonly rejections: readonly { seq: number; code: string; message: string }[];
+}
+
+/** Live figures while a run goes on. */
+export interface Progress {
+  readonly phase: 'connecting' | 'streaming' | 'finishing' | 'done';
+  readonly framesSent: number;
+  readonly framesAcked: number;
+  readonly framesRejected: number;
+  readonly framesLost: number;
+  readonly framesPlanned: number | null;
+  readonly bytesSent: number;
+  readonly seconds: number;
+  readonly achievedHz: number;
+  readonly mbPerSec: number;
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  readonly sessionId: string | null;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, index)] ?? 0;
+}
+
+const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
+
+/**
+ * Streams frames to the server and resolves with the outcome; never rejects (a failure is a result
+ * with `ok: false` and a stable `errorCode`). `signal` stops it: frames already sent are finished.
+ */
+export async function runSender(
+  options: RunOptions,
+  file: Float32Array | undefined,
+  signal: AbortSignal,
+  onProgress: (progress: Progress) => void = () => undefined,
+): Promise<RunResult> {
+  const latencies: number[] = [];
+  const rejections: { seq: number; code: string; message: string }[] = [];
+  const planned = options.frames > 0 ? options.frames : null;
+  let sent = 0;
+  let acked = 0;
+  let rejected = 0;
+  let lost = 0;
+  let bytes = 0;
+  let late = 0;
+  let started = performance.now();
+  let sender: BrowserSender | undefined;
+  let pointsPerFrame = 0;
+  let failure: PointstreamError | undefined;
+  let phase: Progress['phase'] = 'connecting';
+
+  const progress = (): Progress => {
+    const seconds = (performance.now() - started) / 1000;
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return {
+      phase,
+      framesSent: sent,
+      framesAcked: acked,
+      framesRejected: rejected,
+      framesLost: lost,
+      framesPlanned: planned,
+      bytesSent: bytes,
+      seconds: round(seconds, 2),
+      achievedHz: seconds > 0 ? round((acked + rejected) / seconds, 3) : 0,
+      mbPerSec: seconds > 0 ? round(bytes / 1e6 / seconds, 2) : 0,
+      latencyMs: {
+        p50: round(percentile(sorted, 50)),
+        p99: round(percentile(sorted, 99)),
+        max: round(sorted.at(-1) ?? 0),
+      },
+      sessionId: sender?.sessionId ?? null,
+    };
+  };
+  const onReceipt = (receipt: BrowserReceipt): void => {
+    if (receipt.ok) {
+      acked++;
+      latencies.push(receipt.latencyMs);
+    } else if (receipt.code === ErrorCodes.FRAME_LOST) lost++;
+    else {
+      rejected++;
+      latencies.push(receipt.latencyMs);
+      rejections.push({ seq: receipt.seq, code: receipt.code, message: receipt.message });
+    }
+    onProgress(progress());
+  };
+
+  const receipts: Promise<void>[] = [];
+  try {
+    if (options.encoding !== 'raw') {
+      throw new PointstreamError(
+        ErrorCodes.INVALID_OPTION,
+        `encoding ${JSON.stringify(options.encoding)} is not available yet`,
+      );
+    }
+    let next: () => Float32Array;
+    if (options.source === 'file') {
+      if (file === undefined)
+        throw new PointstreamError(ErrorCodes.SOURCE_EMPTY, 'no file loaded: drop a .npy or .ply');
+      next = () => file;
+    } else {
+      next = (() => {
+        const generator = new RandomPointSource(options.points, { seed: options.seed });
+        return () => generator.next();
+      })();
+    }
+    onProgress(progress());
+    sender = await BrowserSender.connect({
+      offerUrl: options.offerUrl,
+      token: options.token,
+      ...(options.maxMessageBytes === undefined
+        ? {}
+        : { maxMessageBytes: options.maxMessageBytes }),
+    });
+    phase = 'streaming';
+    started = performance.now();
+    for (let k = 0; planned === null || k < planned; k++) {
+      if (signal.aborted || sender.closed) break;
+      if (options.rate > 0) {
+        // Drift-free: frame k is due at t0 + k / rate, whatever the previous frames took.
+        const wait = started + (k * 1000) / options.rate - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        else if (k > 0 && wait < -1000 / options.rate) late++;
+        if (signal.aborted) break;
+      }
+      const points = next();
+      pointsPerFrame = points.length / 3;
+      const frame = await sender.send(points);
+      sent++;
+      bytes += frame.bytes;
+      receipts.push(frame.receipt.then(onReceipt));
+      onProgress(progress());
+    }
+    phase = 'finishing';
+    onProgress(progress());
+    await Promise.all(receipts);
+  } catch (error) {
+    failure =
+      error instanceof PointstreamError
+        ? error
+        : new PointstreamError(ErrorCodes.CONNECTION_FAILED, (error as Error).message, {
+            cause: error,
+          });
+  }
+  await Promise.all(receipts); // a receipt always settles: ok, rejected, or lost
+  const summary = progress();
+  const closedBy = sender?.closed;
+  await sender?.close();
+  phase = 'done';
+  const maxMessageBytes = sender?.maxMessageBytes ?? 0;
+
+  let ok = failure === undefined && rejected === 0 && lost === 0;
+  let errorCode: string | null = failure?.code ?? null;
+  let reason = failure?.message ?? '';
+  if (failure === undefined && closedBy !== undefined && (planned === null || sent < planned)) {
+    ok = false;
+    errorCode = closedBy.code;
+    reason = closedBy.reason;
+  } else if (failure === undefined && rejected > 0) {
+    errorCode = ErrorCodes.FRAME_REJECTED;
+    reason = `${rejected} frame(s) rejected, first: ${rejections[0]?.code}`;
+  } else if (failure === undefined && lost > 0) {
+    errorCode = ErrorCodes.FRAME_LOST;
+    reason = `${lost} frame(s) without receipt`;
+  } else if (ok) {
+    reason = signal.aborted
+      ? `stopped after ${sent} frames`
+      : `all ${acked} frames acknowledged intact`;
+  }
+  const result: RunResult = {
+    ok,
+    reason,
+    errorCode,
+    sessionId: summary.sessionId,
+    framesPlanned: planned,
+    framesSent: sent,
+    framesAcked: acked,
+    framesRejected: rejected,
+    framesLost: lost,
+    bytesSent: bytes,
+    pointsPerFrame,
+    seconds: summary.seconds,
+    achievedHz: summary.achievedHz,
+    mbPerSec: summary.mbPerSec,
+    late,
+    latencyMs: summary.latencyMs,
+    maxMessageBytes,
+    rejections,
+  };
+  onProgress({ ...summary, phase: 'done' });
+  return result;
+}

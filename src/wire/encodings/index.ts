@@ -3,6 +3,7 @@ import { encodeNpyHeader, parseNpyHeader, pointCountOfNpyHeader } from '../npy.j
 import { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from '../points.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../reassembler.js';
 import { decodeQ16, encodeQ16 } from './q16.js';
+import { decodeQrice, encodeQrice } from './qrice.js';
 
 /**
  * Point encodings: how a frame's x, y, z float32 triples travel (docs/encodings.md). Pure and
@@ -11,17 +12,18 @@ import { decodeQ16, encodeQ16 } from './q16.js';
  */
 
 /** Wire ids, as carried in the START header's `encoding` byte. Never reused. */
-export const PointEncodingId = { RAW_NPY: 1, Q16: 2 } as const;
+export const PointEncodingId = { RAW_NPY: 1, Q16: 2, QRICE: 3 } as const;
 export type PointEncodingId = (typeof PointEncodingId)[keyof typeof PointEncodingId];
 
 /** Names as used by `send --encoding`. */
-export type PointEncodingName = 'raw' | 'q16';
-export const POINT_ENCODING_NAMES: readonly PointEncodingName[] = ['raw', 'q16'];
+export type PointEncodingName = 'raw' | 'q16' | 'qrice';
+export const POINT_ENCODING_NAMES: readonly PointEncodingName[] = ['raw', 'q16', 'qrice'];
 
 /** The wire id of each name (`raw` is the `.npy` payload, id 1). */
 export const pointEncodingIdOf: Readonly<Record<PointEncodingName, PointEncodingId>> = {
   raw: PointEncodingId.RAW_NPY,
   q16: PointEncodingId.Q16,
+  qrice: PointEncodingId.QRICE,
 };
 
 /** Options of {@link encodePoints}. */
@@ -94,6 +96,10 @@ export function encodePoints(
       const { bytes, maxError } = encodeQ16(points, pointCount);
       return { bytes, encoding: PointEncodingId.Q16, pointCount, maxError };
     }
+    case 'qrice': {
+      const { bytes, maxError } = encodeQrice(points, pointCount, precision);
+      return { bytes, encoding: PointEncodingId.QRICE, pointCount, maxError };
+    }
     default:
       throw invalidOption('encoding', `one of ${POINT_ENCODING_NAMES.join(', ')}`, name);
   }
@@ -131,6 +137,8 @@ export function decodePoints(
       return decodeRawNpy(bytes, pointCount);
     case PointEncodingId.Q16:
       return decodeQ16(bytes, pointCount);
+    case PointEncodingId.QRICE:
+      return decodeQrice(bytes, pointCount);
     default:
       throw new PointstreamError(
         ErrorCodes.ENCODING_UNSUPPORTED,

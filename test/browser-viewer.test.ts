@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { Page } from 'playwright-core';
 import nodeDataChannel from 'node-datachannel';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import { ErrorCodes, connect } from '../src/index.js';
@@ -19,6 +20,8 @@ import {
   viewerAck,
 } from '../web/viewer/format.js';
 import type { ViewerControl, ViewerFrame } from '../web/viewer/format.js';
+import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
+import type { BrowserSession } from './browser-helpers.js';
 import { LOOPBACK, startServer, waitFor } from './helpers.js';
 
 const rtc = { bindAddress: LOOPBACK };
@@ -339,5 +342,206 @@ void test(
     await server.close();
     await waitFor(() => first.closed, 10_000, 'the viewer channel to close with the server');
     assert.ok(first.controls.some((c) => c.type === 'closing'));
+  },
+);
+
+// ---- the page, in real Chromium ----
+
+// The page's test hook (web/viewer/main.ts); this file type-checks without the DOM library.
+declare const window: {
+  pointstreamViewer?: {
+    watch(sessionId: string): Promise<void>;
+    state: string;
+    error: string;
+    framesShown: number;
+    lastPointCount: number;
+    dropped: number;
+    lastFrameMs: number;
+  };
+};
+declare const document: {
+  querySelector(selector: string): unknown;
+  createElement(tag: 'canvas'): {
+    width: number;
+    height: number;
+    getContext(kind: '2d'): {
+      drawImage(image: unknown, x: number, y: number): void;
+      getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+    };
+  };
+  getElementById(id: string): { textContent: string | null; dataset: Record<string, string> };
+};
+
+/** WebGL on SwiftShader: headless Chromium here has no GPU. */
+const WEBGL_ARGS = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
+
+/** A wavy surface, 400 x 300 points: z = sin(x / 40) x cos(y / 30) x 20, so colours span the ramp. */
+function surface(width = 400, depth = 300): Float32Array {
+  const points = new Float32Array(width * depth * 3);
+  for (let i = 0; i < width * depth; i++) {
+    const x = i % width;
+    const y = Math.floor(i / width);
+    points[i * 3] = x;
+    points[i * 3 + 1] = y;
+    points[i * 3 + 2] = Math.sin(x / 40) * Math.cos(y / 30) * 20;
+  }
+  return points;
+}
+
+/** Pixels of the viewer's canvas that differ from its background (#0b0e12) by more than 48 in sum. */
+async function drawnPixels(page: Page): Promise<{ drawn: number; total: number }> {
+  return page.evaluate(() => {
+    const canvas = document.querySelector('#canvas-host canvas') as {
+      width: number;
+      height: number;
+    };
+    const copy = document.createElement('canvas');
+    copy.width = canvas.width;
+    copy.height = canvas.height;
+    const context = copy.getContext('2d');
+    context.drawImage(canvas, 0, 0);
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    let drawn = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const diff =
+        Math.abs((data[i] as number) - 0x0b) +
+        Math.abs((data[i + 1] as number) - 0x0e) +
+        Math.abs((data[i + 2] as number) - 0x12);
+      if (diff > 48) drawn++;
+    }
+    return { drawn, total: data.length / 4 };
+  });
+}
+
+async function viewerPage(browser: BrowserSession, url: string): Promise<Page> {
+  const page = await browser.open(url, { timeoutMs: 30_000 });
+  await page.waitForFunction(() => window.pointstreamViewer !== undefined, undefined, {
+    timeout: 30_000,
+  });
+  return page;
+}
+
+void test(
+  "the viewer page draws a Node client's frames: decimated to maxPoints, pixels drawn, screenshot",
+  { timeout: 120_000 },
+  async (t) => {
+    assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
+    const server = await startServer({ viewer: { maxPoints: 100_000 } });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc });
+    t.after(() => client.close());
+    const session = await sessionOf(server);
+    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    t.after(() => browser.close());
+    const page = await viewerPage(browser, `${server.url}/viewer`);
+
+    // The session is listed (GET /stats, refreshed every second).
+    await page.waitForSelector(`tr[data-session="${session}"]`, { timeout: 10_000 });
+    const before = await drawnPixels(page);
+    assert.ok(before.drawn < 10, `${before.drawn} pixels drawn before any frame`);
+
+    await page.evaluate((id) => window.pointstreamViewer?.watch(id), session);
+    const points = surface();
+    const receipts = [];
+    for (let i = 0; i < 60; i++) {
+      receipts.push((await client.send(points)).receipt);
+      const shown = await page.evaluate(() => window.pointstreamViewer?.framesShown ?? 0);
+      if (shown >= 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    for (const receipt of await Promise.all(receipts)) assert.equal(receipt.ok, true);
+    const hook = await page.evaluate(() => ({ ...window.pointstreamViewer }));
+    assert.equal(hook.state, 'watching', hook.error);
+    assert.ok((hook.framesShown ?? 0) >= 2, `frames shown: ${hook.framesShown}`);
+    // 120,000 points sent, budget 100,000.
+    assert.equal(hook.lastPointCount, Math.min(points.length / 3, 100_000));
+    const overlay = await page.evaluate(() => {
+      const element = document.getElementById('o-points');
+      return { text: element.textContent, count: element.dataset.count };
+    });
+    assert.equal(overlay.count, '100000');
+    assert.equal(overlay.text, '100,000 of 120,000');
+
+    const after = await drawnPixels(page);
+    t.diagnostic(
+      `${after.drawn} of ${after.total} pixels drawn; main-thread ms per frame ${hook.lastFrameMs?.toFixed(1)}`,
+    );
+    assert.ok(
+      after.drawn > after.total * 0.02,
+      `only ${after.drawn} of ${after.total} pixels drawn`,
+    );
+    await screenshot(page, 'viewer');
+    // (/favicon.ico is not served: a 404 the page does not cause.)
+    assert.deepEqual(
+      browser.errors.filter((error) => !/Failed to load resource.*404/.test(error)),
+      [],
+    );
+
+    // Closing the server closes the page's viewer connection, and the page says so.
+    await server.close();
+    await page.waitForFunction(() => window.pointstreamViewer?.state === 'closed', undefined, {
+      timeout: 15_000,
+    });
+    const error = await page.evaluate(() => document.getElementById('error').textContent);
+    assert.match(error ?? '', /server shutting down/);
+  },
+);
+
+void test(
+  "with auth on the page shows 401 without a token and 404 for another token's session",
+  { timeout: 90_000 },
+  async (t) => {
+    assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
+    const server = await startServer({ tokens: [TOKEN_A, TOKEN_B] });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, token: TOKEN_A });
+    t.after(() => client.close());
+    await waitFor(() => server.stats().sessions.length === 1, 10_000, 'the session');
+    const session = server.stats().sessions[0]?.id as string;
+    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    t.after(() => browser.close());
+
+    const anonymous = await viewerPage(browser, `${server.url}/viewer`);
+    await anonymous.waitForFunction(
+      () => /401/.test(document.getElementById('status').textContent ?? ''),
+      undefined,
+      { timeout: 10_000 },
+    );
+
+    const other = await viewerPage(browser, `${server.url}/viewer#token=${TOKEN_B}`);
+    // Token B sees no sessions, and cannot watch A's.
+    await other.waitForFunction(
+      () => /^0 live sessions/.test(document.getElementById('status').textContent ?? ''),
+      undefined,
+      { timeout: 10_000 },
+    );
+    const refused = await other.evaluate(
+      (id) =>
+        window.pointstreamViewer?.watch(id).then(
+          () => 'watching',
+          (error: Error) => error.message,
+        ),
+      session,
+    );
+    assert.match(refused ?? '', /HTTP 404/);
+    const shown = await other.evaluate(() => document.getElementById('error').textContent);
+    assert.match(shown ?? '', /404: no such session/);
+
+    const owner = await viewerPage(
+      browser,
+      `${server.url}/viewer#token=${TOKEN_A}&session=${session}`,
+    );
+    await owner.waitForFunction(() => window.pointstreamViewer?.state === 'watching', undefined, {
+      timeout: 20_000,
+    });
+    await client.send(surface(100, 100));
+    await owner.waitForFunction(
+      () => (window.pointstreamViewer?.framesShown ?? 0) >= 1,
+      undefined,
+      {
+        timeout: 20_000,
+      },
+    );
+    assert.equal(await owner.evaluate(() => window.pointstreamViewer?.lastPointCount), 10_000);
   },
 );

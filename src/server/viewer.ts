@@ -42,6 +42,8 @@ const MAX_VIEWER_MESSAGE_BYTES = 262_144;
 /** RFC 8841: a peer that advertises no maximum takes 64 KiB. */
 const DEFAULT_REMOTE_MESSAGE_BYTES = 65_536;
 const MAX_CONTROL_CHARS = 1024;
+/** Path MTU towards browsers: libdatachannel's default, which every browser takes. */
+const VIEWER_MTU = 1280;
 
 /** Options of the live viewers a server feeds (`ServerOptions.viewer`); defaults in parentheses. */
 export interface ViewerOptions {
@@ -300,8 +302,9 @@ export class ViewerHub {
   /** A session ended: its viewers are told and closed. */
   onSessionClosed(sessionId: string): void {
     this.#latest.delete(sessionId);
+    const reason = this.#deps.isClosing() ? 'server shutting down' : 'the session ended';
     for (const viewer of this.#bySession.get(sessionId) ?? [])
-      viewer.close(ErrorCodes.SESSION_CLOSED, 'the session ended');
+      viewer.close(ErrorCodes.SESSION_CLOSED, reason);
   }
 
   /** Closes every viewer connection and waits for their native teardown. */
@@ -482,10 +485,16 @@ class Viewer {
     this.log = log;
     this.#maxMessageBytes = maxMessageBytes;
     this.#options = options;
-    this.#peer = new Peer('viewer', rtc, {
-      state: (state) => this.#onPeerState(state),
-      dataChannel: (channel) => this.#onDataChannel(channel),
-    });
+    // Browsers drop the 4 KiB datagrams that ingest uses on loopback (measured: Chromium 156 lost
+    // the connection within 150 ms of the first frame), so viewers keep libdatachannel's default.
+    this.#peer = new Peer(
+      'viewer',
+      { ...rtc, mtu: VIEWER_MTU },
+      {
+        state: (state) => this.#onPeerState(state),
+        dataChannel: (channel) => this.#onDataChannel(channel),
+      },
+    );
     this.#connectTimer = setTimeout(
       () =>
         this.close(

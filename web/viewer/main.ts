@@ -123,16 +123,20 @@ async function watch(session: string): Promise<void> {
   }
   const watched = { session, connection };
   current = watched;
-  state = 'watching';
   stopButton.disabled = false;
+  let hello!: () => void;
+  const helloReceived = new Promise<void>((resolve) => (hello = resolve));
   let reassembler = new ViewerReassembler(250_000);
   const { channel, pc } = connection;
   channel.addEventListener('message', (event: MessageEvent<string | ArrayBuffer>) => {
     if (current !== watched) return;
     if (typeof event.data === 'string') {
       const control = parseViewerControl(event.data);
-      if (control?.type === 'hello') reassembler = new ViewerReassembler(control.maxPoints);
-      else if (control?.type === 'closing') {
+      if (control?.type === 'hello') {
+        reassembler = new ViewerReassembler(control.maxPoints);
+        state = 'watching';
+        hello();
+      } else if (control?.type === 'closing') {
         state = 'closed';
         showError(`The server ended this view: ${control.message} (${control.code})`);
       }
@@ -153,13 +157,14 @@ async function watch(session: string): Promise<void> {
   });
   channel.addEventListener('close', () => {
     if (current !== watched) return;
-    if (state === 'watching') {
+    if (state === 'watching' || state === 'connecting') {
       state = 'closed';
       if (lastError === '') showError('The viewer connection closed.');
     }
     current = undefined;
     stopButton.disabled = true;
     pc.close();
+    hello();
     updateOverlay();
   });
   pc.addEventListener('connectionstatechange', () => {
@@ -169,6 +174,19 @@ async function watch(session: string): Promise<void> {
       stop();
     }
   });
+  updateOverlay();
+  // Watching once the server has said hello: from then on it sends this page frames.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 10_000, true)));
+  const late = await Promise.race([helloReceived.then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (late && current === watched) {
+    state = 'error';
+    showError('Connection failed: the server did not greet the viewer within 10 s');
+    stop();
+  }
+  // The message and close handlers change it meanwhile.
+  if ((state as WatchState) !== 'watching') throw new Error(lastError || `viewer ${state}`);
   updateOverlay();
 }
 

@@ -149,7 +149,7 @@ function encodeBits(q: Int32Array, n: number, stride: number): Int32Array {
       }
       // LOCO-I's rule: the smallest k with count * 2^k >= sum.
       let k = 0;
-      while (k < MAX_K && count * 2 ** k < sum) k++;
+      while (k < MAX_K && count * (1 << k) < sum) k++;
       // put(k, 5)
       acc |= k << nb;
       nb += 5;

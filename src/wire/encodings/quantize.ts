@@ -104,7 +104,8 @@ export function quantizeToPrecision(
     const extent = max - min;
     // Solve axisError(step, magnitude) <= precision for the step.
     const rounding = magnitude * (F32_HALF_ULP + F64_SLACK);
-    let step = (2 * (precision - rounding)) / (1 + 2 * F32_HALF_ULP);
+    // (1 - 2^-40): room for the f64 rounding of this very computation.
+    let step = ((2 * (precision - rounding)) / (1 + 2 * F32_HALF_ULP)) * (1 - 2 ** -40);
     // Below float32's own resolution there is nothing to keep: one ulp is as good as it gets.
     step = Math.max(step, magnitude * 2 * F32_HALF_ULP, Number.MIN_VALUE);
     let levels = Math.ceil(extent / step);

@@ -1,0 +1,15 @@
+/**
+ * Point encodings on one core: `node --import tsx bench/encodings.ts [--quick] [--precision m]`.
+ * Prints a markdown table (docs/encodings.md has the measured one).
+ */
+import { formatEncodingTable, runEncodingBench } from './lib/encodings.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const at = args.indexOf('--precision');
+const precision = at >= 0 ? Number(args[at + 1]) : 0.001;
+const rows = await runEncodingBench({ quick, precision });
+console.log(
+  `precision ${precision} m, ${rows[0]?.points ?? 0} points, ${rows[0]?.runs ?? 0} runs\n`,
+);
+console.log(formatEncodingTable(rows));

@@ -1,0 +1,131 @@
+import { LidarSceneSource } from '../../src/sources/lidar.js';
+import { RandomPointSource } from '../../src/sources/random.js';
+import {
+  decodePoints,
+  encodePoints,
+  encodingsReady,
+  type PointEncodingName,
+} from '../../src/wire/encodings/index.js';
+import { spread } from './stats.js';
+
+/** Options of {@link runEncodingBench}. */
+export interface EncodingBenchOptions {
+  /** Fewer points (100k) and runs (3) for a smoke run; default false: 1M points, 7 runs. */
+  readonly quick?: boolean;
+  /** Precision asked of the encodings that take one (metres, default 0.001). */
+  readonly precision?: number;
+}
+
+/** One encoding on one scene: medians over the runs. */
+export interface EncodingBenchRow {
+  readonly scene: 'lidar' | 'random';
+  readonly encoding: PointEncodingName;
+  readonly precision: number;
+  readonly points: number;
+  readonly bytesPerPoint: number;
+  /** Encode and decode time per 1M points, ms: median of the runs (after one warm-up). */
+  readonly encodeMs: number;
+  readonly decodeMs: number;
+  /** Fastest run, ms per 1M points: the least disturbed by other work on the machine. */
+  readonly encodeMinMs: number;
+  readonly decodeMinMs: number;
+  /** Bound the encoder reported, and the largest error measured on the frame (metres). */
+  readonly maxError: number;
+  readonly measuredMaxError: number;
+  readonly runs: number;
+}
+
+const ENCODINGS: readonly PointEncodingName[] = ['raw', 'q16', 'qrice'];
+
+/**
+ * Bytes per point, encode and decode ms per 1M points (CPU time of this thread, median of N runs
+ * after a warm-up), and the error bound against the measured error, for every encoding on the
+ * LiDAR scene and on random points (100 m cube). Single-threaded: one core.
+ */
+export async function runEncodingBench(
+  opts: EncodingBenchOptions = {},
+): Promise<EncodingBenchRow[]> {
+  await encodingsReady();
+  const points = opts.quick === true ? 100_000 : 1_000_000;
+  const runs = opts.quick === true ? 3 : 7;
+  const precision = opts.precision ?? 0.001;
+  const scenes = [
+    ['lidar', new LidarSceneSource(points).next().slice()],
+    ['random', new RandomPointSource(points).next().slice()],
+  ] as const;
+  const rows: EncodingBenchRow[] = [];
+  const perMillion = 1_000_000 / points;
+  for (const [scene, frame] of scenes) {
+    for (const encoding of ENCODINGS) {
+      const encodeMs: number[] = [];
+      const decodeMs: number[] = [];
+      let bytes = 0;
+      let maxError = 0;
+      let measured = 0;
+      for (let run = -1; run < runs; run++) {
+        const t0 = cpuMs();
+        const encoded = encodePoints(frame, encoding, { precision });
+        const t1 = cpuMs();
+        const decoded = decodePoints(encoded.bytes, encoded.encoding, encoded.pointCount);
+        const t2 = cpuMs();
+        if (run < 0) {
+          measured = largestError(frame, decoded);
+          continue;
+        }
+        encodeMs.push((t1 - t0) * perMillion);
+        decodeMs.push((t2 - t1) * perMillion);
+        bytes = encoded.bytes.length;
+        maxError = encoded.maxError;
+      }
+      const enc = spread(encodeMs);
+      const dec = spread(decodeMs);
+      rows.push({
+        scene,
+        encoding,
+        precision,
+        points,
+        bytesPerPoint: bytes / points,
+        encodeMs: enc.median,
+        decodeMs: dec.median,
+        encodeMinMs: enc.min,
+        decodeMinMs: dec.min,
+        maxError,
+        measuredMaxError: measured,
+        runs,
+      });
+    }
+  }
+  return rows;
+}
+
+/** CPU time of this process in ms: steadier than wall time on a shared machine. */
+function cpuMs(): number {
+  return process.cpuUsage().user / 1000;
+}
+
+function largestError(a: Float32Array, b: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = Math.abs((a[i] as number) - (b[i] as number));
+    if (e > max) max = e;
+  }
+  return max;
+}
+
+/** The rows as a markdown table. */
+export function formatEncodingTable(rows: readonly EncodingBenchRow[]): string {
+  const lines = [
+    '| scene | encoding | bytes/point | encode ms / 1M pts (min) | decode ms / 1M pts (min) | error bound | measured max error |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.scene} | ${r.encoding} | ${r.bytesPerPoint.toFixed(3)} | ${r.encodeMs.toFixed(1)} (${r.encodeMinMs.toFixed(1)}) | ${r.decodeMs.toFixed(1)} (${r.decodeMinMs.toFixed(1)}) | ${formatMetres(r.maxError)} | ${formatMetres(r.measuredMaxError)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function formatMetres(m: number): string {
+  return m === 0 ? '0' : `${(m * 1000).toPrecision(3)} mm`;
+}

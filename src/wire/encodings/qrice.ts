@@ -123,8 +123,8 @@ export function pickStride(q: Int32Array, n: number): number {
 }
 
 function encodeBits(q: Int32Array, n: number, stride: number): Int32Array {
-  // Typical frames take 1-2 bytes per point; the buffer grows when a frame needs more.
-  let out = new Int32Array(Math.ceil((n * 3 * 6) / 32) + MAX_BLOCK_WORDS * 2);
+  // 4 bytes per point: LiDAR frames take 1-2; the buffer grows when a frame needs more.
+  let out = new Int32Array(n + MAX_BLOCK_WORDS * 2);
   let pos = 0;
   let acc = 0;
   let nb = 0;

@@ -35,6 +35,9 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
     ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
     corsOrigins: options.corsOrigins,
     ...(options.record === undefined ? {} : { record: options.record }),
+    // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
+    // or retains it, so buffers can be reused.
+    reuseFrameBuffers: true,
     logger: options.logger,
   });
   // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,

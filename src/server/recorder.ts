@@ -50,7 +50,7 @@ export class FrameRecorder {
   readonly dir: string;
   readonly #maxQueuedBytes: number;
   readonly #log: Logger;
-  readonly #queue: ReceivedFrame[] = [];
+  readonly #queue: { frame: ReceivedFrame; release: () => void }[] = [];
   readonly #sessionDirs = new Set<string>();
   #queuedBytes = 0;
   #writing: Promise<void> | undefined;
@@ -94,7 +94,7 @@ export class FrameRecorder {
       );
       return false;
     }
-    this.#queue.push(frame);
+    this.#queue.push({ frame, release: frame.retain() });
     this.#queuedBytes += frame.byteLength;
     this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
     return true;
@@ -106,12 +106,14 @@ export class FrameRecorder {
   }
 
   async #drain(): Promise<void> {
-    for (let frame = this.#queue.shift(); frame !== undefined; frame = this.#queue.shift()) {
+    for (let queued = this.#queue.shift(); queued !== undefined; queued = this.#queue.shift()) {
+      const { frame, release } = queued;
       try {
         await this.#write(frame);
       } catch (error) {
         this.#notRecorded(frame, describeFsError(error));
       } finally {
+        release();
         this.#queuedBytes -= frame.byteLength;
       }
     }

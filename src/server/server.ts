@@ -13,6 +13,7 @@ import type { Logger } from '../util/logger.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
+import { FrameBufferPool } from './buffer-pool.js';
 import { ClientLimiter } from './client-limits.js';
 import { FrameRecorder } from './recorder.js';
 import { Session } from './session.js';
@@ -123,6 +124,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     },
   };
   readonly #viewers: ViewerHub;
+  readonly #pool: FrameBufferPool | undefined;
   #closing = false;
   #url = '';
 
@@ -153,6 +155,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       this.limits.maxOffersPerMinute,
     );
     this.#tls = options.tls !== undefined;
+    // Idle buffers are capped like reassembly itself: at most a quarter of its budget.
+    this.#pool = options.reuseFrameBuffers
+      ? new FrameBufferPool(Math.floor(this.limits.maxTotalReassemblyBytes / 4))
+      : undefined;
     this.#recorder =
       options.record === undefined
         ? undefined
@@ -228,6 +234,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         .filter((session) => token === undefined || this.#owners.get(session.id)?.token === token)
         .map((session) => session.stats()),
       reassemblyBytes: this.#reassemblyBytes,
+      frameBuffers: this.#pool && {
+        allocated: this.#pool.allocated,
+        reused: this.#pool.reused,
+        idleBytes: this.#pool.idleBytes,
+      },
       recording: this.#recorder?.stats(),
       totals: { ...this.#totals },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
@@ -241,25 +252,28 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
   /**
    * Frames as an async iterator. At most `maxQueued` frames wait for a slow consumer; when more
-   * arrive the oldest waiting one is dropped and a warning is logged (never silently).
+   * arrive the oldest waiting one is dropped and a warning is logged (never silently). With
+   * `reuseFrameBuffers` on, a frame stays valid until the consumer asks for the next one.
    */
   async *frames(
     options: { maxQueued?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<ReceivedFrame> {
     const maxQueued = positiveInteger('maxQueued', options.maxQueued ?? 8);
-    const queue: ReceivedFrame[] = [];
+    const queue: { frame: ReceivedFrame; release: () => void }[] = [];
     let wake: (() => void) | undefined;
     let dropped = 0;
+    let current: (() => void) | undefined;
     const onFrame = (frame: ReceivedFrame): void => {
       if (queue.length >= maxQueued) {
-        const old = queue.shift() as ReceivedFrame;
+        const old = queue.shift() as { frame: ReceivedFrame; release: () => void };
+        old.release();
         dropped++;
         this.#log.warn(
-          { event: 'consumer-drop', sessionId: old.sessionId, seq: old.seq, dropped },
+          { event: 'consumer-drop', sessionId: old.frame.sessionId, seq: old.frame.seq, dropped },
           'frames() consumer too slow: oldest queued frame dropped',
         );
       }
-      queue.push(frame);
+      queue.push({ frame, release: frame.retain() });
       wake?.();
     };
     const onAbort = (): void => wake?.();
@@ -268,9 +282,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     options.signal?.addEventListener('abort', onAbort);
     try {
       while (!options.signal?.aborted) {
+        current?.();
+        current = undefined;
         const next = queue.shift();
         if (next !== undefined) {
-          yield next;
+          current = next.release;
+          yield next.frame;
           continue;
         }
         if (this.#closing) return;
@@ -278,6 +295,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         wake = undefined;
       }
     } finally {
+      current?.();
+      for (const waiting of queue.splice(0)) waiting.release();
       this.off('frame', onFrame);
       this.#iteratorWakers.delete(onAbort);
       options.signal?.removeEventListener('abort', onAbort);
@@ -441,7 +460,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     const log = this.#log.child({ session: id });
     this.#owners.set(id, { token, keys });
     this.#clientLimiter.sessionOpened(keys);
-    const session = new Session(id, request.ip, this.#rtc, this.limits, this.#budget, log, {
+    const memory = { budget: this.#budget, pool: this.#pool };
+    const session = new Session(id, request.ip, this.#rtc, this.limits, memory, log, {
       frame: (frame) => {
         this.#totals.framesReceived++;
         this.#totals.bytesReceived += frame.byteLength;

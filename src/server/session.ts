@@ -11,6 +11,7 @@ import type { ServerMessage } from '../wire/control.js';
 import { decodePlainFrame } from '../wire/plain.js';
 import { FrameReassembler } from '../wire/reassembler.js';
 import type { MemoryBudget } from '../wire/reassembler.js';
+import type { FrameBufferPool } from './buffer-pool.js';
 import type {
   ReceivedFrame,
   ServerLimits,
@@ -27,6 +28,13 @@ export interface SessionHooks {
 }
 
 const allocate = (bytes: number): Uint8Array => Buffer.allocUnsafeSlow(bytes);
+const keep = (): (() => void) => () => undefined;
+
+/** Where frames' memory comes from: a server-wide budget, and the buffer pool when reuse is on. */
+export interface FrameMemory {
+  readonly budget: MemoryBudget;
+  readonly pool: FrameBufferPool | undefined;
+}
 
 /**
  * One client: its own RTCPeerConnection, its channels, their reassembly state and timers. Never
@@ -40,7 +48,7 @@ export class Session {
   readonly #limits: ServerLimits;
   readonly #log: Logger;
   readonly #hooks: SessionHooks;
-  readonly #budget: MemoryBudget;
+  readonly #memory: FrameMemory;
   /** Held so that node-datachannel does not close them when their wrappers are collected. */
   readonly #channels = new Set<ChannelReceiver>();
   #state: SessionState = 'connecting';
@@ -61,11 +69,11 @@ export class Session {
     remoteAddress: string | undefined,
     rtc: RtcOptions,
     limits: ServerLimits,
-    budget: MemoryBudget,
+    memory: FrameMemory,
     log: Logger,
     hooks: SessionHooks,
   ) {
-    this.#budget = budget;
+    this.#memory = memory;
     this.id = id;
     this.remoteAddress = remoteAddress;
     this.#limits = limits;
@@ -163,7 +171,7 @@ export class Session {
       return;
     }
     this.#protocol = protocol;
-    const receiver = new ChannelReceiver(this, channel, protocol, this.#limits, this.#budget, log);
+    const receiver = new ChannelReceiver(this, channel, protocol, this.#limits, this.#memory, log);
     this.#channels.add(receiver);
     channel.onOpen(() => this.#onChannelOpen(receiver));
     // Channels created by the remote side are usually open already when announced.
@@ -292,6 +300,7 @@ class ChannelReceiver {
   readonly reassembler: FrameReassembler | undefined;
   readonly #limits: ServerLimits;
   readonly #debug: boolean;
+  readonly #pool: FrameBufferPool | undefined;
   opened = false;
   #nativeClosed!: () => void;
   /** Resolves when libdatachannel reports the channel closed (its native callbacks are then released). */
@@ -305,7 +314,7 @@ class ChannelReceiver {
     channel: DataChannel,
     protocol: string,
     limits: ServerLimits,
-    budget: MemoryBudget,
+    memory: FrameMemory,
     log: Logger,
   ) {
     this.session = session;
@@ -316,8 +325,15 @@ class ChannelReceiver {
     this.#debug = log.isLevelEnabled?.('debug') ?? false;
     this.reassembler =
       protocol === PROTOCOL_V1
-        ? new FrameReassembler({ limits, checksum: crc32, allocate, budget })
+        ? new FrameReassembler({
+            limits,
+            checksum: crc32,
+            budget: memory.budget,
+            allocate: memory.pool ? (bytes) => memory.pool!.acquire(bytes) : allocate,
+            ...(memory.pool ? { recycle: (payload) => memory.pool!.recycle(payload) } : {}),
+          })
         : undefined;
+    this.#pool = memory.pool;
     channel.onMessage((message) => this.#onMessage(message));
     channel.onClosed(() => {
       this.#nativeClosed();
@@ -363,6 +379,26 @@ class ChannelReceiver {
       return;
     }
     const { frame } = result;
+    const pool = this.#pool;
+    // The receiver's own hold, dropped once the listeners have run; `retain()` adds more.
+    let holds = 1;
+    const drop = (): void => {
+      if (--holds === 0) pool?.recycle(frame.payload);
+    };
+    const retain =
+      pool === undefined
+        ? keep
+        : (): (() => void) => {
+            if (holds === 0) throw new Error('frame.retain() after its buffers were reused');
+            holds++;
+            let held = true;
+            return () => {
+              if (held) {
+                held = false;
+                drop();
+              }
+            };
+          };
     this.#accept({
       sessionId: this.session.id,
       seq: frame.seq,
@@ -375,7 +411,9 @@ class ChannelReceiver {
       receivedAt: Date.now(),
       crc32: frame.crc32,
       assemblyMs: frame.completedAt - frame.startedAt,
+      retain,
     });
+    drop();
   }
 
   #onPlainFrame(bytes: Uint8Array): void {
@@ -395,6 +433,7 @@ class ChannelReceiver {
         receivedAt: Date.now(),
         crc32: undefined,
         assemblyMs: performance.now() - started,
+        retain: keep,
       });
     } catch (error) {
       this.#reject(seq, error as PointstreamError, false);

@@ -30,6 +30,12 @@ export interface ReceivedFrame {
   readonly crc32: number | undefined;
   /** Milliseconds from the first chunk's arrival to verification (0 in the plain form). */
   readonly assemblyMs: number;
+  /**
+   * With `reuseFrameBuffers` on, `points` and `npy` are valid only until the `'frame'` listeners
+   * return; `retain()` keeps them valid until the function it returns is called (once). Without
+   * reuse it does nothing: the buffers are the frame's own.
+   */
+  retain(): () => void;
 }
 
 export interface FrameRejection {
@@ -76,6 +82,9 @@ export interface ServerStats {
   };
   /** Bytes held in reassembly by all sessions (capped by `maxTotalReassemblyBytes`). */
   readonly reassemblyBytes: number;
+  /** Frame buffer reuse, when `reuseFrameBuffers` is on: buffers allocated, reused and idle. */
+  readonly frameBuffers:
+    { readonly allocated: number; readonly reused: number; readonly idleBytes: number } | undefined;
   /** The recording, when `record` is on. */
   readonly recording: RecorderStats | undefined;
   /** CPU seconds used by the server process since it started (user + system). */
@@ -131,6 +140,12 @@ export interface ServerOptions {
   readonly record?: RecordOptions;
   /** Origins allowed to call signaling from a browser (CORS), e.g. `https://viewer.example`. (none) */
   readonly corsOrigins?: readonly string[];
+  /**
+   * Reuse frame buffers instead of allocating one per frame: less CPU and steadier memory (measured
+   * in bench/), but a frame's `points` and `npy` are then only valid during the `'frame'`
+   * listeners unless you call `frame.retain()`. The CLI's `serve` turns it on. (false)
+   */
+  readonly reuseFrameBuffers?: boolean;
   /** Live browser viewers (`POST /viewer/offer`) and their point budget. */
   readonly viewer?: ViewerOptions;
   /** Where the library logs (pino-compatible). (silent) */

@@ -1565,14 +1565,29 @@ void describe('reassembler: rejected frames', () => {
         const points = randomPoints(prng(3), 50);
         points[100] = bad;
         const made = makeFrame(points, 32, 200);
+        // Checked chunk by chunk: rejected at the message that carries payload bytes 528-531
+        // (160 bytes in the START, 188 in each DATA), not after the last one.
         const error = rejectsOnceThenRecovers(
           new FrameReassembler(),
+          made.chunks,
+          2,
+          ErrorCodes.FRAME_NON_FINITE,
+          32,
+        );
+        assert.equal(error.details?.seq, 32);
+        assert.match(error.message, /^point 33 has a non-finite coordinate/);
+        // Points not 4-byte aligned in memory: checked once, after the last chunk.
+        const misaligned = new FrameReassembler({
+          allocate: (bytes) => new Uint8Array(bytes + 1).subarray(1),
+        });
+        const late = rejectsOnceThenRecovers(
+          misaligned,
           made.chunks,
           4,
           ErrorCodes.FRAME_NON_FINITE,
           32,
         );
-        assert.equal(error.details?.seq, 32);
+        assert.match(late.message, /^point 33 has a non-finite coordinate/);
         const tolerant = new FrameReassembler({ limits: { allowNonFinite: true } });
         const frame = deliver(tolerant, made);
         assert.ok(Object.is(frame.points[100], bad));

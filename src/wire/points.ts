@@ -49,11 +49,15 @@ export function indexOfNonFinite(values: Float32Array): number {
 /** Throws PS_ERR_FRAME_NON_FINITE naming the first bad point. */
 export function assertFinite(values: Float32Array, seq: number): void {
   const bad = indexOfNonFinite(values);
-  if (bad >= 0) {
-    throw new PointstreamError(
-      ErrorCodes.FRAME_NON_FINITE,
-      `point ${Math.floor(bad / 3)} has a non-finite coordinate (${values[bad]})`,
-      { details: { seq, point: Math.floor(bad / 3) } },
-    );
-  }
+  if (bad >= 0) throw nonFiniteError(seq, bad, values[bad] as number);
+}
+
+/** PS_ERR_FRAME_NON_FINITE for the coordinate at `index` (x, y, z interleaved) of frame `seq`. */
+export function nonFiniteError(seq: number, index: number, value: number): PointstreamError {
+  const point = Math.floor(index / 3);
+  return new PointstreamError(
+    ErrorCodes.FRAME_NON_FINITE,
+    `point ${point} has a non-finite coordinate (${value})`,
+    { details: { seq, point } },
+  );
 }

@@ -222,13 +222,16 @@ void test(
       { type: 'hello', viewer: undefined, session, maxPoints: 5000, maxFps: 1000 },
     );
 
-    // The viewer never acknowledges: after the first frame every frame is dropped for it, and the
-    // client's frames are all received and acknowledged as usual.
+    // The viewer never acknowledges: after the first frame every frame is dropped for it, and
+    // the client's frames are all received and acknowledged as usual.
     const points = rampPoints(20_000);
     const receipts = [];
     for (let i = 0; i < 10; i++) receipts.push((await client.send(points)).receipt);
     for (const receipt of await Promise.all(receipts)) assert.equal(receipt.ok, true);
-    await waitFor(() => viewer.frames.length === 1, 10_000, 'the first viewer frame');
+    await waitFor(() => viewer.frames.length >= 1, 10_000, 'the first viewer frame');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const unacked = viewer.frames.length;
+    assert.equal(unacked, 1, `${unacked} frames sent without an ack`);
     const first = viewer.frames[0] as ViewerFrame;
     assert.equal(first.pointCount, 5000);
     assert.equal(first.sourcePointCount, 20_000);
@@ -240,15 +243,15 @@ void test(
     assert.equal(server.stats().totals.framesRejected, 0);
 
     // Once it acknowledges, it gets the next frame, which tells it how many it missed.
-    viewer.ack(first.seq);
-    for (let i = 0; viewer.frames.length < 2 && i < 50; i++) {
+    viewer.ack((viewer.frames[unacked - 1] as ViewerFrame).seq);
+    for (let i = 0; viewer.frames.length === unacked && i < 50; i++) {
       assert.equal((await (await client.send(points)).receipt).ok, true);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const second = viewer.frames[1];
-    assert.ok(second, 'a second frame after the ack');
-    assert.ok(second.dropped >= 9, `dropped ${second.dropped}`);
-    assert.ok(second.seq > first.seq);
+    const next = viewer.frames[unacked];
+    assert.ok(next, 'a frame after the ack');
+    assert.ok(next.dropped >= 10 - unacked, `dropped ${next.dropped}`);
+    assert.ok(next.seq > first.seq);
 
     const stopped = await fetch(`${server.url}${viewer.location}`, { method: 'DELETE' });
     assert.equal(stopped.status, 200);
@@ -356,7 +359,8 @@ declare const window: {
     framesShown: number;
     lastPointCount: number;
     dropped: number;
-    lastFrameMs: number;
+    lastTransferMs: number;
+    lastDrawMs: number;
   };
 };
 declare const document: {
@@ -464,7 +468,7 @@ void test(
 
     const after = await drawnPixels(page);
     t.diagnostic(
-      `${after.drawn} of ${after.total} pixels drawn; main-thread ms per frame ${hook.lastFrameMs?.toFixed(1)}`,
+      `${after.drawn} of ${after.total} pixels drawn; last frame: transfer ${hook.lastTransferMs?.toFixed(1)} ms, draw ${hook.lastDrawMs?.toFixed(1)} ms`,
     );
     assert.ok(
       after.drawn > after.total * 0.02,
@@ -543,5 +547,52 @@ void test(
       },
     );
     assert.equal(await owner.evaluate(() => window.pointstreamViewer?.lastPointCount), 10_000);
+  },
+);
+
+/**
+ * Measurement, not a check (timing on a shared machine): how many frames per second the page
+ * shows at the default budget of 250,000 points. POINTSTREAM_VIEWER_MEASURE=1 runs it.
+ */
+void test(
+  'measure: viewer frames/s at 250,000 points',
+  { timeout: 120_000, skip: process.env.POINTSTREAM_VIEWER_MEASURE !== '1' },
+  async (t) => {
+    assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
+    const server = await startServer();
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc });
+    t.after(() => client.close());
+    const session = await sessionOf(server);
+    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    t.after(() => browser.close());
+    const page = await viewerPage(browser, `${server.url}/viewer#session=${session}`);
+    await page.waitForFunction(() => window.pointstreamViewer?.state === 'watching');
+    for (const [pointsPerFrame, rate] of [
+      [250_000, 8],
+      [1_000_000, 4],
+    ] as const) {
+      const points = surface(1000, pointsPerFrame / 1000);
+      const seconds = 10;
+      const before = await page.evaluate(() => ({ ...window.pointstreamViewer }));
+      const receivedBefore = server.stats().totals.framesReceived;
+      const started = performance.now();
+      const receipts = [];
+      for (let i = 0; performance.now() - started < seconds * 1000; i++) {
+        receipts.push((await client.send(points)).receipt);
+        const next = started + ((i + 1) * 1000) / rate;
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now())));
+      }
+      const elapsed = (performance.now() - started) / 1000;
+      for (const receipt of await Promise.all(receipts)) assert.equal(receipt.ok, true);
+      const after = await page.evaluate(() => ({ ...window.pointstreamViewer }));
+      const shown = (after.framesShown ?? 0) - (before.framesShown ?? 0);
+      t.diagnostic(
+        `${pointsPerFrame} points at ${rate} Hz: ingest ${((server.stats().totals.framesReceived - receivedBefore) / elapsed).toFixed(2)} frames/s, ` +
+          `viewer ${(shown / elapsed).toFixed(2)} frames/s of ${after.lastPointCount} points, ` +
+          `dropped ${(after.dropped ?? 0) - (before.dropped ?? 0)}, last frame: transfer ${after.lastTransferMs?.toFixed(1)} ms, draw ${after.lastDrawMs?.toFixed(1)} ms`,
+      );
+      assert.ok(shown > 0);
+    }
   },
 );

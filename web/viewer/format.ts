@@ -55,6 +55,8 @@ interface Pending {
 export class ViewerReassembler {
   readonly #maxPoints: number;
   #pending: Pending | undefined;
+  /** `performance.now()` when the last START arrived: the page reports transfer times with it. */
+  startedAt = 0;
 
   constructor(maxPoints: number) {
     this.#maxPoints = maxPoints;
@@ -101,6 +103,7 @@ export class ViewerReassembler {
     for (const value of [...header.min, ...header.extent])
       if (!Number.isFinite(value)) throw new ViewerFormatError('non-finite bounds');
     const pending: Pending = { header, data: new Uint8Array(dataBytes), received: 0 };
+    this.startedAt = performance.now();
     if (dataBytes === 0) return finish(pending);
     this.#pending = pending;
     return undefined;

@@ -21,8 +21,10 @@ interface ViewerHook {
   readonly framesShown: number;
   readonly lastPointCount: number;
   readonly dropped: number;
-  /** Main-thread milliseconds of the last frame: reassembly to the end of its draw call. */
-  readonly lastFrameMs: number;
+  /** Milliseconds from the last frame's first message to its last. */
+  readonly lastTransferMs: number;
+  /** Milliseconds from the last frame's last message to the end of its draw call. */
+  readonly lastDrawMs: number;
 }
 
 declare global {
@@ -75,7 +77,8 @@ let current: { session: string; connection: ViewerConnection } | undefined;
 let framesShown = 0;
 let lastPointCount = 0;
 let dropped = 0;
-let lastFrameMs = 0;
+let lastTransferMs = 0;
+let lastDrawMs = 0;
 let lastCaptureTime: number | undefined;
 let sourcePoints = 0;
 /** When the last frames were drawn, for frames/s over the last two seconds. */
@@ -153,7 +156,9 @@ async function watch(session: string): Promise<void> {
       stop();
       return;
     }
-    if (frame !== undefined) draw(frame, started, channel);
+    if (frame === undefined) return;
+    lastTransferMs = started - reassembler.startedAt;
+    draw(frame, started, channel);
   });
   channel.addEventListener('close', () => {
     if (current !== watched) return;
@@ -192,17 +197,18 @@ async function watch(session: string): Promise<void> {
 
 function draw(frame: ViewerFrame, started: number, channel: RTCDataChannel): void {
   const frameSeq = frame.seq;
-  scene.show(frame, () => {
+  scene.show(frame, (superseded) => {
+    // Drawn or skipped for a newer one: either way the server may send the next.
+    if (channel.readyState === 'open') channel.send(viewerAck(frameSeq));
+    if (superseded) return;
     framesShown++;
     lastPointCount = frame.pointCount;
     sourcePoints = frame.sourcePointCount;
     dropped = frame.dropped;
     lastCaptureTime = frame.captureTime;
-    lastFrameMs = performance.now() - started;
+    lastDrawMs = performance.now() - started;
     shownAt.push(performance.now());
     updateOverlay();
-    // Drawn: the server may send the next one.
-    if (channel.readyState === 'open') channel.send(viewerAck(frameSeq));
   });
 }
 
@@ -365,8 +371,11 @@ window.pointstreamViewer = {
   get dropped() {
     return dropped;
   },
-  get lastFrameMs() {
-    return lastFrameMs;
+  get lastTransferMs() {
+    return lastTransferMs;
+  },
+  get lastDrawMs() {
+    return lastDrawMs;
   },
 };
 

@@ -71,7 +71,7 @@ export class PointScene {
   #points: Points | undefined;
   #framed = false;
   #renderQueued = false;
-  #afterRender: (() => void)[] = [];
+  #afterRender: ((superseded: boolean) => void)[] = [];
 
   constructor(host: HTMLElement) {
     this.#host = host;
@@ -89,8 +89,11 @@ export class PointScene {
     this.#resize();
   }
 
-  /** Shows `frame` (replacing the last one); `drawn` runs once it has been rendered. */
-  show(frame: ViewerFrame, drawn: () => void): void {
+  /**
+   * Shows `frame` (replacing the last one). `drawn` runs at the next render: with `superseded`
+   * true when a newer frame replaced this one before it could be drawn.
+   */
+  show(frame: ViewerFrame, drawn: (superseded: boolean) => void): void {
     const geometry = new BufferGeometry();
     // Normalized: WebGL reads u16 as 0..1; the shader scales by the bounds.
     geometry.setAttribute('position', new BufferAttribute(frame.quantized, 3, true));
@@ -128,7 +131,8 @@ export class PointScene {
     requestAnimationFrame(() => {
       this.#renderQueued = false;
       this.renderer.render(this.#scene, this.#camera);
-      for (const done of this.#afterRender.splice(0)) done();
+      const waiting = this.#afterRender.splice(0);
+      waiting.forEach((done, i) => done(i < waiting.length - 1));
     });
   }
 

@@ -73,6 +73,14 @@ void test('bad flags exit 2 with a message naming the flag', { timeout: 60_000 }
       /--rate.*expected a number/,
     ],
     [['send', '--signaling', 'ftp://example/offer'], /--signaling.*http/],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--encoding', 'zip'],
+      /--encoding.*zip.*raw, q16, qrice/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--precision', '0'],
+      /--precision.*expected a number/,
+    ],
     [['send'], /required option '--signaling <url>'/],
     [['serve', '--port', '70000'], /--port.*expected an integer from 0 to 65535/],
     [['serve', '--port-range', '9-3'], /--port-range.*BEGIN-END/],

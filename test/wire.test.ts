@@ -1223,7 +1223,7 @@ void describe('reassembler: rejected frames', () => {
     ['components 4', 25, 4],
     ['components 0', 25, 0],
     ['encoding 0 (raw)', 26, 0],
-    ['encoding 2', 26, 2],
+    ['encoding 4 (unknown)', 26, 4],
   ] as const) {
     void it(`${what} -> PS_ERR_FRAME_UNSUPPORTED_FORMAT`, T, () => {
       const { chunks } = fiveChunkFrame(22);

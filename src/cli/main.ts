@@ -3,6 +3,8 @@ import { Command, Option } from 'commander';
 import { LOOPBACK_MTU, MAX_MTU } from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { readFileSync } from 'node:fs';
+import { POINT_ENCODING_NAMES } from '../wire/encodings/index.js';
+import type { PointEncodingName } from '../wire/encodings/index.js';
 import { ErrorCodes } from '../errors.js';
 import type { ErrorCode, PointstreamError } from '../errors.js';
 import { readTokenFile } from '../server/auth.js';
@@ -277,6 +279,8 @@ interface StreamFlags {
   duration: number;
   frames?: number;
   chunkBytes: number;
+  encoding: PointEncodingName;
+  precision?: number;
   maxInFlight: number;
   connectTimeout: number;
   json?: boolean;
@@ -309,6 +313,19 @@ const streamOptions = (command: Command): Command =>
       integer(168, 64 * 1024 * 1024),
       256 * 1024,
     )
+    .addOption(
+      new Option(
+        '--encoding <name>',
+        'how points travel: raw (float32, lossless), q16 (6 bytes/point) or qrice (quantized to --precision, compressed)',
+      )
+        .choices([...POINT_ENCODING_NAMES])
+        .default('raw'),
+    )
+    .option(
+      '--precision <metres>',
+      'largest error per coordinate for --encoding qrice (default 0.001)',
+      number(1e-9, 1e6),
+    )
     .option('--max-in-flight <n>', 'unacknowledged frames before waiting', integer(1, 64), 2)
     .option('--connect-timeout <ms>', 'time to open the channel', integer(1), 15_000)
     .addOption(
@@ -336,6 +353,8 @@ function streamSettings(
     duration: opts.duration,
     frames: opts.frames,
     chunkBytes: opts.chunkBytes,
+    encoding: opts.encoding,
+    precision: opts.precision,
     maxInFlight: opts.maxInFlight,
     connectTimeoutMs: opts.connectTimeout,
     token: opts.token,

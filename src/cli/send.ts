@@ -8,6 +8,7 @@ import { openFileSource } from '../sources/files.js';
 import { LidarSceneSource } from '../sources/lidar.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { PointSource } from '../sources/source.js';
+import type { PointEncodingName } from '../wire/encodings/index.js';
 import type { Logger } from '../util/logger.js';
 import { percentile, round } from './stats.js';
 
@@ -26,6 +27,10 @@ export interface SendCommandOptions {
   readonly bindAddress: string | undefined;
   readonly mtu: number | undefined;
   readonly chunkBytes: number;
+  /** How points travel: raw float32, q16 or qrice (docs/encodings.md). */
+  readonly encoding: PointEncodingName;
+  /** qrice's largest error per coordinate, metres. */
+  readonly precision: number | undefined;
   readonly maxInFlight: number;
   readonly connectTimeoutMs: number;
   readonly token: string | undefined;
@@ -54,6 +59,11 @@ export interface SendSummary {
   readonly framesSkipped: number;
   readonly reconnects: number;
   readonly pointsPerFrame: number;
+  readonly encoding: PointEncodingName;
+  /** Payload bytes per point sent (12 plus the .npy header for raw). */
+  readonly bytesPerPoint: number;
+  /** Largest error of any coordinate sent, metres (0 for raw). */
+  readonly maxError: number;
   readonly bytesSent: number;
   readonly seconds: number;
   readonly achievedHz: number;
@@ -124,6 +134,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       },
       firstSeq,
       maxMessageBytes: options.chunkBytes,
+      encoding: options.encoding,
+      ...(options.precision === undefined ? {} : { precision: options.precision }),
       maxFramesInFlight: options.maxInFlight,
       connectTimeoutMs: options.connectTimeoutMs,
       logger,
@@ -135,6 +147,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const rejections: Record<string, number> = {};
   const sessions: string[] = [];
   let framesSent = 0;
+  let pointsSent = 0;
+  let maxError = 0;
   let framesAcked = 0;
   let framesRejected = 0;
   let framesLost = 0;
@@ -231,6 +245,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         const sent = await client.send(points, { signal });
         framesSent++;
         bytesSent += sent.bytes;
+        pointsSent += points.length / 3;
+        maxError = Math.max(maxError, sent.maxError);
         sent.receipt.then(onReceipt, onLost);
         k++;
       } catch (error) {
@@ -314,6 +330,9 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     framesSkipped,
     reconnects,
     pointsPerFrame,
+    encoding: options.encoding,
+    bytesPerPoint: pointsSent > 0 ? round(bytesSent / pointsSent, 3) : 0,
+    maxError,
     bytesSent,
     seconds: round(seconds, 2),
     achievedHz: round(achievedHz, 3),
@@ -369,6 +388,7 @@ export function formatSummary(summary: SendSummary): string {
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.reason}`,
     `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}`,
     `  rate       ${summary.achievedHz} frames/s achieved, ${summary.mbPerSec} MB/s, ${summary.pointsPerFrame.toLocaleString('en-US')} points/frame, ${summary.lateFrames} late`,
+    `  encoding   ${summary.encoding}: ${summary.bytesPerPoint} bytes/point${summary.encoding === 'raw' ? ' (lossless)' : `, max error ${(summary.maxError * 1000).toPrecision(3)} mm`}`,
     `  latency    p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, max ${summary.latencyMs.max} ms (first chunk sent -> frame verified receipt)`,
     `  client     ${summary.cpuSeconds} CPU s over ${summary.seconds} s (${Math.round((summary.cpuSeconds / summary.seconds) * 100)}% of a core), chunks of ${summary.chunkBytes} bytes`,
   ];

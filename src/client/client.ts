@@ -11,7 +11,8 @@ import type { Logger } from '../util/logger.js';
 import { PROTOCOL_V1 } from '../wire/chunk.js';
 import { decodeServerMessage } from '../wire/control.js';
 import type { HelloMessage, ServerMessage } from '../wire/control.js';
-import { MIN_MESSAGE_BYTES, prepareFrame, writeChunk } from '../wire/frame.js';
+import { POINT_ENCODING_NAMES, encodePoints, pointEncodingIdOf } from '../wire/encodings/index.js';
+import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
 import { deleteSession, patchCandidates, postOffer } from './signaling.js';
 import type { SignalingContext } from './signaling.js';
 import type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './types.js';
@@ -56,6 +57,17 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
   }
   if (merged.maxMessageBytes < MIN_MESSAGE_BYTES) {
     throw invalidOption('maxMessageBytes', `at least ${MIN_MESSAGE_BYTES}`, merged.maxMessageBytes);
+  }
+  if (merged.encoding !== undefined && !POINT_ENCODING_NAMES.includes(merged.encoding)) {
+    throw invalidOption('encoding', `one of ${POINT_ENCODING_NAMES.join(', ')}`, merged.encoding);
+  }
+  if (
+    merged.precision !== undefined &&
+    (typeof merged.precision !== 'number' ||
+      !Number.isFinite(merged.precision) ||
+      merged.precision <= 0)
+  ) {
+    throw invalidOption('precision', 'a positive number of metres', merged.precision);
   }
   if (merged.lowWaterMark > merged.highWaterMark) {
     throw invalidOption(
@@ -263,13 +275,35 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
         `${pointCount} points exceed the server's limit of ${hello.maxPointsPerFrame}`,
       );
     }
-    const frame = prepareFrame(
-      points,
-      this.#nextSeq++,
-      options.captureTime ?? Date.now(),
-      this.#maxMessageBytes,
-      crc32,
-    );
+    const encoding = this.#options.encoding ?? 'raw';
+    const captureTime = options.captureTime ?? Date.now();
+    let maxError = 0;
+    let frame;
+    if (encoding === 'raw') {
+      frame = prepareFrame(points, this.#nextSeq, captureTime, this.#maxMessageBytes, crc32);
+    } else {
+      const id = pointEncodingIdOf[encoding];
+      if (!(hello.encodings ?? [1]).includes(id)) {
+        throw new PointstreamError(
+          ErrorCodes.ENCODING_UNSUPPORTED,
+          `the server does not decode ${encoding} frames (it announced encodings ${JSON.stringify(hello.encodings ?? [1])})`,
+        );
+      }
+      const encoded = encodePoints(
+        points,
+        encoding,
+        this.#options.precision === undefined ? {} : { precision: this.#options.precision },
+      );
+      maxError = encoded.maxError;
+      frame = prepareEncodedFrame(
+        encoded,
+        this.#nextSeq,
+        captureTime,
+        this.#maxMessageBytes,
+        crc32,
+      );
+    }
+    this.#nextSeq++;
     if (frame.payloadBytes > hello.maxFrameBytes) {
       throw new PointstreamError(
         ErrorCodes.FRAME_TOO_LARGE,
@@ -310,7 +344,14 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
         );
       }, this.#options.receiptTimeoutMs);
     }
-    return { seq: frame.seq, bytes: frame.payloadBytes, chunks: frame.chunkCount, receipt };
+    return {
+      seq: frame.seq,
+      bytes: frame.payloadBytes,
+      chunks: frame.chunkCount,
+      encoding,
+      maxError,
+      receipt,
+    };
   }
 
   /** Resolves once every frame sent so far has its receipt (or was counted lost). */

@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
+import type { PointEncodingName } from '../wire/encodings/index.js';
 
 /** Options of {@link connect}. Only `signalingUrl` is required; defaults are in parentheses. */
 export interface ClientOptions {
@@ -26,6 +27,14 @@ export interface ClientOptions {
   readonly lowWaterMark?: number;
   /** How long to wait for a frame's receipt before counting it lost. (10000 ms) */
   readonly receiptTimeoutMs?: number;
+  /**
+   * How points travel (docs/encodings.md): `raw` float32 (lossless), `q16` (16-bit per axis within
+   * the frame's bounds, 6 bytes/point) or `qrice` (quantized to `precision`, delta + Rice coded:
+   * 1.6 bytes/point on a LiDAR scan at 1 mm). The server decodes any of them. (`raw`)
+   */
+  readonly encoding?: PointEncodingName;
+  /** Largest error per coordinate for `qrice`, in metres. (0.001) */
+  readonly precision?: number;
   /** Cancels connecting. */
   readonly signal?: AbortSignal;
   readonly logger?: Logger;
@@ -53,8 +62,12 @@ export type FrameReceipt =
 /** A frame handed to the channel; `receipt` settles when the server answers for it. */
 export interface SentFrame {
   readonly seq: number;
+  /** Payload bytes on the wire (after encoding). */
   readonly bytes: number;
   readonly chunks: number;
+  readonly encoding: PointEncodingName;
+  /** Bound on the error of every coordinate, in metres (0 for `raw`). */
+  readonly maxError: number;
   /**
    * Resolves with the server's receipt (which may say rejected). Rejects with
    * `PS_ERR_FRAME_LOST` when the connection ends or the receipt times out first.

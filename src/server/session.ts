@@ -5,7 +5,9 @@ import type { ErrorCode } from '../errors.js';
 import { Peer } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
-import { PROTOCOL_V1 } from '../wire/chunk.js';
+import { Encoding, PROTOCOL_V1 } from '../wire/chunk.js';
+import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../wire/encodings/index.js';
+import type { PointEncodingName } from '../wire/encodings/index.js';
 import { encodeServerMessage } from '../wire/control.js';
 import type { ServerMessage } from '../wire/control.js';
 import { decodePlainFrame } from '../wire/plain.js';
@@ -29,6 +31,11 @@ export interface SessionHooks {
 
 const allocate = (bytes: number): Uint8Array => Buffer.allocUnsafeSlow(bytes);
 const keep = (): (() => void) => () => undefined;
+const ENCODING_NAMES: Partial<Record<number, PointEncodingName>> = Object.fromEntries(
+  POINT_ENCODING_NAMES.map((name) => [pointEncodingIdOf[name], name]),
+);
+/** Encodings this server decodes, announced in the hello. */
+const ENCODING_IDS = POINT_ENCODING_NAMES.map((name) => pointEncodingIdOf[name]);
 
 /** Where frames' memory comes from: a server-wide budget, and the buffer pool when reuse is on. */
 export interface FrameMemory {
@@ -195,6 +202,7 @@ export class Session {
       maxFrameBytes: this.#limits.maxFrameBytes,
       maxPointsPerFrame: this.#limits.maxPointsPerFrame,
       maxFramesInReassembly: this.#limits.maxFramesInReassembly,
+      encodings: ENCODING_IDS,
     });
     this.#armIdleTimer();
   }
@@ -405,7 +413,9 @@ class ChannelReceiver {
       pointCount: frame.pointCount,
       points: frame.points,
       form: 'chunked',
-      npy: frame.payload,
+      encoding: ENCODING_NAMES[frame.encoding] ?? 'raw',
+      npy: frame.encoding === Encoding.NPY ? frame.payload : undefined,
+      encoded: frame.encoding === Encoding.NPY ? undefined : frame.payload,
       byteLength: frame.payload.length,
       captureTime: frame.captureTime,
       receivedAt: Date.now(),
@@ -427,7 +437,9 @@ class ChannelReceiver {
         pointCount: plain.pointCount,
         points: plain.points,
         form: plain.format === 'npy' ? 'plain-npy' : 'plain-raw',
+        encoding: 'raw',
         npy: plain.format === 'npy' ? bytes : undefined,
+        encoded: undefined,
         byteLength: bytes.length,
         captureTime: undefined,
         receivedAt: Date.now(),

@@ -3,6 +3,7 @@ import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import type { RecordOptions, RecorderStats } from './recorder.js';
 import type { ViewerOptions } from './viewer.js';
+import type { PointEncodingName } from '../wire/encodings/index.js';
 import type { ReassemblyLimits } from '../wire/reassembler.js';
 
 /** A verified frame, as consumers of the server receive it. */
@@ -13,13 +14,18 @@ export interface ReceivedFrame {
   readonly pointCount: number;
   /** x, y, z interleaved, N x 3 little-endian float32: a view over the received bytes, not a copy. */
   readonly points: Float32Array;
-  /** `pointstream/1` frames carry a complete `.npy` file; plain frames their message bytes. */
+  /** `pointstream/1` frames carry a complete `.npy` file or encoded points; plain frames their message bytes. */
   readonly form: 'chunked' | 'plain-npy' | 'plain-raw';
+  /** How the points travelled (docs/encodings.md); `points` is float32 whatever it was. */
+  readonly encoding: PointEncodingName;
   /**
    * The complete `.npy` file as received (`numpy.load` reads it as it is), sharing memory with
-   * `points`; undefined for plain raw frames (`encodeNpyHeader([n, 3])` + the points make one).
+   * `points`; undefined for plain raw frames (`encodeNpyHeader([n, 3])` + the points make one)
+   * and for encoded frames.
    */
   readonly npy: Uint8Array | undefined;
+  /** The encoded payload as received (`q16`, `qrice`), to store or forward without re-encoding. */
+  readonly encoded: Uint8Array | undefined;
   /** Bytes of payload received for this frame. */
   readonly byteLength: number;
   /** Sender's capture time (ms since the Unix epoch, sender's clock); undefined in the plain form. */

@@ -20,13 +20,14 @@ export const DATA_HEADER_BYTES = 12;
 export const START_HEADER_BYTES = 40;
 
 export const DType = { FLOAT32: 1 } as const;
-export const Encoding = { NPY: 1 } as const;
+/** Payload encodings (docs/encodings.md): `.npy` float32, 16-bit quantized, quantized + Rice coded. */
+export const Encoding = { NPY: 1, Q16: 2, QRICE: 3 } as const;
 
 /** What a START chunk says about its frame. */
 export interface FrameMeta {
   /** Sender's sequence number, increasing per channel. */
   readonly seq: number;
-  /** Total bytes of the payload (a complete `.npy` file) across all chunks. */
+  /** Total bytes of the payload (a complete `.npy` file, or encoded points) across all chunks. */
   readonly payloadBytes: number;
   readonly pointCount: number;
   /** CRC-32 (IEEE, as zlib) of the whole payload. */

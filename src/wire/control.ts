@@ -15,6 +15,8 @@ export interface HelloMessage {
   readonly maxFrameBytes: number;
   readonly maxPointsPerFrame: number;
   readonly maxFramesInReassembly: number;
+  /** Payload encodings the server decodes (docs/encodings.md); absent from older servers: `[1]`. */
+  readonly encodings?: readonly number[];
 }
 
 /** One per frame: it arrived intact and was handed to consumers, or it was rejected. */
@@ -83,6 +85,16 @@ const isCount = (value: unknown): value is number =>
 const isTime = (value: unknown): value is number =>
   typeof value === 'number' && Number.isFinite(value);
 
+function encodingList(value: unknown): number[] {
+  if (
+    !Array.isArray(value) ||
+    value.length > 255 ||
+    !value.every((id) => Number.isInteger(id) && id >= 0 && id <= 255)
+  )
+    throw invalid('hello with bad encodings');
+  return value as number[];
+}
+
 /** Parses and validates a server control message. Throws PS_ERR_CONTROL_INVALID. */
 export function decodeServerMessage(text: string): ServerMessage {
   if (text.length > MAX_CONTROL_MESSAGE_CHARS) throw invalid(`${text.length} characters`);
@@ -113,6 +125,7 @@ export function decodeServerMessage(text: string): ServerMessage {
         maxFrameBytes: m.maxFrameBytes,
         maxPointsPerFrame: m.maxPointsPerFrame,
         maxFramesInReassembly: m.maxFramesInReassembly,
+        ...(m.encodings === undefined ? {} : { encodings: encodingList(m.encodings) }),
       };
     case 'receipt':
       if (!isCount(m.seq) || !isTime(m.receivedAt))

@@ -7,6 +7,7 @@ import {
   writeStartHeader,
 } from './chunk.js';
 import type { Checksum } from './crc32.js';
+import type { EncodedPoints } from './encodings/index.js';
 import { encodeNpyHeader } from './npy.js';
 
 /**
@@ -18,6 +19,8 @@ export interface OutgoingFrame {
   readonly seq: number;
   readonly captureTime: number;
   readonly pointCount: number;
+  /** The payload's encoding ({@link Encoding}). */
+  readonly encoding: number;
   readonly parts: readonly Uint8Array[];
   readonly payloadBytes: number;
   readonly crc32: number;
@@ -48,11 +51,7 @@ export function prepareFrame(
 ): OutgoingFrame {
   if (points.length % 3 !== 0)
     throw new RangeError(`points.length ${points.length} is not a multiple of 3`);
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < MIN_MESSAGE_BYTES) {
-    throw new RangeError(
-      `maxMessageBytes must be an integer >= ${MIN_MESSAGE_BYTES}; got ${maxMessageBytes}`,
-    );
-  }
+  checkMessageBytes(maxMessageBytes);
   const pointCount = points.length / 3;
   const header = encodeNpyHeader([pointCount, 3]);
   const body = new Uint8Array(points.buffer, points.byteOffset, points.byteLength);
@@ -61,6 +60,7 @@ export function prepareFrame(
     seq,
     captureTime,
     pointCount,
+    encoding: Encoding.NPY,
     parts: [header, body],
     payloadBytes,
     // Guarded: zlib.crc32 of an empty view ignores its initial value.
@@ -68,6 +68,37 @@ export function prepareFrame(
     chunkCount: chunkCountFor(payloadBytes, maxMessageBytes),
     maxMessageBytes,
   };
+}
+
+/** Prepares points already encoded (`encodePoints`) as frame `seq`; `encoded.bytes` is referenced. */
+export function prepareEncodedFrame(
+  encoded: EncodedPoints,
+  seq: number,
+  captureTime: number,
+  maxMessageBytes: number,
+  checksum: Checksum,
+): OutgoingFrame {
+  checkMessageBytes(maxMessageBytes);
+  const payloadBytes = encoded.bytes.length;
+  return {
+    seq,
+    captureTime,
+    pointCount: encoded.pointCount,
+    encoding: encoded.encoding,
+    parts: [encoded.bytes],
+    payloadBytes,
+    crc32: checksum(encoded.bytes),
+    chunkCount: chunkCountFor(payloadBytes, maxMessageBytes),
+    maxMessageBytes,
+  };
+}
+
+function checkMessageBytes(maxMessageBytes: number): void {
+  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < MIN_MESSAGE_BYTES) {
+    throw new RangeError(
+      `maxMessageBytes must be an integer >= ${MIN_MESSAGE_BYTES}; got ${maxMessageBytes}`,
+    );
+  }
 }
 
 /**
@@ -92,7 +123,7 @@ export function writeChunk(frame: OutgoingFrame, index: number, scratch: Uint8Ar
       chunkCount: frame.chunkCount,
       dtype: DType.FLOAT32,
       components: 3,
-      encoding: Encoding.NPY,
+      encoding: frame.encoding,
     });
     start = 0;
   } else {

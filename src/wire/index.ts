@@ -17,7 +17,28 @@ export {
 export type { ChunkHeader, FrameMeta } from './chunk.js';
 export { crc32Portable } from './crc32.js';
 export type { Checksum } from './crc32.js';
-export { MIN_MESSAGE_BYTES, chunkCountFor, prepareFrame, writeChunk } from './frame.js';
+export {
+  MIN_MESSAGE_BYTES,
+  chunkCountFor,
+  prepareEncodedFrame,
+  prepareFrame,
+  writeChunk,
+} from './frame.js';
+export {
+  DEFAULT_PRECISION,
+  POINT_ENCODING_NAMES,
+  PointEncodingId,
+  decodePoints,
+  encodePoints,
+  encodingsReady,
+  pointEncodingIdOf,
+} from './encodings/index.js';
+export type {
+  DecodeLimits,
+  EncodeOptions,
+  EncodedPoints,
+  PointEncodingName,
+} from './encodings/index.js';
 export type { OutgoingFrame } from './frame.js';
 export {
   NPY_MAGIC,

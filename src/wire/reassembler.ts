@@ -3,6 +3,7 @@ import type { ErrorCode } from '../errors.js';
 import { ChunkType, DType, Encoding, readChunkHeader } from './chunk.js';
 import type { FrameMeta } from './chunk.js';
 import { crc32Portable } from './crc32.js';
+import { decodePoints } from './encodings/index.js';
 import type { Checksum } from './crc32.js';
 import { parseNpyHeader, pointCountOfNpyHeader } from './npy.js';
 import { float32View, indexOfNonFinite, nonFiniteError } from './points.js';
@@ -63,9 +64,11 @@ export interface AssembledFrame {
   readonly seq: number;
   readonly captureTime: number;
   readonly pointCount: number;
-  /** x, y, z interleaved: a view into `payload` (no copy). */
+  /** The payload's encoding ({@link Encoding}). */
+  readonly encoding: number;
+  /** x, y, z interleaved: a view into `payload` for `.npy` frames, decoded for the others. */
   readonly points: Float32Array;
-  /** The complete `.npy` file as received. */
+  /** The payload as received: a complete `.npy` file, or the encoded points. */
   readonly payload: Uint8Array;
   readonly crc32: number;
   readonly chunkCount: number;
@@ -94,6 +97,8 @@ export type PushResult = (
 ) & { readonly evicted?: Rejection };
 
 const PENDING: PushResult = Object.freeze({ kind: 'pending' });
+/** The quantization header of q16 and qrice payloads (docs/encodings.md). */
+const Q16_HEADER_BYTES = 56;
 /** Rejected frames whose remaining chunks are being dropped, at most. */
 const MAX_DISCARDING = 16;
 
@@ -289,7 +294,13 @@ export class FrameReassembler {
   /** Everything a START can be checked for before anything is allocated. */
   #checkStart(meta: FrameMeta, data: Uint8Array): [ErrorCode, string] | undefined {
     const limits = this.limits;
-    if (meta.dtype !== DType.FLOAT32 || meta.components !== 3 || meta.encoding !== Encoding.NPY) {
+    if (
+      meta.dtype !== DType.FLOAT32 ||
+      meta.components !== 3 ||
+      (meta.encoding !== Encoding.NPY &&
+        meta.encoding !== Encoding.Q16 &&
+        meta.encoding !== Encoding.QRICE)
+    ) {
       return [
         ErrorCodes.FRAME_UNSUPPORTED_FORMAT,
         `unsupported frame format (dtype ${meta.dtype}, components ${meta.components}, encoding ${meta.encoding})`,
@@ -319,6 +330,17 @@ export class FrameReassembler {
         `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`,
       ];
     }
+    if (
+      meta.encoding === Encoding.Q16 &&
+      meta.payloadBytes !== Q16_HEADER_BYTES + meta.pointCount * 6
+    ) {
+      return [
+        ErrorCodes.FRAME_LENGTH_MISMATCH,
+        `a q16 frame of ${meta.pointCount} points is ${Q16_HEADER_BYTES + meta.pointCount * 6} bytes, not ${meta.payloadBytes}`,
+      ];
+    }
+    // The decoder checks the rest of an encoded payload once it is complete.
+    if (meta.encoding !== Encoding.NPY) return undefined;
     try {
       const npy = parseNpyHeader(data);
       const rows = pointCountOfNpyHeader(npy);
@@ -350,7 +372,10 @@ export class FrameReassembler {
 
   #newState(meta: FrameMeta, payload: Uint8Array): FrameState {
     const dataOffset = meta.payloadBytes - meta.pointCount * 12;
-    const incremental = !this.limits.allowNonFinite && (payload.byteOffset + dataOffset) % 4 === 0;
+    const incremental =
+      meta.encoding === Encoding.NPY &&
+      !this.limits.allowNonFinite &&
+      (payload.byteOffset + dataOffset) % 4 === 0;
     return {
       meta,
       payload,
@@ -459,6 +484,7 @@ export class FrameReassembler {
         `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`,
       );
     }
+    if (meta.encoding !== Encoding.NPY) return this.#decode(state);
     const points = float32View(payload, state.dataOffset, meta.pointCount * 3);
     if (!this.limits.allowNonFinite && state.checkedTo < 0) {
       const bad = indexOfNonFinite(points);
@@ -467,6 +493,26 @@ export class FrameReassembler {
         return this.#fail(state, error.code, error.message);
       }
     }
+    return this.#deliver(state, points);
+  }
+
+  /** Decodes an encoded payload; every decoded value is finite (docs/encodings.md). */
+  #decode(state: FrameState): PushResult {
+    const { meta } = state;
+    let points: Float32Array;
+    try {
+      points = decodePoints(state.payload, meta.encoding, meta.pointCount, {
+        maxPoints: this.limits.maxPointsPerFrame,
+      });
+    } catch (error) {
+      if (!(error instanceof PointstreamError)) throw error;
+      return this.#fail(state, error.code, `frame ${meta.seq}: ${error.message}`);
+    }
+    return this.#deliver(state, points);
+  }
+
+  #deliver(state: FrameState, points: Float32Array): PushResult {
+    const { meta } = state;
     this.#release(state);
     this.#frames.delete(meta.seq);
     return {
@@ -475,8 +521,9 @@ export class FrameReassembler {
         seq: meta.seq,
         captureTime: meta.captureTime,
         pointCount: meta.pointCount,
+        encoding: meta.encoding,
         points,
-        payload,
+        payload: state.payload,
         crc32: meta.crc32,
         chunkCount: meta.chunkCount,
         startedAt: state.startedAt,

@@ -158,7 +158,15 @@ logOptions(
       'bytes all sessions may hold in reassembly',
       integer(1),
       DEFAULT_SERVER_LIMITS.maxTotalReassemblyBytes,
-    ),
+    )
+    .option('--max-viewers <n>', 'live browser viewers at once', integer(1), 16)
+    .option(
+      '--viewer-max-points <n>',
+      'points per frame sent to a viewer (larger frames are decimated)',
+      integer(1, 5_000_000),
+      250_000,
+    )
+    .option('--viewer-max-fps <n>', 'frames per second sent to a viewer', number(0.1, 60), 10),
   'info',
 ).action(
   async (opts: {
@@ -183,6 +191,9 @@ logOptions(
     maxSessionsPerClient: number;
     maxOffersPerMinute: number;
     maxReassemblyBytes: number;
+    maxViewers: number;
+    viewerMaxPoints: number;
+    viewerMaxFps: number;
     logLevel: LogLevel;
     logFormat?: LogFormat;
   }) => {
@@ -216,6 +227,11 @@ logOptions(
       tls,
       tokens,
       corsOrigins: opts.corsOrigin,
+      viewer: {
+        maxViewers: opts.maxViewers,
+        maxPoints: opts.viewerMaxPoints,
+        maxFps: opts.viewerMaxFps,
+      },
       host: opts.host,
       port: opts.port,
       rtcBind: opts.rtcBind,

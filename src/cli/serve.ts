@@ -1,6 +1,7 @@
 import { createServer } from '../server/server.js';
 import type { PointstreamServer } from '../server/server.js';
 import type { RecordOptions } from '../server/recorder.js';
+import type { ViewerOptions } from '../server/viewer.js';
 import type { ServerLimits } from '../server/types.js';
 import type { Logger } from '../util/logger.js';
 
@@ -9,6 +10,7 @@ export interface ServeCommandOptions {
   readonly tls: { cert: Buffer; key: Buffer } | undefined;
   readonly tokens: string[] | undefined;
   readonly corsOrigins: string[];
+  readonly viewer: ViewerOptions;
   readonly host: string;
   readonly port: number;
   readonly rtcBind: string | undefined;
@@ -34,6 +36,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
     ...(options.tls === undefined ? {} : { tls: options.tls }),
     ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
     corsOrigins: options.corsOrigins,
+    viewer: options.viewer,
     ...(options.record === undefined ? {} : { record: options.record }),
     // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
     // or retains it, so buffers can be reused.

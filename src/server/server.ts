@@ -240,6 +240,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         idleBytes: this.#pool.idleBytes,
       },
       recording: this.#recorder?.stats(),
+      viewers: this.#viewers
+        .stats()
+        .filter(
+          (viewer) => token === undefined || this.#owners.get(viewer.sessionId)?.token === token,
+        ),
       totals: { ...this.#totals },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       memory: {
@@ -391,6 +396,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       [`${SESSION_PATH}:id`]: ['PATCH', 'DELETE', 'OPTIONS'],
       '/stats': ['GET', 'HEAD'],
       '/healthz': ['GET', 'HEAD'],
+      '/viewer/offer': ['POST', 'OPTIONS'],
+      '/viewer/peers/:id': ['PATCH', 'DELETE', 'OPTIONS'],
     };
     const every = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
     for (const [url, methods] of Object.entries(allowed)) {

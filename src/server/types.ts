@@ -2,7 +2,7 @@ import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import type { RecordOptions, RecorderStats } from './recorder.js';
-import type { ViewerOptions } from './viewer.js';
+import type { ViewerOptions, ViewerStats } from './viewer.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
 import type { ReassemblyLimits } from '../wire/reassembler.js';
 
@@ -93,6 +93,8 @@ export interface ServerStats {
     { readonly allocated: number; readonly reused: number; readonly idleBytes: number } | undefined;
   /** The recording, when `record` is on. */
   readonly recording: RecorderStats | undefined;
+  /** Live browser viewers (with auth on, those of the asking token's sessions). */
+  readonly viewers: readonly ViewerStats[];
   /** CPU seconds used by the server process since it started (user + system). */
   readonly cpuSeconds: number;
   readonly memory: {

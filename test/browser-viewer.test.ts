@@ -6,20 +6,14 @@ import type { DataChannel, PeerConnection } from 'node-datachannel';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { PointstreamServer } from '../src/index.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling/sdp.js';
+import { decodePoints } from '../src/wire/encodings/index.js';
 import {
-  encodeViewerData,
-  encodeViewerFrame,
-  encodeViewerStart,
   VIEWER_PROTOCOL,
-} from '../src/server/viewer.js';
-import {
-  ViewerFormatError,
   ViewerReassembler,
-  dequantize,
-  parseViewerControl,
-  viewerAck,
-} from '../web/viewer/format.js';
-import type { ViewerControl, ViewerFrame } from '../web/viewer/format.js';
+  decodeViewerControl,
+  encodeViewerAck,
+} from '../src/wire/viewer.js';
+import type { ViewerControl, ViewerFrame } from '../src/wire/viewer.js';
 import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
 import type { BrowserSession } from './browser-helpers.js';
 import { LOOPBACK, startServer, waitFor } from './helpers.js';
@@ -39,86 +33,7 @@ function rampPoints(count: number): Float32Array {
   return points;
 }
 
-void test('viewer format: exact header bytes, stride decimation, error bound, reassembly', () => {
-  const points = rampPoints(1000);
-  const frame = encodeViewerFrame(points, 7, 1_700_000_000_000.5, 300);
-  assert.equal(frame.pointCount, 300);
-  assert.equal(frame.sourcePointCount, 1000);
-  const start = encodeViewerStart(frame, 3);
-  assert.equal(start.length, 64);
-  assert.deepEqual([...start.subarray(0, 8)], [0x50, 0x53, 0x56, 0x46, 1, 1, 64, 0]);
-  const view = new DataView(start.buffer);
-  assert.equal(view.getUint32(8, true), 7);
-  assert.equal(view.getUint32(12, true), 300);
-  assert.equal(view.getUint32(16, true), 1000);
-  assert.equal(view.getUint32(20, true), 3);
-  assert.equal(view.getUint32(24, true), 1800);
-  assert.equal(view.getFloat64(56, true), 1_700_000_000_000.5);
-  // 1800 data bytes in messages of at most 512: 500 + 500 + 500 + 300.
-  const data = encodeViewerData(frame, 512);
-  assert.deepEqual(
-    data.map((m) => m.length),
-    [512, 512, 512, 312],
-  );
-  assert.deepEqual(
-    [...(data[1] as Uint8Array).subarray(0, 12)],
-    [0x50, 0x53, 0x56, 0x44, 7, 0, 0, 0, 0xf4, 0x01, 0, 0],
-  );
-
-  const reassembler = new ViewerReassembler(300);
-  assert.equal(reassembler.push(start), undefined);
-  let decoded: ViewerFrame | undefined;
-  for (const message of data) decoded = reassembler.push(message.slice().buffer);
-  assert.ok(decoded);
-  assert.equal(decoded.seq, 7);
-  assert.equal(decoded.dropped, 3);
-  assert.equal(decoded.captureTime, 1_700_000_000_000.5);
-  const floats = dequantize(decoded);
-  // Point i of the sent frame is point floor(i * 1000 / 300) of the source; error <= extent / 131070.
-  for (let i = 0; i < 300; i++) {
-    const source = Math.floor((i * 1000) / 300);
-    for (let axis = 0; axis < 3; axis++) {
-      const bound = (decoded.extent[axis] as number) / 131070 + 1e-4;
-      const error = Math.abs(
-        (floats[i * 3 + axis] as number) - (points[source * 3 + axis] as number),
-      );
-      assert.ok(error <= bound, `point ${i} axis ${axis}: error ${error} > ${bound}`);
-    }
-  }
-  // The last point sent is source point 996.
-  assert.deepEqual(decoded.min, [0, -498, 0]);
-
-  // A budget smaller than the frame, a DATA without START, a gap: rejected before allocation.
-  assert.throws(() => new ViewerReassembler(299).push(start), ViewerFormatError);
-  assert.throws(() => new ViewerReassembler(300).push(data[0] as Uint8Array), ViewerFormatError);
-  const gap = new ViewerReassembler(300);
-  gap.push(start);
-  assert.throws(() => gap.push(data[1] as Uint8Array), /offset 500, expected 0/);
-  assert.throws(() => new ViewerReassembler(300).push(new Uint8Array(3)), ViewerFormatError);
-});
-
-void test('viewer format: edge cases (empty frame, equal points, non-finite) and control', () => {
-  const empty = encodeViewerFrame(new Float32Array(0), 0, undefined, 10);
-  const emptyFrame = new ViewerReassembler(10).push(encodeViewerStart(empty, 0));
-  assert.equal(emptyFrame?.pointCount, 0);
-  assert.equal(emptyFrame?.captureTime, undefined);
-  assert.deepEqual(encodeViewerData(empty, 1024), []);
-
-  const same = encodeViewerFrame(new Float32Array([2, 3, 4, 2, 3, 4]), 1, 5, 10);
-  assert.deepEqual(same.extent, [0, 0, 0]);
-  assert.deepEqual(same.min, [2, 3, 4]);
-  const odd = encodeViewerFrame(new Float32Array([NaN, 1, Infinity, 4, 2, 0]), 1, 5, 10);
-  assert.deepEqual(odd.min, [4, 1, 0]);
-  assert.deepEqual(odd.extent, [0, 1, 0]);
-
-  assert.deepEqual(parseViewerControl('{"type":"closing","code":"PS_ERR_X","message":"m"}'), {
-    type: 'closing',
-    code: 'PS_ERR_X',
-    message: 'm',
-  });
-  assert.equal(parseViewerControl('not json'), undefined);
-  assert.equal(parseViewerControl('{"type":"hello"}'), undefined);
-});
+// The viewer's wire format itself is tested byte by byte in test/viewer-wire.test.ts.
 
 /** A viewer written with node-datachannel: what the page does, minus the drawing. */
 class NodeViewer {
@@ -140,7 +55,7 @@ class NodeViewer {
     this.dc = this.pc.createDataChannel('viewer', { protocol: VIEWER_PROTOCOL });
     this.dc.onMessage((message) => {
       if (typeof message === 'string') {
-        const control = parseViewerControl(message);
+        const control = decodeViewerControl(message);
         if (control) this.controls.push(control);
         return;
       }
@@ -155,7 +70,7 @@ class NodeViewer {
   }
 
   ack(seq: number): void {
-    this.dc.sendMessage(viewerAck(seq));
+    this.dc.sendMessage(encodeViewerAck(seq));
   }
 
   /** Offers (candidates trickled after the answer, as the Node client does); returns the HTTP answer. */
@@ -237,7 +152,7 @@ void test(
     assert.equal(first.sourcePointCount, 20_000);
     assert.equal(first.dropped, 0);
     // Stride 4: point i is source point 4i.
-    const floats = dequantize(first);
+    const floats = decodePoints(first.payload, first.encoding, first.pointCount);
     assert.ok(Math.abs((floats[3 * 1234] as number) - 4 * 1234) <= 20_000 / 131070 + 1e-3);
     assert.equal(server.stats().totals.framesReceived, 10);
     assert.equal(server.stats().totals.framesRejected, 0);

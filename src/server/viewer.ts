@@ -7,42 +7,35 @@ import { Peer } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
 import { inspectOffer, maxMessageSizeOf, parseSdpFragment } from '../signaling/sdp.js';
 import type { Logger } from '../util/logger.js';
+import {
+  VIEWER_DATA_HEADER_BYTES,
+  VIEWER_MAX_POINTS,
+  VIEWER_PROTOCOL,
+  VIEWER_START_BYTES,
+  decodeViewerAck,
+  encodeViewerControl,
+  encodeViewerData,
+  encodeViewerFrame,
+  encodeViewerStart,
+  viewerFrameOfQ16,
+  viewerFrameWireBytes,
+} from '../wire/viewer.js';
+import type { EncodedViewerFrame, ViewerControl } from '../wire/viewer.js';
 import type { ReceivedFrame } from './types.js';
 
 /*
- * Viewer wire format, version 1 (channel protocol `pointstream-viewer/1`). The page creates the
- * channel; the server sends, all integers and floats little-endian:
+ * The viewer's wire format (START and DATA messages, hello/closing/ack text) is
+ * src/wire/viewer.ts, shared with the page; docs/protocol.md, "Live viewer", describes it.
  *
- * - text `{"type":"hello","viewer":id,"session":id,"maxPoints":n,"maxFps":n}` once the channel opens;
- * - per frame, one binary START message of 64 bytes:
- *     0 u32 magic 'PSVF' | 4 u8 version (1) | 5 u8 encoding (1 = q16) | 6 u16 header bytes (64)
- *     8 u32 seq (the ingest frame's) | 12 u32 points sent | 16 u32 points in the ingest frame
- *     20 u32 frames dropped for this viewer so far | 24 u32 data bytes (points sent x 6)
- *     28 u32 reserved (0) | 32 f32 x3 minimum | 44 f32 x3 extent | 56 f64 capture time (ms, NaN if unknown)
- *   then DATA messages, in order, each `u32 magic 'PSVD' | u32 seq | u32 byte offset | bytes`, no
- *   larger than the page's `a=max-message-size`. The data is N x 3 u16 (x, y, z interleaved):
- *   value = minimum + q / 65535 x extent, so the error is at most extent / 131070 per axis;
- * - text `{"type":"closing","code":"PS_ERR_...","message":"..."}` before it closes the channel.
- *
- * The page answers each frame with text `{"type":"ack","seq":n}` once it has drawn it (or skipped
- * it for a newer one); an ack covers the frames before it. One frame is unacknowledged per
- * viewer at most: a frame that arrives while a viewer has one out, or is still sending it, is
- * dropped for that viewer (and counted), never queued, so a slow page costs ingest nothing.
- * web/viewer/format.ts decodes this; test/browser-viewer.test.ts checks the two agree byte for byte.
+ * One frame is unacknowledged per viewer at most: a frame that arrives while a viewer has one
+ * out, or is still sending it, is dropped for that viewer (and counted), never queued, so a slow
+ * page costs ingest nothing.
  */
 
-/** The viewer channel's protocol string. */
-export const VIEWER_PROTOCOL = 'pointstream-viewer/1';
-export const VIEWER_START_MAGIC = 0x46565350; // 'PSVF' as little-endian bytes
-export const VIEWER_DATA_MAGIC = 0x44565350; // 'PSVD'
-export const VIEWER_START_BYTES = 64;
-export const VIEWER_DATA_HEADER_BYTES = 12;
-export const VIEWER_ENCODING_Q16 = 1;
 /** Largest message Chromium accepts; a smaller `a=max-message-size` in the offer wins. */
 const MAX_VIEWER_MESSAGE_BYTES = 262_144;
 /** RFC 8841: a peer that advertises no maximum takes 64 KiB. */
 const DEFAULT_REMOTE_MESSAGE_BYTES = 65_536;
-const MAX_CONTROL_CHARS = 1024;
 /**
  * Frames a viewer may have unacknowledged. 2 would let the next frame travel while the page draws,
  * but measured no better here (250,000 points, SwiftShader, loaded machine: 1.6-1.9 against
@@ -78,16 +71,13 @@ const DEFAULT_VIEWER_OPTIONS: ResolvedViewerOptions = Object.freeze({
   ackTimeoutMs: 30_000,
 });
 
-/** 6 bytes per point must stay within a u32 of data bytes, and in reasonable memory. */
-const MAX_MAX_POINTS = 16_000_000;
-
 function resolveViewerOptions(options: ViewerOptions): ResolvedViewerOptions {
   const merged = { ...DEFAULT_VIEWER_OPTIONS, ...options };
   for (const key of Object.keys(merged) as (keyof ResolvedViewerOptions)[]) {
     if (!(key in DEFAULT_VIEWER_OPTIONS))
       throw invalidOption(`viewer.${key}`, 'a known option', key);
     const value = merged[key];
-    const max = key === 'maxPoints' ? MAX_MAX_POINTS : 1_000_000;
+    const max = key === 'maxPoints' ? VIEWER_MAX_POINTS : 1_000_000;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max)
       throw invalidOption(`viewer.${key}`, `an integer from 1 to ${max}`, value);
   }
@@ -113,138 +103,6 @@ export interface ViewerStats {
   readonly framesSent: number;
   readonly framesDropped: number;
   readonly bytesSent: number;
-}
-
-/** A frame decimated and quantized once, shared by every viewer of its session. */
-export interface EncodedViewerFrame {
-  readonly seq: number;
-  readonly pointCount: number;
-  readonly sourcePointCount: number;
-  readonly min: readonly [number, number, number];
-  readonly extent: readonly [number, number, number];
-  readonly captureTime: number | undefined;
-  /** N x 3 u16, little-endian. */
-  readonly data: Uint8Array;
-}
-
-/**
- * Decimates `points` (N x 3 float32) to at most `maxPoints` with an even stride (point
- * floor(i x N / M) for i < M: deterministic, spread over the whole frame) and quantizes them to
- * 16 bits per axis within their own bounds. Reads `points` only during the call and returns new
- * memory: the frame's buffer may be reused once the call returns. Non-finite coordinates (only
- * possible with `allowNonFinite`) are left out of the bounds and sent as the minimum.
- */
-export function encodeViewerFrame(
-  points: Float32Array,
-  seq: number,
-  captureTime: number | undefined,
-  maxPoints: number,
-): EncodedViewerFrame {
-  const sourcePointCount = Math.floor(points.length / 3);
-  const count = Math.min(sourcePointCount, maxPoints);
-  // The points to send, contiguous: the tight loops below then run over one array (measured:
-  // 1M -> 250,000 points in 8.6 ms here, 17 ms when each loop indexed the frame through the stride).
-  let picked = points;
-  if (count < sourcePointCount) {
-    picked = new Float32Array(count * 3);
-    // Point floor(i x N / M), stepped in integers (no division per point).
-    const whole = Math.floor(sourcePointCount / count);
-    const rest = sourcePointCount % count;
-    for (let i = 0, k = 0, j = 0, carry = 0; i < count; i++, k += 3) {
-      picked[k] = points[j * 3] as number;
-      picked[k + 1] = points[j * 3 + 1] as number;
-      picked[k + 2] = points[j * 3 + 2] as number;
-      j += whole;
-      carry += rest;
-      if (carry >= count) {
-        carry -= count;
-        j++;
-      }
-    }
-  }
-  let minX = Infinity;
-  let minY = Infinity;
-  let minZ = Infinity;
-  let maxX = -Infinity;
-  let maxY = -Infinity;
-  let maxZ = -Infinity;
-  for (let k = 0; k < count * 3; k += 3) {
-    const x = picked[k] as number;
-    const y = picked[k + 1] as number;
-    const z = picked[k + 2] as number;
-    // Comparisons are false for NaN, so NaN never widens the bounds; infinities are skipped.
-    if (x < minX && x > -Infinity) minX = x;
-    if (x > maxX && x < Infinity) maxX = x;
-    if (y < minY && y > -Infinity) minY = y;
-    if (y > maxY && y < Infinity) maxY = y;
-    if (z < minZ && z > -Infinity) minZ = z;
-    if (z > maxZ && z < Infinity) maxZ = z;
-  }
-  const min: [number, number, number] = [
-    minX <= maxX ? Math.fround(minX) : 0,
-    minY <= maxY ? Math.fround(minY) : 0,
-    minZ <= maxZ ? Math.fround(minZ) : 0,
-  ];
-  // The page reconstructs with the float32 values of min and extent: quantize against those.
-  const extent: [number, number, number] = [
-    minX <= maxX ? Math.fround(maxX - min[0]) : 0,
-    minY <= maxY ? Math.fround(maxY - min[1]) : 0,
-    minZ <= maxZ ? Math.fround(maxZ - min[2]) : 0,
-  ];
-  const data = new Uint8Array(count * 6);
-  const q = new Uint16Array(data.buffer, 0, count * 3);
-  for (let axis = 0; axis < 3; axis++) {
-    const low = min[axis] as number;
-    const range = extent[axis] as number;
-    const scale = range > 0 ? 65535 / range : 0;
-    for (let k = axis; k < count * 3; k += 3) {
-      // +0.5 then the u16 store's truncation rounds; NaN and -Infinity fail `> 0` and store 0.
-      const v = ((picked[k] as number) - low) * scale + 0.5;
-      q[k] = v >= 65535 ? 65535 : v > 0 ? v : 0;
-    }
-  }
-  return { seq, pointCount: count, sourcePointCount, min, extent, captureTime, data };
-}
-
-/** The 64-byte START message of a frame, for a viewer that has dropped `dropped` frames. */
-export function encodeViewerStart(frame: EncodedViewerFrame, dropped: number): Uint8Array {
-  const bytes = new Uint8Array(VIEWER_START_BYTES);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, VIEWER_START_MAGIC, true);
-  view.setUint8(4, 1);
-  view.setUint8(5, VIEWER_ENCODING_Q16);
-  view.setUint16(6, VIEWER_START_BYTES, true);
-  view.setUint32(8, frame.seq >>> 0, true);
-  view.setUint32(12, frame.pointCount, true);
-  view.setUint32(16, frame.sourcePointCount, true);
-  view.setUint32(20, Math.min(dropped, 0xffffffff), true);
-  view.setUint32(24, frame.data.length, true);
-  view.setUint32(28, 0, true);
-  for (let axis = 0; axis < 3; axis++) {
-    view.setFloat32(32 + axis * 4, frame.min[axis] as number, true);
-    view.setFloat32(44 + axis * 4, frame.extent[axis] as number, true);
-  }
-  view.setFloat64(56, frame.captureTime ?? NaN, true);
-  return bytes;
-}
-
-/** The DATA messages of a frame, each at most `maxMessageBytes` long. */
-export function encodeViewerData(frame: EncodedViewerFrame, maxMessageBytes: number): Uint8Array[] {
-  const perMessage = maxMessageBytes - VIEWER_DATA_HEADER_BYTES;
-  if (!Number.isSafeInteger(perMessage) || perMessage < 1)
-    throw new RangeError(`message size ${maxMessageBytes} leaves no room for data`);
-  const messages: Uint8Array[] = [];
-  for (let offset = 0; offset < frame.data.length; offset += perMessage) {
-    const part = frame.data.subarray(offset, offset + perMessage);
-    const message = new Uint8Array(VIEWER_DATA_HEADER_BYTES + part.length);
-    const view = new DataView(message.buffer);
-    view.setUint32(0, VIEWER_DATA_MAGIC, true);
-    view.setUint32(4, frame.seq >>> 0, true);
-    view.setUint32(8, offset, true);
-    message.set(part, VIEWER_DATA_HEADER_BYTES);
-    messages.push(message);
-  }
-  return messages;
 }
 
 /** One encoded frame and its DATA messages for one message size. */
@@ -307,21 +165,31 @@ export class ViewerHub {
       }
       if (prepared === undefined) {
         // The only copy of the frame's points: taken now, because its buffer may be reused.
-        prepared = {
-          frame: encodeViewerFrame(
-            frame.points,
-            frame.seq,
-            frame.captureTime,
-            this.#options.maxPoints,
-          ),
-          data: new Map(),
-        };
+        prepared = { frame: this.#encode(frame), data: new Map() };
         this.#latest.set(frame.sessionId, prepared);
       }
       viewer.sendFrame(prepared, now);
     }
     // Nobody was ready: the cached older frame is now stale; drop it so nobody is sent it.
     if (prepared === undefined) this.#latest.delete(frame.sessionId);
+  }
+
+  /**
+   * The viewer frame of `frame`, the only copy of its points taken (its buffer may be reused).
+   * A q16 frame within the budget is forwarded as it arrived; anything else is decimated and
+   * quantized.
+   */
+  #encode(frame: ReceivedFrame): EncodedViewerFrame {
+    const { maxPoints } = this.#options;
+    if (frame.encoding === 'q16' && frame.encoded !== undefined && frame.pointCount <= maxPoints)
+      return viewerFrameOfQ16(
+        frame.encoded.slice(),
+        frame.pointCount,
+        frame.pointCount,
+        frame.seq,
+        frame.captureTime,
+      );
+    return encodeViewerFrame(frame.points, frame.seq, frame.captureTime, maxPoints);
   }
 
   /** A session ended: its viewers are told and closed. */
@@ -600,8 +468,7 @@ class Viewer {
     this.lastSeq = prepared.frame.seq;
     this.#lastSentAt = now;
     this.framesSent++;
-    this.bytesSent +=
-      VIEWER_START_BYTES + prepared.frame.data.length + data.length * VIEWER_DATA_HEADER_BYTES;
+    this.bytesSent += viewerFrameWireBytes(prepared.frame, this.#maxMessageBytes);
     if (this.#ackTimer === undefined) this.#armAckTimer();
   }
 
@@ -668,17 +535,14 @@ class Viewer {
   }
 
   #onMessage(message: string | Buffer | ArrayBuffer): void {
-    if (typeof message !== 'string' || message.length > MAX_CONTROL_CHARS) return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(message);
-    } catch {
-      this.log.debug({ event: 'viewer-bad-message' }, 'viewer sent text that is not JSON');
+    if (typeof message !== 'string') return;
+    const seq = decodeViewerAck(message);
+    const index = seq === undefined ? -1 : this.#inFlight.indexOf(seq);
+    if (index < 0) {
+      if (seq === undefined)
+        this.log.debug({ event: 'viewer-bad-message' }, 'viewer sent text that is not an ack');
       return;
     }
-    const ack = parsed as { type?: unknown; seq?: unknown };
-    const index = ack?.type === 'ack' ? this.#inFlight.indexOf(ack.seq as number) : -1;
-    if (index < 0) return;
     // Acknowledging a frame acknowledges the ones before it (the page may skip drawing them).
     this.#inFlight.splice(0, index + 1);
     clearTimeout(this.#ackTimer);
@@ -687,9 +551,9 @@ class Viewer {
     this.#hub.pump(this);
   }
 
-  #sendText(message: Record<string, unknown>): void {
+  #sendText(message: ViewerControl): void {
     try {
-      if (this.#channel?.isOpen()) this.#channel.sendMessage(JSON.stringify(message));
+      if (this.#channel?.isOpen()) this.#channel.sendMessage(encodeViewerControl(message));
     } catch {
       // Closed under us; the close handler reports it.
     }

@@ -1,5 +1,5 @@
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../../src/signaling/sdp.js';
-import { VIEWER_PROTOCOL } from './format.js';
+import { VIEWER_PROTOCOL } from '../../src/wire/viewer.js';
 
 /** Why watching could not start, in words a person can act on, with the HTTP status if any. */
 export class WatchError extends Error {

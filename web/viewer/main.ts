@@ -7,8 +7,9 @@
  */
 import { authHeaders, openViewer } from './connect.js';
 import type { ViewerConnection } from './connect.js';
-import { ViewerFormatError, ViewerReassembler, parseViewerControl, viewerAck } from './format.js';
-import type { ViewerFrame } from './format.js';
+import { PointstreamError } from '../../src/errors.js';
+import { ViewerReassembler, decodeViewerControl, encodeViewerAck } from '../../src/wire/viewer.js';
+import type { ViewerFrame } from '../../src/wire/viewer.js';
 import { PointScene } from './scene.js';
 
 type WatchState = 'idle' | 'connecting' | 'watching' | 'closed' | 'error';
@@ -130,13 +131,22 @@ async function watch(session: string): Promise<void> {
   let hello!: () => void;
   const helloReceived = new Promise<void>((resolve) => (hello = resolve));
   let reassembler = new ViewerReassembler(250_000);
+  /** When the first message of the frame being received arrived. */
+  let frameStartedAt = 0;
   const { channel, pc } = connection;
   channel.addEventListener('message', (event: MessageEvent<string | ArrayBuffer>) => {
     if (current !== watched) return;
     if (typeof event.data === 'string') {
-      const control = parseViewerControl(event.data);
+      const control = decodeViewerControl(event.data);
       if (control?.type === 'hello') {
-        reassembler = new ViewerReassembler(control.maxPoints);
+        try {
+          reassembler = new ViewerReassembler(control.maxPoints);
+        } catch {
+          state = 'error';
+          showError(`Bad hello from the server: a budget of ${control.maxPoints} points`);
+          stop();
+          return;
+        }
         state = 'watching';
         hello();
       } else if (control?.type === 'closing') {
@@ -146,18 +156,19 @@ async function watch(session: string): Promise<void> {
       return;
     }
     const started = performance.now();
+    if (!reassembler.receiving) frameStartedAt = started;
     let frame: ViewerFrame | undefined;
     try {
       frame = reassembler.push(event.data);
     } catch (error) {
-      if (!(error instanceof ViewerFormatError)) throw error;
+      if (!(error instanceof PointstreamError)) throw error;
       state = 'error';
-      showError(`Bad data from the server: ${error.message}`);
+      showError(`Bad data from the server: ${error.message} (${error.code})`);
       stop();
       return;
     }
     if (frame === undefined) return;
-    lastTransferMs = started - reassembler.startedAt;
+    lastTransferMs = started - frameStartedAt;
     draw(frame, started, channel);
   });
   channel.addEventListener('close', () => {
@@ -199,7 +210,7 @@ function draw(frame: ViewerFrame, started: number, channel: RTCDataChannel): voi
   const frameSeq = frame.seq;
   scene.show(frame, (superseded) => {
     // Drawn or skipped for a newer one: either way the server may send the next.
-    if (channel.readyState === 'open') channel.send(viewerAck(frameSeq));
+    if (channel.readyState === 'open') channel.send(encodeViewerAck(frameSeq));
     if (superseded) return;
     framesShown++;
     lastPointCount = frame.pointCount;

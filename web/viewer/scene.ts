@@ -10,14 +10,16 @@ import {
   WebGLRenderer,
 } from 'three';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
-import type { ViewerFrame } from './format.js';
+import { Q16_LEVELS } from '../../src/wire/encodings/q16.js';
+import type { ViewerFrame } from '../../src/wire/viewer.js';
 
 /** The page background; the test counts pixels that differ from it. */
 export const BACKGROUND = 0x0b0e12;
 
 /*
- * The GPU dequantizes: q16 coordinates go to WebGL as they arrived (a normalized unsigned-short
- * attribute, 0..1), and the vertex shader scales them by the frame's bounds. The page never
+ * The GPU dequantizes: the q16 payload's integers go to WebGL as they arrived (a normalized
+ * unsigned-short attribute, 0..1), and the vertex shader maps them with the payload header's
+ * offset and scale (uMin = offset, uExtent = 65535 x scale). The page never
  * converts points on the CPU, so there is nothing to move to a worker. Height (z, 0..1 within the
  * frame) picks the colour from a turbo-like ramp.
  */
@@ -51,6 +53,12 @@ vec3 ramp(float x) {
 void main() {
   gl_FragColor = vec4(ramp(vHeight), 1.0);
 }`;
+
+/** Size of the frame's bounds per axis: q16 spans them in 65535 steps. */
+function extentOf(frame: ViewerFrame): [number, number, number] {
+  const [sx, sy, sz] = frame.scale;
+  return [sx * Q16_LEVELS, sy * Q16_LEVELS, sz * Q16_LEVELS];
+}
 
 /** A three.js scene that shows one point cloud at a time, with orbit controls. */
 export class PointScene {
@@ -98,8 +106,8 @@ export class PointScene {
     // Normalized: WebGL reads u16 as 0..1; the shader scales by the bounds.
     geometry.setAttribute('position', new BufferAttribute(frame.quantized, 3, true));
     const uniforms = this.#material.uniforms as Record<'uMin' | 'uExtent', { value: Vector3 }>;
-    uniforms.uMin.value.set(...frame.min);
-    uniforms.uExtent.value.set(...frame.extent);
+    uniforms.uMin.value.set(...frame.offset);
+    uniforms.uExtent.value.set(...extentOf(frame));
     if (this.#points) {
       this.#points.geometry.dispose();
       this.#points.geometry = geometry;
@@ -138,8 +146,9 @@ export class PointScene {
 
   /** Looks at the cloud from a corner above it, far enough to see all of it. */
   #frame(frame: ViewerFrame): void {
-    const [ex, ey, ez] = frame.extent;
-    const center = new Vector3(frame.min[0] + ex / 2, frame.min[1] + ey / 2, frame.min[2] + ez / 2);
+    const [ex, ey, ez] = extentOf(frame);
+    const [ox, oy, oz] = frame.offset;
+    const center = new Vector3(ox + ex / 2, oy + ey / 2, oz + ez / 2);
     const radius = Math.max(Math.hypot(ex, ey, ez) / 2, 1e-3);
     const distance = radius / Math.sin(((this.#camera.fov / 2) * Math.PI) / 180);
     this.#camera.position

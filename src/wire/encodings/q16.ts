@@ -69,3 +69,35 @@ function swap16(bytes: Uint8Array): void {
     bytes[i + 1] = t;
   }
 }
+
+/**
+ * Checks a q16 payload as {@link decodeQ16} does (length, header, width, stride) without decoding
+ * it, for consumers that dequantize elsewhere (the live viewer does it on the GPU). `quantized`
+ * is a view of `bytes` when aligned on a little-endian host, else a copy.
+ */
+export function readQ16Payload(
+  bytes: Uint8Array,
+  pointCount: number,
+): { offset: Float64Array; scale: Float64Array; quantized: Uint16Array } {
+  const header = readQuantHeader(bytes, pointCount, Q16_LEVELS);
+  const expected = QUANT_HEADER_BYTES + pointCount * 6;
+  if (bytes.length !== expected) {
+    throw corrupt(
+      `q16 payload of ${pointCount} points must be ${expected} bytes; got ${bytes.length}`,
+      { expected, actual: bytes.length },
+    );
+  }
+  if (header.param !== Q16_BITS || header.stride !== 0) {
+    throw corrupt(`q16 header has width ${header.param} and stride ${header.stride}`);
+  }
+  const data = bytes.subarray(QUANT_HEADER_BYTES);
+  let quantized: Uint16Array;
+  if (HOST_IS_LITTLE_ENDIAN && data.byteOffset % 2 === 0) {
+    quantized = new Uint16Array(data.buffer, data.byteOffset, pointCount * 3);
+  } else {
+    const copy = data.slice();
+    if (!HOST_IS_LITTLE_ENDIAN) swap16(copy);
+    quantized = new Uint16Array(copy.buffer, 0, pointCount * 3);
+  }
+  return { offset: header.offset, scale: header.scale, quantized };
+}

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify from 'fastify';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { PointstreamServer, ReceivedFrame } from '../src/index.js';
-import { CONTENT_SECURITY_POLICY } from '../src/server/web.js';
+import { CONTENT_SECURITY_POLICY, registerWebRoutes } from '../src/server/web.js';
 import { RandomPointSource } from '../src/sources/random.js';
 import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
 import { startServer } from './helpers.js';
@@ -21,6 +24,9 @@ interface RunResult {
   bytesSent: number;
   maxMessageBytes: number;
   latencyMs: { p50: number; p99: number; max: number };
+  encoding: string;
+  bytesPerPoint: number;
+  maxError: number;
 }
 
 const TOKEN = 'browser-test-token-0123456789';
@@ -116,6 +122,30 @@ void test('the web pages are served with types, caching, CSP; no traversal; publ
   }
   // Pages are GET only.
   assert.notEqual((await fetch(`${server.url}/send`, { method: 'POST' })).status, 200);
+});
+
+void test('without a web build the API still runs and / says how to build', async (t) => {
+  const empty = mkdtempSync(join(tmpdir(), 'pointstream-web-'));
+  const app = Fastify();
+  t.after(async () => {
+    await app.close();
+    rmSync(empty, { recursive: true, force: true });
+  });
+  const warnings: string[] = [];
+  const log = {
+    warn: (_fields: unknown, message: string) => warnings.push(message),
+    debug: () => undefined,
+  } as unknown as Parameters<typeof registerWebRoutes>[1];
+  const routes = registerWebRoutes(app, log, join(empty, 'missing'));
+  assert.equal(routes.built, false);
+  assert.deepEqual(routes.urls, []);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0] ?? '', /npm run build/);
+  const response = await app.inject({ method: 'GET', url: '/' });
+  assert.equal(response.statusCode, 404);
+  const body = response.json<{ error: { code: string; message: string } }>();
+  assert.equal(body.error.code, 'PS_ERR_HTTP_NOT_FOUND');
+  assert.match(body.error.message, /not built.*npm run build/);
 });
 
 void test('browser sender streams seeded frames that the server verifies byte for byte', async (t) => {
@@ -243,4 +273,54 @@ void test('a .npy file picked on the page is streamed as it is; a bad file is re
   assert.equal(refused.ok, false);
   assert.equal(refused.errorCode, 'PS_ERR_SOURCE_EMPTY');
   assert.equal(received.length, 2);
+});
+
+void test('q16 and qrice frames are encoded in a worker and decoded by the server within their bound', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const points = 50_000;
+  const errors: { encoding: string; seq: number; worst: number }[] = [];
+  let generator = new RandomPointSource(points, { seed: 11 });
+  server.on('frame', (frame: ReceivedFrame) => {
+    const expected = generator.next();
+    let worst = 0;
+    for (let i = 0; i < expected.length; i++)
+      worst = Math.max(worst, Math.abs((frame.points[i] as number) - (expected[i] as number)));
+    errors.push({ encoding: frame.encoding, seq: frame.seq, worst });
+  });
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+  for (const encoding of ['q16', 'qrice'] as const) {
+    generator = new RandomPointSource(points, { seed: 11 });
+    errors.length = 0;
+    const result = await page.evaluate(
+      (encoding): Promise<RunResult> =>
+        window.pointstream.start({ points: 50_000, seed: 11, frames: 3, rate: 0, encoding }),
+      encoding,
+    );
+    assert.equal(result.ok, true, `${encoding}: ${result.errorCode}: ${result.reason}`);
+    assert.equal(result.encoding, encoding);
+    assert.equal(errors.length, 3, encoding);
+    assert.ok(result.maxError > 0, encoding);
+    // The server decoded every point to within the bound the encoder reported.
+    for (const e of errors) {
+      assert.equal(e.encoding, encoding);
+      assert.ok(
+        e.worst <= result.maxError * (1 + 1e-6),
+        `${encoding} frame ${e.seq}: ${e.worst} > ${result.maxError}`,
+      );
+    }
+    if (encoding === 'q16')
+      assert.ok(result.bytesPerPoint < 6.01, `${result.bytesPerPoint} B/point`);
+    else assert.ok(result.maxError <= 0.001 * (1 + 1e-6), `qrice error ${result.maxError} > 1 mm`);
+    assert.match(
+      (await page.textContent('#s-encoding')) ?? '',
+      new RegExp(`^${encoding}: [0-9.]+ B/point, max error`),
+    );
+  }
+  await screenshot(page, 'browser-sender-qrice');
+  assert.deepEqual(browser.errors, []);
 });

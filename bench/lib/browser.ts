@@ -9,6 +9,7 @@
 import { pathToFileURL } from 'node:url';
 import type { Page } from 'playwright-core';
 import { createServer } from '../../src/index.js';
+import type { PointEncodingName } from '../../src/wire/index.js';
 import { launchBrowser } from '../../test/browser-helpers.js';
 import { spread } from './stats.js';
 import type { Spread } from './stats.js';
@@ -29,6 +30,9 @@ interface PageResult {
   mbPerSec: number;
   late: number;
   latencyMs: { p50: number; p99: number; max: number };
+  bytesPerPoint: number;
+  maxError: number;
+  encodeMsP50: number;
 }
 
 declare const window: {
@@ -44,13 +48,20 @@ export interface BrowserBenchOptions {
   /** Frames of the full-speed run (1M points each). */
   readonly fullSpeedFrames?: number;
   readonly repeats?: number;
-  /** Wire encodings to measure; only `raw` until the browser sender has the others. */
-  readonly encodings?: readonly 'raw'[];
+  /** Encodings to measure, each on a scene (random points do not compress). */
+  readonly variants?: readonly { encoding: PointEncodingName; source: 'random' | 'lidar' }[];
   readonly log?: (line: string) => void;
 }
 
 export interface BrowserBenchRow {
   readonly encoding: string;
+  readonly source: string;
+  /** Payload bytes per point (median over repeats). */
+  readonly bytesPerPoint: number;
+  /** Largest coordinate error over every frame of every repeat, metres. */
+  readonly maxError: number;
+  /** Worker time to encode one frame (median of the repeats' medians). */
+  readonly encodeMs: Spread;
   readonly points: number;
   /** Target frames per second; 0 = as fast as the link allows. */
   readonly targetHz: number;
@@ -77,12 +88,16 @@ export async function runBrowserSenderBench(
   options: BrowserBenchOptions = {},
 ): Promise<BrowserBenchRow[]> {
   const {
-    ladder = [50_000, 100_000, 250_000, 500_000, 1_000_000],
+    ladder = [100_000, 250_000, 500_000, 1_000_000],
     hz = 4,
     seconds = 5,
     fullSpeedFrames = 12,
     repeats = 3,
-    encodings = ['raw'],
+    variants = [
+      { encoding: 'raw', source: 'random' },
+      { encoding: 'q16', source: 'lidar' },
+      { encoding: 'qrice', source: 'lidar' },
+    ],
     log = () => undefined,
   } = options;
   const server = await createServer({
@@ -95,16 +110,22 @@ export async function runBrowserSenderBench(
   try {
     const page = await browser.open(`${server.url}/send`, { timeoutMs: 120_000 });
     await page.waitForFunction(() => window.pointstream?.ready === true);
-    const cases = encodings.flatMap((encoding) => [
-      ...ladder.map((points) => ({ encoding, points, rate: hz, frames: Math.round(hz * seconds) })),
-      { encoding, points: 1_000_000, rate: 0, frames: fullSpeedFrames },
+    const cases = variants.flatMap(({ encoding, source }) => [
+      ...ladder.map((points) => ({
+        encoding,
+        source,
+        points,
+        rate: hz,
+        frames: Math.round(hz * seconds),
+      })),
+      { encoding, source, points: 1_000_000, rate: 0, frames: fullSpeedFrames },
     ]);
     const results = new Map<number, PageResult[]>();
     // Repeats interleaved (every case once, then again), so that a noisy minute hits all cases.
     for (let repeat = 0; repeat < repeats; repeat++) {
       for (const [index, c] of cases.entries()) {
         const result = await runOnce(page, {
-          source: 'random',
+          source: c.source,
           seed: repeat + 1,
           points: c.points,
           rate: c.rate,
@@ -112,9 +133,10 @@ export async function runBrowserSenderBench(
           encoding: c.encoding,
         });
         log(
-          `browser ${c.encoding} ${c.points} points @ ${c.rate || 'max'} Hz #${repeat + 1}: ` +
+          `browser ${c.encoding}/${c.source} ${c.points} points @ ${c.rate || 'max'} Hz #${repeat + 1}: ` +
             `${result.achievedHz} frames/s, ${result.mbPerSec} MB/s, p50 ${result.latencyMs.p50} ms, ` +
-            `p99 ${result.latencyMs.p99} ms, acked ${result.framesAcked}/${c.frames}, late ${result.late}` +
+            `p99 ${result.latencyMs.p99} ms, acked ${result.framesAcked}/${c.frames}, late ${result.late}, ` +
+            `${result.bytesPerPoint} B/point, encode ${result.encodeMsP50} ms` +
             (result.ok ? '' : ` (${result.errorCode}: ${result.reason})`),
         );
         results.set(index, [...(results.get(index) ?? []), result]);
@@ -127,6 +149,10 @@ export async function runBrowserSenderBench(
       const failedFrames = runs.reduce((sum, r) => sum + (c.frames - r.framesAcked), 0);
       rows.push({
         encoding: c.encoding,
+        source: c.source,
+        bytesPerPoint: spread(runs.map((r) => r.bytesPerPoint)).median,
+        maxError: Math.max(0, ...runs.map((r) => r.maxError)),
+        encodeMs: spread(runs.map((r) => r.encodeMsP50)),
         points: c.points,
         targetHz: c.rate,
         repeats: runs.length,
@@ -158,12 +184,12 @@ export function renderBrowserTable(rows: readonly BrowserBenchRow[]): string {
         ? s.median.toFixed(digits)
         : `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
   const lines = [
-    '| encoding | points/frame | target | frames/s | MB/s | latency p50 ms | p99 ms | late | not acked | sustained |',
-    '| --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | --- |',
+    '| encoding (scene) | B/point | encode ms | points/frame | target | frames/s | MB/s | latency p50 ms | p99 ms | late | not acked | sustained |',
+    '| --- | ---: | --- | ---: | ---: | --- | --- | --- | --- | ---: | ---: | --- |',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.encoding} | ${r.points.toLocaleString('en')} | ${r.targetHz > 0 ? `${r.targetHz} Hz x ${r.framesPlanned}` : `max x ${r.framesPlanned}`} | ` +
+      `| ${r.encoding} (${r.source}) | ${r.bytesPerPoint.toFixed(2)} | ${r.encoding === 'raw' ? '-' : f(r.encodeMs, 0)} | ${r.points.toLocaleString('en')} | ${r.targetHz > 0 ? `${r.targetHz} Hz x ${r.framesPlanned}` : `max x ${r.framesPlanned}`} | ` +
         `${f(r.achievedHz, 2)} | ${f(r.mbPerSec, 1)} | ${f(r.latencyP50Ms, 0)} | ${f(r.latencyP99Ms, 0)} | ` +
         `${r.late} | ${r.failedFrames} | ${r.targetHz > 0 ? (r.sustained ? 'yes' : 'no') : '-'} |`,
     );

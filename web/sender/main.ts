@@ -1,4 +1,6 @@
 import { PointstreamError } from '../../src/errors.js';
+import { POINT_ENCODING_NAMES } from '../../src/wire/index.js';
+import type { PointEncodingName } from '../../src/wire/index.js';
 import { tokenFromFragment } from '../shared/signaling.js';
 import { parsePointFile } from './files.js';
 import { runSender } from './run.js';
@@ -9,9 +11,6 @@ import type { Progress, RunOptions, RunResult } from './run.js';
  * scripts: `await window.pointstream.start({ points: 100000, frames: 8 })` resolves with the
  * result, as does `window.pointstream.result` for the last run.
  */
-
-// TODO(issue 6): when src/wire/encodings lands, enable q16/compressed in the picker and encode
-// each frame in a Web Worker (web/sender/encode.worker.ts, bundled by scripts/build-web.mjs).
 
 export interface PointstreamHook {
   /** Starts a run with the form's values, overridden by `options`. */
@@ -43,6 +42,7 @@ const inputs = {
   rate: element<HTMLInputElement>('rate'),
   frames: element<HTMLInputElement>('frames'),
   seed: element<HTMLInputElement>('seed'),
+  precision: element<HTMLInputElement>('precision'),
   encoding: element<HTMLSelectElement>('encoding'),
   token: element<HTMLInputElement>('token'),
   file: element<HTMLInputElement>('file'),
@@ -63,6 +63,7 @@ const cells = {
   rate: element('s-rate'),
   mbps: element('s-mbps'),
   latency: element('s-latency'),
+  encoding: element('s-encoding'),
 };
 
 const fragmentToken = tokenFromFragment();
@@ -125,12 +126,20 @@ function formOptions(): RunOptions {
   return {
     offerUrl: new URL('/offer', location.origin).toString(),
     token: token.length > 0 ? token : undefined,
-    source: inputs.source.value === 'file' ? 'file' : 'random',
+    source:
+      inputs.source.value === 'file'
+        ? 'file'
+        : inputs.source.value === 'lidar'
+          ? 'lidar'
+          : 'random',
     points: Math.max(1, Math.floor(number(inputs.points, 100_000))),
     seed: Math.floor(number(inputs.seed, 1)),
     rate: number(inputs.rate, 4),
     frames: Math.floor(number(inputs.frames, 40)),
-    encoding: 'raw',
+    encoding: POINT_ENCODING_NAMES.includes(inputs.encoding.value as PointEncodingName)
+      ? (inputs.encoding.value as PointEncodingName)
+      : 'raw',
+    precision: number(inputs.precision, 1) / 1000 || undefined,
   };
 }
 
@@ -170,6 +179,7 @@ async function start(overrides: Partial<RunOptions> = {}): Promise<RunResult> {
   stopButton.disabled = false;
   errorBox.textContent = '';
   status.className = 'hint';
+  cells.encoding.textContent = `${options.encoding}…`;
   document.body.dataset.state = 'running';
   let file = filePoints;
   if (options.source === 'file' && window.pointstream.file !== undefined) {
@@ -185,6 +195,10 @@ async function start(overrides: Partial<RunOptions> = {}): Promise<RunResult> {
   status.textContent = result.ok ? `OK: ${result.reason}` : `FAILED: ${result.reason}`;
   status.className = result.ok ? 'ok' : 'bad';
   if (!result.ok) errorBox.textContent = `${result.errorCode ?? 'error'}: ${result.reason}`;
+  cells.encoding.textContent =
+    result.encoding === 'raw'
+      ? `raw: ${result.bytesPerPoint} B/point, lossless`
+      : `${result.encoding}: ${result.bytesPerPoint} B/point, max error ${(result.maxError * 1000).toFixed(3)} mm, encoded in ${result.encodeMsP50} ms (median, worker)`;
   document.body.dataset.state = result.ok ? 'done' : 'failed';
   return result;
 }

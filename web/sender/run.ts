@@ -1,5 +1,9 @@
 import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import { LidarSceneSource } from '../../src/sources/lidar.js';
 import { RandomPointSource } from '../../src/sources/random.js';
+import { pointEncodingIdOf } from '../../src/wire/index.js';
+import type { PointEncodingName } from '../../src/wire/index.js';
+import { FrameEncoder } from './encoder.js';
 import { BrowserSender } from './sender.js';
 import type { BrowserReceipt } from './sender.js';
 
@@ -8,8 +12,11 @@ export interface RunOptions {
   /** Absolute URL of the offer endpoint. Default: `/offer` of this page's origin. */
   readonly offerUrl: string;
   readonly token?: string | undefined;
-  /** Where points come from: seeded random points, or the file loaded on the page. */
-  readonly source: 'random' | 'file';
+  /**
+   * Where points come from: seeded random points (which no encoding compresses), a simulated
+   * 64-beam LiDAR scan of a warehouse (as `send --source lidar`), or the file loaded on the page.
+   */
+  readonly source: 'random' | 'lidar' | 'file';
   /** Points per generated frame. */
   readonly points: number;
   /** Seed of the generator (src/sources/random.ts, xorshift32): the same seed, the same frames. */
@@ -18,8 +25,14 @@ export interface RunOptions {
   readonly rate: number;
   /** Frames to send; 0 until stopped. */
   readonly frames: number;
-  /** Wire encoding. Only `raw` (float32 `.npy`) until src/wire/encodings lands (issue 6). */
-  readonly encoding: 'raw';
+  /**
+   * Wire encoding (docs/encodings.md): `raw` float32 `.npy` (lossless), `q16` (6 bytes a point,
+   * error bound from the frame's extent) or `qrice` (compressed, error at most `precision`).
+   * Encoded in a Web Worker.
+   */
+  readonly encoding: PointEncodingName;
+  /** Largest error per coordinate in metres, for `qrice`. Default: the encoder's (1 mm). */
+  readonly precision?: number | undefined;
   /** Chunk size, at most the connection's maximum message size. */
   readonly maxMessageBytes?: number;
 }
@@ -44,6 +57,13 @@ export interface RunResult {
   readonly late: number;
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly maxMessageBytes: number;
+  readonly encoding: PointEncodingName;
+  /** Payload bytes per point (12 plus the `.npy` header for raw). */
+  readonly bytesPerPoint: number;
+  /** Largest coordinate error of any frame sent (0 for raw). */
+  readonly maxError: number;
+  /** Median worker time to encode one frame (0 for raw). */
+  readonly encodeMsP50: number;
   readonly rejections: readonly { seq: number; code: string; message: string }[];
 }
 
@@ -95,6 +115,10 @@ export async function runSender(
   let pointsPerFrame = 0;
   let failure: PointstreamError | undefined;
   let phase: Progress['phase'] = 'connecting';
+  let points = 0;
+  let maxError = 0;
+  const encodeMs: number[] = [];
+  let encoder: FrameEncoder | undefined;
 
   const progress = (): Progress => {
     const seconds = (performance.now() - started) / 1000;
@@ -133,22 +157,17 @@ export async function runSender(
 
   const receipts: Promise<void>[] = [];
   try {
-    if (options.encoding !== 'raw') {
-      throw new PointstreamError(
-        ErrorCodes.INVALID_OPTION,
-        `encoding ${JSON.stringify(options.encoding)} is not available yet`,
-      );
-    }
     let next: () => Float32Array;
     if (options.source === 'file') {
       if (file === undefined)
         throw new PointstreamError(ErrorCodes.SOURCE_EMPTY, 'no file loaded: drop a .npy or .ply');
       next = () => file;
     } else {
-      next = (() => {
-        const generator = new RandomPointSource(options.points, { seed: options.seed });
-        return () => generator.next();
-      })();
+      const generator =
+        options.source === 'lidar'
+          ? new LidarSceneSource(options.points, { seed: options.seed })
+          : new RandomPointSource(options.points, { seed: options.seed });
+      next = () => generator.next();
     }
     onProgress(progress());
     sender = await BrowserSender.connect({
@@ -158,6 +177,21 @@ export async function runSender(
         ? {}
         : { maxMessageBytes: options.maxMessageBytes }),
     });
+    if (options.encoding !== 'raw') {
+      const id = pointEncodingIdOf[options.encoding];
+      if (id === undefined)
+        throw new PointstreamError(
+          ErrorCodes.INVALID_OPTION,
+          `unknown encoding ${JSON.stringify(options.encoding)}`,
+        );
+      if (!sender.serverEncodings.includes(id)) {
+        throw new PointstreamError(
+          ErrorCodes.ENCODING_UNSUPPORTED,
+          `the server does not decode ${options.encoding} frames`,
+        );
+      }
+      encoder = new FrameEncoder();
+    }
     phase = 'streaming';
     started = performance.now();
     for (let k = 0; planned === null || k < planned; k++) {
@@ -169,9 +203,17 @@ export async function runSender(
         else if (k > 0 && wait < -1000 / options.rate) late++;
         if (signal.aborted) break;
       }
-      const points = next();
-      pointsPerFrame = points.length / 3;
-      const frame = await sender.send(points);
+      const raw = next();
+      pointsPerFrame = raw.length / 3;
+      points += pointsPerFrame;
+      let frame;
+      if (encoder === undefined || options.encoding === 'raw') frame = await sender.send(raw);
+      else {
+        const encoded = await encoder.encode(raw, options.encoding, options.precision);
+        encodeMs.push(encoded.encodeMs);
+        maxError = Math.max(maxError, encoded.maxError);
+        frame = await sender.send(encoded);
+      }
       sent++;
       bytes += frame.bytes;
       receipts.push(frame.receipt.then(onReceipt));
@@ -189,6 +231,7 @@ export async function runSender(
           });
   }
   await Promise.all(receipts); // a receipt always settles: ok, rejected, or lost
+  encoder?.close();
   const summary = progress();
   const closedBy = sender?.closed;
   await sender?.close();
@@ -231,6 +274,15 @@ export async function runSender(
     late,
     latencyMs: summary.latencyMs,
     maxMessageBytes,
+    encoding: options.encoding,
+    bytesPerPoint: points > 0 ? round(bytes / points, 3) : 0,
+    maxError,
+    encodeMsP50: round(
+      percentile(
+        [...encodeMs].sort((a, b) => a - b),
+        50,
+      ),
+    ),
     rejections,
   };
   onProgress({ ...summary, phase: 'done' });

@@ -3,12 +3,14 @@ import type { ErrorCode } from '../../src/errors.js';
 import {
   MIN_MESSAGE_BYTES,
   PROTOCOL_V1,
+  PointEncodingId,
   crc32Portable,
   decodeServerMessage,
+  prepareEncodedFrame,
   prepareFrame,
   writeChunk,
 } from '../../src/wire/index.js';
-import type { HelloMessage } from '../../src/wire/index.js';
+import type { EncodedPoints, HelloMessage } from '../../src/wire/index.js';
 import { deleteSession, openChannel } from '../shared/signaling.js';
 
 /**
@@ -177,35 +179,63 @@ export class BrowserSender {
     this.#scratch = new Uint8Array(this.#maxMessageBytes);
   }
 
+  /** Payload encodings the server decodes (its hello); `[1]` (raw `.npy`) from older servers. */
+  get serverEncodings(): readonly number[] {
+    return this.#hello?.encodings ?? [PointEncodingId.RAW_NPY];
+  }
+
   /**
-   * Sends one frame (x, y, z interleaved). Resolves once every chunk is handed to the channel;
-   * `points` may then be reused. The receipt comes later, on `receipt`.
+   * Sends one frame: x, y, z interleaved, or points already encoded (`encodePoints`). Resolves
+   * once every chunk is handed to the channel; `points` may then be reused. The receipt comes
+   * later, on `receipt`.
    */
-  send(points: Float32Array, captureTime: number = Date.now()): Promise<BrowserSentFrame> {
+  send(
+    points: Float32Array | EncodedPoints,
+    captureTime: number = Date.now(),
+  ): Promise<BrowserSentFrame> {
     const result = this.#sendChain.then(() => this.#sendNow(points, captureTime));
     this.#sendChain = result.catch(() => undefined);
     return result;
   }
 
-  async #sendNow(points: Float32Array, captureTime: number): Promise<BrowserSentFrame> {
+  async #sendNow(
+    points: Float32Array | EncodedPoints,
+    captureTime: number,
+  ): Promise<BrowserSentFrame> {
     while (this.#pending.size >= this.#options.maxFramesInFlight && !this.#closed)
       await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
     if (this.#closed) throw this.#closedError();
     const hello = this.#hello as HelloMessage;
-    const pointCount = points.length / 3;
+    const encoded = points instanceof Float32Array ? undefined : points;
+    const pointCount = encoded?.pointCount ?? (points as Float32Array).length / 3;
+    if (encoded !== undefined && !this.serverEncodings.includes(encoded.encoding)) {
+      throw new PointstreamError(
+        ErrorCodes.ENCODING_UNSUPPORTED,
+        `the server does not decode encoding ${encoded.encoding} (it announced ${JSON.stringify(this.serverEncodings)})`,
+      );
+    }
     if (pointCount > hello.maxPointsPerFrame) {
       throw new PointstreamError(
         ErrorCodes.FRAME_TOO_MANY_POINTS,
         `${pointCount} points exceed the server's limit of ${hello.maxPointsPerFrame}`,
       );
     }
-    const frame = prepareFrame(
-      points,
-      this.#nextSeq,
-      captureTime,
-      this.#maxMessageBytes,
-      crc32Portable,
-    );
+    const frame =
+      encoded === undefined
+        ? prepareFrame(
+            points as Float32Array,
+            this.#nextSeq,
+            captureTime,
+            this.#maxMessageBytes,
+            crc32Portable,
+          )
+        : prepareEncodedFrame(
+            encoded,
+            this.#nextSeq,
+            captureTime,
+            this.#maxMessageBytes,
+            crc32Portable,
+          );
     if (frame.payloadBytes > hello.maxFrameBytes) {
       throw new PointstreamError(
         ErrorCodes.FRAME_TOO_LARGE,

@@ -6,7 +6,7 @@ import type { DataChannel, PeerConnection } from 'node-datachannel';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { PointstreamServer } from '../src/index.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling/sdp.js';
-import { decodePoints } from '../src/wire/encodings/index.js';
+import { decodePoints, encodePoints } from '../src/wire/encodings/index.js';
 import {
   VIEWER_PROTOCOL,
   ViewerReassembler,
@@ -174,6 +174,37 @@ void test(
     assert.ok(
       viewer.controls.some((c) => c.type === 'closing' && c.code === ErrorCodes.SESSION_CLOSED),
     );
+  },
+);
+
+void test(
+  "a q16 session: the viewer gets the sender's q16 payload byte for byte within the budget, decimated above it",
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ viewer: { maxPoints: 5000, maxFps: 1000 } });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, encoding: 'q16' });
+    t.after(() => client.close());
+    const session = await sessionOf(server);
+    const viewer = new NodeViewer();
+    t.after(() => viewer.close());
+    assert.equal((await viewer.offer(server.url, session)).status, 200);
+    await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
+
+    // Within the budget: the sender's own q16 payload, byte for byte. (The server forwards it
+    // without re-encoding; q16 is idempotent, so re-encoding would give these bytes too.)
+    const small = rampPoints(3000);
+    assert.equal((await (await client.send(small)).receipt).ok, true);
+    await waitFor(() => viewer.frames.length === 1, 10_000, 'the first viewer frame');
+    assert.deepEqual(viewer.frames[0]?.payload, encodePoints(small, 'q16').bytes);
+
+    // Above it: decoded by the server, decimated to the budget and quantized afresh.
+    const large = rampPoints(20_000);
+    assert.equal((await (await client.send(large)).receipt).ok, true);
+    await waitFor(() => viewer.frames.length === 2, 10_000, 'the second viewer frame');
+    const frame = viewer.frames[1] as ViewerFrame;
+    assert.equal(frame.pointCount, 5000);
+    assert.equal(frame.sourcePointCount, 20_000);
   },
 );
 

@@ -89,6 +89,9 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.max(0, index)] ?? 0;
 }
 
+/** Frames captured but not yet handed to the channel (encoding, or waiting for a slot). */
+const MAX_QUEUED = 2;
+
 const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
 /**
@@ -194,8 +197,22 @@ export async function runSender(
     }
     phase = 'streaming';
     started = performance.now();
+    const live = sender;
+    const accept = (frame: { bytes: number; receipt: Promise<BrowserReceipt> }): void => {
+      sent++;
+      bytes += frame.bytes;
+      receipts.push(frame.receipt.then(onReceipt));
+      onProgress(progress());
+    };
+    // Encoded frames go through a pipeline: the worker encodes frame k while the page captures
+    // frame k + 1, as a sensor's capture and encode threads would. At most MAX_QUEUED frames wait
+    // for the worker or the channel, so a slow link holds the capture loop back (counted late).
+    let pipeline: Promise<void> = Promise.resolve();
+    let queued = 0;
+    let pipelineError: Error | undefined;
+    const queueWaiters: (() => void)[] = [];
     for (let k = 0; planned === null || k < planned; k++) {
-      if (signal.aborted || sender.closed) break;
+      if (signal.aborted || live.closed || pipelineError !== undefined) break;
       if (options.rate > 0) {
         // Drift-free: frame k is due at t0 + k / rate, whatever the previous frames took.
         const wait = started + (k * 1000) / options.rate - performance.now();
@@ -206,19 +223,32 @@ export async function runSender(
       const raw = next();
       pointsPerFrame = raw.length / 3;
       points += pointsPerFrame;
-      let frame;
-      if (encoder === undefined || options.encoding === 'raw') frame = await sender.send(raw);
-      else {
-        const encoded = await encoder.encode(raw, options.encoding, options.precision);
-        encodeMs.push(encoded.encodeMs);
-        maxError = Math.max(maxError, encoded.maxError);
-        frame = await sender.send(encoded);
+      if (encoder === undefined || options.encoding === 'raw') {
+        accept(await live.send(raw));
+        continue;
       }
-      sent++;
-      bytes += frame.bytes;
-      receipts.push(frame.receipt.then(onReceipt));
-      onProgress(progress());
+      while (queued >= MAX_QUEUED) await new Promise<void>((resolve) => queueWaiters.push(resolve));
+      const captureTime = Date.now();
+      const encoding = encoder.encode(raw, options.encoding, options.precision); // copies `raw`
+      encoding.catch(() => undefined); // handled in the pipeline
+      queued++;
+      pipeline = pipeline.then(async () => {
+        try {
+          if (pipelineError !== undefined) return;
+          const encoded = await encoding;
+          encodeMs.push(encoded.encodeMs);
+          maxError = Math.max(maxError, encoded.maxError);
+          accept(await live.send(encoded, captureTime));
+        } catch (error) {
+          pipelineError ??= error instanceof Error ? error : new Error(String(error));
+        } finally {
+          queued--;
+          queueWaiters.shift()?.();
+        }
+      });
     }
+    await pipeline;
+    if (pipelineError !== undefined) throw pipelineError;
     phase = 'finishing';
     onProgress(progress());
     await Promise.all(receipts);

@@ -60,3 +60,15 @@ export type {
 } from './reassembler.js';
 export { MAX_CONTROL_MESSAGE_CHARS, decodeServerMessage, encodeServerMessage } from './control.js';
 export type { ClosingMessage, HelloMessage, ReceiptMessage, ServerMessage } from './control.js';
+export {
+  VIEWER_PROTOCOL,
+  ViewerReassembler,
+  decodeViewerAck,
+  decodeViewerControl,
+  encodeViewerAck,
+  encodeViewerControl,
+  encodeViewerData,
+  encodeViewerFrame,
+  encodeViewerStart,
+} from './viewer.js';
+export type { EncodedViewerFrame, ViewerControl, ViewerFrame } from './viewer.js';

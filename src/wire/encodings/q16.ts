@@ -33,32 +33,9 @@ export function encodeQ16(
 }
 
 export function decodeQ16(bytes: Uint8Array, pointCount: number): Float32Array {
-  const header = readQuantHeader(bytes, pointCount, Q16_LEVELS);
-  const expected = QUANT_HEADER_BYTES + pointCount * 6;
-  if (bytes.length !== expected) {
-    throw corrupt(
-      `q16 payload of ${pointCount} points must be ${expected} bytes; got ${bytes.length}`,
-      {
-        expected,
-        actual: bytes.length,
-      },
-    );
-  }
-  if (header.param !== Q16_BITS || header.stride !== 0) {
-    throw corrupt(`q16 header has width ${header.param} and stride ${header.stride}`);
-  }
-  const data = bytes.subarray(QUANT_HEADER_BYTES);
-  // A view when aligned on a little-endian host, else one copy (swapped on big-endian hosts).
-  let q: Uint16Array;
-  if (HOST_IS_LITTLE_ENDIAN && (bytes.byteOffset + QUANT_HEADER_BYTES) % 2 === 0) {
-    q = new Uint16Array(data.buffer, data.byteOffset, pointCount * 3);
-  } else {
-    const copy = data.slice();
-    if (!HOST_IS_LITTLE_ENDIAN) swap16(copy);
-    q = new Uint16Array(copy.buffer, 0, pointCount * 3);
-  }
+  const { offset, scale, quantized } = readQ16Payload(bytes, pointCount);
   const out = new Float32Array(pointCount * 3);
-  dequantizePoints(q, pointCount, header.offset, header.scale, out);
+  dequantizePoints(quantized, pointCount, offset, scale, out);
   return out;
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -323,4 +323,72 @@ void test('q16 and qrice frames are encoded in a worker and decoded by the serve
   }
   await screenshot(page, 'browser-sender-qrice');
   assert.deepEqual(browser.errors, []);
+});
+
+void test('.ply files (ASCII and binary little-endian) are parsed in the page and sent exactly', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  const dir = mkdtempSync(join(tmpdir(), 'pointstream-ply-'));
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const received: Float32Array[] = [];
+  server.on('frame', (frame) => received.push(frame.points.slice()));
+  const expected = Float32Array.of(0, 1, 2, -1.5, 2.25, 1e3, 0.125, -7, 42);
+
+  // ASCII with an extra property before x, and a face element after the vertices.
+  const ascii = [
+    'ply',
+    'format ascii 1.0',
+    'comment made by the test',
+    'element vertex 3',
+    'property uchar intensity',
+    'property float x',
+    'property float y',
+    'property float z',
+    'element face 0',
+    'property list uchar int vertex_indices',
+    'end_header',
+    '7 0 1 2',
+    '8 -1.5 2.25 1000',
+    '9 0.125 -7 42',
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'cloud-ascii.ply'), ascii);
+  // Binary: double x, y, z then a uchar, 25 bytes per vertex.
+  const header = Buffer.from(
+    'ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty double x\nproperty double y\nproperty double z\nproperty uchar red\nend_header\n',
+    'latin1',
+  );
+  const body = Buffer.alloc(3 * 25);
+  for (let row = 0; row < 3; row++) {
+    for (let axis = 0; axis < 3; axis++)
+      body.writeDoubleLE(expected[row * 3 + axis] as number, row * 25 + axis * 8);
+    body.writeUInt8(200, row * 25 + 24);
+  }
+  writeFileSync(join(dir, 'cloud-binary.ply'), Buffer.concat([header, body]));
+  // A PLY that is cut short is refused with its code.
+  writeFileSync(join(dir, 'short.ply'), Buffer.concat([header, body.subarray(0, 40)]));
+
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+  for (const name of ['cloud-ascii.ply', 'cloud-binary.ply']) {
+    await page.setInputFiles('#file', join(dir, name));
+    assert.equal(await page.evaluate(() => window.pointstream.file), 3, name);
+    const result = await page.evaluate((): Promise<RunResult> =>
+      window.pointstream.start({ source: 'file', frames: 1, rate: 0 }),
+    );
+    assert.equal(result.ok, true, `${name}: ${result.errorCode}: ${result.reason}`);
+    assert.deepEqual(received.at(-1), expected, name);
+  }
+  await page.setInputFiles('#file', join(dir, 'short.ply'));
+  const code = await page.evaluate(() =>
+    window.pointstream.file?.then(
+      () => 'loaded',
+      (e: { code?: string }) => e.code,
+    ),
+  );
+  assert.equal(code, 'PS_ERR_PLY_TRUNCATED');
+  assert.equal(received.length, 2);
 });

@@ -8,11 +8,15 @@
  *   scale      100k ... 4M points per frame at 4 Hz for 20 s
  *   clients    1, 2, 4, 8 concurrent `send` processes against one server
  *   aiortc     the Python aiortc fixture sending 1M-point .npy frames (skipped without aiortc)
+ *   encodings  codec table (bytes/point, encode/decode ms per 1M points; LiDAR scene at 1 and
+ *              2 mm, random points), then the seed workload for each encoding on both scenes
+ *   browser    headless Chromium's /send page: points per frame sustained at 4 Hz, per encoding
  *   endurance  the seed workload for N minutes, server memory sampled (only when asked for)
  *
  *   npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N]
  *       [--seed-duration S] [--scale-duration S] [--clients-duration S] [--endurance-minutes N]
- *       [--aiortc-frames N] [--quiet-wait S]
+ *       [--aiortc-frames N] [--encodings-duration S] [--browser-repeats N] [--browser-seconds S]
+ *       [--quiet-wait S]
  *
  * --quiet-wait S (default 30, --quick 5): before each run, wait up to S s for an idle machine.
  * Writes bench/results/<YYYY-MM-DD>.md and <YYYY-MM-DD>-<plot>.svg (`--quick`: <date>-quick...),
@@ -23,7 +27,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PYTHON, aiortcUnavailable, runAiortc } from './lib/aiortc.js';
+import type { BrowserBenchRow } from './lib/browser.js';
 import { runClients } from './lib/clients.js';
+import { runEncodingBench } from './lib/encodings.js';
 import { runEndurance } from './lib/endurance.js';
 import { parseOptions } from './lib/options.js';
 import type { Options, ScenarioName } from './lib/options.js';
@@ -31,11 +37,12 @@ import { buildPlots } from './lib/plots.js';
 import { ROOT } from './lib/proc.js';
 import { describeMachine, renderMarkdown, renderSummary } from './lib/report.js';
 import type { BenchReport } from './lib/report.js';
-import { HZ, LOOPBACK_MTU, MTUS, sustained } from './lib/results.js';
-import type { BenchResults, Outcome } from './lib/results.js';
+import { HZ, LOOPBACK_MTU, MTUS, PRECISION_ENCODINGS, sustained } from './lib/results.js';
+import type { BenchResults, EncodingsResults, Outcome } from './lib/results.js';
 import { POINTS_PER_FRAME, runBare, runPointstream, runRated } from './lib/scenarios.js';
-import type { RateResult } from './lib/scenarios.js';
+import type { PointScene, RateResult } from './lib/scenarios.js';
 import { waitForQuiet } from './lib/system.js';
+import { CHROMIUM_PATH, haveChromium } from '../test/browser-helpers.js';
 import { runTls } from './lib/tls.js';
 
 const errorMessage = (error: unknown): string =>
@@ -221,6 +228,90 @@ const RUNNERS: Record<ScenarioName, Runner> = {
     return outcome.error ? [`aiortc: ${outcome.error}`] : [];
   },
 
+  async encodings(o, results) {
+    const encodings: EncodingsResults = (results.encodings = { codec: [], runs: [] });
+    const failures: string[] = [];
+    for (const precision of o.encodingPrecisions) {
+      console.log(`encodings: codec bench at ${precision * 1000} mm ...`);
+      const outcome = await attempt(() => runEncodingBench({ quick: o.quick, precision }));
+      encodings.codec.push({ ...outcome, precision });
+      for (const r of outcome.result ?? []) {
+        console.log(
+          `encodings codec ${r.scene} ${r.encoding} @${precision * 1000} mm: ` +
+            `${r.bytesPerPoint.toFixed(3)} B/pt, encode ${r.encodeMs.toFixed(1)} ` +
+            `(min ${r.encodeMinMs.toFixed(1)}) ms, decode ${r.decodeMs.toFixed(1)} ` +
+            `(min ${r.decodeMinMs.toFixed(1)}) ms per 1M points`,
+        );
+      }
+      if (outcome.error) failures.push(`encodings codec ${precision * 1000} mm: ${outcome.error}`);
+    }
+    const precision = o.encodingPrecisions[0];
+    for (const source of ['lidar', 'random'] as const satisfies readonly PointScene[]) {
+      for (const encoding of ENCODINGS) {
+        const label = `encodings ${encoding} ${source}`;
+        const p = PRECISION_ENCODINGS.has(encoding) ? precision : undefined;
+        console.log(`${label}: 1M points at ${HZ} Hz for ${o.encodingsDuration} s ...`);
+        const outcome = await attemptRated(() =>
+          runRated(label, {
+            points: POINTS_PER_FRAME,
+            seconds: o.encodingsDuration,
+            encoding,
+            source,
+            ...(p === undefined ? {} : { precision: p }),
+          }),
+        );
+        encodings.runs.push({ ...outcome, encoding, source, precision: p });
+        const r = outcome.result;
+        console.log(
+          r
+            ? `${label}: ${rateLine(r)}, ${r.bytesPerPoint} B/pt, sender/server CPU ` +
+                `${r.senderCpuSec.toFixed(1)}/${r.serverCpuSec.toFixed(1)} s, ` +
+                `${sustained(r) ? 'sustained' : 'NOT sustained'}`
+            : `${label}: FAILED`,
+        );
+        if (outcome.error) failures.push(`${label}: ${outcome.error}`);
+      }
+    }
+    return failures;
+  },
+
+  async browser(o, results) {
+    if (!haveChromium()) {
+      const why = `no Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium)`;
+      console.log(`browser: skipped: ${why}`);
+      results.browser = { skipped: why };
+      return [];
+    }
+    console.log(
+      `browser: /send page, ${o.browserLadder.join(', ')} points at ${HZ} Hz for ` +
+        `${o.browserSeconds} s, x ${o.browserRepeats} ...`,
+    );
+    const outcome = await attempt(async (): Promise<BrowserBenchRow[]> => {
+      // Loaded here, not at the top: it pulls in playwright and the in-process server.
+      const { runBrowserSenderBench } = await import('./lib/browser.js');
+      return runBrowserSenderBench({
+        ladder: o.browserLadder,
+        hz: HZ,
+        seconds: o.browserSeconds,
+        fullSpeedFrames: o.quick ? 4 : 12,
+        repeats: o.browserRepeats,
+        log: (line) => console.log(`  ${line}`),
+      });
+    });
+    results.browser = outcome;
+    for (const r of outcome.result ?? []) {
+      console.log(
+        `browser ${r.encoding} ${r.source} ${r.points} @ ${r.targetHz || 'max'} Hz: ` +
+          `${r.achievedHz.median} frames/s, ${r.mbPerSec.median} MB/s, ` +
+          `${r.bytesPerPoint} B/pt, ${r.targetHz > 0 ? (r.sustained ? 'sustained' : 'NOT sustained') : 'full speed'}`,
+      );
+    }
+    const errors = (outcome.result ?? []).flatMap((r) =>
+      r.errors.map((e) => `browser ${r.encoding} ${r.source} ${r.points}: ${e}`),
+    );
+    return outcome.error ? [`browser: ${outcome.error}`] : errors;
+  },
+
   async endurance(o, results) {
     console.log(`endurance: seed workload for ${o.enduranceMinutes} min ...`);
     const outcome = await attempt(() => runEndurance(o.enduranceMinutes));
@@ -245,8 +336,13 @@ const ORDER: readonly ScenarioName[] = [
   'scale',
   'clients',
   'aiortc',
+  'encodings',
+  'browser',
   'endurance',
 ];
+
+/** Encodings of the encodings scenario's end-to-end runs. */
+const ENCODINGS = ['raw', 'q16', 'qrice'] as const;
 
 function pythonVersion(): string {
   try {

@@ -10,6 +10,8 @@ export const SCENARIOS = [
   'endurance',
   'tls',
   'aiortc',
+  'encodings',
+  'browser',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
@@ -37,6 +39,15 @@ export interface Options {
   readonly enduranceMinutes: number;
   readonly aiortcFrames: number;
   readonly aiortcPoints: number;
+  /** Seconds of each end-to-end run of the encodings scenario (one per encoding and scene). */
+  readonly encodingsDuration: number;
+  /** Precisions (metres) asked of the encodings that take one, in the codec table. */
+  readonly encodingPrecisions: readonly number[];
+  /** Repeats of each browser-sender case, and seconds of each rated one. */
+  readonly browserRepeats: number;
+  readonly browserSeconds: number;
+  /** Points per frame the browser sender tries at 4 Hz. */
+  readonly browserLadder: readonly number[];
   /** Seconds to wait, before each run, for the machine to go quiet (0: don't). */
   readonly quietWait: number;
 }
@@ -61,6 +72,9 @@ export function parseOptions(argv: string[]): Options {
       'clients-duration': { type: 'string' },
       'endurance-minutes': { type: 'string' },
       'aiortc-frames': { type: 'string' },
+      'encodings-duration': { type: 'string' },
+      'browser-repeats': { type: 'string' },
+      'browser-seconds': { type: 'string' },
       'quiet-wait': { type: 'string' },
     },
     strict: true,
@@ -88,6 +102,11 @@ export function parseOptions(argv: string[]): Options {
     enduranceMinutes: int('endurance-minutes', 10, 1),
     aiortcFrames: int('aiortc-frames', 8, 2),
     aiortcPoints: 1_000_000,
+    encodingsDuration: int('encodings-duration', 30, 5),
+    encodingPrecisions: [0.001, 0.002],
+    browserRepeats: int('browser-repeats', 3, 1),
+    browserSeconds: int('browser-seconds', 5, 3),
+    browserLadder: quick ? [250_000, 1_000_000] : [100_000, 250_000, 500_000, 1_000_000],
     quietWait: int('quiet-wait', 30, 5, 0),
   };
 }

@@ -1,7 +1,8 @@
 /** The report's plots, as SVG text by name; a plot whose data is missing is left out. */
-import { HZ, LOOPBACK_MTU, chunkRuns, transferRow } from './results.js';
+import { HZ, LOOPBACK_MTU, chunkRuns, codecRows, transferRow } from './results.js';
 import type { BenchResults } from './results.js';
 import { npyBytes } from './scenarios.js';
+import { mmLabel } from './sections.js';
 import { barChart, lineChart } from './svg.js';
 import { spread } from './stats.js';
 
@@ -19,6 +20,7 @@ export function buildPlots(b: BenchResults, chunkSizes: readonly number[]): Map<
   add('scale-latency', scaleLatency(b));
   add('clients', clients(b));
   add('endurance-memory', enduranceMemory(b));
+  add('encodings-bytes', encodingsBytes(b));
   return plots;
 }
 
@@ -142,5 +144,28 @@ function enduranceMemory(b: BenchResults): string | undefined {
     ],
     yMin: 0,
     references: [{ x: e.baselineSec / 60, label: 'baseline' }],
+  });
+}
+
+/** Codec bytes per point: a category per encoding (and precision), a bar per scene. */
+function encodingsBytes(b: BenchResults): string | undefined {
+  const rows = codecRows(b.encodings?.codec ?? []);
+  if (rows.length === 0) return undefined;
+  const label = (r: (typeof rows)[number]): string =>
+    r.encoding === 'qrice' ? `qrice ${mmLabel(r.precision)}` : r.encoding;
+  const categories = [...new Set(rows.map(label))];
+  const scenes = [...new Set(rows.map((r) => r.scene))];
+  return barChart({
+    title: 'Point encodings: payload bytes per point (codec bench)',
+    xLabel: 'encoding (qrice: precision asked); dashed: target < 3 B/point on the LiDAR scene',
+    yLabel: 'bytes per point',
+    categories,
+    series: scenes.map((scene) => ({
+      name: scene === 'lidar' ? 'LiDAR scene' : 'random points',
+      values: categories.map(
+        (c) => rows.find((r) => r.scene === scene && label(r) === c)?.bytesPerPoint,
+      ),
+    })),
+    references: [{ y: 3, label: '' }],
   });
 }

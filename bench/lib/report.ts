@@ -9,6 +9,8 @@ import {
   MTUS,
   ceilingRuns,
   chunkRuns,
+  codecRows,
+  lidarRowsWithin,
   noiseWarning,
   pairedRatio,
   sustained,
@@ -17,11 +19,16 @@ import {
 import type { BenchResults, Transfer } from './results.js';
 import {
   aiortcSection,
+  browserLargestSustained,
+  browserSection,
   ceilingsSection,
   chunksSection,
   clientsSection,
+  encodingsSection,
   enduranceSection,
   mb,
+  millimetres,
+  mmLabel,
   scaleSection,
   seedSection,
   table,
@@ -139,6 +146,90 @@ function targets(b: BenchResults): Target[] {
     measured: e ? `${e.run.framesMissing} of ${e.run.framesPlanned}` : '',
     status: b.endurance ? status(!!e && e.run.framesMissing === 0) : 'not run',
   });
+  list.push(...encodingTargets(b));
+  return list;
+}
+
+/** Bytes per point budget and encode time budget of issue 6. */
+const MAX_BYTES_PER_POINT = 3;
+const MAX_ENCODE_MS = 40;
+
+function encodingTargets(b: BenchResults): Target[] {
+  const list: Target[] = [];
+  const codec = b.encodings?.codec ?? [];
+  const precisions = codec.map((c) => c.precision);
+  // At each precision, the smallest lossy encoding of the LiDAR scene within that error.
+  const best = precisions.map((p) => {
+    const rows = lidarRowsWithin(codec, p).sort((x, y) => x.bytesPerPoint - y.bytesPerPoint);
+    return { precision: p, row: rows[0] };
+  });
+  const e2e = (b.encodings?.runs ?? []).filter(
+    (r) => r.source === 'lidar' && r.encoding === best[0]?.row?.encoding && r.result,
+  )[0]?.result;
+  list.push({
+    target: `encodings: < ${MAX_BYTES_PER_POINT} bytes/point on the LiDAR scene at 1–2 mm error (codec bench)`,
+    measured: best
+      .map(({ precision, row }) =>
+        row
+          ? `${mmLabel(precision)}: ${row.encoding} ${row.bytesPerPoint.toFixed(3)} ` +
+            `(measured error ${millimetres(row.measuredMaxError)})`
+          : `${mmLabel(precision)}: no lossy encoding within it`,
+      )
+      .concat(
+        e2e ? [`end to end (send --json): ${e2e.encoding} ${e2e.bytesPerPoint.toFixed(3)}`] : [],
+      )
+      .join('; '),
+    status: b.encodings
+      ? status(
+          best.length > 0 &&
+            codec.every((c) => c.result) &&
+            best.every(({ row }) => !!row && row.bytesPerPoint < MAX_BYTES_PER_POINT),
+        )
+      : 'not run',
+  });
+  // Encode time of every lossy encoding on the LiDAR scene: judged on the median of the runs
+  // (a typical frame); the fastest run (the least disturbed by other work) is shown beside it.
+  const lossy = codecRows(codec).filter((r) => r.scene === 'lidar' && r.encoding !== 'raw');
+  list.push({
+    target:
+      `encodings: encode < ${MAX_ENCODE_MS} ms per 1M points on one core ` +
+      '(LiDAR scene, every lossy encoding; judged on the median of the runs, fastest in brackets)',
+    measured: lossy
+      .map(
+        (r) =>
+          `${r.encoding}${r.encoding === 'qrice' ? ` ${mmLabel(r.precision)}` : ''} ` +
+          `${r.encodeMs.toFixed(1)} (${r.encodeMinMs.toFixed(1)}) ms`,
+      )
+      .join(', '),
+    status: b.encodings
+      ? status(
+          lossy.length > 0 &&
+            codec.every((c) => c.result) &&
+            lossy.every((r) => r.encodeMs < MAX_ENCODE_MS),
+        )
+      : 'not run',
+  });
+  const browser = b.browser;
+  const rows = browser?.result ?? [];
+  const million = rows.filter((r) => r.points === 1_000_000 && r.targetHz === 4);
+  list.push({
+    target: 'browser sender: 1M points per frame sustained at 4 Hz (any encoding)',
+    measured: browser?.skipped
+      ? `skipped: ${browser.skipped}`
+      : million.length
+        ? million
+            .map(
+              (r) =>
+                `${r.encoding} (${r.source}): ${r.sustained ? 'yes' : 'no'}, ` +
+                `${formatSpread(r.achievedHz, 2)} frames/s`,
+            )
+            .join('; ') +
+          `; largest sustained: ${browserLargestSustained(rows)
+            .map((v) => `${v.variant} ${v.points ?? 'none'}`)
+            .join(', ')}`
+        : ((browser?.error ?? '').split('\n')[0] ?? ''),
+    status: browser && !browser.skipped ? status(million.some((r) => r.sustained)) : 'not run',
+  });
   return list;
 }
 
@@ -194,6 +285,8 @@ export function renderMarkdown(report: BenchReport): string {
     ...scaleSection(b, o, plots),
     ...clientsSection(b, o, plots, m.cores),
     ...aiortcSection(b, o),
+    ...encodingsSection(b, o, plots),
+    ...browserSection(b, o),
     ...enduranceSection(b, plots),
     ...failures,
     '## Targets',
@@ -266,6 +359,41 @@ export function renderSummary(report: BenchReport, path: string, svgs: readonly 
             `${a.result.framesPerSec.toFixed(2)} frames/s, ${a.result.mbPerSec.toFixed(1)} MB/s`
         : `aiortc: ${a.skipped ? `skipped (${a.skipped})` : 'FAILED'}`,
     );
+  }
+  for (const r of codecRows(b.encodings?.codec ?? [])) {
+    lines.push(
+      `codec ${r.scene} ${r.encoding}${r.encoding === 'qrice' ? ` ${mmLabel(r.precision)}` : ''}: ` +
+        `${r.bytesPerPoint.toFixed(3)} B/pt, encode ${r.encodeMs.toFixed(1)} ` +
+        `(${r.encodeMinMs.toFixed(1)}) ms, decode ${r.decodeMs.toFixed(1)} ` +
+        `(${r.decodeMinMs.toFixed(1)}) ms per 1M points`,
+    );
+  }
+  for (const c of b.encodings?.codec ?? []) {
+    if (!c.result) lines.push(`codec ${mmLabel(c.precision)}: FAILED`);
+  }
+  for (const r of b.encodings?.runs ?? []) {
+    const s = r.result;
+    const label = `encodings ${r.encoding} ${r.source}`;
+    lines.push(
+      s
+        ? `${label}: ${s.framesAcked}/${s.framesPlanned}, ${s.achievedHz} Hz, ` +
+            `p50/p99 ${s.latencyMs.p50}/${s.latencyMs.p99} ms, ${s.bytesPerPoint} B/pt, ` +
+            `${s.mbPerSec} MB/s, CPU sender/server ${s.senderCpuSec.toFixed(1)}/` +
+            `${s.serverCpuSec.toFixed(1)} s, ${sustained(s) ? 'sustained' : 'NOT sustained'}`
+        : `${label}: FAILED`,
+    );
+  }
+  const br = b.browser;
+  if (br) {
+    if (!br.result) lines.push(`browser: ${br.skipped ? `skipped (${br.skipped})` : 'FAILED'}`);
+    for (const r of br.result ?? []) {
+      lines.push(
+        `browser ${r.encoding} (${r.source}) ${r.points} @ ${r.targetHz || 'max'} Hz: ` +
+          `${formatSpread(r.achievedHz, 2)} frames/s, ${formatSpread(r.mbPerSec, 1)} MB/s, ` +
+          `${r.bytesPerPoint.toFixed(2)} B/pt` +
+          (r.targetHz > 0 ? `, ${r.sustained ? 'sustained' : 'NOT sustained'}` : ''),
+      );
+    }
   }
   const e = b.endurance;
   if (e) {

@@ -1,8 +1,11 @@
 /** What the scenarios produced, and the aggregations the report, the plots and the summary share. */
+import type { PointEncodingName } from '../../src/wire/encodings/index.js';
 import type { AiortcResult } from './aiortc.js';
+import type { BrowserBenchRow } from './browser.js';
 import type { ClientsResult } from './clients.js';
+import type { EncodingBenchRow } from './encodings.js';
 import type { EnduranceResult } from './endurance.js';
-import type { RateResult, TransferResult } from './scenarios.js';
+import type { PointScene, RateResult, TransferResult } from './scenarios.js';
 import { spread } from './stats.js';
 import type { Spread } from './stats.js';
 
@@ -47,6 +50,24 @@ export interface ClientsRecord extends Outcome<ClientsResult> {
   readonly clients: number;
 }
 
+/** The codec bench (runEncodingBench) at one precision. */
+export interface CodecRecord extends Outcome<EncodingBenchRow[]> {
+  readonly precision: number;
+}
+
+/** The seed workload end to end with one encoding on one scene. */
+export interface EncodingRunRecord extends Outcome<RateResult> {
+  readonly encoding: PointEncodingName;
+  readonly source: PointScene;
+  /** `--precision` given to `send` (encodings that take one). */
+  readonly precision: number | undefined;
+}
+
+export interface EncodingsResults {
+  readonly codec: CodecRecord[];
+  readonly runs: EncodingRunRecord[];
+}
+
 /** One entry per scenario that ran; absent: not selected. */
 export interface BenchResults {
   ceilings?: RunRecord[];
@@ -57,6 +78,8 @@ export interface BenchResults {
   clients?: ClientsRecord[];
   aiortc?: Outcome<AiortcResult>;
   endurance?: Outcome<EnduranceResult>;
+  encodings?: EncodingsResults;
+  browser?: Outcome<BrowserBenchRow[]>;
 }
 
 export const ok = <T>(records: readonly Outcome<T>[]): T[] =>
@@ -189,6 +212,10 @@ export function noiseEntries(b: BenchResults): NoiseEntry[] {
     if (r.result)
       add(`clients ${r.clients}`, r.result.otherCpuSec, r.result.wallSeconds, r.clients);
   }
+  for (const r of b.encodings?.runs ?? []) {
+    if (r.result)
+      add(`encodings ${r.encoding} ${r.source}`, r.result.otherCpuSec, r.result.seconds);
+  }
   const a = b.aiortc?.result;
   if (a) add('aiortc', a.otherCpuSec, a.wallSeconds);
   return entries;
@@ -205,4 +232,45 @@ export function noiseWarning(b: BenchResults): string[] {
     `WARNING: the machine was busy with other work during ${found.length} run(s) ` +
       `(other CPU s: ${list}); their numbers are suspect; rerun on a quiet machine.`,
   ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encodings
+
+/** Encodings that take `--precision` (the others ignore it). */
+export const PRECISION_ENCODINGS: ReadonlySet<PointEncodingName> = new Set(['qrice']);
+
+/**
+ * The codec rows worth showing: every row at the first precision, and at the others only the rows
+ * the precision changed (its error bound differs), so that raw and q16 are not listed twice.
+ */
+export function codecRows(codec: readonly CodecRecord[]): EncodingBenchRow[] {
+  const [first, ...rest] = codec;
+  const base = first?.result ?? [];
+  const same = (a: EncodingBenchRow, b: EncodingBenchRow): boolean =>
+    a.scene === b.scene && a.encoding === b.encoding;
+  return [
+    ...base,
+    ...rest.flatMap((c) =>
+      (c.result ?? []).filter((r) => {
+        const at = base.find((x) => same(x, r));
+        return !at || at.maxError !== r.maxError;
+      }),
+    ),
+  ];
+}
+
+/** Lossy rows on the LiDAR scene whose bound and measured error are within `precision`. */
+export function lidarRowsWithin(
+  codec: readonly CodecRecord[],
+  precision: number,
+): EncodingBenchRow[] {
+  const tolerance = precision * 1e-6;
+  return (codec.find((c) => c.precision === precision)?.result ?? []).filter(
+    (r) =>
+      r.scene === 'lidar' &&
+      r.maxError > 0 &&
+      r.maxError <= precision + tolerance &&
+      r.measuredMaxError <= precision + tolerance,
+  );
 }

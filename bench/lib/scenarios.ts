@@ -8,6 +8,7 @@ import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import type { SendSummary } from '../../src/cli/send.js';
 import type { ServerStats } from '../../src/server/types.js';
+import type { PointEncodingName } from '../../src/wire/encodings/index.js';
 import type { Result as BareResult } from '../ceilings/bare-datachannel.js';
 import { describeExit, failure, lastJsonLine, runNode, startDaemon } from './proc.js';
 import { countersSince, readCounters } from './system.js';
@@ -50,6 +51,12 @@ export interface RateResult {
   readonly ok: boolean;
   readonly reason: string;
   readonly points: number;
+  readonly encoding: PointEncodingName;
+  readonly source: PointScene;
+  /** Payload bytes per point on the wire, as `send` reports it (raw: 12 + the .npy header). */
+  readonly bytesPerPoint: number;
+  /** Largest coordinate error of any point sent, metres (0 for raw). */
+  readonly maxError: number;
   readonly framesAcked: number;
   readonly framesPlanned: number;
   /** Frames without a positive receipt: rejected, lost, skipped or never sent. */
@@ -113,20 +120,32 @@ export function serveArgs(options: ServeOptions = {}): string[] {
   return [...args, ...extra];
 }
 
+/** What `send --source` generates. */
+export type PointScene = 'random' | 'lidar';
+
 export interface SendOptions {
   readonly points?: number;
+  /** `--encoding` (omitted: send's default, raw). */
+  readonly encoding?: PointEncodingName | undefined;
+  /** `--precision` in metres, for the encodings that take one. */
+  readonly precision?: number | undefined;
+  /** `--source` (omitted: send's default, random). */
+  readonly source?: PointScene | undefined;
   readonly mtu?: number | undefined;
   readonly chunkBytes?: number | undefined;
   readonly extra?: readonly string[];
 }
 
 export function sendArgs(url: string, rate: RateArgs, options: SendOptions = {}): string[] {
-  const { points = POINTS_PER_FRAME, mtu, chunkBytes, extra = [] } = options;
+  const { points = POINTS_PER_FRAME, mtu, chunkBytes, encoding, precision, source } = options;
   const args = [CLI, 'send', '--signaling', `${url}/offer`, '--rtc-bind', HOST];
   args.push('--points', String(points), ...rate, '--json');
+  if (source !== undefined) args.push('--source', source);
+  if (encoding !== undefined) args.push('--encoding', encoding);
+  if (precision !== undefined) args.push('--precision', String(precision));
   if (mtu !== undefined) args.push('--mtu', String(mtu));
   if (chunkBytes !== undefined) args.push('--chunk-bytes', String(chunkBytes));
-  return [...args, ...extra];
+  return [...args, ...(options.extra ?? [])];
 }
 
 type RateArgs = readonly string[];
@@ -207,6 +226,10 @@ export interface RatedOptions {
   readonly hz?: number;
   readonly serve?: ServeOptions;
   readonly send?: SendOptions;
+  /** Passed to `send` as `--encoding`, `--precision`, `--source` (they win over `send`'s). */
+  readonly encoding?: PointEncodingName;
+  readonly precision?: number;
+  readonly source?: PointScene;
   /** CA for an HTTPS server's /stats (the same file goes to `send --ca`). */
   readonly ca?: Buffer;
   /** Collect per-frame latencies from the server's log (needs `serve.logLevel: 'info'`). */
@@ -223,7 +246,13 @@ export async function runRated(label: string, options: RatedOptions): Promise<Ra
   const latencies: number[] = [];
   const onLine = options.frameLog ? (line: string) => collectLatency(line, latencies) : undefined;
   const args = (url: string): string[] =>
-    sendArgs(url, atRate(hz, seconds), { ...options.send, points });
+    sendArgs(url, atRate(hz, seconds), {
+      ...options.send,
+      points,
+      ...(options.encoding === undefined ? {} : { encoding: options.encoding }),
+      ...(options.precision === undefined ? {} : { precision: options.precision }),
+      ...(options.source === undefined ? {} : { source: options.source }),
+    });
   const run = await withServer(
     label,
     serveArgs(options.serve),
@@ -243,6 +272,10 @@ export async function runRated(label: string, options: RatedOptions): Promise<Ra
     ok: s.ok,
     reason: s.reason,
     points,
+    encoding: s.encoding,
+    source: options.source ?? options.send?.source ?? 'random',
+    bytesPerPoint: s.bytesPerPoint,
+    maxError: s.maxError,
     framesAcked: s.framesAcked,
     framesPlanned: s.framesPlanned,
     framesMissing: s.framesPlanned - s.framesAcked,

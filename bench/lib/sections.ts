@@ -2,6 +2,8 @@
 import { CPU_WRAPPER, PYTHON, aiortcArgs } from './aiortc.js';
 import { clientSendArgs, clientsServeArgs } from './clients.js';
 import { SAMPLE_EVERY_MS } from './endurance.js';
+import type { BrowserBenchRow } from './browser.js';
+import type { EncodingBenchRow } from './encodings.js';
 import type { Options } from './options.js';
 import {
   HZ,
@@ -9,6 +11,7 @@ import {
   LOOPBACK_MTU,
   ceilingRuns,
   chunkRuns,
+  codecRows,
   logLogSlope,
   ok,
   pairedRatio,
@@ -18,6 +21,7 @@ import {
 import type { BenchResults, Outcome, RunRecord } from './results.js';
 import {
   FRAME_BYTES,
+  POINTS_PER_FRAME,
   atRate,
   bareArgs,
   fullSpeed,
@@ -624,5 +628,211 @@ export function enduranceSection(b: BenchResults, plots: PlotFiles): string[] {
     ),
     '',
     ...plot(plots, 'endurance-memory', 'server memory over time'),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A precision asked, in mm as given (0.001 -> "1 mm"). */
+export const mmLabel = (m: number): string => `${Number((m * 1000).toPrecision(6))} mm`;
+
+/** Metres as mm with 3 significant digits; 0 stays 0. */
+export const millimetres = (m: number): string =>
+  m === 0 ? '0' : `${(m * 1000).toPrecision(3)} mm`;
+
+function codecTable(rows: readonly EncodingBenchRow[]): string {
+  return table(
+    [
+      'scene',
+      'encoding',
+      'precision asked',
+      'bytes / point',
+      'encode ms / 1M pts: median (fastest)',
+      'decode ms / 1M pts: median (fastest)',
+      'error bound',
+      'measured max error',
+      'points x runs',
+    ],
+    rows.map((r) => [
+      r.scene,
+      r.encoding,
+      r.encoding === 'qrice' ? mmLabel(r.precision) : '–',
+      r.bytesPerPoint.toFixed(3),
+      `${r.encodeMs.toFixed(1)} (${r.encodeMinMs.toFixed(1)})`,
+      `${r.decodeMs.toFixed(1)} (${r.decodeMinMs.toFixed(1)})`,
+      millimetres(r.maxError),
+      millimetres(r.measuredMaxError),
+      `${int(r.points)} x ${r.runs}`,
+    ]),
+  );
+}
+
+export function encodingsSection(b: BenchResults, o: Options, plots: PlotFiles): string[] {
+  const e = b.encodings;
+  if (!e) return [];
+  const codecFailures = e.codec.filter((c) => !c.result);
+  const rows = e.runs.map((r) => {
+    const s = r.result;
+    const head = [
+      r.source,
+      r.encoding + (r.precision === undefined ? '' : ` (${mmLabel(r.precision)})`),
+    ];
+    if (!s) return [...head, failedRow(r)];
+    return [
+      ...head,
+      `${s.framesAcked} / ${s.framesPlanned}`,
+      s.achievedHz.toFixed(2),
+      String(s.lateFrames),
+      `${s.latencyMs.p50} / ${s.latencyMs.p99}`,
+      s.bytesPerPoint.toFixed(3),
+      millimetres(s.maxError),
+      s.mbPerSec.toFixed(1),
+      pctOfCore(s.senderCpuSec, s.seconds),
+      pctOfCore(s.serverCpuSec, s.seconds),
+      sustained(s) ? 'yes' : 'no',
+      s.otherCpuSec.toFixed(1),
+    ];
+  });
+  return [
+    '## Point encodings',
+    '',
+    '### Codecs alone (`bench/lib/encodings.ts`)',
+    '',
+    'One frame of each scene (the synthetic spinning-LiDAR scan, `--source lidar`, and random ' +
+      'points in a 100 m cube) encoded and decoded in this process on one core, wall time per ' +
+      `1M points: the median and the fastest of N runs after a warm-up. Precisions asked: ` +
+      `${o.encodingPrecisions.map(mmLabel).join(', ')}; at the second only the rows it ` +
+      'changes are listed (raw and q16 take no precision). Bytes per point are payload bytes (raw: ' +
+      '12 exactly, without the .npy header).' +
+      (o.quick ? ' **--quick: 100,000 points, 3 runs.**' : ''),
+    '',
+    codecTable(codecRows(e.codec)),
+    '',
+    ...codecFailures.map((c) => `Codec bench at ${mmLabel(c.precision)}: ${failedRow(c)}`),
+    ...(codecFailures.length ? [''] : []),
+    ...plot(plots, 'encodings-bytes', 'bytes per point by encoding and scene'),
+    `### End to end: ${int(POINTS_PER_FRAME)} points at ${HZ} Hz for ${o.encodingsDuration} s, per encoding and scene`,
+    '',
+    ...code([
+      node(serveArgs()),
+      `# for each --source lidar|random and --encoding raw|q16|qrice (--precision for qrice only):`,
+      node(
+        sendArgs('<url>', atRate(HZ, o.encodingsDuration), {
+          source: 'lidar',
+          encoding: 'qrice',
+          precision: o.encodingPrecisions[0],
+        }),
+      ),
+    ]),
+    'A fresh server per run; it learns the encoding from the frame metadata and decodes every ' +
+      'frame to float32 (its CPU includes decoding). The sender generates each frame (the LiDAR ' +
+      'scene costs more to generate than random points) and encodes it: its CPU includes both. ' +
+      'Bytes / point and max error as `send --json` reports them; MB/s is encoded bytes on the ' +
+      'wire. **Sustained**: every frame acknowledged, none late, at least 99% of the rate. A ' +
+      'run with frames not acknowledged is listed under Failures too.',
+    '',
+    table(
+      [
+        'scene',
+        'encoding',
+        'frames acked / planned',
+        'achieved Hz',
+        'late',
+        'latency p50 / p99 (ms)',
+        'bytes / point',
+        'max error',
+        'MB/s on the wire',
+        'sender CPU (% core)',
+        'server CPU (% core)',
+        'sustained',
+        'other CPU s',
+      ],
+      rows,
+    ),
+    '',
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function browserRows(rows: readonly BrowserBenchRow[]): string[][] {
+  return rows.map((r) => [
+    `${r.encoding} (${r.source})`,
+    r.bytesPerPoint.toFixed(2),
+    millimetres(r.maxError),
+    r.encoding === 'raw' ? '–' : formatSpread(r.encodeMs, 0),
+    int(r.points),
+    r.targetHz > 0 ? `${r.targetHz} Hz x ${r.framesPlanned}` : `max x ${r.framesPlanned}`,
+    formatSpread(r.achievedHz, 2),
+    formatSpread(r.mbPerSec, 1),
+    `${formatSpread(r.latencyP50Ms, 0)} / ${formatSpread(r.latencyP99Ms, 0)}`,
+    String(r.late),
+    String(r.failedFrames),
+    r.targetHz > 0 ? (r.sustained ? 'yes' : 'no') : '–',
+    r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : '0',
+  ]);
+}
+
+/** Per encoding and scene, the largest points per frame sustained at the target rate. */
+export function browserLargestSustained(
+  rows: readonly BrowserBenchRow[],
+): { variant: string; points: number | undefined; row: BrowserBenchRow | undefined }[] {
+  const variants = [...new Set(rows.map((r) => `${r.encoding} (${r.source})`))];
+  return variants.map((variant) => {
+    const rated = rows.filter((r) => `${r.encoding} (${r.source})` === variant && r.targetHz > 0);
+    const held = rated.filter((r) => r.sustained).sort((a, c) => c.points - a.points)[0];
+    return { variant, points: held?.points, row: held };
+  });
+}
+
+export function browserSection(b: BenchResults, o: Options): string[] {
+  const out = b.browser;
+  if (!out) return [];
+  const head = [
+    '## Browser sender (headless Chromium, `/send` page)',
+    '',
+    "`bench/lib/browser.ts`: an in-process pointstream server (127.0.0.1, port 0) and Debian's " +
+      'Chromium (playwright-core, headless, software rendering) running the `/send` page, which ' +
+      'generates the points in the page (LiDAR scene or random), encodes them in a Web Worker ' +
+      `and streams them with the same wire format as \`send\`. Each case at ${HZ} Hz for ` +
+      `${o.browserSeconds} s, then ${int(POINTS_PER_FRAME)} points as fast as it goes; ` +
+      `${o.browserRepeats} repeat(s)${o.browserRepeats > 1 ? ', interleaved (every case once, then again)' : ''}. ` +
+      'Cells: median (min–max) over the repeats; late and not-acked frames summed. Sustained: ' +
+      'every frame acknowledged, none late, at least 95% of the rate (median). The server shares the ' +
+      "bench's process, and Chromium (several processes) shares the 2 cores with it.",
+    '',
+  ];
+  const rows = out.result;
+  if (!rows) return [...head, failedRow(out), ''];
+  const largest = browserLargestSustained(rows);
+  return [
+    ...head,
+    table(
+      [
+        'encoding (scene)',
+        'B / point',
+        'max error',
+        'encode ms / frame (worker)',
+        'points / frame',
+        'target',
+        'frames/s',
+        'MB/s',
+        'latency p50 / p99 (ms)',
+        'late',
+        'not acked',
+        'sustained',
+        'errors',
+      ],
+      browserRows(rows),
+    ),
+    '',
+    ...largest.map(
+      ({ variant, points, row }) =>
+        `- ${variant}: largest frame sustained at ${HZ} Hz: ` +
+        (points !== undefined && row
+          ? `**${int(points)} points** (${formatSpread(row.mbPerSec, 1)} MB/s)`
+          : '**none of the sizes tried**'),
+    ),
+    '',
   ];
 }

@@ -37,8 +37,10 @@ declare const window: {
     ready: true;
     start(options: Record<string, unknown>): Promise<RunResult>;
     file: Promise<number> | undefined;
+    result: Promise<RunResult> | undefined;
   };
 };
+declare const document: { getElementById(id: string): { textContent: string | null } | null };
 
 assert.ok(
   haveWebBuild(),
@@ -391,4 +393,29 @@ void test('.ply files (ASCII and binary little-endian) are parsed in the page an
   );
   assert.equal(code, 'PS_ERR_PLY_TRUNCATED');
   assert.equal(received.length, 2);
+});
+
+void test('a server that shuts down mid-stream ends the run with its reason; every frame accounted for', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  let frames = 0;
+  server.on('frame', () => frames++);
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+  // Until stopped (frames: 0), at 8 Hz: the run can only end through the server.
+  await page.evaluate(() => {
+    void window.pointstream.start({ points: 20_000, frames: 0, rate: 8 });
+  });
+  await page.waitForFunction(() => Number(document.getElementById('s-acked')?.textContent) >= 3);
+  await server.close();
+  const result = await page.evaluate(() => window.pointstream.result as Promise<RunResult>);
+  assert.equal(result.ok, false);
+  assert.equal(result.errorCode, 'PS_ERR_SESSION_CLOSED');
+  assert.match(result.reason, /server shutting down/);
+  assert.ok(result.framesAcked >= 3 && result.framesAcked <= frames);
+  assert.equal(result.framesSent, result.framesAcked + result.framesRejected + result.framesLost);
+  assert.match((await page.textContent('#error')) ?? '', /^PS_ERR_SESSION_CLOSED: /);
 });

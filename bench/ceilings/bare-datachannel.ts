@@ -15,9 +15,17 @@
  *   npx tsx bench/ceilings/bare-datachannel.ts [--chunk-bytes N] [--total-bytes N]
  *       [--max-message-size N] [--mtu N] [--high-water N] [--low-water N]
  *       [--sctp-recv-buffer N] [--sctp-send-buffer N] [--timeout-ms N] [--pin] [--skip-cleanup]
- *       [--json]
+ *       [--channels N] [--peers N] [--thread-cpu] [--json]
  *
  *   --mtu           RtcConfig.mtu of both peers (default: libdatachannel's, 1280).
+ *   --channels N    N data channels on each peer connection (default 1).
+ *   --peers N       N peer connections (default 1). The stream is striped over all
+ *                   peers x channels "lanes": message i goes to lane i mod lanes (strict
+ *                   round-robin), and each lane has its own --high-water/--low-water flow control,
+ *                   so up to lanes x high-water bytes may be buffered. The receiver counts bytes
+ *                   over all lanes; the run ends when all bytes arrived.
+ *   --thread-cpu    (Linux) add each process's CPU seconds during the transfer per thread name
+ *                   (from /proc/self/task), to see which native threads do the work.
  *   --pin           pin the sender process (all its threads) to CPU 0 and the receiver to CPU 1
  *                   with taskset(1), so each side really gets exactly one core.
  *   --skip-cleanup  don't call nodeDataChannel.cleanup() at the end (to check whether the
@@ -28,6 +36,7 @@
  * processes, which share one clock on this machine.
  */
 import { fork, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodeDataChannel from 'node-datachannel';
@@ -50,6 +59,9 @@ const { values: opts } = parseArgs({
     'timeout-ms': { type: 'string', default: String(120_000) },
     'skip-cleanup': { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
+    channels: { type: 'string', default: '1' },
+    peers: { type: 'string', default: '1' },
+    'thread-cpu': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
   strict: true,
@@ -83,6 +95,10 @@ const timeoutMs = intOpt('timeout-ms', opts['timeout-ms'])!;
 const skipCleanup = opts['skip-cleanup'];
 const pin = opts.pin;
 const jsonOut = opts.json;
+const channelsPerPeer = intOpt('channels', opts.channels)!;
+const peerCount = intOpt('peers', opts.peers)!;
+const laneCount = channelsPerPeer * peerCount;
+const threadCpuOut = opts['thread-cpu'];
 
 if (chunkBytes > maxMessageSize) {
   console.error(`--chunk-bytes ${chunkBytes} exceeds --max-message-size ${maxMessageSize}`);
@@ -102,6 +118,66 @@ const now = (): number => performance.timeOrigin + performance.now();
 function cpuSecondsSince(base: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(base);
   return (d.user + d.system) / 1e6;
+}
+
+/** Number of threads of this process (Linux), or null where /proc is not available. */
+function threadCount(): number | null {
+  try {
+    return readdirSync('/proc/self/task').length;
+  } catch {
+    return null;
+  }
+}
+
+/** Per-thread CPU ticks (utime + stime) keyed by thread id, with the thread's name. */
+type ThreadTicks = Map<string, { name: string; ticks: number }>;
+
+function threadTicks(): ThreadTicks {
+  const out: ThreadTicks = new Map();
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // "tid (comm) state ..." - comm may contain spaces, so split after the last ')'.
+      const close = stat.lastIndexOf(')');
+      const name = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      out.set(tid, { name, ticks });
+    } catch {
+      /* thread exited meanwhile */
+    }
+  }
+  return out;
+}
+
+let clockTicksPerSec: number | undefined;
+
+/** CPU seconds per thread name between two snapshots (threads that ran, largest first). */
+function threadCpuSince(base: ThreadTicks): Record<string, number> {
+  clockTicksPerSec ??=
+    Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+  const byName = new Map<string, { sec: number; threads: number }>();
+  for (const [tid, t] of threadTicks()) {
+    const d = t.ticks - (base.get(tid)?.ticks ?? 0);
+    if (d <= 0) continue;
+    const e = byName.get(t.name) ?? { sec: 0, threads: 0 };
+    e.sec += d / clockTicksPerSec;
+    e.threads++;
+    byName.set(t.name, e);
+  }
+  // "RTC worker x2": two threads of that name ran.
+  return Object.fromEntries(
+    [...byName]
+      .sort((a, b) => b[1].sec - a[1].sec)
+      .map(([k, e]) => [e.threads > 1 ? `${k} x${e.threads}` : k, round(e.sec, 2)]),
+  );
 }
 
 function log(msg: string): void {
@@ -149,12 +225,13 @@ function countCandidates(sdp: string): number {
 }
 
 // IPC messages (parent <-> child)
+// `p` is the peer connection's index (0 ..< --peers).
 type ToReceiver =
-  | { t: 'offer'; sdp: string }
-  | { t: 'candidate'; candidate: string; mid: string }
+  | { t: 'offer'; p: number; sdp: string }
+  | { t: 'candidate'; p: number; candidate: string; mid: string }
   | { t: 'finish' };
 type ToSender =
-  | { t: 'answer'; sdp: string }
+  | { t: 'answer'; p: number; sdp: string }
   | { t: 'connected' }
   | {
       t: 'done';
@@ -164,24 +241,30 @@ type ToSender =
       messages: number;
       cpuSec: number;
       nonBuffer: string[];
+      threads: number | null;
+      threadCpu?: Record<string, number>;
     }
   | { t: 'error'; message: string }
   | { t: 'closed'; exitCode: number };
 
 // Live references: node-datachannel closes a channel when its JS object is garbage-collected, so
 // every PeerConnection / DataChannel is kept here until the very end.
-const live: { pc?: PeerConnection; dc?: DataChannel } = {};
+const live: { pcs: PeerConnection[]; dcs: DataChannel[] } = { pcs: [], dcs: [] };
 
 function closeAll(): void {
-  try {
-    live.dc?.close();
-  } catch {
-    /* already closed */
+  for (const dc of live.dcs) {
+    try {
+      dc.close();
+    } catch {
+      /* already closed */
+    }
   }
-  try {
-    live.pc?.close();
-  } catch {
-    /* already closed */
+  for (const pc of live.pcs) {
+    try {
+      pc.close();
+    } catch {
+      /* already closed */
+    }
   }
   if (!skipCleanup) nodeDataChannel.cleanup();
 }
@@ -205,84 +288,94 @@ async function runReceiver(): Promise<void> {
   });
 
   applySctpSettings();
-  const pc = newPeer('receiver');
-  live.pc = pc;
-  const pendingCandidates: { candidate: string; mid: string }[] = [];
-  let remoteSet = false;
   let received = 0;
   let messages = 0;
   let firstByteAt = 0;
   let cpuBase: NodeJS.CpuUsage = process.cpuUsage();
+  let ticksBase: ThreadTicks = new Map();
   const nonBuffer = new Set<string>();
 
-  pc.onStateChange((state) => {
-    log(`pc state ${state}`);
-    if (state === 'failed') send({ t: 'error', message: 'receiver PeerConnection failed' });
-  });
-  pc.onDataChannel((dc) => {
-    live.dc = dc;
-    cpuBase = process.cpuUsage();
-    send({ t: 'connected' });
-    dc.onMessage((msg) => {
-      if (received === 0) firstByteAt = now();
-      messages++;
-      let len: number;
-      if (Buffer.isBuffer(msg)) len = msg.length;
-      else if (typeof msg === 'string') {
-        nonBuffer.add('string');
-        len = Buffer.byteLength(msg);
-      } else {
-        nonBuffer.add(Object.prototype.toString.call(msg));
-        len = msg.byteLength;
-      }
-      received += len;
-      if (received >= totalBytes && !finished) {
-        finished = true;
-        const lastByteAt = now();
-        send({
-          t: 'done',
-          firstByteAt,
-          lastByteAt,
-          bytes: received,
-          messages,
-          cpuSec: cpuSecondsSince(cpuBase),
-          nonBuffer: [...nonBuffer],
-        });
+  const onMessage = (msg: string | Buffer | ArrayBuffer): void => {
+    if (received === 0) firstByteAt = now();
+    messages++;
+    let len: number;
+    if (Buffer.isBuffer(msg)) len = msg.length;
+    else if (typeof msg === 'string') {
+      nonBuffer.add('string');
+      len = Buffer.byteLength(msg);
+    } else {
+      nonBuffer.add(Object.prototype.toString.call(msg));
+      len = msg.byteLength;
+    }
+    received += len;
+    if (received >= totalBytes && !finished) {
+      finished = true;
+      const lastByteAt = now();
+      const cpuSec = cpuSecondsSince(cpuBase);
+      send({
+        t: 'done',
+        firstByteAt,
+        lastByteAt,
+        bytes: received,
+        messages,
+        cpuSec,
+        nonBuffer: [...nonBuffer],
+        threads: threadCount(),
+        ...(threadCpuOut ? { threadCpu: threadCpuSince(ticksBase) } : {}),
+      });
+    }
+  };
+
+  // One answering peer connection per offer. The sender sends its candidates for peer p only
+  // after it got our answer, so they always find the remote description set.
+  const peers = new Map<number, PeerConnection>();
+  const answerPeer = async (p: number, offerSdp: string): Promise<void> => {
+    const pc = newPeer(`receiver-${p}`);
+    live.pcs.push(pc);
+    peers.set(p, pc);
+    pc.onStateChange((state) => {
+      log(`pc ${p} state ${state}`);
+      if (state === 'failed') send({ t: 'error', message: `receiver PeerConnection ${p} failed` });
+    });
+    pc.onDataChannel((dc) => {
+      live.dcs.push(dc);
+      dc.onMessage(onMessage);
+      dc.onError((err) => send({ t: 'error', message: `receiver channel error: ${err}` }));
+      if (live.dcs.length === laneCount) {
+        cpuBase = process.cpuUsage();
+        if (threadCpuOut) ticksBase = threadTicks();
+        send({ t: 'connected' });
       }
     });
-    dc.onError((err) => send({ t: 'error', message: `receiver channel error: ${err}` }));
-  });
+    pc.setRemoteDescription(offerSdp, 'offer');
+    // setRemoteDescription(offer) auto-creates the answer; wait for our candidates to be gathered.
+    await gatheringComplete(pc);
+    const answer = pc.localDescription();
+    if (!answer) throw new Error(`receiver ${p} has no local description after gathering`);
+    log(`answer ${p} ready (${countCandidates(answer.sdp)} candidates)`);
+    send({ t: 'answer', p, sdp: answer.sdp });
+  };
 
-  let setOffer: (() => void) | undefined;
   process.on('message', (raw) => {
     const m = raw as ToReceiver;
     if (m.t === 'offer') {
-      pc.setRemoteDescription(m.sdp, 'offer');
-      remoteSet = true;
-      for (const c of pendingCandidates.splice(0)) pc.addRemoteCandidate(c.candidate, c.mid);
-      setOffer?.();
+      answerPeer(m.p, m.sdp).catch((err: unknown) => {
+        send({ t: 'error', message: `receiver: ${String(err)}` });
+      });
     } else if (m.t === 'candidate') {
-      if (remoteSet) pc.addRemoteCandidate(m.candidate, m.mid);
-      else pendingCandidates.push({ candidate: m.candidate, mid: m.mid });
+      const pc = peers.get(m.p);
+      if (pc) pc.addRemoteCandidate(m.candidate, m.mid);
+      else send({ t: 'error', message: `receiver: candidate for unknown peer ${m.p}` });
     } else if (m.t === 'finish') {
       finished = true;
       closeAll();
-      delete live.dc;
-      delete live.pc;
+      live.dcs = [];
+      live.pcs = [];
       clearTimeout(watchdog);
       process.disconnect();
     }
   });
-
-  await new Promise<void>((resolve) => {
-    setOffer = resolve;
-  });
-  // setRemoteDescription(offer) auto-creates the answer; wait for our candidates to be gathered.
-  await gatheringComplete(pc);
-  const answer = pc.localDescription();
-  if (!answer) throw new Error('receiver has no local description after gathering');
-  log(`answer ready (${countCandidates(answer.sdp)} candidates)`);
-  send({ t: 'answer', sdp: answer.sdp });
+  return Promise.resolve();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,6 +436,16 @@ export interface Result {
   receiverSpanSeconds: number;
   senderCpuSec: number;
   receiverCpuSec: number;
+  /** Data channels per peer connection (--channels). */
+  channels: number;
+  /** Peer connections (--peers). */
+  peers: number;
+  /** Threads of each process at the end of the transfer (Linux; null elsewhere). */
+  senderThreads: number | null;
+  receiverThreads: number | null;
+  /** With --thread-cpu: CPU seconds during the transfer per thread name. */
+  senderThreadCpu?: Record<string, number>;
+  receiverThreadCpu?: Record<string, number>;
 }
 
 async function runSender(): Promise<void> {
@@ -374,15 +477,23 @@ async function runSender(): Promise<void> {
   overall.unref();
 
   // Child messages
+  // Keyed by type, and by peer index for answers.
   const waiters = new Map<string, (m: ToSender) => void>();
-  const waitFor = <T extends ToSender['t']>(t: T): Promise<Extract<ToSender, { t: T }>> =>
-    new Promise((resolve) => waiters.set(t, resolve as (m: ToSender) => void));
+  const keyOf = (m: ToSender): string => (m.t === 'answer' ? `answer:${m.p}` : m.t);
+  const waitFor = <T extends ToSender['t']>(
+    t: T,
+    p?: number,
+  ): Promise<Extract<ToSender, { t: T }>> =>
+    new Promise((resolve) =>
+      waiters.set(p === undefined ? t : `${t}:${p}`, resolve as (m: ToSender) => void),
+    );
   child.on('message', (raw) => {
     const m = raw as ToSender;
     if (m.t === 'error') fail(m.message);
-    const w = waiters.get(m.t);
+    const key = keyOf(m);
+    const w = waiters.get(key);
     if (w) {
-      waiters.delete(m.t);
+      waiters.delete(key);
       w(m);
     }
   });
@@ -394,69 +505,92 @@ async function runSender(): Promise<void> {
   };
 
   applySctpSettings();
-  const pc = newPeer('sender');
-  live.pc = pc;
-  const localCandidates: { candidate: string; mid: string }[] = [];
-  pc.onLocalCandidate((candidate, mid) => localCandidates.push({ candidate, mid }));
-  pc.onStateChange((state) => {
-    log(`pc state ${state}`);
-    if (state === 'failed') fail('sender PeerConnection failed');
-  });
-
-  const dc = pc.createDataChannel('bench');
-  live.dc = dc;
-  const opened = new Promise<void>((resolve) => dc.onOpen(() => resolve()));
-  dc.onError((err) => fail(`sender channel error: ${err}`));
-
-  // 1. offer without candidates, after gathering completes
-  await gatheringComplete(pc);
-  const offer = pc.localDescription();
-  if (!offer) fail('sender has no local description after gathering');
-  const answerP = waitFor('answer');
-  toChild({ t: 'offer', sdp: stripCandidates(offer!.sdp) });
-  // 2. full answer back
-  const answer = await answerP;
-  pc.setRemoteDescription(answer.sdp, 'answer');
-  // 3. only now our own candidates
-  const candidates = localCandidates.length
-    ? localCandidates
-    : offer!.sdp
-        .split(/\r?\n/)
-        .filter((l) => l.startsWith('a=candidate:'))
-        .map((l) => ({ candidate: l.slice(2), mid: '0' }));
-  for (const c of candidates) toChild({ t: 'candidate', ...c });
-  log(`answer applied, ${candidates.length} local candidates sent`);
-
   const connectedP = waitFor('connected');
   const doneP = waitFor('done');
-  await opened;
+
+  /** Creates peer p with its channels and runs the set-up order of the header comment. */
+  const connectPeer = async (p: number): Promise<DataChannel[]> => {
+    const pc = newPeer(`sender-${p}`);
+    live.pcs.push(pc);
+    const localCandidates: { candidate: string; mid: string }[] = [];
+    pc.onLocalCandidate((candidate, mid) => localCandidates.push({ candidate, mid }));
+    pc.onStateChange((state) => {
+      log(`pc ${p} state ${state}`);
+      if (state === 'failed') fail(`sender PeerConnection ${p} failed`);
+    });
+
+    const dcs: DataChannel[] = [];
+    const opens: Promise<void>[] = [];
+    for (let c = 0; c < channelsPerPeer; c++) {
+      const dc = pc.createDataChannel(laneCount === 1 ? 'bench' : `bench-${p}-${c}`);
+      live.dcs.push(dc);
+      dcs.push(dc);
+      opens.push(new Promise<void>((resolve) => dc.onOpen(() => resolve())));
+      dc.onError((err) => fail(`sender channel ${p}/${c} error: ${err}`));
+    }
+
+    // 1. offer without candidates, after gathering completes
+    await gatheringComplete(pc);
+    const offer = pc.localDescription();
+    if (!offer) fail(`sender ${p} has no local description after gathering`);
+    const answerP = waitFor('answer', p);
+    toChild({ t: 'offer', p, sdp: stripCandidates(offer!.sdp) });
+    // 2. full answer back
+    const answer = await answerP;
+    pc.setRemoteDescription(answer.sdp, 'answer');
+    // 3. only now our own candidates
+    const candidates = localCandidates.length
+      ? localCandidates
+      : offer!.sdp
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith('a=candidate:'))
+          .map((l) => ({ candidate: l.slice(2), mid: '0' }));
+    for (const c of candidates) toChild({ t: 'candidate', p, ...c });
+    log(`answer ${p} applied, ${candidates.length} local candidates sent`);
+    await Promise.all(opens);
+    return dcs;
+  };
+
+  const perPeer = await Promise.all(Array.from({ length: peerCount }, (_, p) => connectPeer(p)));
   await connectedP;
   const connectMs = now() - t0;
-  const negotiatedMax = dc.maxMessageSize();
+  // Lane order: peer-major, so with several peers consecutive messages go to different peers.
+  const lanes: DataChannel[] = [];
+  for (let c = 0; c < channelsPerPeer; c++) for (const dcs of perPeer) lanes.push(dcs[c]!);
+  const negotiatedMax = Math.min(...lanes.map((dc) => dc.maxMessageSize()));
   if (chunkBytes > negotiatedMax) {
     fail(`chunk ${chunkBytes} exceeds the negotiated max message size ${negotiatedMax}`);
   }
-  log(`channel open after ${connectMs.toFixed(0)} ms (negotiated maxMessageSize ${negotiatedMax})`);
+  log(
+    `${lanes.length} channel(s) open after ${connectMs.toFixed(0)} ms ` +
+      `(negotiated maxMessageSize ${negotiatedMax})`,
+  );
 
-  // Transfer with backpressure
+  // Transfer with backpressure, per lane
   const buf = Buffer.alloc(chunkBytes, 0xab);
-  dc.setBufferedAmountLowThreshold(lowWater);
-  let wake: (() => void) | undefined;
-  dc.onBufferedAmountLow(() => {
-    const w = wake;
-    wake = undefined;
-    w?.();
+  const wakes: ((() => void) | undefined)[] = lanes.map(() => undefined);
+  lanes.forEach((dc, i) => {
+    dc.setBufferedAmountLowThreshold(lowWater);
+    dc.onBufferedAmountLow(() => {
+      const w = wakes[i];
+      wakes[i] = undefined;
+      w?.();
+    });
   });
 
+  const ticksBase = threadCpuOut ? threadTicks() : undefined;
   const cpuBase = process.cpuUsage();
   const firstSendAt = now();
   let sent = 0;
   let messages = 0;
   while (sent < totalBytes) {
+    const lane = messages % lanes.length;
+    const dc = lanes[lane]!;
     if (dc.bufferedAmount() > highWater) {
-      // A stale low event can wake us early; the loop simply re-checks.
+      // Strict round-robin: wait for this lane. A stale low event can wake us early; the loop
+      // simply re-checks.
       await new Promise<void>((resolve) => {
-        wake = resolve;
+        wakes[lane] = resolve;
       });
       continue;
     }
@@ -472,6 +606,8 @@ async function runSender(): Promise<void> {
   const sendLoopDoneAt = now();
   const done = await doneP;
   const senderCpuSec = cpuSecondsSince(cpuBase);
+  const senderThreads = threadCount();
+  const senderThreadCpu = ticksBase ? threadCpuSince(ticksBase) : undefined;
   clearTimeout(overall);
 
   if (done.bytes !== totalBytes) fail(`receiver got ${done.bytes} bytes, expected ${totalBytes}`);
@@ -487,8 +623,8 @@ async function runSender(): Promise<void> {
     new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000).unref()),
   ]);
   closeAll();
-  delete live.dc;
-  delete live.pc;
+  live.dcs = [];
+  live.pcs = [];
   if (childCode === 'timeout') fail('receiver did not exit within 10 s of finish');
   if (childCode !== 0) fail(`receiver exited with code ${childCode}`);
 
@@ -514,6 +650,12 @@ async function runSender(): Promise<void> {
     receiverSpanSeconds: round((done.lastByteAt - done.firstByteAt) / 1000, 4),
     senderCpuSec: round(senderCpuSec, 3),
     receiverCpuSec: round(done.cpuSec, 3),
+    channels: channelsPerPeer,
+    peers: peerCount,
+    senderThreads,
+    receiverThreads: done.threads,
+    ...(senderThreadCpu ? { senderThreadCpu } : {}),
+    ...(done.threadCpu ? { receiverThreadCpu: done.threadCpu } : {}),
   };
   if (jsonOut) {
     console.log(JSON.stringify(result));
@@ -522,8 +664,9 @@ async function runSender(): Promise<void> {
       sctpRecvBuffer !== undefined || sctpSendBuffer !== undefined
         ? ` sctp recv/send ${sctpRecvBuffer ?? '-'}/${sctpSendBuffer ?? '-'}`
         : '';
+    const striped = laneCount > 1 ? `, ${peerCount} peer(s) x ${channelsPerPeer} channel(s)` : '';
     console.log(
-      `bare-datachannel chunk ${chunkBytes} B x ${messages} msgs (${totalBytes} B, ` +
+      `bare-datachannel chunk ${chunkBytes} B x ${messages} msgs (${totalBytes} B${striped}, ` +
         `maxMessageSize ${maxMessageSize}, mtu ${mtu ?? 'default'}${sctp}): ${result.mbPerSec} MB/s over ${result.seconds} s; ` +
         `CPU s/100MB sender ${result.senderCpuSecPer100MB}, receiver ${result.receiverCpuSecPer100MB}; ` +
         `connect ${result.connectMs} ms`,

@@ -247,6 +247,62 @@ void describe('point encodings: bad input', TIMEOUT, () => {
   });
 });
 
+void describe('qrice layout', TIMEOUT, () => {
+  /** 70 points: period 5 (stride 5), one far outlier in z (escape codes), a last block of 6. */
+  function periodicFrame(): Float32Array {
+    const n = 70;
+    const p = new Float32Array(n * 3);
+    for (let i = 0; i < n; i++) {
+      p[i * 3] = (i % 5) * 0.01 + i * 0.0001;
+      p[i * 3 + 1] = -2 + (i % 5) * 0.5;
+      p[i * 3 + 2] = i === 40 ? 90 : 1 + (i % 5) * 0.003;
+    }
+    return p;
+  }
+
+  void it('exact bytes: header, levels and bit stream (pinned before the encoder was optimised)', () => {
+    const encoded = encodePoints(periodicFrame(), 'qrice', { precision: 0.001 });
+    const expected =
+      '46000000' + // pointCount 70
+      '01' + // layout version
+      '20' + // block size 32
+      '0500' + // stride 5
+      '0000000000000000' + // offset x = 0
+      '00000000000000c0' + // offset y = -2
+      '000000000000f03f' + // offset z = 1
+      '3625c4b14a62603f367e2db2cd61603f4b7e43b2cd4b603f' + // steps x, y, z
+      '18000000e9030000c5ae0000' + // levels 24, 1001, 44741
+      '02f3e3cfff01002049020000000000126c03006cdb0000000188fed03fee3f68' +
+      '00000000000000000000000000000000000000000000000000000000000000000000000000eff7bf' +
+      'ff070000800600000000000000000000000000f03fc40e000000000000f0bfc30e' +
+      '0000000000000000000000000000000000000000000000000000000000000000000000';
+    assert.equal(Buffer.from(encoded.bytes).toString('hex'), expected);
+    assertWithinBound(periodicFrame(), encoded);
+  });
+
+  void it('the same frame encodes to the same bytes whatever was encoded before', () => {
+    // The encoder keeps its stream buffers between calls: a large frame that grows them, then
+    // small and large frames again, must not leave anything behind.
+    const small = periodicFrame();
+    const lidar = new LidarSceneSource(20_000).next().slice();
+    const random = new RandomPointSource(20_000).next().slice();
+    const first = encodePoints(small, 'qrice').bytes;
+    const lidarFirst = encodePoints(lidar, 'qrice').bytes;
+    const randomFirst = encodePoints(random, 'qrice').bytes;
+    assert.deepEqual(encodePoints(small, 'qrice').bytes, first);
+    assert.deepEqual(encodePoints(lidar, 'qrice').bytes, lidarFirst);
+    assert.deepEqual(encodePoints(random, 'qrice').bytes, randomFirst);
+    assert.deepEqual(encodePoints(small, 'qrice').bytes, first);
+    for (const [points, bytes] of [
+      [lidar, lidarFirst],
+      [random, randomFirst],
+    ] as const) {
+      const back = decodePoints(bytes, PointEncodingId.QRICE, points.length / 3);
+      assert.equal(back.length, points.length);
+    }
+  });
+});
+
 void describe('q16 layout', TIMEOUT, () => {
   void it('exact bytes: header (count, layout, width, stride, offsets, scales) and u16 data', () => {
     // x spans 65535 (scale 1), y 131070 (scale 2), z nothing (scale 0, offset 5).

@@ -53,57 +53,106 @@ export function encodeQrice(
   precision: number,
 ): { bytes: Uint8Array; maxError: number } {
   const quant = quantizeToPrecision(boundsOf(points, pointCount), precision, QRICE_MAX_LEVELS);
-  const q = quantizePlanar(points, pointCount, quant);
-  const stride = pickStride(q, pointCount);
-  const words = encodeBits(q, pointCount, stride);
-  const bytes = new Uint8Array(QRICE_HEADER_BYTES + words.length * 4);
+  const stride = pickStrideOfPoints(points, pointCount, quant);
+  const { streams, bits } = encodeBits(points, pointCount, quant, stride);
+  const bytes = new Uint8Array(QRICE_HEADER_BYTES + Math.ceil(bits / 32) * 4);
   writeQuantHeader(bytes, pointCount, QRICE_BLOCK, stride, quant);
   const view = new DataView(bytes.buffer, QUANT_HEADER_BYTES, 12);
   for (let a = 0; a < 3; a++) view.setUint32(a * 4, quant.levels[a] as number, true);
-  const data = new Uint8Array(words.buffer, words.byteOffset, words.length * 4);
-  bytes.set(data, QRICE_HEADER_BYTES);
+  // The header is 68 bytes and the buffer fresh: the word view is aligned.
+  joinStreams(streams, new Int32Array(bytes.buffer, QRICE_HEADER_BYTES, Math.ceil(bits / 32)));
   if (!HOST_IS_LITTLE_ENDIAN) swap32(bytes.subarray(QRICE_HEADER_BYTES));
   return { bytes, maxError: quant.maxError };
 }
 
-/** x integers, then y, then z: each axis contiguous, for the delta and the stride search. */
-function quantizePlanar(points: Float32Array, n: number, quant: Quantization): Int32Array {
-  // Int32Array: V8 keeps int32 loads in registers, where u32 loads above 2^31 become doubles.
-  // The integers are unsigned; deltas modulo 2^32 do not care.
-  const q = new Int32Array(n * 3);
-  const [ox, oy, oz] = quant.offset as unknown as [number, number, number];
-  const [sx, sy, sz] = quant.scale as unknown as [number, number, number];
-  const [lx, ly, lz] = quant.levels as unknown as [number, number, number];
-  const ix = sx === 0 ? 0 : 1 / sx;
-  const iy = sy === 0 ? 0 : 1 / sy;
-  const iz = sz === 0 ? 0 : 1 / sz;
-  for (let i = 0, j = 0; i < n; i++, j += 3) {
-    // Rounded half up, clamped so that f64 rounding never leaves [0, levels].
-    q[i] = Math.min(((points[j] as number) - ox) * ix + 0.5, lx) >>> 0;
-    q[n + i] = Math.min(((points[j + 1] as number) - oy) * iy + 0.5, ly) >>> 0;
-    q[2 * n + i] = Math.min(((points[j + 2] as number) - oz) * iz + 0.5, lz) >>> 0;
+/**
+ * Integer of one coordinate: rounded half up, clamped so that f64 rounding never leaves
+ * [0, levels]. Int32: V8 keeps int32 in registers, where u32 above 2^31 become doubles; the
+ * integers are unsigned, and deltas modulo 2^32 do not care.
+ */
+function quantizeAxis(
+  points: Float32Array,
+  axis: number,
+  from: number,
+  to: number,
+  offset: number,
+  inverse: number,
+  levels: number,
+  out: Int32Array,
+  at: number,
+): void {
+  for (let i = from, j = from * 3 + axis; i < to; i++, j += 3) {
+    out[at + i - from] = Math.min(((points[j] as number) - offset) * inverse + 0.5, levels) | 0;
   }
-  return q;
+}
+
+/** Step inverses (0 on an axis whose step is 0: every integer is then 0). */
+function inverses(quant: Quantization): [number, number, number] {
+  const inv = (a: number): number => {
+    const s = quant.scale[a] as number;
+    return s === 0 ? 0 : 1 / s;
+  };
+  return [inv(0), inv(1), inv(2)];
+}
+
+/** Windows the stride search looks at: two of 512 points in big frames, else the start. */
+function strideWindows(n: number): { window: number; starts: number[] } {
+  const window = Math.min(512, n);
+  return { window, starts: n >= 4 * window ? [n >>> 2, n >>> 1] : [0] };
 }
 
 /**
  * The stride (0 = no prediction, else 1..256) whose deltas have the fewest significant bits on
  * two windows of 512 points. Cheap (about 0.8 M operations) and finds a scanner's column length.
+ * `q` holds the integers of x, then y, then z (each axis contiguous).
  */
 export function pickStride(q: Int32Array, n: number): number {
   if (n < 2) return 0;
-  const window = Math.min(512, n);
-  const starts = n >= 4 * window ? [n >>> 2, n >>> 1] : [0];
+  const { window, starts } = strideWindows(n);
+  return bestStride(
+    n,
+    starts.map((start) => ({ q, plane: n, lo: 0, start, end: Math.min(n, start + window) })),
+  );
+}
+
+/** {@link pickStride} on the integers of `points`, quantizing only the windows it looks at. */
+function pickStrideOfPoints(points: Float32Array, n: number, quant: Quantization): number {
+  if (n < 2) return 0;
+  const { window, starts } = strideWindows(n);
+  const inv = inverses(quant);
+  const samples = starts.map((start) => {
+    const lo = Math.max(0, start - MAX_STRIDE_TRIED);
+    const end = Math.min(n, start + window);
+    const plane = end - lo;
+    const q = new Int32Array(plane * 3);
+    for (let a = 0; a < 3; a++) {
+      const [o, l] = [quant.offset[a] as number, quant.levels[a] as number];
+      quantizeAxis(points, a, lo, end, o, inv[a] as number, l, q, a * plane);
+    }
+    return { q, plane, lo, start, end };
+  });
+  return bestStride(n, samples);
+}
+
+/** A window of points [start, end) whose integers (rows lo.. of each axis plane) are in `q`. */
+interface StrideSample {
+  readonly q: Int32Array;
+  readonly plane: number;
+  readonly lo: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+function bestStride(n: number, samples: readonly StrideSample[]): number {
   let best = 0;
   let bestCost = Infinity;
   for (let s = 0; s <= MAX_STRIDE_TRIED && s < n; s++) {
     let cost = 0;
-    for (const start of starts) {
+    for (const { q, plane, lo, start, end } of samples) {
       const from = Math.max(start, s);
-      const to = Math.min(n, start + window);
       for (let a = 0; a < 3; a++) {
-        const base = a * n;
-        for (let i = from; i < to; i++) {
+        const base = a * plane - lo;
+        for (let i = from; i < end; i++) {
           const d =
             s === 0
               ? (q[base + i] as number)
@@ -122,98 +171,202 @@ export function pickStride(q: Int32Array, n: number): number {
   return best;
 }
 
-function encodeBits(q: Int32Array, n: number, stride: number): Int32Array {
-  // 4 bytes per point: LiDAR frames take 1-2; the buffer grows when a frame needs more.
-  let out = new Int32Array(n + MAX_BLOCK_WORDS * 2);
-  let pos = 0;
-  let acc = 0;
-  let nb = 0;
-  const z = new Int32Array(QRICE_BLOCK);
-  for (let a = 0; a < 3; a++) {
-    const base = a * n;
-    for (let b = 0; b < n; b += QRICE_BLOCK) {
-      if (pos + MAX_BLOCK_WORDS > out.length) {
-        const grown = new Int32Array(out.length * 2);
-        grown.set(out);
-        out = grown;
+/** Ring of recent integers per axis for the prediction (a power of two above the longest stride). */
+const HISTORY = 512;
+
+/**
+ * One bit stream per axis, written block by block while the points are read once, in order.
+ * Buffers are kept between calls (grown as needed, dropped above {@link KEEP_WORDS}) so that a
+ * stream of frames does not allocate and fault in megabytes per frame.
+ */
+const KEEP_WORDS = 1 << 20;
+let kept: Int32Array[] = [];
+
+interface AxisStream {
+  words: Int32Array;
+  /** Bits not yet in `words`, from bit 0. */
+  acc: number;
+  nb: number;
+  pos: number;
+}
+
+/**
+ * Quantizes, predicts, zigzags and Rice-codes each block of 32 points for x, y and z at once,
+ * reading the interleaved points a single time; the three streams are then joined bit-exactly
+ * (x, then y, then z), as the format wants. Returns the payload's words.
+ */
+function encodeBits(
+  points: Float32Array,
+  n: number,
+  quant: Quantization,
+  stride: number,
+): { streams: AxisStream[]; bits: number } {
+  const initial = (n >>> 2) + MAX_BLOCK_WORDS * 2;
+  const streams = [0, 1, 2].map((a): AxisStream => {
+    const keptWords = kept[a];
+    const words =
+      keptWords !== undefined && keptWords.length >= initial ? keptWords : new Int32Array(initial);
+    return { words, acc: 0, nb: 0, pos: 0 };
+  });
+  const z = new Int32Array(QRICE_BLOCK * 3);
+  const history = new Int32Array(HISTORY * 3);
+  const hmask = HISTORY - 1;
+  // Stride 0 predicts by 0: the history read is masked away. The first `stride` points read
+  // slots not yet written (zero), so they are predicted by 0 too.
+  const pmask = stride === 0 ? 0 : -1;
+  const [ox, oy, oz] = quant.offset as unknown as [number, number, number];
+  const [ix, iy, iz] = inverses(quant);
+  const [lx, ly, lz] = quant.levels as unknown as [number, number, number];
+  const X = 0;
+  const Y = QRICE_BLOCK;
+  const Z = 2 * QRICE_BLOCK;
+  const HY = HISTORY;
+  const HZ = 2 * HISTORY;
+  for (let b = 0; b < n; b += QRICE_BLOCK) {
+    const end = Math.min(n, b + QRICE_BLOCK);
+    let sumX = 0;
+    let sumY = 0;
+    let sumZ = 0;
+    for (let i = b, j = b * 3, t = 0; i < end; i++, j += 3, t++) {
+      const h = i & hmask;
+      const p = (i - stride) & hmask;
+      const vx = Math.min(((points[j] as number) - ox) * ix + 0.5, lx) | 0;
+      const vy = Math.min(((points[j + 1] as number) - oy) * iy + 0.5, ly) | 0;
+      const vz = Math.min(((points[j + 2] as number) - oz) * iz + 0.5, lz) | 0;
+      const dx = (vx - ((history[p] as number) & pmask)) | 0;
+      const dy = (vy - ((history[HY + p] as number) & pmask)) | 0;
+      const dz = (vz - ((history[HZ + p] as number) & pmask)) | 0;
+      history[h] = vx;
+      history[HY + h] = vy;
+      history[HZ + h] = vz;
+      const zx = (dx << 1) ^ (dx >> 31);
+      const zy = (dy << 1) ^ (dy >> 31);
+      const zz = (dz << 1) ^ (dz >> 31);
+      z[X + t] = zx;
+      z[Y + t] = zy;
+      z[Z + t] = zz;
+      sumX += zx >>> 0;
+      sumY += zy >>> 0;
+      sumZ += zz >>> 0;
+    }
+    const count = end - b;
+    putBlock(streams[0] as AxisStream, z, X, count, riceParameter(sumX, count));
+    putBlock(streams[1] as AxisStream, z, Y, count, riceParameter(sumY, count));
+    putBlock(streams[2] as AxisStream, z, Z, count, riceParameter(sumZ, count));
+  }
+  let bits = 0;
+  for (const s of streams) {
+    if (s.nb > 0) s.words[s.pos] = s.acc;
+    bits += s.pos * 32 + s.nb;
+  }
+  kept = streams.map((s) => s.words).filter((w) => w.length <= KEEP_WORDS);
+  return { streams, bits };
+}
+
+/** LOCO-I's rule: the smallest k (at most 24) with count * 2^k >= sum. */
+function riceParameter(sum: number, count: number): number {
+  if (count === QRICE_BLOCK) {
+    // 32 * 2^k >= sum  <=>  k >= bitLength(sum - 1) - 5.
+    return sum <= QRICE_BLOCK ? 0 : sum > 2 ** 29 ? MAX_K : 27 - Math.clz32(sum - 1);
+  }
+  let k = 0;
+  while (k < MAX_K && count * (1 << k) < sum) k++;
+  return k;
+}
+
+/** Appends one block: `k` in 5 bits, then the code of each of z[from .. from + count). */
+function putBlock(s: AxisStream, z: Int32Array, from: number, count: number, k: number): void {
+  if (s.pos + MAX_BLOCK_WORDS > s.words.length) {
+    const grown = new Int32Array(s.words.length * 2);
+    grown.set(s.words.subarray(0, s.pos));
+    s.words = grown;
+  }
+  const out = s.words;
+  let pos = s.pos;
+  let acc = s.acc | (k << s.nb);
+  let nb = s.nb + 5;
+  if (nb >= 32) {
+    out[pos++] = acc;
+    nb -= 32;
+    acc = nb === 0 ? 0 : k >>> (5 - nb);
+  }
+  const mask = (1 << k) - 1;
+  for (let j = from, end = from + count; j < end; j++) {
+    const v = z[j] as number;
+    const high = v >>> k;
+    if (high < ESC) {
+      const len = high + 1 + k;
+      if (len <= 32) {
+        const code = ((1 << high) - 1) | ((v & mask) << (high + 1));
+        acc |= code << nb;
+        nb += len;
+        if (nb >= 32) {
+          out[pos++] = acc;
+          nb -= 32;
+          acc = nb === 0 ? 0 : code >>> (len - nb);
+        }
+      } else {
+        const unary = (1 << high) - 1;
+        acc |= unary << nb;
+        nb += high + 1;
+        if (nb >= 32) {
+          out[pos++] = acc;
+          nb -= 32;
+          acc = nb === 0 ? 0 : unary >>> (high + 1 - nb);
+        }
+        const low = v & mask;
+        acc |= low << nb;
+        nb += k;
+        if (nb >= 32) {
+          out[pos++] = acc;
+          nb -= 32;
+          acc = nb === 0 ? 0 : low >>> (k - nb);
+        }
       }
-      const end = Math.min(n, b + QRICE_BLOCK);
-      const count = end - b;
-      let sum = 0;
-      for (let i = b; i < end; i++) {
-        const v = q[base + i] as number;
-        const d = stride === 0 || i < stride ? v : (v - (q[base + i - stride] as number)) | 0;
-        const zz = (d << 1) ^ (d >> 31);
-        z[i - b] = zz;
-        sum += zz >>> 0;
-      }
-      // LOCO-I's rule: the smallest k with count * 2^k >= sum.
-      let k = 0;
-      while (k < MAX_K && count * (1 << k) < sum) k++;
-      // put(k, 5)
-      acc |= k << nb;
-      nb += 5;
+    } else {
+      const bits = 32 - Math.clz32(v);
+      const prefix = ((1 << ESC) - 1) | (bits << ESC);
+      acc |= prefix << nb;
+      nb += ESC + 6;
       if (nb >= 32) {
         out[pos++] = acc;
         nb -= 32;
-        acc = nb === 0 ? 0 : k >>> (5 - nb);
+        acc = nb === 0 ? 0 : prefix >>> (ESC + 6 - nb);
       }
-      const mask = (1 << k) - 1;
-      for (let j = 0; j < count; j++) {
-        const v = z[j] as number;
-        const high = v >>> k;
-        if (high < ESC) {
-          const len = high + 1 + k;
-          if (len <= 32) {
-            const code = ((1 << high) - 1) | ((v & mask) << (high + 1));
-            acc |= code << nb;
-            nb += len;
-            if (nb >= 32) {
-              out[pos++] = acc;
-              nb -= 32;
-              acc = nb === 0 ? 0 : code >>> (len - nb);
-            }
-          } else {
-            const unary = (1 << high) - 1;
-            acc |= unary << nb;
-            nb += high + 1;
-            if (nb >= 32) {
-              out[pos++] = acc;
-              nb -= 32;
-              acc = nb === 0 ? 0 : unary >>> (high + 1 - nb);
-            }
-            const low = v & mask;
-            acc |= low << nb;
-            nb += k;
-            if (nb >= 32) {
-              out[pos++] = acc;
-              nb -= 32;
-              acc = nb === 0 ? 0 : low >>> (k - nb);
-            }
-          }
-        } else {
-          const bits = 32 - Math.clz32(v);
-          const prefix = ((1 << ESC) - 1) | (bits << ESC);
-          acc |= prefix << nb;
-          nb += ESC + 6;
-          if (nb >= 32) {
-            out[pos++] = acc;
-            nb -= 32;
-            acc = nb === 0 ? 0 : prefix >>> (ESC + 6 - nb);
-          }
-          acc |= v << nb;
-          nb += bits;
-          if (nb >= 32) {
-            out[pos++] = acc;
-            nb -= 32;
-            acc = nb === 0 ? 0 : v >>> (bits - nb);
-          }
-        }
+      acc |= v << nb;
+      nb += bits;
+      if (nb >= 32) {
+        out[pos++] = acc;
+        nb -= 32;
+        acc = nb === 0 ? 0 : v >>> (bits - nb);
       }
     }
   }
-  if (nb > 0) out[pos++] = acc;
-  return out.subarray(0, pos);
+  s.acc = acc;
+  s.nb = nb;
+  s.pos = pos;
+}
+
+/** Writes the three streams one after the other, bit-exactly, into `dst` (whole words). */
+function joinStreams(streams: readonly AxisStream[], dst: Int32Array): void {
+  let at = 0;
+  for (const s of streams) {
+    const used = s.pos + (s.nb > 0 ? 1 : 0);
+    const src = s.words;
+    const shift = at & 31;
+    let w = at >>> 5;
+    if (shift === 0) {
+      dst.set(src.subarray(0, used), w);
+    } else {
+      // dst[w] already holds the previous stream's last `shift` bits.
+      for (let i = 0; i < used; i++, w++) {
+        const v = src[i] as number;
+        dst[w] = (dst[w] as number) | (v << shift);
+        if (w + 1 < dst.length) dst[w + 1] = v >>> (32 - shift);
+      }
+    }
+    at += s.pos * 32 + s.nb;
+  }
 }
 
 /**
@@ -278,10 +431,8 @@ export function decodeQrice(bytes: Uint8Array, pointCount: number): Float32Array
       for (let i = b; i < end; i++) {
         w = pos >>> 5;
         o = pos & 31;
-        peek =
-          o === 0
-            ? (words[w] as number)
-            : ((words[w] as number) >>> o) | ((words[w + 1] as number) << (32 - o));
+        // The next 32 bits; (x << (31 - o)) << 1 is 0 when o is 0, with no branch.
+        peek = ((words[w] as number) >>> o) | (((words[w + 1] as number) << (31 - o)) << 1);
         const zeros = ~peek;
         const high = zeros === 0 ? 32 : 31 - Math.clz32(zeros & -zeros);
         let z: number;

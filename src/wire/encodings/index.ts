@@ -3,6 +3,7 @@ import { encodeNpyHeader, parseNpyHeader, pointCountOfNpyHeader } from '../npy.j
 import { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from '../points.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../reassembler.js';
 import { decodeQ16, encodeQ16 } from './q16.js';
+import { throwNonFinite } from './quantize.js';
 import { decodeQrice, encodeQrice } from './qrice.js';
 
 /**
@@ -76,22 +77,16 @@ export function encodePoints(
     throw invalidOption('precision', 'a finite number of metres above 0', precision);
   }
   const pointCount = points.length / 3;
-  const bad = indexOfNonFinite(points);
-  if (bad >= 0) {
-    throw new PointstreamError(
-      ErrorCodes.FRAME_NON_FINITE,
-      `point ${Math.floor(bad / 3)} has a non-finite coordinate (${points[bad]})`,
-      { details: { point: Math.floor(bad / 3) } },
-    );
-  }
   switch (name) {
     case 'raw':
+      if (indexOfNonFinite(points) >= 0) throwNonFinite(points);
       return {
         bytes: encodeRawNpy(points),
         encoding: PointEncodingId.RAW_NPY,
         pointCount,
         maxError: 0,
       };
+    // q16 and qrice find NaN/Inf in their bounds pass, before encoding anything.
     case 'q16': {
       const { bytes, maxError } = encodeQ16(points, pointCount);
       return { bytes, encoding: PointEncodingId.Q16, pointCount, maxError };

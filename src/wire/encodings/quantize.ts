@@ -1,4 +1,5 @@
 import { ErrorCodes, PointstreamError } from '../../errors.js';
+import { indexOfNonFinite } from '../points.js';
 
 /**
  * Quantization shared by the integer encodings: per-frame bounds, a step per axis, and the
@@ -55,7 +56,21 @@ export function boundsOf(points: Float32Array, pointCount: number): Bounds {
   if (pointCount === 0) {
     minX = minY = minZ = maxX = maxY = maxZ = 0;
   }
+  // Math.min/max carry a NaN through and an infinity shows as a bound: one test here replaces a
+  // separate pass over every coordinate (2-3 ms per 1M points).
+  if (!Number.isFinite(minX + maxX + minY + maxY + minZ + maxZ)) throwNonFinite(points);
   return { min: Float64Array.of(minX, minY, minZ), max: Float64Array.of(maxX, maxY, maxZ) };
+}
+
+/** PS_ERR_FRAME_NON_FINITE naming the first NaN or infinite coordinate of `points`. */
+export function throwNonFinite(points: Float32Array): never {
+  const bad = indexOfNonFinite(points);
+  const point = Math.floor(Math.max(bad, 0) / 3);
+  throw new PointstreamError(
+    ErrorCodes.FRAME_NON_FINITE,
+    `point ${point} has a non-finite coordinate (${points[bad]})`,
+    { details: { point } },
+  );
 }
 
 /** Bound on the decoding error of an axis quantized with `scale` whose values reach `magnitude`. */

@@ -187,6 +187,15 @@ void test('browser sender streams seeded frames that the server verifies byte fo
   assert.equal(await page.textContent('#s-acked'), '8');
   assert.match((await page.textContent('#status')) ?? '', /^OK: all 8 frames acknowledged intact/);
   await screenshot(page, 'browser-sender');
+
+  // Bad options from a script are refused with their name before anything connects.
+  const refused = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ points: -5, frames: 1 }),
+  );
+  assert.equal(refused.errorCode, 'PS_ERR_INVALID_OPTION');
+  assert.match(refused.reason, /option "points" must be an integer >= 1; got -5/);
+  assert.equal(refused.framesSent, 0);
+  assert.equal(frames.length, 8);
   assert.deepEqual(browser.errors, []);
 });
 

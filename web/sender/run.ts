@@ -1,7 +1,7 @@
 import { ErrorCodes, PointstreamError } from '../../src/errors.js';
 import { LidarSceneSource } from '../../src/sources/lidar.js';
 import { RandomPointSource } from '../../src/sources/random.js';
-import { pointEncodingIdOf } from '../../src/wire/index.js';
+import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../../src/wire/index.js';
 import type { PointEncodingName } from '../../src/wire/index.js';
 import { FrameEncoder } from './encoder.js';
 import { BrowserSender } from './sender.js';
@@ -94,6 +94,30 @@ const MAX_QUEUED = 2;
 
 const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
+function checkOptions(o: RunOptions): void {
+  const bad = (field: string, expected: string, got: unknown): never => {
+    throw new PointstreamError(
+      ErrorCodes.INVALID_OPTION,
+      `option "${field}" must be ${expected}; got ${JSON.stringify(got)}`,
+    );
+  };
+  if (!['random', 'lidar', 'file'].includes(o.source))
+    bad('source', 'random, lidar or file', o.source);
+  if (o.source !== 'file' && (!Number.isSafeInteger(o.points) || o.points < 1))
+    bad('points', 'an integer >= 1', o.points);
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0) bad('seed', 'an integer >= 0', o.seed);
+  if (typeof o.rate !== 'number' || !Number.isFinite(o.rate) || o.rate < 0)
+    bad('rate', 'a number >= 0', o.rate);
+  if (!Number.isSafeInteger(o.frames) || o.frames < 0) bad('frames', 'an integer >= 0', o.frames);
+  if (!POINT_ENCODING_NAMES.includes(o.encoding))
+    bad('encoding', POINT_ENCODING_NAMES.join(', '), o.encoding);
+  if (
+    o.precision !== undefined &&
+    (typeof o.precision !== 'number' || !Number.isFinite(o.precision) || o.precision <= 0)
+  )
+    bad('precision', 'a positive number of metres', o.precision);
+}
+
 /**
  * Streams frames to the server and resolves with the outcome; never rejects (a failure is a result
  * with `ok: false` and a stable `errorCode`). `signal` stops it: frames already sent are finished.
@@ -160,6 +184,7 @@ export async function runSender(
 
   const receipts: Promise<void>[] = [];
   try {
+    checkOptions(options);
     let next: () => Float32Array;
     if (options.source === 'file') {
       if (file === undefined)

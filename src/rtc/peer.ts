@@ -128,6 +128,30 @@ export class Peer {
   }
 
   /** Applies a remote description; libdatachannel's parse errors become PS_ERR_SDP_INVALID. */
+  /** Applies a remote offer; resolves with the answer once ICE gathering is done (candidates in it). */
+  async answer(offerSdp: string): Promise<string> {
+    this.setRemoteDescription(offerSdp, 'offer');
+    await this.gathered();
+    if (this.#closed)
+      throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'closed while answering');
+    return this.localDescription().sdp;
+  }
+
+  /** Candidates the remote side trickles after it applied the answer; a bad one is `PS_ERR_SDP_INVALID`. */
+  addRemoteCandidates(candidates: readonly { candidate: string; mid: string }[]): void {
+    for (const { candidate, mid } of candidates) {
+      try {
+        this.connection.addRemoteCandidate(candidate, mid);
+      } catch (cause) {
+        throw new PointstreamError(
+          ErrorCodes.SDP_INVALID,
+          `candidate rejected: ${(cause as Error).message}`,
+          { cause },
+        );
+      }
+    }
+  }
+
   setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void {
     try {
       this.connection.setRemoteDescription(sdp, type);

@@ -110,26 +110,14 @@ export class Session {
 
   /** Applies the client's offer and returns the answer, with this side's candidates in it. */
   async answer(offerSdp: string): Promise<string> {
-    this.#peer.setRemoteDescription(offerSdp, 'offer');
-    await this.#peer.gathered();
+    const answer = await this.#peer.answer(offerSdp);
     if (this.#state === 'closed')
       throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'session closed while answering');
-    return this.#peer.localDescription().sdp;
+    return answer;
   }
 
-  /** Candidates the client trickles after it applied the answer. */
   addRemoteCandidates(candidates: readonly { candidate: string; mid: string }[]): void {
-    for (const { candidate, mid } of candidates) {
-      try {
-        this.#peer.connection.addRemoteCandidate(candidate, mid);
-      } catch (cause) {
-        throw new PointstreamError(
-          ErrorCodes.SDP_INVALID,
-          `candidate rejected: ${(cause as Error).message}`,
-          { cause },
-        );
-      }
-    }
+    this.#peer.addRemoteCandidates(candidates);
   }
 
   stats(): SessionStats {

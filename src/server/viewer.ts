@@ -414,25 +414,14 @@ class Viewer {
   }
 
   async answer(offerSdp: string): Promise<string> {
-    this.#peer.setRemoteDescription(offerSdp, 'offer');
-    await this.#peer.gathered();
+    const answer = await this.#peer.answer(offerSdp);
     if (this.#state === 'closed')
       throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'viewer closed while answering');
-    return this.#peer.localDescription().sdp;
+    return answer;
   }
 
   addRemoteCandidates(candidates: readonly { candidate: string; mid: string }[]): void {
-    for (const { candidate, mid } of candidates) {
-      try {
-        this.#peer.connection.addRemoteCandidate(candidate, mid);
-      } catch (cause) {
-        throw new PointstreamError(
-          ErrorCodes.SDP_INVALID,
-          `candidate rejected: ${(cause as Error).message}`,
-          { cause },
-        );
-      }
-    }
+    this.#peer.addRemoteCandidates(candidates);
   }
 
   /**

@@ -6,7 +6,8 @@
 // - web/<name>/index.html          -> dist/web/<name>/index.html, served at /<name> (sender also at /send)
 // - web/<name>/*.{css,svg,png}     -> dist/web/<name>/ (static assets)
 // - web/index.html, web/*.{css,svg,png} -> dist/web/ (the landing page at /)
-// Pages should reference assets by absolute path: /<name>.js, /<name>/style.css, /shared/style.css.
+// Pages should reference assets by absolute path: /<name>.js, /<name>/style.css, /shared/style.css;
+// the landing page runs /shared.js (web/shared/main.ts).
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';

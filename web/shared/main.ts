@@ -1,0 +1,11 @@
+import { tokenFromFragment } from './signaling.js';
+
+/**
+ * The landing page (/): a token given as `/#token=...` is carried to the page links, so that it is
+ * typed once. The fragment never leaves the browser.
+ */
+const token = tokenFromFragment();
+if (token !== undefined) {
+  for (const link of document.querySelectorAll<HTMLAnchorElement>('a[data-page]'))
+    link.hash = new URLSearchParams({ token }).toString();
+}

@@ -5,10 +5,10 @@
 // - web/<name>/*.worker.ts         -> dist/web/<name>/<stem>.worker.js: a Web Worker bundle
 // - web/<name>/index.html          -> dist/web/<name>/index.html, served at /<name> (sender also at /send)
 // - web/<name>/*.{css,svg,png}     -> dist/web/<name>/ (static assets)
-// - web/index.html, web/*.{css,svg,png} -> dist/web/ (the landing page at /)
+// - web/*.{css,svg,png}           -> dist/web/ (site-wide assets); the viewer is also served at /
 // Pages should reference assets by absolute path: /<name>.js, /<name>/style.css, /shared/style.css;
-// the landing page runs /shared.js (web/shared/main.ts).
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+// /shared.js (web/shared/main.ts) carries a #token= fragment to the links between pages.
+import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -64,8 +64,6 @@ if (entryPoints.length > 0) {
   });
 }
 
-if (!existsSync(join(outDir, 'index.html')))
-  console.warn('build-web: web/index.html is missing: / will answer 404');
 console.log(
   `build-web: ${entryPoints.length} bundles, ${copied} files -> dist/web (${Date.now() - started} ms)`,
 );

@@ -97,5 +97,5 @@ export async function screenshot(page: Page, name: string): Promise<string> {
 
 /** Whether the web pages are built (the tests run `npm run build:web` first, as `npm test` does). */
 export function haveWebBuild(): boolean {
-  return existsSync(fileURLToPath(new URL('../dist/web/index.html', import.meta.url)));
+  return existsSync(fileURLToPath(new URL('../dist/web/viewer/index.html', import.meta.url)));
 }

@@ -389,7 +389,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
     app.get('/stats', (request) => this.stats(this.#tokens.get(request)));
     app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
-    registerWebRoutes(app);
+    registerWebRoutes(app, this.#log.child({ component: 'web' }));
     this.#viewers.register(app);
     const allowed: Record<string, string[]> = {
       '/offer': ['POST', 'OPTIONS'],

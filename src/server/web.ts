@@ -31,7 +31,8 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 };
 
 /** Other URLs for a page than `/<folder>`. */
-const PAGE_ALIASES: Readonly<Record<string, string>> = { sender: '/send' };
+// The viewer is the home page: the live sessions, pick one to watch.
+const PAGE_ALIASES: Readonly<Record<string, string>> = { sender: '/send', viewer: '/' };
 
 /**
  * Same origin only. WebRTC itself is not governed by CSP; `wasm-unsafe-eval` lets decoders

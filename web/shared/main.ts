@@ -1,8 +1,8 @@
 import { tokenFromFragment } from './signaling.js';
 
 /**
- * The landing page (/): a token given as `/#token=...` is carried to the page links, so that it is
- * typed once. The fragment never leaves the browser.
+ * On the viewer (/): a token given as `/#token=...` is carried to the links to other pages, so
+ * that it is typed once. The fragment never leaves the browser.
  */
 const token = tokenFromFragment();
 if (token !== undefined) {

@@ -2,7 +2,7 @@ import { PointstreamError } from '../../src/errors.js';
 import { POINT_ENCODING_NAMES } from '../../src/wire/index.js';
 import type { PointEncodingName } from '../../src/wire/index.js';
 import { tokenFromFragment } from '../shared/signaling.js';
-import { parsePointFile } from './files.js';
+import { parsePointFile } from '../../src/sources/point-files.js';
 import { runSender } from './run.js';
 import type { Progress, RunOptions, RunResult } from './run.js';
 

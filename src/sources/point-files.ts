@@ -1,14 +1,13 @@
-import { ErrorCodes, PointstreamError } from '../../src/errors.js';
-import { parseNpyHeader } from '../../src/wire/index.js';
+import { ErrorCodes, PointstreamError } from '../errors.js';
+import { parseNpyHeader } from '../wire/npy.js';
 
 /**
- * Point files a user drops on the page, parsed in the browser with the same rules as
- * `send --from` (src/sources/files.ts, which reads with node:fs and so cannot be bundled):
- * `.npy` (N, >= 3) float32/float64 C order, first three columns x, y, z; `.ply` ASCII or binary
- * little-endian with a vertex element holding x, y, z.
+ * Point files as bytes: `.npy` (N, >= 3) float32/float64 C order, the first three columns x, y, z;
+ * `.ply` ASCII or binary little-endian with a vertex element holding x, y, z. No Node-only APIs:
+ * `send --from` (src/sources/files.ts) and the browser sender's dropped files share this code.
  */
 
-/** `.npy` or `.ply` bytes (chosen by the file name, then by the magic) to x, y, z float32. */
+/** `.npy` or `.ply` bytes, chosen by the file name's extension, to x, y, z float32. */
 export function parsePointFile(name: string, bytes: Uint8Array): Float32Array {
   const lower = name.toLowerCase();
   if (lower.endsWith('.npy')) return npyToPoints(bytes);
@@ -19,6 +18,7 @@ export function parsePointFile(name: string, bytes: Uint8Array): Float32Array {
   );
 }
 
+/** (N, >= 3) float32/float64 C-order `.npy` to x, y, z float32. */
 export function npyToPoints(bytes: Uint8Array): Float32Array {
   const header = parseNpyHeader(bytes);
   const { descr, shape } = header;
@@ -28,12 +28,11 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
       `dtype ${descr} is not supported: use little-endian float32 or float64`,
     );
   }
-  if (header.fortranOrder) {
+  if (header.fortranOrder)
     throw new PointstreamError(
       ErrorCodes.NPY_FORTRAN_ORDER,
       'array is in Fortran order: save it with numpy.ascontiguousarray',
     );
-  }
   const [rows, columns] = shape;
   if (shape.length !== 2 || rows === undefined || columns === undefined || columns < 3) {
     throw new PointstreamError(
@@ -52,7 +51,7 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
   const view = new DataView(
     bytes.buffer,
     bytes.byteOffset + header.dataOffset,
-    expected - header.dataOffset,
+    rows * columns * itemSize,
   );
   const points = new Float32Array(rows * 3);
   for (let row = 0; row < rows; row++) {
@@ -65,38 +64,35 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
   return points;
 }
 
-type Reader = (view: DataView, offset: number) => number;
-
-const PLY_TYPES = new Map<string, { size: number; read: Reader }>();
+const PLY_TYPES: Record<
+  string,
+  { size: number; read: (view: DataView, offset: number) => number }
+> = {};
 for (const [names, size, read] of [
-  [['char', 'int8'], 1, (v, o) => v.getInt8(o)],
-  [['uchar', 'uint8'], 1, (v, o) => v.getUint8(o)],
-  [['short', 'int16'], 2, (v, o) => v.getInt16(o, true)],
-  [['ushort', 'uint16'], 2, (v, o) => v.getUint16(o, true)],
-  [['int', 'int32'], 4, (v, o) => v.getInt32(o, true)],
-  [['uint', 'uint32'], 4, (v, o) => v.getUint32(o, true)],
-  [['float', 'float32'], 4, (v, o) => v.getFloat32(o, true)],
-  [['double', 'float64'], 8, (v, o) => v.getFloat64(o, true)],
-] as [string[], number, Reader][]) {
-  for (const name of names) PLY_TYPES.set(name, { size, read });
+  [['char', 'int8'], 1, (v: DataView, o: number) => v.getInt8(o)],
+  [['uchar', 'uint8'], 1, (v: DataView, o: number) => v.getUint8(o)],
+  [['short', 'int16'], 2, (v: DataView, o: number) => v.getInt16(o, true)],
+  [['ushort', 'uint16'], 2, (v: DataView, o: number) => v.getUint16(o, true)],
+  [['int', 'int32'], 4, (v: DataView, o: number) => v.getInt32(o, true)],
+  [['uint', 'uint32'], 4, (v: DataView, o: number) => v.getUint32(o, true)],
+  [['float', 'float32'], 4, (v: DataView, o: number) => v.getFloat32(o, true)],
+  [['double', 'float64'], 8, (v: DataView, o: number) => v.getFloat64(o, true)],
+] as const) {
+  for (const name of names) PLY_TYPES[name] = { size, read };
 }
 
 const MAX_PLY_HEADER_BYTES = 64 * 1024;
 
-function plyError(code: (typeof ErrorCodes)[keyof typeof ErrorCodes], message: string) {
-  return new PointstreamError(code, message);
-}
-
 /** A `.ply` point cloud (its first element must be `vertex`, with x, y, z properties) to float32. */
 export function plyToPoints(bytes: Uint8Array): Float32Array {
-  const head = new TextDecoder('latin1').decode(
+  const headText = new TextDecoder('latin1').decode(
     bytes.subarray(0, Math.min(bytes.length, MAX_PLY_HEADER_BYTES)),
   );
-  const end = /end_header\r?\n/.exec(head);
-  if (!head.startsWith('ply') || end === null) {
-    throw plyError(
+  const end = /end_header\r?\n/.exec(headText);
+  if (!headText.startsWith('ply') || end === null) {
+    throw new PointstreamError(
       ErrorCodes.PLY_BAD_HEADER,
-      head.startsWith('ply')
+      headText.startsWith('ply')
         ? 'no end_header within 64 KiB'
         : 'not a PLY file (it must start with "ply")',
     );
@@ -107,27 +103,29 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
   let inVertex = false;
   let seenElement = false;
   const properties: { name: string; type: string }[] = [];
-  for (const line of head.slice(0, end.index).split(/\r?\n/).slice(1)) {
+  for (const line of headText.slice(0, end.index).split(/\r?\n/).slice(1)) {
     const words = line.trim().split(/\s+/);
     switch (words[0]) {
       case 'format':
         format = words[1];
         if (words[2] !== '1.0')
-          throw plyError(ErrorCodes.PLY_UNSUPPORTED, `PLY version ${words[2]} is not supported`);
+          throw new PointstreamError(
+            ErrorCodes.PLY_UNSUPPORTED,
+            `PLY version ${words[2]} is not supported`,
+          );
         break;
       case 'element':
-        if (!seenElement && words[1] !== 'vertex') {
-          throw plyError(
+        if (!seenElement && words[1] !== 'vertex')
+          throw new PointstreamError(
             ErrorCodes.PLY_UNSUPPORTED,
             `the first element is ${JSON.stringify(words[1])}; it must be "vertex"`,
           );
-        }
         inVertex = !seenElement;
         seenElement = true;
         if (inVertex) {
           vertexCount = Number(words[2]);
           if (!Number.isSafeInteger(vertexCount) || vertexCount < 0)
-            throw plyError(
+            throw new PointstreamError(
               ErrorCodes.PLY_BAD_HEADER,
               `bad vertex count ${JSON.stringify(words[2])}`,
             );
@@ -135,14 +133,13 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
         break;
       case 'property':
         if (!inVertex) break;
-        if (words[1] === 'list') {
-          throw plyError(
+        if (words[1] === 'list')
+          throw new PointstreamError(
             ErrorCodes.PLY_UNSUPPORTED,
             `list property ${JSON.stringify(words[4])} in vertex is not supported`,
           );
-        }
-        if (words[1] === undefined || words[2] === undefined || !PLY_TYPES.has(words[1])) {
-          throw plyError(
+        if (words[1] === undefined || words[2] === undefined || PLY_TYPES[words[1]] === undefined) {
+          throw new PointstreamError(
             ErrorCodes.PLY_UNSUPPORTED,
             `vertex property type ${JSON.stringify(words[1])} is not supported`,
           );
@@ -154,44 +151,43 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
       case '':
         break;
       default:
-        throw plyError(
+        throw new PointstreamError(
           ErrorCodes.PLY_BAD_HEADER,
           `unexpected header line ${JSON.stringify(line.slice(0, 60))}`,
         );
     }
   }
-  if (vertexCount === undefined) throw plyError(ErrorCodes.PLY_BAD_HEADER, 'no vertex element');
+  if (vertexCount === undefined)
+    throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, 'no vertex element');
   const axes = ['x', 'y', 'z'].map((axis) => properties.findIndex((p) => p.name === axis));
   if (axes.some((index) => index < 0))
-    throw plyError(ErrorCodes.PLY_UNSUPPORTED, 'vertex element lacks x, y or z');
-  const [ix, iy, iz] = axes as [number, number, number];
+    throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, 'vertex element lacks x, y or z');
   const points = new Float32Array(vertexCount * 3);
   if (format === 'ascii') {
     const lines = new TextDecoder('latin1').decode(bytes.subarray(bodyOffset)).split(/\r?\n/);
     for (let row = 0; row < vertexCount; row++) {
-      const line = lines[row];
-      const fields = (line ?? '').trim().split(/\s+/);
-      if (line === undefined || fields.length < properties.length) {
-        throw plyError(
+      const fields = (lines[row] ?? '').trim().split(/\s+/);
+      if (lines[row] === undefined || fields.length < properties.length) {
+        throw new PointstreamError(
           ErrorCodes.PLY_TRUNCATED,
           `vertex ${row} of ${vertexCount} is missing or short`,
         );
       }
-      for (const [axis, index] of [ix, iy, iz].entries()) {
-        const text = fields[index] ?? '';
-        const value = Number(text);
-        if (Number.isNaN(value) && text !== 'nan')
-          throw plyError(
+      for (let axis = 0; axis < 3; axis++) {
+        const value = Number(fields[axes[axis] as number]);
+        if (Number.isNaN(value) && fields[axes[axis] as number] !== 'nan') {
+          throw new PointstreamError(
             ErrorCodes.PLY_BAD_DATA,
-            `vertex ${row}: ${JSON.stringify(text)} is not a number`,
+            `vertex ${row}: ${JSON.stringify(fields[axes[axis] as number])} is not a number`,
           );
+        }
         points[row * 3 + axis] = value;
       }
     }
     return points;
   }
   if (format !== 'binary_little_endian') {
-    throw plyError(
+    throw new PointstreamError(
       ErrorCodes.PLY_UNSUPPORTED,
       `PLY format ${JSON.stringify(format)} is not supported: use ascii or binary_little_endian`,
     );
@@ -200,23 +196,29 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
   let stride = 0;
   for (const property of properties) {
     offsets.push(stride);
-    stride += PLY_TYPES.get(property.type)?.size ?? 0;
+    stride += (PLY_TYPES[property.type] as { size: number }).size;
   }
   const needed = vertexCount * stride;
   if (bytes.length - bodyOffset < needed) {
-    throw plyError(
+    throw new PointstreamError(
       ErrorCodes.PLY_TRUNCATED,
       `${vertexCount} vertices need ${needed} bytes; the file has ${bytes.length - bodyOffset}`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset + bodyOffset, needed);
-  const fields = [ix, iy, iz].map((index) => ({
-    offset: offsets[index] ?? 0,
-    read: (PLY_TYPES.get(properties[index]?.type ?? '') as { read: Reader }).read,
-  }));
+  const readers = axes.map(
+    (index) =>
+      PLY_TYPES[(properties[index] as { type: string }).type] as {
+        read: (v: DataView, o: number) => number;
+      },
+  );
   for (let row = 0; row < vertexCount; row++) {
-    for (const [axis, field] of fields.entries())
-      points[row * 3 + axis] = field.read(view, row * stride + field.offset);
+    for (let axis = 0; axis < 3; axis++) {
+      points[row * 3 + axis] = (readers[axis] as { read: (v: DataView, o: number) => number }).read(
+        view,
+        row * stride + (offsets[axes[axis] as number] as number),
+      );
+    }
   }
   return points;
 }

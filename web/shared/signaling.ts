@@ -76,7 +76,8 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
   }
 }
 
-function gathered(pc: RTCPeerConnection, signal: AbortSignal): Promise<void> {
+/** Resolves when ICE gathering is complete, `signal` aborts, or after 3 s (then what is there is used). */
+export function gathered(pc: RTCPeerConnection, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
@@ -84,11 +85,11 @@ function gathered(pc: RTCPeerConnection, signal: AbortSignal): Promise<void> {
       resolve();
     };
     const check = (): void => {
-      if (pc.iceGatheringState === 'complete' || signal.aborted) done();
+      if (pc.iceGatheringState === 'complete' || signal?.aborted === true) done();
     };
     const timer = setTimeout(done, GATHER_WAIT_MS);
     pc.addEventListener('icegatheringstatechange', check);
-    signal.addEventListener('abort', done, { once: true });
+    signal?.addEventListener('abort', done, { once: true });
     check();
   });
 }

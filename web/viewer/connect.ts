@@ -1,5 +1,6 @@
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../../src/signaling/sdp.js';
 import { VIEWER_PROTOCOL } from '../../src/wire/viewer.js';
+import { gathered } from '../shared/signaling.js';
 
 /** Why watching could not start, in words a person can act on, with the HTTP status if any. */
 export class WatchError extends Error {
@@ -21,7 +22,6 @@ export interface ViewerConnection {
 }
 
 /** ICE gathering on a host without network can take long; we go on with what we have by then. */
-const GATHER_WAIT_MS = 3000;
 
 export function authHeaders(
   token: string | undefined,
@@ -50,22 +50,6 @@ async function refusal(response: Response): Promise<WatchError> {
           ? `HTTP 503: the server cannot take another viewer now; retry in ${response.headers.get('retry-after') ?? 'a few'} s`
           : `HTTP ${status}`;
   return new WatchError(`${what}${message ? ` — ${message}` : ''}`, status, code);
-}
-
-function gathered(pc: RTCPeerConnection): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      pc.removeEventListener('icegatheringstatechange', check);
-      resolve();
-    };
-    const check = (): void => {
-      if (pc.iceGatheringState === 'complete') done();
-    };
-    const timer = setTimeout(done, GATHER_WAIT_MS);
-    pc.addEventListener('icegatheringstatechange', check);
-    check();
-  });
 }
 
 /**

@@ -421,7 +421,7 @@ void test(
       `only ${after.drawn} of ${after.total} pixels drawn`,
     );
     await screenshot(page, 'viewer');
-    // (/favicon.ico is not served: a 404 the page does not cause.)
+    // No console errors (a 404 for a resource the browser asks for on its own is not the page's).
     assert.deepEqual(
       browser.errors.filter((error) => !/Failed to load resource.*404/.test(error)),
       [],

@@ -166,7 +166,7 @@ logOptions(
       integer(1, 5_000_000),
       250_000,
     )
-    .option('--viewer-max-fps <n>', 'frames per second sent to a viewer', number(0.1, 60), 10),
+    .option('--viewer-max-fps <n>', 'frames per second sent to a viewer', integer(1, 60), 10),
   'info',
 ).action(
   async (opts: {

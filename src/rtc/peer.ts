@@ -138,7 +138,6 @@ export class Peer {
     return description;
   }
 
-  /** Applies a remote description; libdatachannel's parse errors become PS_ERR_SDP_INVALID. */
   /** Applies a remote offer; resolves with the answer once ICE gathering is done (candidates in it). */
   async answer(offerSdp: string): Promise<string> {
     this.setRemoteDescription(offerSdp, 'offer');
@@ -163,6 +162,7 @@ export class Peer {
     }
   }
 
+  /** Applies a remote description; libdatachannel's parse errors become PS_ERR_SDP_INVALID. */
   setRemoteDescription(sdp: string, type: 'offer' | 'answer'): void {
     try {
       this.connection.setRemoteDescription(sdp, type);
@@ -198,7 +198,6 @@ export class Peer {
       channels.some(({ channel }) => isOpen(channel) && channel.bufferedAmount() > 0)
     )
       await new Promise((resolve) => setTimeout(resolve, 10));
-    if (this.#closed) return;
     for (const { channel } of channels) {
       try {
         channel.close();

@@ -19,6 +19,7 @@ import { FrameRecorder } from './recorder.js';
 import { Session } from './session.js';
 import { ViewerHub } from './viewer.js';
 import { isPublicAsset, registerWebRoutes } from './web.js';
+import type { WebRoutes } from './web.js';
 import type {
   ReceivedFrame,
   ServerEvents,
@@ -106,6 +107,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #teardowns = new Set<Promise<void>>();
   readonly #auth: TokenAuth | undefined;
   readonly #clientLimiter: ClientLimiter;
+  /** Viewer offers per client per minute (viewer counts are capped by the hub itself). */
+  readonly #viewerLimiter: ClientLimiter;
   readonly #tls: boolean;
   readonly #recorder: FrameRecorder | undefined;
   /** Which token (id) and address created each session: only that token may change or end it. */
@@ -124,6 +127,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     },
   };
   readonly #viewers: ViewerHub;
+  #web: WebRoutes | undefined;
   readonly #pool: FrameBufferPool | undefined;
   #closing = false;
   #url = '';
@@ -152,6 +156,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     this.#auth = options.tokens === undefined ? undefined : new TokenAuth(options.tokens);
     this.#clientLimiter = new ClientLimiter(
       this.limits.maxSessionsPerClient,
+      this.limits.maxOffersPerMinute,
+    );
+    this.#viewerLimiter = new ClientLimiter(
+      Number.MAX_SAFE_INTEGER,
       this.limits.maxOffersPerMinute,
     );
     this.#tls = options.tls !== undefined;
@@ -186,6 +194,13 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#sessions.has(sessionId) &&
         this.#owners.get(sessionId)?.token === this.#tokens.get(request),
       isClosing: () => this.#closing,
+      admit: (request) => {
+        const token = this.#tokens.get(request);
+        return this.#viewerLimiter.admit([
+          ...(token === undefined ? [] : [`token:${token}`]),
+          `addr:${request.ip}`,
+        ]);
+      },
     });
     this.#routes();
   }
@@ -320,6 +335,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await this.#app.close();
     await Promise.all([...this.#teardowns]);
     await this.#recorder?.flush();
+    this.#pool?.clear();
     this.#log.info(
       { event: 'closed', ...this.#totals, recording: this.#recorder?.stats() },
       'server closed',
@@ -340,7 +356,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         !this.#auth ||
         request.method === 'OPTIONS' ||
         request.url === '/healthz' ||
-        isPublicAsset(request.url)
+        (this.#web !== undefined && isPublicAsset(this.#web, request.method, request.url))
       )
         return;
       const token = this.#auth.verify(request.headers.authorization);
@@ -389,7 +405,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
     app.get('/stats', (request) => this.stats(this.#tokens.get(request)));
     app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
-    registerWebRoutes(app, this.#log.child({ component: 'web' }));
+    this.#web = registerWebRoutes(app, this.#log.child({ component: 'web' }));
     this.#viewers.register(app);
     const allowed: Record<string, string[]> = {
       '/offer': ['POST', 'OPTIONS'],
@@ -474,7 +490,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
         this.#recorder?.record(frame);
-        this.#viewers.onFrame(frame);
+        try {
+          this.#viewers.onFrame(frame);
+        } catch (error) {
+          // A viewer's problem must never cost ingest a frame.
+          log.error({ event: 'viewer-error', err: error }, 'feeding viewers failed');
+        }
         this.emit('frame', frame);
       },
       rejected: (sessionId, seq, error) => {

@@ -37,7 +37,7 @@ export interface ReceivedFrame {
   /** Milliseconds from the first chunk's arrival to verification (0 in the plain form). */
   readonly assemblyMs: number;
   /**
-   * With `reuseFrameBuffers` on, `points` and `npy` are valid only until the `'frame'` listeners
+   * With `reuseFrameBuffers` on, `points`, `npy` and `encoded` are valid only until the `'frame'` listeners
    * return; `retain()` keeps them valid until the function it returns is called (once). Without
    * reuse it does nothing: the buffers are the frame's own.
    */

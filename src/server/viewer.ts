@@ -93,6 +93,8 @@ export interface ViewerDeps {
   canWatch(request: FastifyRequest, sessionId: string): boolean;
   /** Whether the server is shutting down. */
   isClosing(): boolean;
+  /** Counts a viewer offer against the client's offers per minute; why not, when refused. */
+  admit(request: FastifyRequest): { reason: string; retryAfterSeconds: number } | undefined;
 }
 
 /** What one viewer reports (`ViewerHub.stats()`). */
@@ -258,7 +260,16 @@ export class ViewerHub {
         ErrorCodes.SHUTTING_DOWN,
         'server is shutting down',
       );
-    if (this.#viewers.size >= this.#options.maxViewers)
+    const refused = this.#deps.admit(request);
+    if (refused !== undefined)
+      return problem(
+        reply.header('Retry-After', String(refused.retryAfterSeconds)),
+        429,
+        ErrorCodes.TOO_MANY_REQUESTS,
+        refused.reason,
+      );
+    // Viewers still being torn down hold native resources too.
+    if (this.#viewers.size + this.#teardowns.size >= this.#options.maxViewers)
       return problem(
         reply.header('Retry-After', '5'),
         503,

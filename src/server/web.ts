@@ -34,16 +34,13 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 // The viewer is the home page: the live sessions, pick one to watch.
 const PAGE_ALIASES: Readonly<Record<string, string>> = { sender: '/send', viewer: '/' };
 
-/**
- * Same origin only. WebRTC itself is not governed by CSP; `wasm-unsafe-eval` lets decoders
- * (meshoptimizer) compile WebAssembly, `blob:` workers let them decode off the main thread.
- */
+/** Same origin only, nothing inline (WebRTC itself is not governed by CSP). */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "worker-src 'self' blob:",
+  "script-src 'self'",
+  "worker-src 'self'",
   "connect-src 'self'",
-  "img-src 'self' data: blob:",
+  "img-src 'self'",
   "style-src 'self'",
   "object-src 'none'",
   "base-uri 'none'",
@@ -64,20 +61,21 @@ export interface WebRoutes {
   readonly root: string;
   /** URLs served (pages and assets), sorted. */
   readonly urls: readonly string[];
+  /** The same, for lookups. */
+  readonly publicUrls: ReadonlySet<string>;
   /** False when dist/web is missing or empty: the server runs with its API only. */
   readonly built: boolean;
 }
 
-// URLs of every page and asset registered in this process: the same files for every server.
-const publicUrls = new Set<string>();
-
 /**
- * True for exactly the page and asset URLs that are served (a query string is ignored), so that
- * they load without auth. Everything else, the API included, needs the token when auth is on.
+ * True for a GET or HEAD of exactly one of `routes`' page and asset URLs (a query string is
+ * ignored), so that they load without auth. Everything else, the API included, needs the token
+ * when auth is on.
  */
-export function isPublicAsset(url: string): boolean {
+export function isPublicAsset(routes: WebRoutes, method: string, url: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
   const query = url.indexOf('?');
-  return publicUrls.has(query < 0 ? url : url.slice(0, query));
+  return routes.publicUrls.has(query < 0 ? url : url.slice(0, query));
 }
 
 /** Every file under `dir`, as paths relative to it with forward slashes. */
@@ -149,7 +147,6 @@ export function registerWebRoutes(
   const dir = typeof root === 'string' ? root : fileURLToPath(root);
   const assets = loadAssets(dir);
   for (const [url, asset] of assets) {
-    publicUrls.add(url);
     app.get(url, (request, reply) => serve(asset, request, reply));
   }
   const built = assets.size > 0;
@@ -165,5 +162,5 @@ export function registerWebRoutes(
   } else {
     log?.debug({ event: 'web-pages', root: dir, files: assets.size }, 'serving the web pages');
   }
-  return { root: dir, urls: [...assets.keys()].sort(), built };
+  return { root: dir, urls: [...assets.keys()].sort(), publicUrls: new Set(assets.keys()), built };
 }

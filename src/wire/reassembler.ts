@@ -4,6 +4,7 @@ import { ChunkType, DType, Encoding, readChunkHeader } from './chunk.js';
 import type { FrameMeta } from './chunk.js';
 import { crc32Portable } from './crc32.js';
 import { decodePoints } from './encodings/index.js';
+import { QUANT_HEADER_BYTES } from './encodings/quantize.js';
 import type { Checksum } from './crc32.js';
 import { parseNpyHeader, pointCountOfNpyHeader } from './npy.js';
 import { float32View, indexOfNonFinite, nonFiniteError } from './points.js';
@@ -97,8 +98,6 @@ export type PushResult = (
 ) & { readonly evicted?: Rejection };
 
 const PENDING: PushResult = Object.freeze({ kind: 'pending' });
-/** The quantization header of q16 and qrice payloads (docs/encodings.md). */
-const Q16_HEADER_BYTES = 56;
 /** Rejected frames whose remaining chunks are being dropped, at most. */
 const MAX_DISCARDING = 16;
 
@@ -332,11 +331,11 @@ export class FrameReassembler {
     }
     if (
       meta.encoding === Encoding.Q16 &&
-      meta.payloadBytes !== Q16_HEADER_BYTES + meta.pointCount * 6
+      meta.payloadBytes !== QUANT_HEADER_BYTES + meta.pointCount * 6
     ) {
       return [
         ErrorCodes.FRAME_LENGTH_MISMATCH,
-        `a q16 frame of ${meta.pointCount} points is ${Q16_HEADER_BYTES + meta.pointCount * 6} bytes, not ${meta.payloadBytes}`,
+        `a q16 frame of ${meta.pointCount} points is ${QUANT_HEADER_BYTES + meta.pointCount * 6} bytes, not ${meta.payloadBytes}`,
       ];
     }
     // The decoder checks the rest of an encoded payload once it is complete.

@@ -294,6 +294,34 @@ void test(
   },
 );
 
+void test(
+  'viewer offers count against the per-client offer rate: 429 with Retry-After beyond it',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ limits: { maxOffersPerMinute: 3 } });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc });
+    t.after(() => client.close());
+    const session = await sessionOf(server);
+    const statuses: number[] = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 4; i++) {
+      const viewer = new NodeViewer();
+      t.after(() => viewer.close());
+      last = await viewer.offer(server.url, session);
+      statuses.push(last.status);
+      viewer.close();
+    }
+    // The ingest offer does not count against viewer offers (their own budget).
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    assert.ok(Number(last?.headers.get('retry-after')) >= 1);
+    assert.equal(
+      ((await last?.json()) as { error: { code: string } }).error.code,
+      ErrorCodes.TOO_MANY_REQUESTS,
+    );
+  },
+);
+
 // ---- the page, in real Chromium ----
 
 // The page's test hook (web/viewer/main.ts); this file type-checks without the DOM library.

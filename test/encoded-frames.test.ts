@@ -162,3 +162,31 @@ void test('the client refuses bad encoding options by name', async () => {
       error.code === ErrorCodes.INVALID_OPTION && /precision/.test(error.message),
   );
 });
+
+void test('reassembler: an encoded frame reserves the memory of its decoded points too', () => {
+  const reserved: number[] = [];
+  let held = 0;
+  const budget = {
+    reserve: (bytes: number): boolean => {
+      if (held + bytes > 1_000_000) return false;
+      held += bytes;
+      reserved.push(bytes);
+      return true;
+    },
+    release: (bytes: number): void => {
+      held -= bytes;
+    },
+  };
+  const reassembler = new FrameReassembler({ checksum: crc32, budget });
+  const small = encodePoints(lidarFrame(20_000), 'qrice');
+  const result = pushAll(reassembler, chunksOf(small, 0));
+  assert.equal(result.kind, 'frame');
+  assert.deepEqual(reserved, [small.bytes.length + 20_000 * 12]);
+  assert.equal(held, 0);
+  // 100,000 points decode to 1.2 MB: over this budget, whatever the payload's size.
+  const large = encodePoints(lidarFrame(100_000), 'qrice');
+  assert.ok(large.bytes.length < 1_000_000);
+  const refused = reassembler.push(chunksOf(large, 1)[0] as Uint8Array);
+  assert.equal(refused.kind, 'rejected');
+  if (refused.kind === 'rejected') assert.equal(refused.error.code, ErrorCodes.SERVER_MEMORY);
+});

@@ -117,6 +117,14 @@ function validateLimits(limits: ReassemblyLimits): ReassemblyLimits {
   return Object.freeze(limits);
 }
 
+/**
+ * Memory a frame holds until it is delivered: its payload, plus for encoded frames the float32
+ * points they decode to (a small qrice payload can stand for 12 bytes per point).
+ */
+function memoryOf(meta: FrameMeta): number {
+  return meta.payloadBytes + (meta.encoding === Encoding.NPY ? 0 : meta.pointCount * 12);
+}
+
 /** Chunk count assumed for a frame whose START never arrived: its chunks are dropped until forgotten. */
 const UNKNOWN_CHUNK_COUNT = 0x1_0000_0000;
 
@@ -169,7 +177,7 @@ export class FrameReassembler {
     this.#budget = options.budget;
   }
 
-  /** Bytes allocated for frames still being reassembled. */
+  /** Bytes held for frames still being reassembled (encoded ones: payload + decoded points). */
   get bytesBuffered(): number {
     return this.#bytesBuffered;
   }
@@ -274,17 +282,17 @@ export class FrameReassembler {
       );
       evicted = result as Rejection;
     }
-    if (this.#budget && !this.#budget.reserve(meta.payloadBytes)) {
+    if (this.#budget && !this.#budget.reserve(memoryOf(meta))) {
       this.#discard(seq, meta.chunkCount);
       const rejected = this.#reject(
         seq,
         ErrorCodes.SERVER_MEMORY,
-        `no memory for a ${meta.payloadBytes}-byte frame: the server's reassembly budget is in use`,
+        `no memory for a ${memoryOf(meta)}-byte frame: the server's reassembly budget is in use`,
       );
       return evicted === undefined ? rejected : { ...rejected, evicted };
     }
     const state = this.#newState(meta, this.#allocate(meta.payloadBytes));
-    this.#bytesBuffered += meta.payloadBytes;
+    this.#bytesBuffered += memoryOf(meta);
     this.#frames.set(seq, state);
     const result = this.#append(state, data);
     return evicted === undefined ? result : { ...result, evicted };
@@ -460,8 +468,8 @@ export class FrameReassembler {
 
   /** Gives back the memory of a frame leaving reassembly (completed, rejected or reset). */
   #release(state: FrameState): void {
-    this.#bytesBuffered -= state.meta.payloadBytes;
-    this.#budget?.release(state.meta.payloadBytes);
+    this.#bytesBuffered -= memoryOf(state.meta);
+    this.#budget?.release(memoryOf(state.meta));
   }
 
   #reject(seq: number, code: ErrorCode, message: string): PushResult {

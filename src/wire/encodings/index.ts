@@ -1,4 +1,5 @@
 import { ErrorCodes, PointstreamError, invalidOption } from '../../errors.js';
+import { Encoding } from '../chunk.js';
 import { encodeNpyHeader, parseNpyHeader, pointCountOfNpyHeader } from '../npy.js';
 import { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from '../points.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../reassembler.js';
@@ -12,8 +13,12 @@ import { decodeQrice, encodeQrice } from './qrice.js';
  * runs in Node, in pages and in Web Workers.
  */
 
-/** Wire ids, as carried in the START header's `encoding` byte. Never reused. */
-export const PointEncodingId = { RAW_NPY: 1, Q16: 2, QRICE: 3 } as const;
+/** Wire ids by encoding name: the START header's `Encoding` values (chunk.ts), never reused. */
+export const PointEncodingId = {
+  RAW_NPY: Encoding.NPY,
+  Q16: Encoding.Q16,
+  QRICE: Encoding.QRICE,
+} as const;
 export type PointEncodingId = (typeof PointEncodingId)[keyof typeof PointEncodingId];
 
 /** Names as used by `send --encoding`. */

@@ -145,7 +145,8 @@ function threadTicks(): ThreadTicks {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       // "tid (comm) state ..." - comm may contain spaces, so split after the last ')'.
       const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close);
+      // The main thread (tid = pid) is named "node" like V8's helper threads; tell it apart.
+      const name = tid === String(process.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close);
       const fields = stat.slice(close + 2).split(' ');
       // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
       const ticks = Number(fields[11]) + Number(fields[12]);

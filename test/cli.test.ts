@@ -253,3 +253,71 @@ void test(
     assert.equal(lastJsonLine(result.stdout).chunkBytes, 1_048_576);
   },
 );
+
+/**
+ * Streams `frames` 1M-point frames at full speed into a `serve` child started with `--trace-gc`,
+ * and counts the full GCs (Mark-Compact) it ran between the first and the last frame.
+ */
+async function fullGcsWhileStreaming(serveFlags: string[], frames: number): Promise<number> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--trace-gc',
+      '--import',
+      'tsx',
+      CLI,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      ...serveFlags,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+  );
+  let trace = '';
+  child.stdout?.on('data', (d: Buffer) => (trace += d.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const url = await new Promise<string>((resolve) =>
+      child.once('message', (m: { url: string }) => resolve(m.url)),
+    );
+    const client = await connect({
+      signalingUrl: `${url}/offer`,
+      rtc: { bindAddress: '127.0.0.1' },
+    });
+    const points = new Float32Array(3_000_000).fill(1.5);
+    const first = await client.send(points);
+    assert.equal((await first.receipt).ok, true);
+    const before = trace.split('Mark-Compact').length;
+    const receipts: Promise<{ ok: boolean }>[] = [];
+    for (let i = 1; i < frames; i++) receipts.push((await client.send(points)).receipt);
+    for (const receipt of await Promise.all(receipts)) assert.equal(receipt.ok, true);
+    const fullGcs = trace.split('Mark-Compact').length - before;
+    await client.close();
+    return fullGcs;
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+void test(
+  'serve turns off incremental marking: received messages no longer start a full GC every ~32 MB',
+  { timeout: 120_000 },
+  async (t) => {
+    // 40 frames are 480 MB: 10-17 full GCs with V8's incremental marking (measured), none without.
+    const atomic = await fullGcsWhileStreaming([], 40);
+    const incremental = await fullGcsWhileStreaming(['--incremental-gc'], 40);
+    t.diagnostic(
+      `full GCs while streaming: ${atomic} by default, ${incremental} with --incremental-gc`,
+    );
+    assert.ok(atomic <= 2, `${atomic} full GCs while streaming with serve's default`);
+    assert.ok(
+      incremental >= 3,
+      `${incremental} full GCs with --incremental-gc: the check still tells`,
+    );
+  },
+);

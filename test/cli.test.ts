@@ -255,14 +255,15 @@ void test(
 );
 
 /**
- * Streams `frames` 1M-point frames at full speed into a `serve` child started with `--trace-gc`,
- * and counts the full GCs (Mark-Compact) it ran between the first and the last frame.
+ * Starts `serve` with V8 tracing incremental marking, and stressed to start it at every chance,
+ * streams three frames, and counts the marking cycles started after the server was listening.
  */
-async function fullGcsWhileStreaming(serveFlags: string[], frames: number): Promise<number> {
+async function markingStartsWhileStreaming(serveFlags: string[]): Promise<number> {
   const child = spawn(
     process.execPath,
     [
-      '--trace-gc',
+      '--trace-incremental-marking',
+      '--stress-incremental-marking',
       '--import',
       'tsx',
       CLI,
@@ -284,20 +285,17 @@ async function fullGcsWhileStreaming(serveFlags: string[], frames: number): Prom
     const url = await new Promise<string>((resolve) =>
       child.once('message', (m: { url: string }) => resolve(m.url)),
     );
+    const before = trace.split('[IncrementalMarking] Start (').length;
     const client = await connect({
       signalingUrl: `${url}/offer`,
       rtc: { bindAddress: '127.0.0.1' },
     });
-    const points = new Float32Array(3_000_000).fill(1.5);
-    const first = await client.send(points);
-    assert.equal((await first.receipt).ok, true);
-    const before = trace.split('Mark-Compact').length;
-    const receipts: Promise<{ ok: boolean }>[] = [];
-    for (let i = 1; i < frames; i++) receipts.push((await client.send(points)).receipt);
-    for (const receipt of await Promise.all(receipts)) assert.equal(receipt.ok, true);
-    const fullGcs = trace.split('Mark-Compact').length - before;
+    for (let i = 0; i < 3; i++) {
+      const sent = await client.send(new Float32Array(300_000).fill(i));
+      assert.equal((await sent.receipt).ok, true);
+    }
     await client.close();
-    return fullGcs;
+    return trace.split('[IncrementalMarking] Start (').length - before;
   } finally {
     child.kill('SIGTERM');
     await exited;
@@ -305,19 +303,18 @@ async function fullGcsWhileStreaming(serveFlags: string[], frames: number): Prom
 }
 
 void test(
-  'serve turns off incremental marking: received messages no longer start a full GC every ~32 MB',
-  { timeout: 120_000 },
+  'serve turns off incremental marking; --incremental-gc keeps it',
+  { timeout: 60_000 },
   async (t) => {
-    // 40 frames are 480 MB: 10-17 full GCs with V8's incremental marking (measured), none without.
-    const atomic = await fullGcsWhileStreaming([], 40);
-    const incremental = await fullGcsWhileStreaming(['--incremental-gc'], 40);
+    // Why serve turns it off: node-datachannel's 256 KiB message Buffers made V8 start a full GC
+    // every ~32 MB received (see runServe). --stress-incremental-marking starts marking whenever
+    // it may, so only the flag serve sets can keep the count at 0.
+    const atomic = await markingStartsWhileStreaming([]);
+    const incremental = await markingStartsWhileStreaming(['--incremental-gc']);
     t.diagnostic(
-      `full GCs while streaming: ${atomic} by default, ${incremental} with --incremental-gc`,
+      `marking cycles started: ${atomic} by default, ${incremental} with --incremental-gc`,
     );
-    assert.ok(atomic <= 2, `${atomic} full GCs while streaming with serve's default`);
-    assert.ok(
-      incremental >= 3,
-      `${incremental} full GCs with --incremental-gc: the check still tells`,
-    );
+    assert.equal(atomic, 0);
+    assert.ok(incremental > 0, 'with --incremental-gc V8 marks incrementally');
   },
 );

@@ -364,11 +364,15 @@ export interface ServerHandle {
   stats(): Promise<ServerStats>;
 }
 
-/** GET `url` as JSON with node:http(s) (fetch cannot be given a CA); 5 s timeout. */
+/**
+ * GET `url` as JSON with node:http(s) (fetch cannot be given a CA); 5 s timeout. A fresh
+ * connection each time: a kept-alive socket reused after idling about as long as the timeout
+ * (the endurance scenario sampled every 5 s) timed out within milliseconds: 48 of 120 samples.
+ */
 export function getJson(url: string, ca?: Buffer): Promise<unknown> {
   const get = url.startsWith('https:') ? httpsGet : httpGet;
   return new Promise((resolve, reject) => {
-    const request = get(url, { ca, timeout: 5000 }, (response) => {
+    const request = get(url, { ca, timeout: 5000, agent: false }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));

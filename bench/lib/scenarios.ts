@@ -4,11 +4,16 @@
  * endurance). Each throws on failure, except that a rated run whose `send` reports `ok: false`
  * returns its result (the caller decides).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { SendSummary } from '../../src/cli/send.js';
 import type { ServerStats } from '../../src/server/types.js';
+import { RandomPointSource } from '../../src/sources/random.js';
 import type { PointEncodingName } from '../../src/wire/encodings/index.js';
+import { encodeNpyHeader } from '../../src/wire/npy.js';
 import type { Result as BareResult } from '../ceilings/bare-datachannel.js';
 import { describeExit, failure, lastJsonLine, runNode, startDaemon } from './proc.js';
 import { countersSince, readCounters } from './system.js';
@@ -133,13 +138,17 @@ export interface SendOptions {
   readonly source?: PointScene | undefined;
   readonly mtu?: number | undefined;
   readonly chunkBytes?: number | undefined;
+  /** `--from`: a file to send over and over instead of generated points. */
+  readonly from?: string | undefined;
   readonly extra?: readonly string[];
 }
 
 export function sendArgs(url: string, rate: RateArgs, options: SendOptions = {}): string[] {
   const { points = POINTS_PER_FRAME, mtu, chunkBytes, encoding, precision, source } = options;
   const args = [CLI, 'send', '--signaling', `${url}/offer`, '--rtc-bind', HOST];
-  args.push('--points', String(points), ...rate, '--json');
+  if (options.from === undefined) args.push('--points', String(points));
+  else args.push('--from', options.from);
+  args.push(...rate, '--json');
   if (source !== undefined) args.push('--source', source);
   if (encoding !== undefined) args.push('--encoding', encoding);
   if (precision !== undefined) args.push('--precision', String(precision));
@@ -156,6 +165,26 @@ export const atRate = (hz: number, seconds: number): RateArgs => [
   '--duration',
   String(seconds),
 ];
+
+let fixedFrame: string | undefined;
+
+/**
+ * One 1M-point `.npy` frame of random points, written once per bench run. The transfer runs
+ * (ceilings, chunks) send it over and over (`send --from`), as the bare pair sends one buffer:
+ * generating fresh points costs the sender about 0.08 CPU s per 100 MB (measured), the source's
+ * work rather than the transport's, and on 2 shared cores it would come off the throughput.
+ */
+export function fixedFramePath(): string {
+  if (fixedFrame !== undefined) return fixedFrame;
+  const dir = mkdtempSync(join(tmpdir(), 'pointstream-bench-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const points = new RandomPointSource(POINTS_PER_FRAME).next();
+  const path = join(dir, 'frame.npy');
+  writeFileSync(path, encodeNpyHeader([POINTS_PER_FRAME, 3]));
+  writeFileSync(path, new Uint8Array(points.buffer), { flag: 'a' });
+  fixedFrame = path;
+  return path;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
@@ -200,7 +229,7 @@ export async function runPointstream(
   const run = await withServer(label, serveArgs({ mtu }), timeoutMs, (server) =>
     sendAndStats(
       label,
-      sendArgs(server.url, fullSpeed(frames), { mtu, chunkBytes }),
+      sendArgs(server.url, fullSpeed(frames), { mtu, chunkBytes, from: fixedFramePath() }),
       server,
       timeoutMs,
     ),

@@ -1,8 +1,44 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import { ErrorCodes, connect } from '../src/index.js';
 import { CLI, lastJsonLine, runCli as run, startServer } from './helpers.js';
+
+/** A `serve` child (from source) on 127.0.0.1, port 0, once it announced its URL. */
+async function startServe(
+  nodeFlags: string[],
+  serveFlags: string[],
+): Promise<{
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+  output: () => string;
+}> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeFlags,
+      '--import',
+      'tsx',
+      CLI,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      ...serveFlags,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+  );
+  let stdout = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const url = await new Promise<string>((resolve) =>
+    child.once('message', (m: { url: string }) => resolve(m.url)),
+  );
+  return { child, url, exited, output: () => stdout };
+}
 
 void test(
   'send --json streams, exits 0 and ends with a JSON summary',
@@ -116,45 +152,22 @@ void test(
   'serve shuts down on SIGTERM: clients are told, the process exits 0',
   { timeout: 60_000 },
   async () => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        CLI,
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--log-format',
-        'json',
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      },
-    );
-    let logs = '';
-    child.stdout?.on('data', (d: Buffer) => (logs += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const url = await new Promise<string>((resolve) =>
-      child.once('message', (m: { url: string }) => resolve(m.url)),
-    );
+    const serve = await startServe([], ['--log-format', 'json']);
     const client = await connect({
-      signalingUrl: `${url}/offer`,
+      signalingUrl: `${serve.url}/offer`,
       rtc: { bindAddress: '127.0.0.1' },
     });
     assert.equal((await (await client.send(new Float32Array(300))).receipt).ok, true);
     const closed = client.next('closed', { timeoutMs: 15_000 });
     const started = performance.now();
-    child.kill('SIGTERM');
+    serve.child.kill('SIGTERM');
     const end = await closed;
     assert.equal(end.code, ErrorCodes.SESSION_CLOSED);
     assert.match(end.reason, /server shutting down/);
-    assert.equal(await exited, 0);
+    assert.equal(await serve.exited, 0);
     assert.ok(performance.now() - started < 10_000, 'exits within the bounded shutdown time');
-    assert.match(logs, /"event":"shutdown"/);
-    assert.match(logs, /"event":"session-end"/);
+    assert.match(serve.output(), /"event":"shutdown"/);
+    assert.match(serve.output(), /"event":"session-end"/);
   },
 );
 
@@ -259,35 +272,14 @@ void test(
  * streams three frames, and counts the marking cycles started after the server was listening.
  */
 async function markingStartsWhileStreaming(serveFlags: string[]): Promise<number> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--trace-incremental-marking',
-      '--stress-incremental-marking',
-      '--import',
-      'tsx',
-      CLI,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--log-level',
-      'warn',
-      ...serveFlags,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+  const serve = await startServe(
+    ['--trace-incremental-marking', '--stress-incremental-marking'],
+    ['--log-level', 'warn', ...serveFlags],
   );
-  let trace = '';
-  child.stdout?.on('data', (d: Buffer) => (trace += d.toString()));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
-    const url = await new Promise<string>((resolve) =>
-      child.once('message', (m: { url: string }) => resolve(m.url)),
-    );
-    const before = trace.split('[IncrementalMarking] Start (').length;
+    const before = serve.output().split('[IncrementalMarking] Start (').length;
     const client = await connect({
-      signalingUrl: `${url}/offer`,
+      signalingUrl: `${serve.url}/offer`,
       rtc: { bindAddress: '127.0.0.1' },
     });
     for (let i = 0; i < 3; i++) {
@@ -295,10 +287,10 @@ async function markingStartsWhileStreaming(serveFlags: string[]): Promise<number
       assert.equal((await sent.receipt).ok, true);
     }
     await client.close();
-    return trace.split('[IncrementalMarking] Start (').length - before;
+    return serve.output().split('[IncrementalMarking] Start (').length - before;
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    serve.child.kill('SIGTERM');
+    await serve.exited;
   }
 }
 

@@ -3,12 +3,32 @@ import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { connect } from '../src/index.js';
 import type { ReceivedFrame } from '../src/index.js';
+import { releaseMessage } from '../src/rtc/release.js';
 import { FrameBufferPool } from '../src/server/buffer-pool.js';
 import { prepareFrame, writeChunk } from '../src/wire/frame.js';
 import { FrameReassembler } from '../src/wire/reassembler.js';
 import { LOOPBACK, startServer } from './helpers.js';
 
 const rtc = { bindAddress: LOOPBACK };
+
+void test('releaseMessage frees a message that owns its memory and leaves shared memory alone', () => {
+  const owning = Buffer.alloc(256 * 1024, 7);
+  const buffer = owning.buffer;
+  releaseMessage(owning);
+  assert.equal(buffer.byteLength, 0); // detached: the memory is gone now, not at the next GC
+  assert.equal(owning.length, 0);
+
+  const pooled = Buffer.from('small'); // a slice of Node's shared 8 KiB pool
+  assert.notEqual(pooled.byteLength, pooled.buffer.byteLength);
+  releaseMessage(pooled);
+  assert.equal(pooled.toString(), 'small');
+
+  const whole = new Uint8Array(1024).fill(3);
+  const view = whole.subarray(0, 512);
+  releaseMessage(view);
+  assert.equal(whole.length, 1024);
+  assert.equal(whole[1023], 3);
+});
 
 void test('the pool hands back exact lengths and reuses buffers of the same size class', () => {
   const pool = new FrameBufferPool(64 * 1024 * 1024);

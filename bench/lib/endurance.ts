@@ -1,9 +1,8 @@
 /**
  * Endurance: the seed workload for N minutes while the server's /stats memory is sampled every
  * second. Growth compares the mean RSS of a 30 s window starting at the first minute with that of
- * the last 30 s, so one garbage-collection swing does not decide it: RSS swings by up to ~32 MB
- * between scavenges (node-datachannel's message Buffers), and 30 samples per window average that
- * out where the 6 of a 5 s period did not.
+ * the last 30 s, so one sample does not decide it: 30 samples per window average out the swings
+ * between garbage collections.
  */
 import { POINTS_PER_FRAME, runRated } from './scenarios.js';
 import type { RateResult, ServerHandle } from './scenarios.js';

@@ -31,7 +31,9 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   // ~10 MB) that starts an incremental full GC every ~32 MB received: 40 per 720 MB, about 10% of
   // the server's CPU at line rate, measured. Without incremental marking the young Buffers die in
   // scavenges, as in a bare receiver, and a full GC of this small heap is a ~10 ms pause when the
-  // old generation fills. V8 reads this flag each time it would start marking.
+  // old generation fills. V8 reads this flag each time it would start marking. Sessions now free
+  // each chunk as soon as it is copied (rtc/release.ts), which removes that cause for chunked
+  // frames; plain frames (one message each, kept as the frame's .npy) still hand V8 their bytes.
   if (!options.incrementalGc) setFlagsFromString('--no-incremental-marking');
   const server = await createServer({
     host: options.host,

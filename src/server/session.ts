@@ -4,6 +4,7 @@ import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { Peer } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
+import { releaseMessage } from '../rtc/release.js';
 import type { Logger } from '../util/logger.js';
 import { Encoding, PROTOCOL_V1 } from '../wire/chunk.js';
 import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../wire/encodings/index.js';
@@ -362,8 +363,11 @@ class ChannelReceiver {
       return;
     }
     const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
-    if (this.reassembler) this.#onChunk(bytes);
-    else this.#onPlainFrame(bytes);
+    if (this.reassembler) {
+      // A chunk is copied into its frame (or dropped) by now, and node-datachannel keeps no hold.
+      this.#onChunk(bytes);
+      releaseMessage(bytes);
+    } else this.#onPlainFrame(bytes);
   }
 
   #onChunk(bytes: Uint8Array): void {

@@ -28,6 +28,14 @@ void test('releaseMessage frees a message that owns its memory and leaves shared
   releaseMessage(view);
   assert.equal(whole.length, 1024);
   assert.equal(whole[1023], 3);
+
+  // A WebAssembly memory's buffer cannot be detached (the project's lib has no WebAssembly types).
+  type WasmMemory = new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
+  const wasm = (globalThis as unknown as { WebAssembly: { Memory: WasmMemory } }).WebAssembly;
+  const fixed = new Uint8Array(new wasm.Memory({ initial: 1 }).buffer);
+  fixed[0] = 9;
+  releaseMessage(fixed); // does not throw; the GC frees it
+  assert.equal(fixed[0], 9);
 });
 
 void test('the pool hands back exact lengths and reuses buffers of the same size class', () => {

@@ -17,12 +17,18 @@ import { runInNewContext } from 'node:vm';
  */
 export function releaseMessage(bytes: Uint8Array): void {
   if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) return;
-  const transfer = (detach ??= findTransfer());
-  if (transfer !== null && bytes.buffer instanceof ArrayBuffer) transfer.call(bytes.buffer, 0);
+  if (detach === undefined) detach = findTransfer();
+  if (detach === null || !(bytes.buffer instanceof ArrayBuffer)) return;
+  try {
+    detach.call(bytes.buffer, 0);
+  } catch {
+    // A buffer that cannot be detached (none such comes from node-datachannel) waits for the GC.
+  }
 }
 
 type Transfer = (this: ArrayBuffer, newLength: number) => ArrayBuffer;
 
+/** `transfer`, `null` where this runtime has none (then the GC frees messages), or not looked up yet. */
 let detach: Transfer | null | undefined;
 
 /**

@@ -371,19 +371,25 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       return;
     }
     const sessionUrl = this.#sessionUrl;
+    let serverCloses = false;
     if (sessionUrl !== undefined) {
       // End the session on the server first, so that it logs an orderly end rather than a lost
-      // connection; best effort, bounded.
-      await deleteSession(sessionUrl, this.#signaling(AbortSignal.timeout(2000))).catch(
+      // connection, and closes the channel itself; best effort, bounded.
+      serverCloses = await deleteSession(
+        sessionUrl,
+        this.#signaling(AbortSignal.timeout(2000)),
+      ).then(
+        () => true,
         (error: unknown) => {
           this.#log.debug(
             { event: 'delete-failed', err: error },
             'could not end the session over HTTP',
           );
+          return false;
         },
       );
     }
-    this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the client');
+    this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the client', serverCloses);
     await this.#teardown;
   }
 
@@ -450,7 +456,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
         return;
       }
       case 'closing':
-        this.#terminate(control.code, `server closed the session: ${control.message}`);
+        this.#terminate(control.code, `server closed the session: ${control.message}`, true);
         return;
     }
   }
@@ -478,7 +484,8 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     return new PointstreamError(closed.code, closed.reason);
   }
 
-  #terminate(code: ErrorCode, reason: string): void {
+  /** `serverCloses`: the server is closing the channel, so this side waits for that (Peer.closeInOrder). */
+  #terminate(code: ErrorCode, reason: string, serverCloses = false): void {
     if (this.#closed) return;
     this.#closed = { code, reason };
     this.#log.info(
@@ -500,9 +507,16 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     this.#drainWaiter = undefined;
     this.#openWaiter?.(this.#closedError());
     this.#openWaiter = undefined;
-    this.#teardown = this.#peer.closeInOrder([
-      { channel: this.#channel, closed: this.#channelClosedPromise },
-    ]);
+    this.#teardown = this.#peer.closeInOrder(
+      [
+        {
+          channel: this.#channel,
+          closed: this.#channelClosedPromise,
+          opened: this.#hello !== undefined,
+        },
+      ],
+      { remoteCloses: serverCloses },
+    );
     this.emit('closed', { code, reason });
   }
 }

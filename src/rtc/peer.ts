@@ -52,12 +52,55 @@ let peerCounter = 0;
 
 /** Longest wait for channels' send buffers to drain before they are closed. */
 const DRAIN_MS = 500;
+/** Longest wait for a channel's closed event after it was closed, before the connection closes. */
+const CLOSE_GRACE_MS = 1000;
+/** Longest wait for the remote to close channels it said it would close (it drains first). */
+const REMOTE_CLOSE_WAIT_MS = DRAIN_MS + CLOSE_GRACE_MS;
+
+/** A channel for {@link Peer.closeInOrder}. */
+export interface ChannelToClose {
+  readonly channel: DataChannel;
+  /** Resolves when the channel's own onClosed handler has run. */
+  readonly closed: Promise<void>;
+  /** Whether the channel was seen open (then "not open" means closed natively). */
+  readonly opened: boolean;
+}
+
+export interface CloseOptions {
+  /**
+   * The remote side is closing the channels (it answered the session's DELETE, or sent
+   * `closing`): wait for that before closing them here. Default false.
+   */
+  readonly remoteCloses?: boolean;
+  /** Longest wait for channels' closed events after closing them. Default 1000 ms. */
+  readonly graceMs?: number;
+}
+
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 function isOpen(channel: DataChannel): boolean {
   try {
     return channel.isOpen();
   } catch {
     return false;
+  }
+}
+
+/**
+ * Closes a channel that will not be used. node-datachannel holds a native callback for every
+ * channel until its closed event reaches a JavaScript handler; without one registered, that
+ * callback keeps the process alive until the channel object happens to be garbage-collected.
+ */
+export function closeUnwanted(channel: DataChannel): void {
+  try {
+    channel.onClosed(() => undefined);
+    channel.close();
+  } catch {
+    // already closed natively
   }
 }
 
@@ -182,35 +225,43 @@ export class Peer {
    * node-datachannel releases a channel's native callbacks only when libdatachannel reports the
    * channel closed, which it may never do if the connection is torn down first; the callbacks
    * would then keep this process alive and everything they reference in memory.
-   * `channelClosed` resolves when the channel's own onClosed handler has run.
+   *
+   * libdatachannel (0.24) also loses the closed event when `close()` from here meets the remote's
+   * close of the same channel: its losing caller resets the callbacks before the winner fires the
+   * event (libdatachannel PR #1384). So, with `remoteCloses` (the remote said it is closing), this
+   * waits for the remote's close first, and a channel that was open and is no longer open is
+   * closing natively already and is left to it.
    */
   async closeInOrder(
-    channels: readonly { channel: DataChannel; closed: Promise<void> }[],
-    graceMs = 1000,
+    channels: readonly ChannelToClose[],
+    { remoteCloses = false, graceMs = CLOSE_GRACE_MS }: CloseOptions = {},
   ): Promise<void> {
     if (this.#closed) return;
-    // What was sent last (a `closing` message) must not be overtaken by the close: let the send
-    // buffers drain first, briefly (measured: Chromium otherwise sometimes saw the channel close
-    // without the message queued behind a frame).
-    const deadline = performance.now() + DRAIN_MS;
-    while (
-      performance.now() < deadline &&
-      channels.some(({ channel }) => isOpen(channel) && channel.bufferedAmount() > 0)
-    )
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    for (const { channel } of channels) {
+    const reported = channels.map(() => false);
+    channels.forEach(({ closed }, i) => void closed.then(() => (reported[i] = true)));
+    const allReported = Promise.all(channels.map(({ closed }) => closed));
+    if (remoteCloses) {
+      await settledWithin(allReported, REMOTE_CLOSE_WAIT_MS);
+    } else {
+      // What was sent last (a `closing` message) must not be overtaken by the close: let the send
+      // buffers drain first, briefly (measured: Chromium otherwise sometimes saw the channel close
+      // without the message queued behind a frame).
+      const deadline = performance.now() + DRAIN_MS;
+      while (
+        performance.now() < deadline &&
+        channels.some(({ channel }) => isOpen(channel) && channel.bufferedAmount() > 0)
+      )
+        await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    channels.forEach(({ channel, opened }, i) => {
+      if (reported[i] || (opened && !isOpen(channel))) return;
       try {
         channel.close();
       } catch {
         // already closed natively
       }
-    }
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(channels.map(({ closed }) => closed)),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
-    ]);
-    clearTimeout(timer);
+    });
+    await settledWithin(allReported, graceMs);
     this.close();
   }
 

@@ -2,7 +2,7 @@ import { crc32 } from 'node:zlib';
 import type { DataChannel } from 'node-datachannel';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import { Peer } from '../rtc/peer.js';
+import { Peer, closeUnwanted } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
 import { releaseMessage } from '../rtc/release.js';
 import type { Logger } from '../util/logger.js';
@@ -147,7 +147,7 @@ export class Session {
 
   #onDataChannel(channel: DataChannel): void {
     if (this.#state === 'closed') {
-      channel.close();
+      closeUnwanted(channel);
       return;
     }
     const protocol = channel.getProtocol();
@@ -163,7 +163,7 @@ export class Session {
         code: ErrorCodes.PROTOCOL_UNSUPPORTED,
         message: `protocol ${JSON.stringify(protocol)} is not supported; use "${PROTOCOL_V1}" or "" (plain)`,
       });
-      channel.close();
+      closeUnwanted(channel);
       return;
     }
     this.#protocol = protocol;
@@ -267,7 +267,11 @@ export class Session {
       receiver.close();
     }
     this.teardown = this.#peer.closeInOrder(
-      [...this.#channels].map((r) => ({ channel: r.channel, closed: r.nativeClosed })),
+      [...this.#channels].map((r) => ({
+        channel: r.channel,
+        closed: r.nativeClosed,
+        opened: r.opened,
+      })),
     );
     this.#channels.clear();
     const end: SessionEnd = { stats: this.stats(), code, reason, framesLost };

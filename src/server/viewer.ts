@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DataChannel } from 'node-datachannel';
 import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import { Peer } from '../rtc/peer.js';
+import { Peer, closeUnwanted } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
 import { inspectOffer, maxMessageSizeOf, parseSdpFragment } from '../signaling/sdp.js';
 import type { Logger } from '../util/logger.js';
@@ -363,6 +363,7 @@ class Viewer {
   #channel: DataChannel | undefined;
   #channelClosed!: () => void;
   readonly #nativeClosed = new Promise<void>((resolve) => (this.#channelClosed = resolve));
+  #opened = false;
   #state: 'connecting' | 'open' | 'closed' = 'connecting';
   #connectTimer: NodeJS.Timeout | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
@@ -496,7 +497,7 @@ class Viewer {
 
   #onDataChannel(channel: DataChannel): void {
     if (this.#state !== 'connecting' || this.#channel !== undefined) {
-      channel.close();
+      closeUnwanted(channel);
       return;
     }
     this.#channel = channel;
@@ -521,6 +522,7 @@ class Viewer {
   #onOpen(): void {
     if (this.#state !== 'connecting') return;
     this.#state = 'open';
+    this.#opened = true;
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     this.log.info({ event: 'viewer-open' }, 'viewer channel open');
@@ -568,7 +570,7 @@ class Viewer {
     this.#sendText({ type: 'closing', code, message: reason });
     const channel = this.#channel;
     const teardown = this.#peer.closeInOrder(
-      channel === undefined ? [] : [{ channel, closed: this.#nativeClosed }],
+      channel === undefined ? [] : [{ channel, closed: this.#nativeClosed, opened: this.#opened }],
     );
     const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
     this.log[level](

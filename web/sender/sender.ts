@@ -62,6 +62,9 @@ interface Pending {
   resolve(receipt: BrowserReceipt): void;
 }
 
+/** Longest wait for the server to close the channel it said it would close (it drains first). */
+const SERVER_CLOSE_WAIT_MS = 1500;
+
 export class BrowserSender {
   readonly #pc: RTCPeerConnection;
   readonly #channel: RTCDataChannel;
@@ -80,6 +83,7 @@ export class BrowserSender {
   #scratch = new Uint8Array(0);
   #maxMessageBytes = 0;
   #sendChain: Promise<unknown> = Promise.resolve();
+  #closing: Promise<void> = Promise.resolve();
   /** Called once when the connection ends, with the reason. */
   onclose: ((code: ErrorCode, reason: string) => void) | undefined;
 
@@ -280,8 +284,9 @@ export class BrowserSender {
 
   /** Ends the session (DELETE, then the connection); frames without receipt are reported lost. */
   async close(): Promise<void> {
-    if (!this.#closed) await deleteSession(this.#sessionUrl, this.#token);
-    this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the sender');
+    const serverCloses = !this.#closed && (await deleteSession(this.#sessionUrl, this.#token));
+    this.#terminate(ErrorCodes.SESSION_CLOSED, 'closed by the sender', serverCloses);
+    await this.#closing;
   }
 
   #closedError(): PointstreamError {
@@ -333,7 +338,7 @@ export class BrowserSender {
         return;
       }
       case 'closing':
-        this.#terminate(control.code, `server closed the session: ${control.message}`);
+        this.#terminate(control.code, `server closed the session: ${control.message}`, true);
         return;
     }
   }
@@ -347,7 +352,8 @@ export class BrowserSender {
     this.#slotWaiters.shift()?.();
   }
 
-  #terminate(code: ErrorCode, reason: string): void {
+  /** `serverCloses`: the server is closing the channel, so this page waits for that. */
+  #terminate(code: ErrorCode, reason: string, serverCloses = false): void {
     if (this.#closed) return;
     this.#closed = { code, reason };
     for (const seq of [...this.#pending.keys()]) {
@@ -364,8 +370,30 @@ export class BrowserSender {
     this.#drainWaiter = undefined;
     this.#helloWaiter?.();
     this.#helloWaiter = undefined;
+    this.#closing = this.#closeConnection(serverCloses);
+    this.onclose?.(code, reason);
+  }
+
+  /**
+   * Closes the channel, then the connection. When the server is closing the channel it waits for
+   * that first (bounded): the server's libdatachannel can lose its own closed event when both ends
+   * close a channel at once, and would then keep the session's memory.
+   */
+  async #closeConnection(serverCloses: boolean): Promise<void> {
+    if (serverCloses && this.#channel.readyState !== 'closed') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, SERVER_CLOSE_WAIT_MS);
+        this.#channel.addEventListener(
+          'close',
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
+      });
+    }
     this.#channel.close();
     this.#pc.close();
-    this.onclose?.(code, reason);
   }
 }

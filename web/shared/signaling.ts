@@ -173,15 +173,16 @@ export async function openChannel(options: OpenChannelOptions): Promise<OpenedCh
   }
 }
 
-/** Ends a session on the server (best effort: the connection is closed either way). */
+/** Ends a session on the server (best effort); true when the server answered that it did. */
 export async function deleteSession(
   sessionUrl: string | undefined,
   token: string | undefined,
-): Promise<void> {
-  if (sessionUrl === undefined) return;
-  await fetch(sessionUrl, {
+): Promise<boolean> {
+  if (sessionUrl === undefined) return false;
+  const response = await fetch(sessionUrl, {
     method: 'DELETE',
     headers: authHeaders(token),
     signal: AbortSignal.timeout(2000),
   }).catch(() => undefined);
+  return response?.ok ?? false;
 }

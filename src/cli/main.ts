@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { LOOPBACK_MTU, MAX_MTU } from '../rtc/peer.js';
+import { LOOPBACK_MTU, MAX_MTU, releaseNativeResources } from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { readFileSync } from 'node:fs';
 import { POINT_ENCODING_NAMES } from '../wire/encodings/index.js';
@@ -457,6 +457,7 @@ logOptions(
   } catch (error) {
     failConnect(error, opts.json === true);
   }
+  releaseNativeResources();
 });
 
 logOptions(
@@ -483,6 +484,7 @@ logOptions(
   } catch (error) {
     failConnect(error, opts.json === true);
   }
+  releaseNativeResources();
 });
 
 await program.parseAsync(process.argv);

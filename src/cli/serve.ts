@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { releaseNativeResources } from '../rtc/peer.js';
 import { createServer } from '../server/server.js';
 import type { PointstreamServer } from '../server/server.js';
 import type { RecordOptions } from '../server/recorder.js';
@@ -74,6 +75,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
     force.unref();
     server.close().then(
       () => {
+        releaseNativeResources();
         options.logger.flush();
         process.exitCode = 0;
       },

@@ -91,6 +91,19 @@ function isOpen(channel: DataChannel): boolean {
 }
 
 /**
+ * Closes every node-datachannel connection and channel of this process and releases their native
+ * callbacks. For a program that is done with WebRTC, as it ends (the CLI commands): a callback
+ * whose closed event libdatachannel lost would otherwise keep the process alive.
+ */
+export function releaseNativeResources(): void {
+  try {
+    nodeDataChannel.cleanup();
+  } catch {
+    // libdatachannel's own shutdown timed out; exiting is all that is left to do.
+  }
+}
+
+/**
  * Closes a channel that will not be used. node-datachannel holds a native callback for every
  * channel until its closed event reaches a JavaScript handler; without one registered, that
  * callback keeps the process alive until the channel object happens to be garbage-collected.

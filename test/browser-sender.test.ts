@@ -3,20 +3,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { after, test } from 'node:test';
-import nodeDataChannel from 'node-datachannel';
+import { test } from 'node:test';
 import type { Page } from 'playwright-core';
 import type { PointstreamServer, ReceivedFrame } from '../src/index.js';
 import { CONTENT_SECURITY_POLICY, registerWebRoutes } from '../src/server/web.js';
 import { RandomPointSource } from '../src/sources/random.js';
 import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
 import { startServer } from './helpers.js';
-
-// As in churn.test.ts: a server closed while the page still streams (the last test) can leave a
-// channel whose native closed event never comes (node-datachannel, about 1 close in 1,000); its
-// callback would keep this file's process alive until the runner's timeout (seen twice in
-// parallel full runs, every subtest passed). Released here, after all tests.
-after(() => nodeDataChannel.cleanup());
 
 // What window.pointstream.start() resolves with (web/sender/run.ts RunResult), as far as used here.
 interface RunResult {

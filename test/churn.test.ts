@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { crc32 } from 'node:zlib';
-import nodeDataChannel from 'node-datachannel';
 import { ErrorCodes, connect, isErrorCode } from '../src/index.js';
 import type { PointstreamClient, SessionEnd } from '../src/index.js';
 import { PROTOCOL_V1 } from '../src/wire/chunk.js';
@@ -40,11 +39,11 @@ const MAX_RSS_GROWTH = 64 * MB;
 /** Active handles of one type (timers, sockets...) may differ by this much: pooled keep-alive sockets. */
 const MAX_RESOURCE_GROWTH = 4;
 /**
- * Closed in-process clients that may stay reachable after GC. node-datachannel occasionally never
- * reports a closed client channel (about 1 client in 1,000 here), and the native callback it keeps
- * for that event holds the client for good; anything systematic is far above this.
+ * Closed in-process clients still reachable after GC. None: a client whose channel's closed event
+ * libdatachannel lost stayed held by node-datachannel's native callback for it (about 1 in 1,000
+ * here, when both ends closed the channel at once), until Peer.closeInOrder let one end close.
  */
-const MAX_CLIENTS_RETAINED = 4;
+const MAX_CLIENTS_RETAINED = 0;
 
 /** Classes counted on the heap: the server's per-session objects and the clients' and native ones. */
 const TRACKED_CLASSES = [
@@ -162,9 +161,6 @@ void test(
       for (const peer of peers) peer.close();
       await Promise.all([...clients].map((client) => client.close()));
       await server.close();
-      // Releases native callbacks of channels whose closed event never came (see
-      // MAX_CLIENTS_RETAINED); one of them would otherwise keep this process alive forever.
-      nodeDataChannel.cleanup();
     });
     /** Every in-process client and raw peer: closed ones must become garbage. */
     const clientRefs: WeakRef<object>[] = [];

@@ -3,13 +3,19 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
+import nodeDataChannel from 'node-datachannel';
 import type { Page } from 'playwright-core';
 import type { PointstreamServer, ReceivedFrame } from '../src/index.js';
 import { CONTENT_SECURITY_POLICY, registerWebRoutes } from '../src/server/web.js';
 import { RandomPointSource } from '../src/sources/random.js';
 import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
 import { startServer } from './helpers.js';
+
+// Exiting by itself is test/exit.test.ts's check. This file releases what is left after its
+// tests, so that a rare lost closed event (the last test closes the server while the page
+// streams) cannot keep its process running until the runner's timeout.
+after(() => nodeDataChannel.cleanup());
 
 // What window.pointstream.start() resolves with (web/sender/run.ts RunResult), as far as used here.
 interface RunResult {

@@ -73,17 +73,21 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
       process.exit(1);
     }, 10_000);
     force.unref();
-    server.close().then(
-      () => {
+    void server
+      .close()
+      .then(
+        () => {
+          process.exitCode = 0;
+        },
+        (error: unknown) => {
+          options.logger.error({ event: 'shutdown-failed', err: error }, 'shutdown failed');
+          process.exitCode = 1;
+        },
+      )
+      .finally(() => {
         releaseNativeResources();
         options.logger.flush();
-        process.exitCode = 0;
-      },
-      (error: unknown) => {
-        options.logger.error({ event: 'shutdown-failed', err: error }, 'shutdown failed');
-        process.exitCode = 1;
-      },
-    );
+      });
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -119,6 +119,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #channelClosed!: () => void;
   readonly #channelClosedPromise = new Promise<void>((resolve) => (this.#channelClosed = resolve));
   #teardown: Promise<void> = Promise.resolve();
+  #channelOpened = false;
 
   /** @internal use {@link connect} */
   constructor(options: ResolvedOptions) {
@@ -150,6 +151,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       this.#drainWaiter = undefined;
       waiter?.();
     });
+    this.#channel.onOpen(() => (this.#channelOpened = true));
     this.#channel.onMessage((message) => this.#onMessage(message));
     this.#channel.onClosed(() => {
       this.#channelClosed();
@@ -475,7 +477,8 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #onPeerState(state: PeerState): void {
     this.#log.debug({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
     if (state === 'failed' || state === 'disconnected' || state === 'closed') {
-      this.#terminate(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`);
+      // libdatachannel closes the channel itself in these states.
+      this.#terminate(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`, true);
     }
   }
 
@@ -484,8 +487,8 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     return new PointstreamError(closed.code, closed.reason);
   }
 
-  /** `serverCloses`: the server is closing the channel, so this side waits for that (Peer.closeInOrder). */
-  #terminate(code: ErrorCode, reason: string, serverCloses = false): void {
+  /** `alreadyClosing`: the server or libdatachannel is closing the channel (Peer.closeInOrder). */
+  #terminate(code: ErrorCode, reason: string, alreadyClosing = false): void {
     if (this.#closed) return;
     this.#closed = { code, reason };
     this.#log.info(
@@ -512,10 +515,10 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
         {
           channel: this.#channel,
           closed: this.#channelClosedPromise,
-          opened: this.#hello !== undefined,
+          opened: () => this.#channelOpened,
         },
       ],
-      { remoteCloses: serverCloses },
+      { alreadyClosing },
     );
     this.emit('closed', { code, reason });
   }

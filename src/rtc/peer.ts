@@ -54,8 +54,8 @@ let peerCounter = 0;
 const DRAIN_MS = 500;
 /** Longest wait for a channel's closed event after it was closed, before the connection closes. */
 const CLOSE_GRACE_MS = 1000;
-/** Longest wait for the remote to close channels it said it would close (it drains first). */
-const REMOTE_CLOSE_WAIT_MS = DRAIN_MS + CLOSE_GRACE_MS;
+/** Longest wait for channels that others are closing (the remote drains first). */
+const ALREADY_CLOSING_WAIT_MS = DRAIN_MS + CLOSE_GRACE_MS;
 
 /** A channel for {@link Peer.closeInOrder}. */
 export interface ChannelToClose {
@@ -63,15 +63,16 @@ export interface ChannelToClose {
   /** Resolves when the channel's own onClosed handler has run. */
   readonly closed: Promise<void>;
   /** Whether the channel was seen open (then "not open" means closed natively). */
-  readonly opened: boolean;
+  readonly opened: () => boolean;
 }
 
 export interface CloseOptions {
   /**
-   * The remote side is closing the channels (it answered the session's DELETE, or sent
-   * `closing`): wait for that before closing them here. Default false.
+   * The channels are being closed already: by the remote (it answered the session's DELETE, or
+   * sent `closing`) or by libdatachannel (the connection failed, was lost or closed). Wait for
+   * that before closing them here. Default false.
    */
-  readonly remoteCloses?: boolean;
+  readonly alreadyClosing?: boolean;
   /** Longest wait for channels' closed events after closing them. Default 1000 ms. */
   readonly graceMs?: number;
 }
@@ -234,27 +235,26 @@ export class Peer {
   }
 
   /**
-   * Closes `channels` first and the connection once they report closed (at most `graceMs` later).
+   * Closes `channels` first and the connection once they report closed (at most `graceMs` after
+   * closing them; with `alreadyClosing`, after up to {@link ALREADY_CLOSING_WAIT_MS} more).
    * node-datachannel releases a channel's native callbacks only when libdatachannel reports the
    * channel closed, which it may never do if the connection is torn down first; the callbacks
    * would then keep this process alive and everything they reference in memory.
    *
-   * libdatachannel (0.24) also loses the closed event when `close()` from here meets the remote's
-   * close of the same channel: its losing caller resets the callbacks before the winner fires the
-   * event (libdatachannel PR #1384). So, with `remoteCloses` (the remote said it is closing), this
-   * waits for the remote's close first, and a channel that was open and is no longer open is
-   * closing natively already and is left to it.
+   * libdatachannel (0.24) also loses the closed event when `close()` from here meets another
+   * close of the same channel, by the remote or by libdatachannel itself after the connection
+   * failed: the losing caller resets the callbacks before the winner fires the event
+   * (libdatachannel PR #1384). So, with `alreadyClosing`, this waits for that other close first,
+   * and a channel that was open and no longer is is closing natively already and is left to it.
    */
   async closeInOrder(
     channels: readonly ChannelToClose[],
-    { remoteCloses = false, graceMs = CLOSE_GRACE_MS }: CloseOptions = {},
+    { alreadyClosing = false, graceMs = CLOSE_GRACE_MS }: CloseOptions = {},
   ): Promise<void> {
     if (this.#closed) return;
-    const reported = channels.map(() => false);
-    channels.forEach(({ closed }, i) => void closed.then(() => (reported[i] = true)));
     const allReported = Promise.all(channels.map(({ closed }) => closed));
-    if (remoteCloses) {
-      await settledWithin(allReported, REMOTE_CLOSE_WAIT_MS);
+    if (alreadyClosing) {
+      await settledWithin(allReported, ALREADY_CLOSING_WAIT_MS);
     } else {
       // What was sent last (a `closing` message) must not be overtaken by the close: let the send
       // buffers drain first, briefly (measured: Chromium otherwise sometimes saw the channel close
@@ -266,14 +266,16 @@ export class Peer {
       )
         await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    channels.forEach(({ channel, opened }, i) => {
-      if (reported[i] || (opened && !isOpen(channel))) return;
+    for (const { channel, opened } of channels) {
+      // Not open any more: closed, or closing natively with its closed event on the way. (A
+      // channel already reported closed is not open either.)
+      if (opened() && !isOpen(channel)) continue;
       try {
         channel.close();
       } catch {
         // already closed natively
       }
-    });
+    }
     await settledWithin(allReported, graceMs);
     this.close();
   }

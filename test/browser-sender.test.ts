@@ -10,7 +10,7 @@ import type { PointstreamServer, ReceivedFrame } from '../src/index.js';
 import { CONTENT_SECURITY_POLICY, registerWebRoutes } from '../src/server/web.js';
 import { RandomPointSource } from '../src/sources/random.js';
 import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
-import { startServer } from './helpers.js';
+import { startServer, waitFor } from './helpers.js';
 
 // Exiting by itself is test/exit.test.ts's check. This file releases what is left after its
 // tests, so that a rare lost closed event (the last test closes the server while the page
@@ -206,6 +206,40 @@ void test('browser sender streams seeded frames that the server verifies byte fo
   assert.match(refused.reason, /option "points" must be an integer >= 1; got -5/);
   assert.equal(refused.framesSent, 0);
   assert.equal(frames.length, 8);
+  assert.deepEqual(browser.errors, []);
+});
+
+void test('the hello is not lost when the channel opens before the page has the PATCH answer', async (t) => {
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+  });
+  const frames = recordFrames(server, 1000, 3);
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+  // The page's PATCH reaches the server at once; its answer reaches the page only once the server
+  // has opened the channel and sent its hello, which thus comes while the page still awaits it.
+  let held = 0;
+  await page.route('**/sessions/*', async (route) => {
+    const response = await route.fetch();
+    if (route.request().method() === 'PATCH') {
+      await waitFor(
+        () => server.stats().sessions.some((session) => session.state === 'connected'),
+        10_000,
+        'the channel to open',
+      );
+      held++;
+    }
+    await route.fulfill({ response });
+  });
+  const result = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ source: 'random', points: 1000, seed: 3, frames: 2, rate: 0 }),
+  );
+  assert.equal(held, 1, 'the PATCH answer was held back');
+  assert.equal(result.ok, true, `${result.errorCode}: ${result.reason}`);
+  assert.equal(result.framesAcked, 2);
+  assert.ok(frames.every((f) => f.equal));
   assert.deepEqual(browser.errors, []);
 });
 

@@ -12,6 +12,7 @@ import {
 } from '../../src/wire/index.js';
 import type { EncodedPoints, HelloMessage } from '../../src/wire/index.js';
 import { deleteSession, openChannel } from '../shared/signaling.js';
+import type { OpenedChannel } from '../shared/signaling.js';
 
 /**
  * A pointstream/1 sender over a browser RTCDataChannel: the same protocol as the Node client
@@ -87,15 +88,11 @@ export class BrowserSender {
   /** Called once when the connection ends, with the reason. */
   onclose: ((code: ErrorCode, reason: string) => void) | undefined;
 
-  private constructor(
-    pc: RTCPeerConnection,
-    channel: RTCDataChannel,
-    sessionUrl: string | undefined,
-    options: BrowserSenderOptions,
-  ) {
+  private constructor(opened: OpenedChannel, options: BrowserSenderOptions) {
+    const { pc, channel } = opened;
     this.#pc = pc;
     this.#channel = channel;
-    this.#sessionUrl = sessionUrl;
+    this.#sessionUrl = opened.sessionUrl;
     this.#token = options.token;
     this.#options = {
       maxMessageBytes: options.maxMessageBytes ?? 262_144,
@@ -110,9 +107,6 @@ export class BrowserSender {
       this.#drainWaiter = undefined;
       waiter?.();
     });
-    channel.addEventListener('message', (event: MessageEvent<unknown>) =>
-      this.#onMessage(event.data),
-    );
     channel.addEventListener('close', () =>
       this.#terminate(ErrorCodes.CHANNEL_CLOSED, 'data channel closed'),
     );
@@ -121,6 +115,8 @@ export class BrowserSender {
       if (state === 'failed' || state === 'closed' || state === 'disconnected')
         this.#terminate(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`);
     });
+    // Last: the hello may be among the messages held since the channel opened.
+    opened.listen((data) => this.#onMessage(data));
   }
 
   /** Connects and resolves once the server's hello arrived. */
@@ -132,7 +128,7 @@ export class BrowserSender {
       protocol: PROTOCOL_V1,
       ...(options.connectTimeoutMs === undefined ? {} : { timeoutMs: options.connectTimeoutMs }),
     });
-    const sender = new BrowserSender(opened.pc, opened.channel, opened.sessionUrl, options);
+    const sender = new BrowserSender(opened, options);
     await sender.#waitForHello(options.connectTimeoutMs ?? 15_000);
     return sender;
   }

@@ -34,6 +34,28 @@ export interface OpenedChannel {
   readonly channel: RTCDataChannel;
   /** Absolute URL of the session (from `Location`), for PATCH and DELETE. */
   readonly sessionUrl: string | undefined;
+  /** Starts delivering the channel's messages, those that came before first (see holdMessages). */
+  readonly listen: MessageListenerSetter;
+}
+
+export type MessageListenerSetter = (listener: (data: unknown) => void) => void;
+
+/**
+ * Keeps what `channel` receives until its user listens. The server greets as soon as the channel
+ * opens, which can happen while the opener still awaits its PATCH: the message was then
+ * dispatched to nobody (seen under load: the page waited 15 s for a hello that had come).
+ */
+export function holdMessages(channel: RTCDataChannel): MessageListenerSetter {
+  const held: unknown[] = [];
+  const hold = (event: MessageEvent<unknown>): void => {
+    held.push(event.data);
+  };
+  channel.addEventListener('message', hold);
+  return (listener) => {
+    channel.removeEventListener('message', hold);
+    channel.addEventListener('message', (event: MessageEvent<unknown>) => listener(event.data));
+    for (const data of held.splice(0)) listener(data);
+  };
 }
 
 /** ICE gathering on a host without network can take long; we go on with what we have by then. */
@@ -108,6 +130,7 @@ export async function openChannel(options: OpenChannelOptions): Promise<OpenedCh
     protocol: options.protocol,
   });
   channel.binaryType = 'arraybuffer';
+  const listen = holdMessages(channel);
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc, timeout);
@@ -159,7 +182,7 @@ export async function openChannel(options: OpenChannelOptions): Promise<OpenedCh
       });
       timeout.addEventListener('abort', () => fail('timeout'), { once: true });
     });
-    return { pc, channel, sessionUrl };
+    return { pc, channel, sessionUrl, listen };
   } catch (error) {
     pc.close();
     if (timeout.aborted) {

@@ -1,6 +1,7 @@
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../../src/signaling/sdp.js';
 import { VIEWER_PROTOCOL } from '../../src/wire/viewer.js';
-import { gathered } from '../shared/signaling.js';
+import { gathered, holdMessages } from '../shared/signaling.js';
+import type { MessageListenerSetter } from '../shared/signaling.js';
 
 /** Why watching could not start, in words a person can act on, with the HTTP status if any. */
 export class WatchError extends Error {
@@ -19,6 +20,8 @@ export interface ViewerConnection {
   readonly channel: RTCDataChannel;
   /** Absolute URL of this viewer on the server (PATCH, DELETE). */
   readonly url: string | undefined;
+  /** Starts delivering the channel's messages, those that came before first. */
+  readonly listen: MessageListenerSetter;
 }
 
 /** ICE gathering on a host without network can take long; we go on with what we have by then. */
@@ -65,6 +68,7 @@ export async function openViewer(
   const pc = new RTCPeerConnection({ iceServers: [] });
   const channel = pc.createDataChannel('viewer', { ordered: true, protocol: VIEWER_PROTOCOL });
   channel.binaryType = 'arraybuffer';
+  const listen = holdMessages(channel);
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     await pc.setLocalDescription(await pc.createOffer());
@@ -106,7 +110,7 @@ export async function openViewer(
         once: true,
       });
     });
-    return { pc, channel, url };
+    return { pc, channel, url, listen };
   } catch (error) {
     pc.close();
     if (error instanceof WatchError) throw error;

@@ -134,10 +134,11 @@ async function watch(session: string): Promise<void> {
   /** When the first message of the frame being received arrived. */
   let frameStartedAt = 0;
   const { channel, pc } = connection;
-  channel.addEventListener('message', (event: MessageEvent<string | ArrayBuffer>) => {
+  connection.listen((message) => {
     if (current !== watched) return;
-    if (typeof event.data === 'string') {
-      const control = decodeViewerControl(event.data);
+    const data = message as string | ArrayBuffer;
+    if (typeof data === 'string') {
+      const control = decodeViewerControl(data);
       if (control?.type === 'hello') {
         try {
           reassembler = new ViewerReassembler(control.maxPoints);
@@ -159,7 +160,7 @@ async function watch(session: string): Promise<void> {
     if (!reassembler.receiving) frameStartedAt = started;
     let frame: ViewerFrame | undefined;
     try {
-      frame = reassembler.push(event.data);
+      frame = reassembler.push(data);
     } catch (error) {
       if (!(error instanceof PointstreamError)) throw error;
       state = 'error';

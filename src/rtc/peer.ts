@@ -245,7 +245,7 @@ export class Peer {
    * close of the same channel, by the remote or by libdatachannel itself after the connection
    * failed: the losing caller resets the callbacks before the winner fires the event
    * (libdatachannel PR #1384). So, with `alreadyClosing`, this waits for that other close first,
-   * and a channel that was open and no longer is is closing natively already and is left to it.
+   * and a channel that was open but is not any more is already closing natively and is left to it.
    */
   async closeInOrder(
     channels: readonly ChannelToClose[],

@@ -477,8 +477,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #onPeerState(state: PeerState): void {
     this.#log.debug({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
     if (state === 'failed' || state === 'disconnected' || state === 'closed') {
-      // libdatachannel closes the channel itself in these states.
-      this.#terminate(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`, true);
+      this.#terminate(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`);
     }
   }
 
@@ -487,7 +486,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     return new PointstreamError(closed.code, closed.reason);
   }
 
-  /** `alreadyClosing`: the server or libdatachannel is closing the channel (Peer.closeInOrder). */
+  /** `alreadyClosing`: the server is closing the channel (Peer.closeInOrder). */
   #terminate(code: ErrorCode, reason: string, alreadyClosing = false): void {
     if (this.#closed) return;
     this.#closed = { code, reason };

@@ -68,9 +68,9 @@ export interface ChannelToClose {
 
 export interface CloseOptions {
   /**
-   * The channels are being closed already: by the remote (it answered the session's DELETE, or
-   * sent `closing`) or by libdatachannel (the connection failed, was lost or closed). Wait for
-   * that before closing them here. Default false.
+   * The remote is closing the channels already (it answered the session's DELETE, or sent
+   * `closing`): wait for that before closing them here. After the connection failed, was lost or
+   * closed, libdatachannel closes them and closeInOrder waits anyway. Default false.
    */
   readonly alreadyClosing?: boolean;
   /** Longest wait for channels' closed events after closing them. Default 1000 ms. */
@@ -129,6 +129,7 @@ export class Peer {
   readonly #gatheringTimeoutMs: number;
   #gatheringWaiters: (() => void)[] = [];
   #closed = false;
+  #channelsClosingNatively = false;
 
   constructor(name: string, options: RtcOptions, handlers: Partial<PeerEvents>) {
     const config: RtcConfig = { iceServers: [...(options.iceServers ?? [])] };
@@ -150,7 +151,12 @@ export class Peer {
     this.#gatheringTimeoutMs = options.gatheringTimeoutMs ?? 5000;
     this.connection = new nodeDataChannel.PeerConnection(`${name}-${++peerCounter}`, config);
     const pc = this.connection;
-    pc.onStateChange((state) => this.#handlers.state?.(state as PeerState));
+    pc.onStateChange((state) => {
+      // libdatachannel closes the channels itself once the connection failed, was lost or closed.
+      if (state === 'failed' || state === 'disconnected' || state === 'closed')
+        this.#channelsClosingNatively = true;
+      this.#handlers.state?.(state as PeerState);
+    });
     pc.onIceStateChange((state) => this.#handlers.iceState?.(state));
     pc.onGatheringStateChange((state) => {
       this.#handlers.gatheringState?.(state);
@@ -244,7 +250,8 @@ export class Peer {
    * libdatachannel (0.24) also loses the closed event when `close()` from here meets another
    * close of the same channel, by the remote or by libdatachannel itself after the connection
    * failed: the losing caller resets the callbacks before the winner fires the event
-   * (libdatachannel PR #1384). So, with `alreadyClosing`, this waits for that other close first,
+   * (libdatachannel PR #1384). So, with `alreadyClosing` or after the connection failed, was lost
+   * or closed, this waits for that other close first,
    * and a channel that was open but is not any more is already closing natively and is left to it.
    */
   async closeInOrder(
@@ -253,7 +260,7 @@ export class Peer {
   ): Promise<void> {
     if (this.#closed) return;
     const allReported = Promise.all(channels.map(({ closed }) => closed));
-    if (alreadyClosing) {
+    if (alreadyClosing || this.#channelsClosingNatively) {
       await settledWithin(allReported, ALREADY_CLOSING_WAIT_MS);
     } else {
       // What was sent last (a `closing` message) must not be overtaken by the close: let the send

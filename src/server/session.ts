@@ -63,8 +63,6 @@ export class Session {
   #protocol: string | undefined;
   #connectTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
-  /** The peer connection failed, was lost or closed: libdatachannel is closing the channels. */
-  #channelsClosing = false;
   #lastMessageAt = performance.now();
   framesReceived = 0;
   framesRejected = 0;
@@ -140,9 +138,6 @@ export class Session {
 
   #onPeerState(state: PeerState): void {
     this.#log.info({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
-    // In these states libdatachannel closes the channels itself (Peer.closeInOrder).
-    if (state === 'failed' || state === 'closed' || state === 'disconnected')
-      this.#channelsClosing = true;
     if (state === 'failed') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection failed');
     else if (state === 'closed')
       this.close(ErrorCodes.SESSION_CLOSED, 'peer connection closed by the client');
@@ -277,7 +272,6 @@ export class Session {
         closed: r.nativeClosed,
         opened: () => r.opened,
       })),
-      { alreadyClosing: this.#channelsClosing },
     );
     this.#channels.clear();
     const end: SessionEnd = { stats: this.stats(), code, reason, framesLost };

@@ -364,8 +364,6 @@ class Viewer {
   #channelClosed!: () => void;
   readonly #nativeClosed = new Promise<void>((resolve) => (this.#channelClosed = resolve));
   #opened = false;
-  /** The peer connection failed, was lost or closed: libdatachannel is closing the channel. */
-  #channelClosing = false;
   #state: 'connecting' | 'open' | 'closed' = 'connecting';
   #connectTimer: NodeJS.Timeout | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
@@ -492,9 +490,6 @@ class Viewer {
 
   #onPeerState(state: PeerState): void {
     this.log.debug({ event: 'peer-state', peerState: state }, `viewer peer connection ${state}`);
-    // In these states libdatachannel closes the channel itself (Peer.closeInOrder).
-    if (state === 'failed' || state === 'closed' || state === 'disconnected')
-      this.#channelClosing = true;
     if (state === 'failed') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection failed');
     else if (state === 'closed' || state === 'disconnected')
       this.close(ErrorCodes.SESSION_CLOSED, `peer connection ${state}`);
@@ -578,7 +573,6 @@ class Viewer {
       channel === undefined
         ? []
         : [{ channel, closed: this.#nativeClosed, opened: () => this.#opened }],
-      { alreadyClosing: this.#channelClosing },
     );
     const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
     this.log[level](

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { LOOPBACK_MTU, MAX_MTU, releaseNativeResources } from '../rtc/peer.js';
+import { LOOPBACK_MTU, MAX_MTU, MIN_MTU, releaseNativeResources } from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { readFileSync } from 'node:fs';
 import { POINT_ENCODING_NAMES } from '../wire/encodings/index.js';
@@ -83,8 +83,8 @@ logOptions(
     .option('--port-range <begin-end>', 'UDP ports for WebRTC, e.g. 40000-40100', portRange)
     .option(
       '--mtu <bytes>',
-      `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`,
-      integer(576, MAX_MTU),
+      `packet size for WebRTC (default: ${LOOPBACK_MTU} when WebRTC binds to loopback, else 1280)`,
+      integer(MIN_MTU, MAX_MTU),
     )
     .option('--ice-server <url>', 'STUN/TURN server (repeatable)', collect, [])
     .option(
@@ -435,11 +435,14 @@ logOptions(
         "the server's offer endpoint, e.g. http://localhost:8080/offer",
         url,
       )
-      .option('--rtc-bind <address>', 'address WebRTC binds to (e.g. 127.0.0.1)')
+      .option(
+        '--rtc-bind <address>',
+        'address WebRTC binds to (default: the signaling address when the server is on this machine, else all)',
+      )
       .option(
         '--mtu <bytes>',
-        `packet size for WebRTC (default: ${LOOPBACK_MTU} on loopback, else 1280)`,
-        integer(576, MAX_MTU),
+        `packet size for WebRTC (default: ${LOOPBACK_MTU} when the server is on this machine, else 1280)`,
+        integer(MIN_MTU, MAX_MTU),
       ),
   ),
   'warn',

@@ -4,6 +4,7 @@ import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { Peer } from '../rtc/peer.js';
 import type { PeerState } from '../rtc/peer.js';
+import { localRouteFor } from '../rtc/route.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../signaling/sdp.js';
 import { SafeEmitter } from '../util/emitter.js';
 import { silentLogger } from '../util/logger.js';
@@ -165,6 +166,11 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   /** The server's session id (from its hello message). */
   get sessionId(): string | undefined {
     return this.#hello?.session;
+  }
+
+  /** Where WebRTC runs: the bound address (`undefined`: all interfaces) and the MTU in effect. */
+  get route(): { readonly bindAddress: string | undefined; readonly mtu: number } {
+    return { bindAddress: this.#peer.bindAddress, mtu: this.#peer.mtu };
   }
 
   /** Chunk size in use: the smaller of the option and the server's advertised maximum. */
@@ -528,7 +534,12 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
  * greeted it. Rejects with `PS_ERR_CONNECT_TIMEOUT`, `PS_ERR_SIGNALING_*` or `PS_ERR_ABORTED`.
  */
 export async function connect(options: ClientOptions): Promise<PointstreamClient> {
-  const resolved = resolveOptions(options);
+  let resolved = resolveOptions(options);
+  // No WebRTC placement given: take the best safe one for the route to the signaling host.
+  if (resolved.rtc?.bindAddress === undefined && resolved.rtc?.mtu === undefined) {
+    const route = await localRouteFor(resolved.signalingUrl);
+    if (route !== undefined) resolved = { ...resolved, rtc: { ...resolved.rtc, ...route } };
+  }
   const timeout = AbortSignal.timeout(resolved.connectTimeoutMs);
   const signal = resolved.signal ? AbortSignal.any([resolved.signal, timeout]) : timeout;
   const client = new PointstreamClient(resolved);

@@ -13,7 +13,13 @@ export interface ClientOptions {
   readonly ca?: string | Buffer;
   /** Sequence number of the first frame, e.g. to continue numbering after a reconnect. (0) */
   readonly firstSeq?: number;
-  /** WebRTC settings (`bindAddress: '127.0.0.1'` keeps a test on loopback). */
+  /**
+   * WebRTC settings (`bindAddress: '127.0.0.1'` keeps a test on loopback). With neither
+   * `bindAddress` nor `mtu` set, a server on this machine (the signaling host is loopback or one of
+   * its addresses) gets `bindAddress` = that address and `mtu` 4096, which carries about twice the
+   * data per CPU second; any other server gets all interfaces and MTU 1280, safe on any network.
+   * Setting either turns this off.
+   */
   readonly rtc?: RtcOptions;
   /** Time for signaling plus ICE/DTLS until the channel is open. (15000 ms) */
   readonly connectTimeoutMs?: number;

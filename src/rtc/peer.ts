@@ -19,8 +19,8 @@ export interface RtcOptions {
    * Path MTU in bytes for DTLS/SCTP packets. Per-packet work is what limits a DataChannel, so
    * larger packets cost much less CPU where the path carries them (loopback, jumbo-frame LANs).
    * Default: {@link LOOPBACK_MTU} when `bindAddress` is a loopback address (the path can only be
-   * loopback), else libdatachannel's 1280, which is safe on any network. At most
-   * {@link MAX_MTU}: larger datagrams are lost and the connection stalls.
+   * loopback), else libdatachannel's 1280, which is safe on any network. From {@link MIN_MTU} to
+   * {@link MAX_MTU}: outside that range no connection can work.
    */
   readonly mtu?: number;
   /** How long ICE gathering may take before the description is used as it is. Default 5000 ms. */
@@ -32,6 +32,14 @@ export interface RtcOptions {
  * receive path (measured here: 4096 carries data, 4200 never delivers a frame).
  */
 export const MAX_MTU = 4096;
+/**
+ * Smaller MTUs fail every connection: libdatachannel gives SCTP the MTU less 108 bytes of
+ * SCTP/DTLS/UDP/IPv6 headers, and usrsctp refuses a path MTU under 512 (its smallest), so the SCTP
+ * transport cannot be created (measured here: 619 fails on either end, 620 connects).
+ */
+export const MIN_MTU = 512 + 108;
+/** libdatachannel's MTU when none is given: safe on any network (IPv6's minimum). */
+export const DEFAULT_MTU = 1280;
 /** The MTU used on loopback: measured here, 2.4x the throughput at 40% of the CPU per byte. */
 export const LOOPBACK_MTU = MAX_MTU;
 
@@ -125,6 +133,10 @@ export function closeUnwanted(channel: DataChannel): void {
  */
 export class Peer {
   readonly connection: PeerConnection;
+  /** The local address ICE is bound to (`undefined`: all interfaces). */
+  readonly bindAddress: string | undefined;
+  /** The MTU in effect (libdatachannel's default is 1280). */
+  readonly mtu: number;
   readonly #handlers: Partial<PeerEvents>;
   readonly #gatheringTimeoutMs: number;
   #gatheringWaiters: (() => void)[] = [];
@@ -137,12 +149,14 @@ export class Peer {
     if (options.maxMessageSize !== undefined) config.maxMessageSize = options.maxMessageSize;
     if (
       options.mtu !== undefined &&
-      (!Number.isInteger(options.mtu) || options.mtu < 576 || options.mtu > MAX_MTU)
+      (!Number.isInteger(options.mtu) || options.mtu < MIN_MTU || options.mtu > MAX_MTU)
     ) {
-      throw invalidOption('rtc.mtu', `an integer from 576 to ${MAX_MTU}`, options.mtu);
+      throw invalidOption('rtc.mtu', `an integer from ${MIN_MTU} to ${MAX_MTU}`, options.mtu);
     }
     const mtu = options.mtu ?? (isLoopbackAddress(options.bindAddress) ? LOOPBACK_MTU : undefined);
     if (mtu !== undefined) config.mtu = mtu;
+    this.mtu = mtu ?? DEFAULT_MTU;
+    this.bindAddress = options.bindAddress;
     if (options.portRange !== undefined) {
       config.portRangeBegin = options.portRange[0];
       config.portRangeEnd = options.portRange[1];

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: pointstream on loopback against its ceiling and under load. Scenarios:
  *
- *   ceilings   bare node-datachannel vs `send --rate 0`, MTU 1280 and 4096, interleaved repeats
+ *   ceilings   bare node-datachannel vs `send --rate 0 --duration 10`, MTU 1280 and 4096
+ *              (send's own choice on loopback), interleaved repeats
  *   seed       1M points at 4 Hz for 60 s; per-frame latencies from the server's log (CDF plot)
  *   tls        the seed workload with HTTPS signaling
  *   chunks     `send --rate 0` and bare against chunk size 64 KiB ... 1 MiB, interleaved repeats
@@ -93,7 +94,12 @@ const RUNNERS: Record<ScenarioName, Runner> = {
         for (const scenario of ['bare', 'pointstream'] as const) {
           const label = `[${runs.length + 1}/${total}] ${scenario} mtu ${mtu}`;
           const outcome = await attempt(() =>
-            scenario === 'bare' ? runBare(mtu, o.frames) : runPointstream(mtu, o.frames),
+            scenario === 'bare'
+              ? runBare(mtu, o.frames)
+              : // The loopback MTU is what send picks by itself: measure it without --mtu.
+                runPointstream(mtu === LOOPBACK_MTU ? undefined : mtu, {
+                  seconds: o.ceilingSeconds,
+                }),
           );
           runs.push({ ...outcome, repeat, scenario, mtu });
           const r = outcome.result;
@@ -145,7 +151,7 @@ const RUNNERS: Record<ScenarioName, Runner> = {
           const outcome = await attempt(() =>
             scenario === 'bare'
               ? runBare(LOOPBACK_MTU, o.frames, chunkBytes)
-              : runPointstream(undefined, o.frames, chunkBytes),
+              : runPointstream(undefined, { frames: o.frames }, chunkBytes),
           );
           records.push({ ...outcome, repeat, scenario, chunkBytes });
           const r = outcome.result;

@@ -16,7 +16,7 @@ export const SCENARIOS = [
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export const USAGE =
-  'usage: npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N]\n' +
+  'usage: npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N] [--ceiling-seconds S]\n' +
   '    [--seed-duration S] [--scale-duration S] [--clients-duration S] [--endurance-minutes N]\n' +
   '    [--aiortc-frames N] [--quiet-wait S]\n' +
   `  scenarios: ${SCENARIOS.join(', ')} (default: all but endurance; ` +
@@ -27,8 +27,10 @@ export interface Options {
   readonly quick: boolean;
   /** Repeats of the ceilings and of each chunk size. */
   readonly repeats: number;
-  /** Frames of each `--rate 0` run (ceilings, chunks). */
+  /** Frames of each bare-pair run and of each `--rate 0` run of the chunks scenario. */
   readonly frames: number;
+  /** `send --rate 0 --duration S` in the ceilings scenario. */
+  readonly ceilingSeconds: number;
   readonly seedDuration: number;
   readonly chunkSizes: readonly number[];
   readonly scaleDuration: number;
@@ -67,6 +69,7 @@ export function parseOptions(argv: string[]): Options {
       quick: { type: 'boolean', default: false },
       repeats: { type: 'string' },
       frames: { type: 'string' },
+      'ceiling-seconds': { type: 'string' },
       'seed-duration': { type: 'string' },
       'scale-duration': { type: 'string' },
       'clients-duration': { type: 'string' },
@@ -92,6 +95,7 @@ export function parseOptions(argv: string[]): Options {
     quick,
     repeats: int('repeats', 3, 1),
     frames: int('frames', 40, 10),
+    ceilingSeconds: int('ceiling-seconds', 10, 4),
     seedDuration: int('seed-duration', 60, 10),
     chunkSizes: [65_536, 131_072, 262_144, 1_048_576],
     scaleDuration: int('scale-duration', 20, 5),

@@ -145,7 +145,8 @@ export interface SendOptions {
 
 export function sendArgs(url: string, rate: RateArgs, options: SendOptions = {}): string[] {
   const { points = POINTS_PER_FRAME, mtu, chunkBytes, encoding, precision, source } = options;
-  const args = [CLI, 'send', '--signaling', `${url}/offer`, '--rtc-bind', HOST];
+  // No --rtc-bind: send finds the loopback route by itself, as it does for users.
+  const args = [CLI, 'send', '--signaling', `${url}/offer`];
   if (options.from === undefined) args.push('--points', String(points));
   else args.push('--from', options.from);
   args.push(...rate, '--json');
@@ -217,26 +218,35 @@ export async function runBare(
   };
 }
 
-/** `send --rate 0` of `frames` 1M-point frames; MTU undefined: the loopback default (4096). */
+/**
+ * What one `send --rate 0` run moves: `{ seconds }` is the README's command (`--rate 0 --duration
+ * S`, fresh random points every frame); `{ frames }` sends one pre-written 1M-point frame over and
+ * over (`--from`), as the bare pair sends one buffer.
+ */
+export type TransferAmount = { readonly seconds: number } | { readonly frames: number };
+
+/** `send --rate 0`; MTU undefined: no `--mtu` on either side (send's route picks 4096 on loopback). */
 export async function runPointstream(
   mtu: number | undefined,
-  frames: number,
+  amount: TransferAmount,
   chunkBytes?: number,
 ): Promise<TransferResult> {
-  const bytes = frames * FRAME_BYTES;
   const label = `pointstream mtu ${mtu ?? 'default'}${chunkBytes ? ` chunk ${chunkBytes}` : ''}`;
-  const timeoutMs = transferTimeoutMs(bytes);
+  const timeoutMs =
+    'frames' in amount
+      ? transferTimeoutMs(amount.frames * FRAME_BYTES)
+      : amount.seconds * 1000 + 60_000;
+  const rate = 'frames' in amount ? fullSpeed(amount.frames) : atRate(0, amount.seconds);
+  const from = 'frames' in amount ? fixedFramePath() : undefined;
   const run = await withServer(label, serveArgs({ mtu }), timeoutMs, (server) =>
-    sendAndStats(
-      label,
-      sendArgs(server.url, fullSpeed(frames), { mtu, chunkBytes, from: fixedFramePath() }),
-      server,
-      timeoutMs,
-    ),
+    sendAndStats(label, sendArgs(server.url, rate, { mtu, chunkBytes, from }), server, timeoutMs),
   );
   const { summary: s, serverCpuSec, system } = run;
-  if (!s.ok || s.framesAcked !== frames) throw new Error(`${label}: ${s.reason}`);
-  if (s.bytesSent !== bytes) throw new Error(`${label}: sent ${s.bytesSent} bytes, not ${bytes}`);
+  if (!s.ok || s.framesAcked === 0 || s.framesAcked !== s.framesPlanned)
+    throw new Error(`${label}: ${s.reason}`);
+  const bytes = s.bytesSent;
+  if ('frames' in amount && bytes !== amount.frames * FRAME_BYTES)
+    throw new Error(`${label}: sent ${bytes} bytes, not ${amount.frames * FRAME_BYTES}`);
   return {
     bytes,
     seconds: s.seconds,

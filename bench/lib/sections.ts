@@ -62,12 +62,16 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
   const runs = b.ceilings;
   if (!runs) return [];
   const at = (mtu: number): RunRecord[] => runs.filter((r) => r.mtu === mtu);
-  const commands = MTUS.flatMap((mtu) => [
-    `# MTU ${mtu}: bare, then pointstream (server's /stats read before and after send)`,
-    node(bareArgs(mtu, o.frames)),
-    `${node(serveArgs({ mtu }))}   # prints <url> over IPC`,
-    node(sendArgs('<url>', fullSpeed(o.frames), { mtu })),
-  ]);
+  const commands = MTUS.flatMap((mtu) => {
+    // The loopback MTU is send's own choice: its run has no --mtu, as users type it.
+    const flag = mtu === LOOPBACK_MTU ? undefined : mtu;
+    return [
+      `# MTU ${mtu}: bare, then pointstream (server's /stats read before and after send)`,
+      node(bareArgs(mtu, o.frames)),
+      `${node(serveArgs({ mtu: flag }))}   # prints <url> over IPC`,
+      node(sendArgs('<url>', atRate(0, o.ceilingSeconds), { mtu: flag })),
+    ];
+  });
   const rows = MTUS.flatMap((mtu) =>
     (['bare', 'pointstream'] as const).map((s) => {
       const r = transferRow(ceilingRuns(runs, mtu, s));
@@ -101,15 +105,18 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
   return [
     '## Ceilings: bare node-datachannel vs `send --rate 0`',
     '',
-    `Each run moves ${o.frames} frames x ${int(FRAME_BYTES)} bytes (1,000,000 points as .npy) = ` +
-      `${int(o.frames * FRAME_BYTES)} bytes in 262,144-byte messages. ${o.repeats} repeat(s); ` +
-      'within a repeat the runs go back to back in this order:',
+    `Each bare run moves ${o.frames} frames x ${int(FRAME_BYTES)} bytes (1,000,000 points as ` +
+      `.npy) = ${int(o.frames * FRAME_BYTES)} bytes in 262,144-byte messages; each pointstream ` +
+      `run is the README's \`send --rate 0 --duration ${o.ceilingSeconds}\` (fresh random points ` +
+      `every frame, no --rtc-bind, and no --mtu at ${LOOPBACK_MTU}: send picks the loopback route ` +
+      `itself). ${o.repeats} repeat(s); within a repeat the runs go back to back in this order:`,
     '',
     ...code(commands),
     '- **bare**: node-datachannel alone, no framing; the receiver advertises max-message-size ' +
       '64 MiB + 1024 like the pointstream server. MB/s from the first send to the last byte ' +
       'received; sender CPU over that window, receiver CPU from channel open to the last byte.',
-    '- **pointstream**: a fresh `serve` child per run, `--mtu` on both sides. MB/s and sender CPU ' +
+    '- **pointstream**: a fresh `serve` child per run (`--mtu 1280` on both sides for the MTU ' +
+      '1280 row only). MB/s and sender CPU ' +
       "as `send --json` reports them (from connected to the session's end, including the last " +
       'receipt; sender CPU also covers connecting and generating the random points). Receiver ' +
       "CPU: difference of the server's `/stats` `cpuSeconds` read just before and just after " +

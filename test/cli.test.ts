@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { ErrorCodes, connect } from '../src/index.js';
 import { CLI, lastJsonLine, runCli as run, startServer } from './helpers.js';
 
@@ -535,5 +537,40 @@ void test(
       noCommand.stderr.trim().split('\n').at(-1),
       "Run 'pointstream --help' for the commands.",
     );
+  },
+);
+
+void test(
+  'send --from says on stderr and in the summary which input columns it dropped or converted',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const fixtures = fileURLToPath(new URL('./fixtures/npy/', import.meta.url));
+    const send = (file: string, json: boolean): ReturnType<typeof run> =>
+      run([
+        'send',
+        '--signaling',
+        server.url,
+        '--rtc-bind',
+        '127.0.0.1',
+        '--from',
+        join(fixtures, file),
+        '--frames',
+        '1',
+        ...(json ? ['--json'] : []),
+      ]);
+    const fourColumns = await send('xyzi_f4_4cols.npy', true);
+    assert.equal(fourColumns.code, 0, fourColumns.stderr);
+    assert.match(fourColumns.stderr, /xyzi_f4_4cols\.npy: only x, y, z are sent: 1 more value/);
+    assert.equal(lastJsonLine(fourColumns.stdout).inputDroppedColumns, 1);
+    assert.equal(lastJsonLine(fourColumns.stdout).inputConvertedFrom, undefined);
+    const float64 = await send('xyz_f8.npy', false);
+    assert.equal(float64.code, 0, float64.stderr);
+    assert.match(float64.stderr, /float64 coordinates converted to float32/);
+    assert.match(float64.stdout, /\n {2}input {6}float64 coordinates converted to float32/);
+    const plain = await send('xyz_f4_3pts.npy', true);
+    assert.doesNotMatch(plain.stderr, /input-converted/);
+    assert.equal(lastJsonLine(plain.stdout).inputDroppedColumns, 0);
   },
 );

@@ -8,6 +8,8 @@ import { openFileSource } from '../sources/files.js';
 import { LidarSceneSource } from '../sources/lidar.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { PointSource } from '../sources/source.js';
+import { describeConversion } from '../sources/point-files.js';
+import type { PointFileConversion } from '../sources/point-files.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
 import type { Logger } from '../util/logger.js';
 import { percentile, round } from './stats.js';
@@ -86,6 +88,10 @@ export interface SendSummary {
   readonly cpuSeconds: number;
   readonly peakRssBytes: number;
   readonly rejections: Readonly<Record<string, number>>;
+  /** `--from`: values per point read but not sent (columns 4+ of an (N, K) array, other PLY properties); 0 for none. */
+  readonly inputDroppedColumns: number;
+  /** `--from`: the type coordinates were converted from to float32 (`float64`...); absent when none. */
+  readonly inputConvertedFrom: string | undefined;
   readonly errorCode: ErrorCode | undefined;
 }
 
@@ -170,6 +176,19 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     });
 
   let pointsPerFrame = 0;
+  let inputDroppedColumns = 0;
+  let inputConvertedFrom: string | undefined;
+  const inputWarnings = new Set<string>();
+  /** Says once per kind what reading the input dropped or converted: never silently. */
+  const noteConversion = (conversion: PointFileConversion | undefined): void => {
+    if (conversion === undefined) return;
+    inputDroppedColumns = Math.max(inputDroppedColumns, conversion.droppedColumns);
+    inputConvertedFrom ??= conversion.convertedFrom;
+    const text = describeConversion(conversion);
+    if (text === undefined || inputWarnings.has(text)) return;
+    inputWarnings.add(text);
+    logger.warn({ event: 'input-converted', ...conversion }, `${options.from ?? 'input'}: ${text}`);
+  };
   const latencies: number[] = [];
   const rejections: Record<string, number> = {};
   const sessions: string[] = [];
@@ -266,6 +285,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       let points: Float32Array;
       try {
         points = source.next();
+        noteConversion(source.conversion);
       } catch (error) {
         // A file of a recording that cannot be read: the run stops, the summary still prints.
         stopReason = {
@@ -393,6 +413,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     rejections,
+    inputDroppedColumns,
+    inputConvertedFrom,
     errorCode: ok
       ? undefined
       : (stopReason?.code ??
@@ -452,6 +474,11 @@ export function formatSummary(summary: SendSummary): string {
       : `  latency    p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (first chunk sent -> frame verified receipt)`,
     `  client     ${summary.cpuSeconds} CPU s over ${summary.seconds} s (${percentOf(summary.cpuSeconds, summary.seconds)}% of a core), chunks of ${summary.chunkBytes} bytes`,
   ];
+  const input = describeConversion({
+    droppedColumns: summary.inputDroppedColumns,
+    convertedFrom: summary.inputConvertedFrom,
+  });
+  if (input !== undefined) lines.push(`  input      ${input}`);
   for (const [code, count] of Object.entries(summary.rejections))
     lines.push(`  rejected   ${count} x ${code}`);
   return lines.join('\n');

@@ -317,6 +317,7 @@ interface StreamFlags {
   connectTimeout: number;
   json?: boolean;
   progress?: boolean;
+  dropNonFinite?: boolean;
   logLevel: LogLevel;
   logFormat?: LogFormat;
 }
@@ -370,7 +371,11 @@ const streamOptions = (command: Command): Command =>
     .option('--no-reconnect', 'stop at the first connection failure instead of reconnecting')
     .option('--max-reconnects <n>', 'reconnect attempts before giving up', integer(0, 1000), 5)
     .option('--json', 'print the summary as one JSON line (last line of output)')
-    .option('--no-progress', 'no progress line (default: shown on a terminal)');
+    .option('--no-progress', 'no progress line (default: shown on a terminal)')
+    .option(
+      '--drop-non-finite',
+      'drop points with a NaN or infinite coordinate (depth cameras, organised clouds) instead of stopping',
+    );
 
 function streamSettings(
   opts: StreamFlags,
@@ -380,6 +385,7 @@ function streamSettings(
   return {
     points: opts.points,
     from: opts.from,
+    dropNonFinite: opts.dropNonFinite === true,
     source: opts.source,
     rate: opts.rate,
     duration: opts.duration,

@@ -8,6 +8,7 @@ import { openFileSource } from '../sources/files.js';
 import { LidarSceneSource } from '../sources/lidar.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { PointSource } from '../sources/source.js';
+import { NonFiniteFilter } from '../sources/finite.js';
 import { describeConversion } from '../sources/point-files.js';
 import type { PointFileConversion } from '../sources/point-files.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
@@ -21,6 +22,8 @@ export interface SendCommandOptions {
   readonly source: 'random' | 'lidar';
   /** Stream frames from this file or directory instead of generated points. */
   readonly from: string | undefined;
+  /** Drop points with a NaN or infinite coordinate from each frame rather than refuse the frame. */
+  readonly dropNonFinite: boolean;
   /** Frames per second; 0 sends as fast as the connection allows. */
   readonly rate: number;
   /** Seconds to stream: `rate x duration` frames, or with rate 0 unpaced frames until it is up. */
@@ -88,6 +91,8 @@ export interface SendSummary {
   readonly cpuSeconds: number;
   readonly peakRssBytes: number;
   readonly rejections: Readonly<Record<string, number>>;
+  /** `--drop-non-finite`: points dropped for a NaN or infinite coordinate, over all frames sent. */
+  readonly nonFinitePointsDropped: number;
   /** `--from`: values per point read but not sent (columns 4+ of an (N, K) array, other PLY properties); 0 for none. */
   readonly inputDroppedColumns: number;
   /** `--from`: the type coordinates were converted from to float32 (`float64`...); absent when none. */
@@ -176,6 +181,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     });
 
   let pointsPerFrame = 0;
+  const nonFinite = options.dropNonFinite ? new NonFiniteFilter() : undefined;
+  let nonFinitePointsDropped = 0;
   let inputDroppedColumns = 0;
   let inputConvertedFrom: string | undefined;
   const inputWarnings = new Set<string>();
@@ -294,10 +301,13 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         };
         break;
       }
+      let dropped = 0;
+      if (nonFinite !== undefined) ({ points, dropped } = nonFinite.apply(points));
       pointsPerFrame = points.length / 3;
       try {
         const sent = await client.send(points, { signal });
         counts.sent++;
+        nonFinitePointsDropped += dropped;
         bytesSent += sent.bytes;
         pointsSent += points.length / 3;
         maxError = Math.max(maxError, sent.maxError);
@@ -413,6 +423,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     rejections,
+    nonFinitePointsDropped,
     inputDroppedColumns,
     inputConvertedFrom,
     errorCode: ok
@@ -479,6 +490,10 @@ export function formatSummary(summary: SendSummary): string {
     convertedFrom: summary.inputConvertedFrom,
   });
   if (input !== undefined) lines.push(`  input      ${input}`);
+  if (summary.nonFinitePointsDropped > 0)
+    lines.push(
+      `  dropped    ${summary.nonFinitePointsDropped.toLocaleString('en-US')} points with a NaN or infinite coordinate`,
+    );
   for (const [code, count] of Object.entries(summary.rejections))
     lines.push(`  rejected   ${count} x ${code}`);
   return lines.join('\n');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import type { PointstreamServer, ReceivedFrame } from '../src/index.js';
 import { CONTENT_SECURITY_POLICY, registerWebRoutes } from '../src/server/web.js';
 import { RandomPointSource } from '../src/sources/random.js';
 import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
-import { startServer, waitFor } from './helpers.js';
+import { findPython, startServer, waitFor } from './helpers.js';
 
 // Exiting by itself is test/exit.test.ts's check. This file releases what is left after its
 // tests, so that a rare lost closed event (the last test closes the server while the page
@@ -33,6 +34,7 @@ interface RunResult {
   encoding: string;
   bytesPerPoint: number;
   maxError: number;
+  nonFinitePointsDropped: number;
 }
 
 const TOKEN = 'browser-test-token-0123456789';
@@ -471,4 +473,49 @@ void test('a server that shuts down mid-stream ends the run with its reason; eve
   assert.ok(result.framesAcked >= 3 && result.framesAcked <= frames);
   assert.equal(result.framesSent, result.framesAcked + result.framesRejected + result.framesLost);
   assert.match((await page.textContent('#error')) ?? '', /^PS_ERR_SESSION_CLOSED: /);
+});
+
+void test('/send checks NaN points before sending, and dropNonFinite (the checkbox) drops them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pointstream-send-nan-'));
+  const server = await startServer();
+  const browser = await launchBrowser();
+  t.after(async () => {
+    await browser.close();
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const received: Float32Array[] = [];
+  server.on('frame', (frame) => received.push(frame.points.slice()));
+  // An organised cloud as a depth camera gives it, written by real NumPy: no return is NaN.
+  const file = join(dir, 'organised.npy');
+  execFileSync(findPython('numpy'), [
+    '-c',
+    'import sys, numpy as np; np.save(sys.argv[1], np.array([[1, 2, 3], [np.nan, np.nan, np.nan], [4, 5, 6], [7, np.inf, 9]], dtype=np.float32))',
+    file,
+  ]);
+  const page = await openSender((url) => browser.open(url), `${server.url}/send`);
+  await page.setInputFiles('#file', file);
+  assert.equal(await page.evaluate(() => window.pointstream.file), 4);
+
+  const refused = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ source: 'file', frames: 2, rate: 0 }),
+  );
+  assert.equal(refused.ok, false);
+  assert.equal(refused.errorCode, 'PS_ERR_FRAME_NON_FINITE');
+  assert.match(refused.reason, /not sent: point 1 has a non-finite coordinate/);
+  assert.match(refused.reason, /dropNonFinite/);
+  assert.match(refused.reason, /--allow-non-finite/);
+  assert.equal(refused.framesSent, 0);
+  assert.equal(received.length, 0, 'nothing reached the server');
+
+  await page.check('#drop-non-finite');
+  const dropped = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ source: 'file', frames: 2, rate: 0 }),
+  );
+  assert.equal(dropped.ok, true, `${dropped.errorCode}: ${dropped.reason}`);
+  assert.equal(dropped.nonFinitePointsDropped, 4);
+  assert.deepEqual(
+    received.map((points) => [...points]),
+    [0, 1].map(() => [1, 2, 3, 4, 5, 6]),
+  );
 });

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { ErrorCodes, connect } from '../src/index.js';
 import { CLI, lastJsonLine, runCli as run, startServer } from './helpers.js';
 
@@ -210,6 +212,9 @@ void test(
     assert.equal(summary.errorCode, ErrorCodes.ABORTED);
     assert.ok((summary.framesAcked as number) >= 1);
     assert.equal(summary.framesLost, 0);
+    assert.equal(summary.framesPlanned, 1200);
+    assert.ok((summary.framesNotSent as number) > 0);
+    assertCountsAddUp(summary);
   },
 );
 
@@ -308,5 +313,264 @@ void test(
     );
     assert.equal(atomic, 0);
     assert.ok(incremental > 0, 'with --incremental-gc V8 marks incrementally');
+  },
+);
+
+/** Every frame the run planned has exactly one outcome (README, send's JSON fields). */
+function assertCountsAddUp(summary: Record<string, unknown>): void {
+  const n = (key: string): number => summary[key] as number;
+  assert.equal(
+    n('framesAcked') +
+      n('framesRejected') +
+      n('framesLost') +
+      n('framesSkipped') +
+      n('framesNotSent'),
+    n('framesPlanned'),
+    JSON.stringify(summary),
+  );
+  assert.equal(n('framesSent'), n('framesAcked') + n('framesRejected') + n('framesLost'));
+}
+
+/** A summary never prints NaN or Infinity, as text or JSON (JSON.stringify turns them into null). */
+function assertAllFinite(output: string, what: string): void {
+  assert.doesNotMatch(output, /NaN|Infinity|null/, `${what}:\n${output}`);
+}
+
+void test(
+  'send --rate 0 --duration S streams unpaced for S seconds; the summary holds no NaN or Infinity',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const flags = ['--signaling', `${server.url}/offer`, '--rtc-bind', '127.0.0.1'];
+    const json = await run([
+      'send',
+      ...flags,
+      '--points',
+      '20000',
+      '--rate',
+      '0',
+      '--duration',
+      '2',
+      '--json',
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    assertAllFinite(json.stdout, 'JSON summary');
+    const summary = lastJsonLine(json.stdout);
+    assert.equal(summary.ok, true);
+    // 240 KB frames on loopback: unpaced, two seconds hold far more than the 8 of the default rate.
+    assert.ok((summary.framesPlanned as number) > 8, JSON.stringify(summary));
+    assert.equal(summary.framesAcked, summary.framesPlanned);
+    assert.ok((summary.seconds as number) >= 2, JSON.stringify(summary));
+    assertCountsAddUp(summary);
+
+    const text = await run(['send', ...flags, '--points', '1000', '--rate', '0', '--frames', '5']);
+    assert.equal(text.code, 0, text.stderr);
+    assertAllFinite(text.stdout, 'text summary');
+    assert.match(text.stdout, /^OK: all 5 frames acknowledged intact/);
+    assert.match(text.stdout, /% of a core/);
+  },
+);
+
+void test(
+  'a run that would send nothing is a usage error, never OK',
+  { timeout: 60_000 },
+  async () => {
+    const to = ['send', '--signaling', 'http://127.0.0.1:9/offer'];
+    for (const args of [
+      ['--frames', '0'],
+      ['--duration', '0'],
+      ['--rate', '0', '--duration', '0'],
+      ['--rate', '0.1', '--duration', '1'],
+    ]) {
+      const result = await run([...to, ...args, '--json']);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /nothing to send/, args.join(' '));
+      assert.doesNotMatch(result.stdout, /"ok":true|OK:/, args.join(' '));
+    }
+  },
+);
+
+void test(
+  'send --no-reconnect with the server gone: every planned frame is counted, none as OK',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    let closed = false;
+    t.after(() => (closed ? undefined : server.close()));
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'send',
+        '--signaling',
+        `${server.url}/offer`,
+        '--rtc-bind',
+        '127.0.0.1',
+        '--points',
+        '1000',
+        '--rate',
+        '20',
+        '--frames',
+        '80',
+        '--no-reconnect',
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    for (let i = 0; i < 3; i++) await server.next('frame', { timeoutMs: 20_000 });
+    closed = true;
+    await server.close();
+    assert.equal(await exited, 1);
+    assertAllFinite(stdout, 'JSON summary');
+    const summary = lastJsonLine(stdout);
+    assert.equal(summary.ok, false);
+    assert.equal(summary.framesPlanned, 80);
+    assert.ok((summary.framesAcked as number) >= 3);
+    assert.ok((summary.framesNotSent as number) > 0, JSON.stringify(summary));
+    assertCountsAddUp(summary);
+  },
+);
+
+void test(
+  'send gives up reconnecting to a server that is gone: every planned frame is counted',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    let closed = false;
+    t.after(() => (closed ? undefined : server.close()));
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'send',
+        '--signaling',
+        `${server.url}/offer`,
+        '--rtc-bind',
+        '127.0.0.1',
+        '--points',
+        '1000',
+        '--rate',
+        '20',
+        '--frames',
+        '200',
+        '--max-reconnects',
+        '1',
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    for (let i = 0; i < 3; i++) await server.next('frame', { timeoutMs: 20_000 });
+    closed = true;
+    await server.close();
+    assert.equal(await exited, 3);
+    const summary = lastJsonLine(stdout);
+    assert.equal(summary.reconnects, 1);
+    assert.match(summary.reason as string, /gave up after 1 reconnect attempts/);
+    assertCountsAddUp(summary);
+    assertAllFinite(stdout, 'JSON summary');
+  },
+);
+
+void test(
+  'send takes the base URL that serve logs; another 404 says which URL to use',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    for (const base of [server.url, `${server.url}/`]) {
+      const result = await run([
+        'send',
+        '--signaling',
+        base,
+        '--rtc-bind',
+        '127.0.0.1',
+        '--points',
+        '1000',
+        '--frames',
+        '2',
+        '--json',
+      ]);
+      assert.equal(result.code, 0, `${base}: ${result.stderr}`);
+      assert.equal(lastJsonLine(result.stdout).framesAcked, 2);
+    }
+    const wrong = await run(['send', '--signaling', `${server.url}/signal`, '--frames', '1']);
+    assert.equal(wrong.code, 5, wrong.stderr);
+    assert.ok(
+      wrong.stderr.includes(`pointstream serve takes offers at ${server.url}/offer`),
+      wrong.stderr,
+    );
+  },
+);
+
+void test(
+  'a usage error prints the error and one line pointing at --help, not the whole help',
+  { timeout: 60_000 },
+  async () => {
+    const misspelt = await run(['send', '--signalling', 'http://127.0.0.1:9/offer']);
+    assert.equal(misspelt.code, 2);
+    assert.match(misspelt.stderr, /unknown option '--signalling'/);
+    assert.match(misspelt.stderr, /Did you mean --signaling\?/);
+    for (const result of [
+      misspelt,
+      await run(['send', '--signaling', 'http://127.0.0.1:9/offer', '--rate', 'fast']),
+      await run(['send', '--signaling', 'http://127.0.0.1:9/offer', '--frames', '0']),
+      await run(['send']),
+    ]) {
+      assert.equal(result.code, 2, result.stderr);
+      const lines = result.stderr.trim().split('\n');
+      assert.ok(lines.length <= 3, result.stderr);
+      assert.equal(lines.at(-1), "Run 'pointstream send --help' for the options.");
+    }
+    const noCommand = await run(['frobnicate']);
+    assert.equal(
+      noCommand.stderr.trim().split('\n').at(-1),
+      "Run 'pointstream --help' for the commands.",
+    );
+  },
+);
+
+void test(
+  'send --from says on stderr and in the summary which input columns it dropped or converted',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const fixtures = fileURLToPath(new URL('./fixtures/npy/', import.meta.url));
+    const send = (file: string, json: boolean): ReturnType<typeof run> =>
+      run([
+        'send',
+        '--signaling',
+        server.url,
+        '--rtc-bind',
+        '127.0.0.1',
+        '--from',
+        join(fixtures, file),
+        '--frames',
+        '1',
+        ...(json ? ['--json'] : []),
+      ]);
+    const fourColumns = await send('xyzi_f4_4cols.npy', true);
+    assert.equal(fourColumns.code, 0, fourColumns.stderr);
+    assert.match(fourColumns.stderr, /xyzi_f4_4cols\.npy: only x, y, z are sent: 1 more value/);
+    assert.equal(lastJsonLine(fourColumns.stdout).inputDroppedColumns, 1);
+    assert.equal(lastJsonLine(fourColumns.stdout).inputConvertedFrom, undefined);
+    const float64 = await send('xyz_f8.npy', false);
+    assert.equal(float64.code, 0, float64.stderr);
+    assert.match(float64.stderr, /float64 coordinates converted to float32/);
+    assert.match(float64.stdout, /\n {2}input {6}float64 coordinates converted to float32/);
+    const plain = await send('xyz_f4_3pts.npy', true);
+    assert.doesNotMatch(plain.stderr, /input-converted/);
+    assert.equal(lastJsonLine(plain.stdout).inputDroppedColumns, 0);
   },
 );

@@ -1,5 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openFileSource } from '../src/sources/files.js';
+import { describeConversion } from '../src/sources/point-files.js';
+import type { PointFileConversion } from '../src/sources/point-files.js';
 import { LidarSceneSource } from '../src/sources/lidar.js';
 import { RandomPointSource } from '../src/sources/random.js';
 
@@ -46,5 +53,43 @@ void test(
     const b = source.next();
     assert.notDeepEqual(a, b);
     assert.ok(a.every((v) => v >= -5 && v < 5));
+  },
+);
+
+void test(
+  'point files say what reading them dropped or converted: extra columns, float64, PLY types',
+  { timeout: 30_000 },
+  (t) => {
+    const fixtures = fileURLToPath(new URL('./fixtures/npy/', import.meta.url));
+    const conversionOf = (path: string): PointFileConversion | undefined => {
+      const source = openFileSource(path);
+      source.next();
+      return source.conversion;
+    };
+    assert.deepEqual(conversionOf(join(fixtures, 'xyz_f4_3pts.npy')), {
+      droppedColumns: 0,
+      convertedFrom: undefined,
+    });
+    assert.deepEqual(conversionOf(join(fixtures, 'xyzi_f4_4cols.npy')), {
+      droppedColumns: 1,
+      convertedFrom: undefined,
+    });
+    assert.deepEqual(conversionOf(join(fixtures, 'xyz_f8.npy')), {
+      droppedColumns: 0,
+      convertedFrom: 'float64',
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'pointstream-sources-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const ply = join(dir, 'scan.ply');
+    writeFileSync(
+      ply,
+      'ply\nformat ascii 1.0\nelement vertex 1\nproperty double x\nproperty double y\nproperty double z\nproperty uchar red\nproperty float intensity\nend_header\n1 2 3 255 0.5\n',
+    );
+    assert.deepEqual(conversionOf(ply), { droppedColumns: 2, convertedFrom: 'double' });
+    assert.equal(
+      describeConversion({ droppedColumns: 1, convertedFrom: 'float64' }),
+      'only x, y, z are sent: 1 more value per point dropped; float64 coordinates converted to float32',
+    );
+    assert.equal(describeConversion({ droppedColumns: 0, convertedFrom: undefined }), undefined);
   },
 );

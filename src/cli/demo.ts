@@ -66,9 +66,11 @@ export async function runDemo(
         framesVerified: stats.totals.framesReceived,
         framesRejected: stats.totals.framesRejected,
         cpuSeconds: round(stats.cpuSeconds, 2),
-        cpuPercentOfCore: Math.round(
-          (stats.cpuSeconds / ((Date.now() - stats.startedAt) / 1000)) * 100,
-        ),
+        // Guarded: a summary never prints NaN or Infinity.
+        cpuPercentOfCore:
+          Date.now() > stats.startedAt
+            ? Math.round((stats.cpuSeconds / ((Date.now() - stats.startedAt) / 1000)) * 100)
+            : 0,
         peakRssBytes: stats.memory.peakRssBytes,
       },
     };

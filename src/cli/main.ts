@@ -11,7 +11,7 @@ import { readTokenFile } from '../server/auth.js';
 import { createCliLogger } from './log.js';
 import type { LogFormat } from './log.js';
 import { formatDemoServer, runDemo } from './demo.js';
-import { LOG_LEVELS, choice, collect, integer, number, portRange, url } from './options.js';
+import { LOG_LEVELS, choice, collect, integer, number, offerUrl, portRange } from './options.js';
 import type { LogLevel } from './options.js';
 import { runServe } from './serve.js';
 import { formatSummary, runSend } from './send.js';
@@ -49,11 +49,21 @@ function exitCodeFor(code: ErrorCode | undefined, ok: boolean): number {
   }
 }
 
+/** The command being run, for the `--help` pointer after a usage error. */
+let activeCommand = '';
+
+/** One line after a usage error: the error stays in view (the whole help would scroll it away). */
+const helpPointer = (command: string): string =>
+  `Run 'pointstream${command ? ` ${command}` : ''} --help' for the ${command ? 'options' : 'commands'}.`;
+
 const program = new Command('pointstream')
   .description('Stream live 3D point clouds over encrypted WebRTC DataChannels')
   .version('0.1.0')
-  .showHelpAfterError()
-  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : ExitCode.USAGE));
+  .showHelpAfterError(helpPointer(''))
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : ExitCode.USAGE))
+  .hook('preAction', (_program, command) => {
+    activeCommand = command.name();
+  });
 
 const logOptions = (command: Command, defaultLevel: LogLevel): Command =>
   command
@@ -273,9 +283,9 @@ async function startServe(
   }
 }
 
-/** Bad input on the command line: a message naming the flag, exit code 2. */
+/** Bad input on the command line: a message naming the flag, the `--help` pointer, exit code 2. */
 function usageError(message: string): never {
-  process.stderr.write(`pointstream: ${message}\n`);
+  process.stderr.write(`pointstream: ${message}\n${helpPointer(activeCommand)}\n`);
   process.exit(ExitCode.USAGE);
 }
 
@@ -307,6 +317,7 @@ interface StreamFlags {
   connectTimeout: number;
   json?: boolean;
   progress?: boolean;
+  dropNonFinite?: boolean;
   logLevel: LogLevel;
   logFormat?: LogFormat;
 }
@@ -360,7 +371,11 @@ const streamOptions = (command: Command): Command =>
     .option('--no-reconnect', 'stop at the first connection failure instead of reconnecting')
     .option('--max-reconnects <n>', 'reconnect attempts before giving up', integer(0, 1000), 5)
     .option('--json', 'print the summary as one JSON line (last line of output)')
-    .option('--no-progress', 'no progress line (default: shown on a terminal)');
+    .option('--no-progress', 'no progress line (default: shown on a terminal)')
+    .option(
+      '--drop-non-finite',
+      'drop points with a NaN or infinite coordinate (depth cameras, organised clouds) instead of stopping',
+    );
 
 function streamSettings(
   opts: StreamFlags,
@@ -370,6 +385,7 @@ function streamSettings(
   return {
     points: opts.points,
     from: opts.from,
+    dropNonFinite: opts.dropNonFinite === true,
     source: opts.source,
     rate: opts.rate,
     duration: opts.duration,
@@ -409,6 +425,8 @@ function finish(summary: SendSummary, json: object | undefined, extra?: string):
 const INPUT_ERRORS = /^PS_ERR_(SOURCE|PLY|NPY)_/;
 
 function failConnect(error: unknown, json: boolean): void {
+  // runSend refuses bad settings (a run that plans no frame) before connecting.
+  if (error instanceof RangeError) usageError(error.message);
   const code = (error as PointstreamError).code ?? ErrorCodes.CONNECTION_FAILED;
   if (INPUT_ERRORS.test(code)) {
     if (json)
@@ -430,10 +448,12 @@ logOptions(
     program
       .command('send')
       .description('stream frames of random points to a server')
-      .requiredOption(
+      // Checked in the action rather than by commander, whose missing-option error would come
+      // before (and hide) its "did you mean" for a misspelt option such as --signalling.
+      .option(
         '--signaling <url>',
-        "the server's offer endpoint, e.g. http://localhost:8080/offer",
-        url,
+        "the server's URL as serve logs it, or its offer endpoint: http://localhost:8080[/offer] (required)",
+        offerUrl,
       )
       .option(
         '--rtc-bind <address>',
@@ -446,7 +466,8 @@ logOptions(
       ),
   ),
   'warn',
-).action(async (opts: StreamFlags & { signaling: string; rtcBind?: string; mtu?: number }) => {
+).action(async (opts: StreamFlags & { signaling?: string; rtcBind?: string; mtu?: number }) => {
+  if (opts.signaling === undefined) usageError("required option '--signaling <url>' not specified");
   const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
   const settings = streamSettings(opts, interruptSignal(), logger);
   try {
@@ -489,5 +510,8 @@ logOptions(
   }
   releaseNativeResources();
 });
+
+// Each command points at its own help after a usage error.
+for (const command of program.commands) command.showHelpAfterError(helpPointer(command.name()));
 
 await program.parseAsync(process.argv);

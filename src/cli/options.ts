@@ -47,6 +47,18 @@ export function url(value: string): string {
   throw new InvalidArgumentError('expected an http:// or https:// URL');
 }
 
+/**
+ * The server's offer endpoint. The base URL that `serve` logs (no path, or `/`) means its `/offer`:
+ * users copy what the server printed.
+ */
+export function offerUrl(value: string): string {
+  const checked = url(value);
+  const parsed = new URL(checked);
+  if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '') return checked;
+  parsed.pathname = '/offer';
+  return parsed.toString();
+}
+
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }

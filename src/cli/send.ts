@@ -8,6 +8,9 @@ import { openFileSource } from '../sources/files.js';
 import { LidarSceneSource } from '../sources/lidar.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { PointSource } from '../sources/source.js';
+import { NonFiniteFilter } from '../sources/finite.js';
+import { describeConversion } from '../sources/point-files.js';
+import type { PointFileConversion } from '../sources/point-files.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
 import type { Logger } from '../util/logger.js';
 import { percentile, round } from './stats.js';
@@ -19,8 +22,11 @@ export interface SendCommandOptions {
   readonly source: 'random' | 'lidar';
   /** Stream frames from this file or directory instead of generated points. */
   readonly from: string | undefined;
+  /** Drop points with a NaN or infinite coordinate from each frame rather than refuse the frame. */
+  readonly dropNonFinite: boolean;
   /** Frames per second; 0 sends as fast as the connection allows. */
   readonly rate: number;
+  /** Seconds to stream: `rate x duration` frames, or with rate 0 unpaced frames until it is up. */
   readonly duration: number;
   /** Overrides `rate x duration` when set. */
   readonly frames: number | undefined;
@@ -50,13 +56,22 @@ export interface SendSummary {
   readonly session: string | undefined;
   /** Every session used, in order (more than one after reconnects). */
   readonly sessions: readonly string[];
+  /**
+   * Frames the run meant to send. With `--rate 0` and no `--frames` the run is bounded by time,
+   * and this is the number of frames it got to. Always
+   * `framesAcked + framesRejected + framesLost + framesSkipped + framesNotSent`.
+   */
   readonly framesPlanned: number;
+  /** Frames handed to the channel: `framesAcked + framesRejected + framesLost`. */
   readonly framesSent: number;
   readonly framesAcked: number;
   readonly framesRejected: number;
+  /** Frames sent whose receipt never came (connection lost, receipt timeout). */
   readonly framesLost: number;
   /** Frames not sent because their time passed while reconnecting. */
   readonly framesSkipped: number;
+  /** Frames not sent because the run ended early (gave up, interrupted, stopped by an error). */
+  readonly framesNotSent: number;
   readonly reconnects: number;
   readonly pointsPerFrame: number;
   readonly encoding: PointEncodingName;
@@ -68,12 +83,20 @@ export interface SendSummary {
   readonly seconds: number;
   readonly achievedHz: number;
   readonly mbPerSec: number;
+  /** Of acknowledged frames; all 0 when none was. */
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
+  /** Paced frames that started more than half a period after their time (the link or the source could not keep up). */
   readonly lateFrames: number;
   readonly chunkBytes: number;
   readonly cpuSeconds: number;
   readonly peakRssBytes: number;
   readonly rejections: Readonly<Record<string, number>>;
+  /** `--drop-non-finite`: points dropped for a NaN or infinite coordinate, over all frames sent. */
+  readonly nonFinitePointsDropped: number;
+  /** `--from`: values per point read but not sent (columns 4+ of an (N, K) array, other PLY properties); 0 for none. */
+  readonly inputDroppedColumns: number;
+  /** `--from`: the type coordinates were converted from to float32 (`float64`...); absent when none. */
+  readonly inputConvertedFrom: string | undefined;
   readonly errorCode: ErrorCode | undefined;
 }
 
@@ -106,10 +129,11 @@ function backoffMs(attempt: number, error: unknown): number {
 }
 
 /**
- * Streams frames of random points and returns the summary. When the connection fails mid-stream
- * it connects again (bounded, with backoff) and goes on with the next frame number; frames left
- * without a receipt are counted lost, frames whose time passed during the outage skipped.
- * Throws only if it cannot connect at all.
+ * Streams frames and returns the summary. When the connection fails mid-stream it connects again
+ * (bounded, with backoff) and goes on with the next frame number; frames left without a receipt
+ * are counted lost, frames whose time passed during the outage skipped, and frames never sent
+ * because the run ended early (gave up, interrupted, an error) not sent. Throws only if it cannot
+ * connect at all.
  */
 export async function runSend(options: SendCommandOptions): Promise<SendSummary> {
   const cpuStart = process.cpuUsage();
@@ -120,8 +144,22 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       : options.source === 'lidar'
         ? new LidarSceneSource(options.points)
         : new RandomPointSource(options.points);
-  const framesPlanned =
-    options.frames ?? source.frameCount ?? Math.round(options.rate * options.duration);
+  // `--rate 0` without a frame count streams unpaced until `duration` is up.
+  const fixedPlan = options.frames ?? source.frameCount;
+  const untilMs =
+    fixedPlan === undefined && options.rate === 0 ? options.duration * 1000 : undefined;
+  let framesPlanned = fixedPlan ?? Math.round(options.rate * options.duration);
+  // A run that plans nothing would end "OK" having done nothing: refuse it up front.
+  if (untilMs === undefined ? framesPlanned < 1 : !(untilMs > 0))
+    throw new RangeError(
+      `nothing to send: ${
+        options.frames !== undefined
+          ? `--frames ${options.frames}`
+          : untilMs === undefined
+            ? `--rate ${options.rate} x --duration ${options.duration} plans ${framesPlanned} frames`
+            : `--duration ${options.duration}`
+      }`,
+    );
   const { signal, logger } = options;
   const connectAt = (firstSeq: number): Promise<PointstreamClient> =>
     connect({
@@ -143,21 +181,34 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     });
 
   let pointsPerFrame = 0;
+  const nonFinite = options.dropNonFinite ? new NonFiniteFilter() : undefined;
+  let nonFinitePointsDropped = 0;
+  let inputDroppedColumns = 0;
+  let inputConvertedFrom: string | undefined;
+  const inputWarnings = new Set<string>();
+  /** Says once per kind what reading the input dropped or converted: never silently. */
+  const noteConversion = (conversion: PointFileConversion | undefined): void => {
+    if (conversion === undefined) return;
+    inputDroppedColumns = Math.max(inputDroppedColumns, conversion.droppedColumns);
+    inputConvertedFrom ??= conversion.convertedFrom;
+    const text = describeConversion(conversion);
+    if (text === undefined || inputWarnings.has(text)) return;
+    inputWarnings.add(text);
+    logger.warn({ event: 'input-converted', ...conversion }, `${options.from ?? 'input'}: ${text}`);
+  };
   const latencies: number[] = [];
   const rejections: Record<string, number> = {};
   const sessions: string[] = [];
-  let framesSent = 0;
+  const counts = { sent: 0, acked: 0, rejected: 0, lost: 0, skipped: 0 };
   let pointsSent = 0;
   let maxError = 0;
-  let framesAcked = 0;
-  let framesRejected = 0;
-  let framesLost = 0;
-  let framesSkipped = 0;
   let reconnects = 0;
   let bytesSent = 0;
   let lateFrames = 0;
   let firstAckAt = 0;
   let lastAckAt = 0;
+  /** Frames the loop got to: sent, or skipped while reconnecting. */
+  let k = 0;
   /** When the last receipt arrived; closing the session afterwards is not streaming time. */
   let streamEnd: number | undefined;
   let stopReason: { code: ErrorCode; reason: string } | undefined;
@@ -166,12 +217,12 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
 
   const onReceipt = (receipt: FrameReceipt): void => {
     if (receipt.ok) {
-      framesAcked++;
+      counts.acked++;
       latencies.push(receipt.latencyMs);
       lastAckAt = performance.now();
-      if (framesAcked === 1) firstAckAt = lastAckAt;
+      if (counts.acked === 1) firstAckAt = lastAckAt;
     } else {
-      framesRejected++;
+      counts.rejected++;
       rejections[receipt.code] = (rejections[receipt.code] ?? 0) + 1;
       logger.warn(
         { event: 'frame-rejected', seq: receipt.seq, code: receipt.code },
@@ -180,7 +231,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     }
   };
   const onLost = (error: unknown): void => {
-    framesLost++;
+    counts.lost++;
     logger.warn({ event: 'frame-lost', err: error }, (error as Error).message);
   };
   const attach = (client: PointstreamClient): PointstreamClient => {
@@ -194,20 +245,19 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   let client = attach(await connectAt(0));
   const start = performance.now();
   const period = options.rate > 0 ? 1000 / options.rate : 0;
+  const more = (): boolean =>
+    untilMs === undefined ? k < framesPlanned : performance.now() - start < untilMs;
   const progress = options.progress
     ? startProgress(() => ({
-        framesSent,
-        framesAcked,
-        framesLost: framesLost + framesRejected + framesSkipped,
+        ...counts,
         bytesSent,
         start,
         latencies,
-        framesPlanned,
+        framesPlanned: untilMs === undefined ? framesPlanned : undefined,
       }))
     : undefined;
   try {
-    let k = 0;
-    while (k < framesPlanned && !signal.aborted) {
+    while (more() && !signal.aborted) {
       if (client.closed) {
         const end = lastEnd ?? { code: ErrorCodes.CHANNEL_CLOSED, reason: 'connection closed' };
         if (!options.reconnect || !RECONNECTABLE.has(end.code)) {
@@ -224,7 +274,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         client = attach(next.client);
         if (next.firstSeq > k) {
           const skipped = next.firstSeq - k;
-          framesSkipped += skipped;
+          counts.skipped += skipped;
           logger.warn(
             { event: 'frames-skipped', from: k, count: skipped },
             `${skipped} frames skipped while reconnecting`,
@@ -239,11 +289,25 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         else if (wait < -period / 2) lateFrames++;
         if (signal.aborted) break;
       }
-      const points = source.next();
+      let points: Float32Array;
+      try {
+        points = source.next();
+        noteConversion(source.conversion);
+      } catch (error) {
+        // A file of a recording that cannot be read: the run stops, the summary still prints.
+        stopReason = {
+          code: (error as PointstreamError).code ?? ErrorCodes.SOURCE_UNREADABLE,
+          reason: (error as Error).message,
+        };
+        break;
+      }
+      let dropped = 0;
+      if (nonFinite !== undefined) ({ points, dropped } = nonFinite.apply(points));
       pointsPerFrame = points.length / 3;
       try {
         const sent = await client.send(points, { signal });
-        framesSent++;
+        counts.sent++;
+        nonFinitePointsDropped += dropped;
         bytesSent += sent.bytes;
         pointsSent += points.length / 3;
         maxError = Math.max(maxError, sent.maxError);
@@ -269,6 +333,10 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     await client.close();
   }
   if (signal.aborted) stopReason ??= { code: ErrorCodes.ABORTED, reason: 'interrupted' };
+  // A time-bounded run planned the frames it got to.
+  if (untilMs !== undefined) framesPlanned = k;
+  // Every frame the run got to has exactly one outcome; the rest were never sent.
+  const framesNotSent = framesPlanned - k;
 
   async function reconnect(
     resumeAt: () => number,
@@ -298,36 +366,44 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         if (!retryable(error)) break;
       }
     }
+    if (signal.aborted) return undefined;
     stopReason = {
       code: (lastError as PointstreamError).code ?? end.code,
-      reason: `${end.reason}; gave up after ${reconnects} reconnect attempts: ${(lastError as Error).message}`,
+      reason:
+        options.maxReconnects === 0 || !options.reconnect
+          ? end.reason
+          : `${end.reason}; gave up after ${reconnects} reconnect attempts: ${(lastError as Error).message}`,
     };
     return undefined;
   }
 
   const seconds = ((streamEnd ?? performance.now()) - start) / 1000;
   const ackSpan = (lastAckAt - firstAckAt) / 1000;
-  const achievedHz = framesAcked >= 2 && ackSpan > 0 ? (framesAcked - 1) / ackSpan : 0;
+  const achievedHz = counts.acked >= 2 && ackSpan > 0 ? (counts.acked - 1) / ackSpan : 0;
   const cpu = process.cpuUsage(cpuStart);
-  const ok = stopReason === undefined && framesAcked === framesPlanned;
+  // A run that sent nothing did not succeed, whatever it planned.
+  const ok = stopReason === undefined && framesPlanned > 0 && counts.acked === framesPlanned;
+  const tally = `${counts.acked} of ${framesPlanned} frames acknowledged`;
   let reason: string;
   if (ok)
     reason = `all ${framesPlanned} frames acknowledged intact${reconnects > 0 ? ` (after ${reconnects} reconnects)` : ''}`;
-  else if (stopReason)
-    reason = `${stopReason.reason} (${stopReason.code}); ${framesAcked} of ${framesPlanned} frames acknowledged`;
+  else if (stopReason) reason = `${stopReason.reason} (${stopReason.code}); ${tally}`;
+  else if (framesPlanned === 0) reason = 'no frame was sent';
   else
-    reason = `${framesAcked} of ${framesPlanned} frames acknowledged intact: ${framesRejected} rejected, ${framesLost} lost, ${framesSkipped} skipped while reconnecting`;
+    reason = `${tally} intact: ${counts.rejected} rejected, ${counts.lost} lost, ${counts.skipped} skipped while reconnecting`;
+  const latency = (value: number): number => (latencies.length > 0 ? round(value) : 0);
   return {
     ok,
     reason,
     session: sessions[sessions.length - 1],
     sessions,
     framesPlanned,
-    framesSent,
-    framesAcked,
-    framesRejected,
-    framesLost,
-    framesSkipped,
+    framesSent: counts.sent,
+    framesAcked: counts.acked,
+    framesRejected: counts.rejected,
+    framesLost: counts.lost,
+    framesSkipped: counts.skipped,
+    framesNotSent,
     reconnects,
     pointsPerFrame,
     encoding: options.encoding,
@@ -336,41 +412,50 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     bytesSent,
     seconds: round(seconds, 2),
     achievedHz: round(achievedHz, 3),
-    mbPerSec: round(bytesSent / 1e6 / seconds, 1),
+    mbPerSec: seconds > 0 ? round(bytesSent / 1e6 / seconds, 1) : 0,
     latencyMs: {
-      p50: round(percentile(latencies, 50)),
-      p99: round(percentile(latencies, 99)),
-      max: round(Math.max(0, ...latencies)),
+      p50: latency(percentile(latencies, 50)),
+      p99: latency(percentile(latencies, 99)),
+      max: latency(Math.max(0, ...latencies)),
     },
     lateFrames,
     chunkBytes: client.maxMessageBytes,
     cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     rejections,
+    nonFinitePointsDropped,
+    inputDroppedColumns,
+    inputConvertedFrom,
     errorCode: ok
       ? undefined
       : (stopReason?.code ??
-        (framesRejected > 0 ? ErrorCodes.FRAME_REJECTED : ErrorCodes.FRAME_LOST)),
+        (counts.rejected > 0 ? ErrorCodes.FRAME_REJECTED : ErrorCodes.FRAME_LOST)),
   };
 }
 
 interface ProgressState {
-  framesSent: number;
-  framesAcked: number;
-  framesLost: number;
+  sent: number;
+  acked: number;
+  rejected: number;
+  lost: number;
+  skipped: number;
   bytesSent: number;
   start: number;
   latencies: number[];
-  framesPlanned: number;
+  /** Undefined for a run bounded by time. */
+  framesPlanned: number | undefined;
 }
 
-/** One status line on stderr, redrawn every second. */
+/** One status line on stderr, redrawn every second; the same counts as the summary. */
 function startProgress(read: () => ProgressState): { stop(): void } {
   const draw = (): void => {
     const s = read();
     const seconds = (performance.now() - s.start) / 1000;
     const recent = s.latencies.slice(-20);
-    const line = `frames ${s.framesSent}/${s.framesPlanned}  acked ${s.framesAcked}  lost ${s.framesLost}  ${(s.bytesSent / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s  latency p50 ${recent.length ? percentile(recent, 50).toFixed(0) : '-'} ms  ${seconds.toFixed(0)} s`;
+    const line =
+      `frames ${s.sent}${s.framesPlanned === undefined ? '' : `/${s.framesPlanned}`}  acked ${s.acked}  rejected ${s.rejected}  lost ${s.lost}` +
+      `${s.skipped ? `  skipped ${s.skipped}` : ''}  ${(s.bytesSent / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s` +
+      `  latency p50 ${recent.length ? percentile(recent, 50).toFixed(0) : '-'} ms  ${seconds.toFixed(0)} s`;
     process.stderr.write(`\r${line}\u001b[K`);
   };
   const timer = setInterval(draw, 1000);
@@ -383,15 +468,32 @@ function startProgress(read: () => ProgressState): { stop(): void } {
   };
 }
 
+/** `part / whole` as a whole percentage, 0 when `whole` is 0 (a summary never prints NaN). */
+function percentOf(part: number, whole: number): number {
+  return whole > 0 ? Math.round((part / whole) * 100) : 0;
+}
+
 export function formatSummary(summary: SendSummary): string {
+  const { latencyMs: l } = summary;
   const lines = [
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.reason}`,
-    `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}`,
+    `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''}${summary.framesNotSent ? `, not sent ${summary.framesNotSent}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}`,
     `  rate       ${summary.achievedHz} frames/s achieved, ${summary.mbPerSec} MB/s, ${summary.pointsPerFrame.toLocaleString('en-US')} points/frame, ${summary.lateFrames} late`,
     `  encoding   ${summary.encoding}: ${summary.bytesPerPoint} bytes/point${summary.encoding === 'raw' ? ' (lossless)' : `, max error ${(summary.maxError * 1000).toPrecision(3)} mm`}`,
-    `  latency    p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, max ${summary.latencyMs.max} ms (first chunk sent -> frame verified receipt)`,
-    `  client     ${summary.cpuSeconds} CPU s over ${summary.seconds} s (${Math.round((summary.cpuSeconds / summary.seconds) * 100)}% of a core), chunks of ${summary.chunkBytes} bytes`,
+    summary.framesAcked === 0
+      ? '  latency    - (no frame acknowledged)'
+      : `  latency    p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (first chunk sent -> frame verified receipt)`,
+    `  client     ${summary.cpuSeconds} CPU s over ${summary.seconds} s (${percentOf(summary.cpuSeconds, summary.seconds)}% of a core), chunks of ${summary.chunkBytes} bytes`,
   ];
+  const input = describeConversion({
+    droppedColumns: summary.inputDroppedColumns,
+    convertedFrom: summary.inputConvertedFrom,
+  });
+  if (input !== undefined) lines.push(`  input      ${input}`);
+  if (summary.nonFinitePointsDropped > 0)
+    lines.push(
+      `  dropped    ${summary.nonFinitePointsDropped.toLocaleString('en-US')} points with a NaN or infinite coordinate`,
+    );
   for (const [code, count] of Object.entries(summary.rejections))
     lines.push(`  rejected   ${count} x ${code}`);
   return lines.join('\n');

@@ -14,6 +14,7 @@ import { decodeServerMessage } from '../wire/control.js';
 import type { HelloMessage, ServerMessage } from '../wire/control.js';
 import { POINT_ENCODING_NAMES, encodePoints, pointEncodingIdOf } from '../wire/encodings/index.js';
 import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
+import { indexOfNonFinite, nonFiniteNotSentError } from '../wire/points.js';
 import { deleteSession, patchCandidates, postOffer } from './signaling.js';
 import type { SignalingContext } from './signaling.js';
 import type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './types.js';
@@ -288,6 +289,12 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     let maxError = 0;
     let frame;
     if (encoding === 'raw') {
+      // Checked first: a frame the server would reject is not sent (one pass, 2-4 ms per 1M points).
+      if (hello.allowNonFinite !== true) {
+        const bad = indexOfNonFinite(points);
+        if (bad >= 0)
+          throw nonFiniteNotSentError(this.#nextSeq, bad, points[bad] as number, encoding);
+      }
       frame = prepareFrame(points, this.#nextSeq, captureTime, this.#maxMessageBytes, crc32);
     } else {
       const id = pointEncodingIdOf[encoding];
@@ -297,11 +304,19 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
           `the server does not decode ${encoding} frames (it announced encodings ${JSON.stringify(hello.encodings ?? [1])})`,
         );
       }
-      const encoded = encodePoints(
-        points,
-        encoding,
-        this.#options.precision === undefined ? {} : { precision: this.#options.precision },
-      );
+      let encoded;
+      try {
+        encoded = encodePoints(
+          points,
+          encoding,
+          this.#options.precision === undefined ? {} : { precision: this.#options.precision },
+        );
+      } catch (error) {
+        // The encoders find NaN in their bounds pass; say what to do about it.
+        if ((error as PointstreamError).code !== ErrorCodes.FRAME_NON_FINITE) throw error;
+        const bad = indexOfNonFinite(points);
+        throw nonFiniteNotSentError(this.#nextSeq, bad, points[bad] as number, encoding);
+      }
       maxError = encoded.maxError;
       frame = prepareEncodedFrame(
         encoded,

@@ -111,12 +111,26 @@ function refused(response: Response, what: string): PointstreamError {
   );
 }
 
+/** A 404 for the offer: the URL is wrong, so say which one `pointstream serve` takes. */
+function notAnOfferEndpoint(url: string, response: Response): PointstreamError {
+  const offer = new URL('/offer', url).toString();
+  const error = refused(response, 'offer');
+  return new PointstreamError(
+    error.code,
+    new URL(url).pathname === '/offer'
+      ? `no offer endpoint at ${url} (HTTP 404): is this a pointstream server?`
+      : `no offer endpoint at ${url} (HTTP 404): pointstream serve takes offers at ${offer}`,
+    { details: error.details },
+  );
+}
+
 export async function postOffer(
   url: string,
   sdp: string,
   context: SignalingContext,
 ): Promise<SignaledAnswer> {
   const response = await send(url, 'POST', context, 'offer', 'application/sdp', sdp);
+  if (response.status === 404) throw notAnOfferEndpoint(url, response);
   if (response.status !== 201 && response.status !== 200) throw refused(response, 'offer');
   const location = response.headers.location;
   return {

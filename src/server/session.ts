@@ -192,6 +192,7 @@ export class Session {
       maxPointsPerFrame: this.#limits.maxPointsPerFrame,
       maxFramesInReassembly: this.#limits.maxFramesInReassembly,
       encodings: ENCODING_IDS,
+      allowNonFinite: this.#limits.allowNonFinite,
     });
     this.#armIdleTimer();
   }

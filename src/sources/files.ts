@@ -2,7 +2,8 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import { npyToPoints, plyToPoints } from './point-files.js';
+import { npyPointFile, plyPointFile } from './point-files.js';
+import type { PointFile, PointFileConversion } from './point-files.js';
 import type { PointSource } from './source.js';
 
 /**
@@ -19,12 +20,17 @@ export function openFileSource(path: string): PointSource {
     throw unreadable(path, cause);
   }
   if (stats.isDirectory()) return new DirectorySource(path);
-  const points = loadPointFile(path);
-  return { frameCount: undefined, next: () => points, describe: () => path };
+  const { points, conversion } = readPointFileAt(path);
+  return { frameCount: undefined, next: () => points, describe: () => path, conversion };
 }
 
 /** Reads one `.npy` or `.ply` file into x, y, z float32 triples. */
 export function loadPointFile(path: string): Float32Array {
+  return readPointFileAt(path).points;
+}
+
+/** {@link loadPointFile}, with what reading it dropped or converted. */
+export function readPointFileAt(path: string): PointFile {
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -33,8 +39,8 @@ export function loadPointFile(path: string): Float32Array {
   }
   const extension = extname(path).toLowerCase();
   try {
-    if (extension === '.npy') return npyToPoints(bytes);
-    if (extension === '.ply') return plyToPoints(bytes);
+    if (extension === '.npy') return npyPointFile(bytes);
+    if (extension === '.ply') return plyPointFile(bytes);
   } catch (error) {
     if (error instanceof PointstreamError)
       throw sourceError(error.code, path, error.message, error);
@@ -69,6 +75,7 @@ class DirectorySource implements PointSource {
   readonly frameCount: number;
   readonly #files: string[];
   #index = 0;
+  conversion: PointFileConversion | undefined;
 
   constructor(dir: string) {
     this.#files = listNpyFiles(dir);
@@ -84,7 +91,9 @@ class DirectorySource implements PointSource {
   next(): Float32Array {
     const file = this.#files[this.#index % this.#files.length] as string;
     this.#index++;
-    return loadPointFile(file);
+    const { points, conversion } = readPointFileAt(file);
+    this.conversion = conversion;
+    return points;
   }
 
   describe(): string {

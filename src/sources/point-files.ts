@@ -7,11 +7,42 @@ import { parseNpyHeader } from '../wire/npy.js';
  * `send --from` (src/sources/files.ts) and the browser sender's dropped files share this code.
  */
 
+/** What reading a point file left out or changed: only x, y, z travel, as float32. */
+export interface PointFileConversion {
+  /** Values per point read but not sent: columns 4+ of an (N, K) array, PLY properties besides x, y, z. */
+  readonly droppedColumns: number;
+  /** The type x, y, z were converted from to float32 (`float64`; for PLY its type name), if any. */
+  readonly convertedFrom: string | undefined;
+}
+
+/** A point file's x, y, z float32 triples and what reading them dropped or converted. */
+export interface PointFile {
+  readonly points: Float32Array;
+  readonly conversion: PointFileConversion;
+}
+
+/** One line for a warning, or undefined when nothing was dropped or converted. */
+export function describeConversion(conversion: PointFileConversion): string | undefined {
+  const parts: string[] = [];
+  if (conversion.droppedColumns > 0)
+    parts.push(
+      `only x, y, z are sent: ${conversion.droppedColumns} more value${conversion.droppedColumns === 1 ? '' : 's'} per point dropped`,
+    );
+  if (conversion.convertedFrom !== undefined)
+    parts.push(`${conversion.convertedFrom} coordinates converted to float32`);
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
 /** `.npy` or `.ply` bytes, chosen by the file name's extension, to x, y, z float32. */
 export function parsePointFile(name: string, bytes: Uint8Array): Float32Array {
+  return readPointFile(name, bytes).points;
+}
+
+/** {@link parsePointFile}, with what reading the file dropped or converted. */
+export function readPointFile(name: string, bytes: Uint8Array): PointFile {
   const lower = name.toLowerCase();
-  if (lower.endsWith('.npy')) return npyToPoints(bytes);
-  if (lower.endsWith('.ply')) return plyToPoints(bytes);
+  if (lower.endsWith('.npy')) return npyPointFile(bytes);
+  if (lower.endsWith('.ply')) return plyPointFile(bytes);
   throw new PointstreamError(
     ErrorCodes.SOURCE_UNREADABLE,
     `${name}: unsupported file type: use .npy or .ply`,
@@ -20,6 +51,11 @@ export function parsePointFile(name: string, bytes: Uint8Array): Float32Array {
 
 /** (N, >= 3) float32/float64 C-order `.npy` to x, y, z float32. */
 export function npyToPoints(bytes: Uint8Array): Float32Array {
+  return npyPointFile(bytes).points;
+}
+
+/** {@link npyToPoints}, with what it dropped or converted. */
+export function npyPointFile(bytes: Uint8Array): PointFile {
   const header = parseNpyHeader(bytes);
   const { descr, shape } = header;
   if (descr !== '<f4' && descr !== '<f8') {
@@ -61,7 +97,13 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
         itemSize === 4 ? view.getFloat32(offset, true) : view.getFloat64(offset, true);
     }
   }
-  return points;
+  return {
+    points,
+    conversion: {
+      droppedColumns: columns - 3,
+      convertedFrom: descr === '<f8' ? 'float64' : undefined,
+    },
+  };
 }
 
 const PLY_TYPES: Record<
@@ -85,6 +127,11 @@ const MAX_PLY_HEADER_BYTES = 64 * 1024;
 
 /** A `.ply` point cloud (its first element must be `vertex`, with x, y, z properties) to float32. */
 export function plyToPoints(bytes: Uint8Array): Float32Array {
+  return plyPointFile(bytes).points;
+}
+
+/** {@link plyToPoints}, with what it dropped or converted. */
+export function plyPointFile(bytes: Uint8Array): PointFile {
   const headText = new TextDecoder('latin1').decode(
     bytes.subarray(0, Math.min(bytes.length, MAX_PLY_HEADER_BYTES)),
   );
@@ -163,6 +210,11 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
   if (axes.some((index) => index < 0))
     throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, 'vertex element lacks x, y or z');
   const points = new Float32Array(vertexCount * 3);
+  const axisTypes = axes.map((index) => (properties[index] as { type: string }).type);
+  const conversion: PointFileConversion = {
+    droppedColumns: properties.length - 3,
+    convertedFrom: axisTypes.find((type) => type !== 'float' && type !== 'float32'),
+  };
   if (format === 'ascii') {
     const lines = new TextDecoder('latin1').decode(bytes.subarray(bodyOffset)).split(/\r?\n/);
     for (let row = 0; row < vertexCount; row++) {
@@ -184,7 +236,7 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
         points[row * 3 + axis] = value;
       }
     }
-    return points;
+    return { points, conversion };
   }
   if (format !== 'binary_little_endian') {
     throw new PointstreamError(
@@ -220,5 +272,5 @@ export function plyToPoints(bytes: Uint8Array): Float32Array {
       );
     }
   }
-  return points;
+  return { points, conversion };
 }

@@ -1,3 +1,5 @@
+import type { PointFileConversion } from './point-files.js';
+
 /** Where `send` gets its frames. */
 export interface PointSource {
   /** Frames the source holds (a directory), or undefined when it can repeat forever. */
@@ -5,4 +7,9 @@ export interface PointSource {
   /** The next frame's x, y, z triples. May reuse its array: the previous frame is then gone. */
   next(): Float32Array;
   describe(): string;
+  /**
+   * Files only: what reading the last frame dropped or converted (extra columns, float64), so
+   * that it is reported rather than silent.
+   */
+  readonly conversion?: PointFileConversion | undefined;
 }

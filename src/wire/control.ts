@@ -17,6 +17,11 @@ export interface HelloMessage {
   readonly maxFramesInReassembly: number;
   /** Payload encodings the server decodes (docs/encodings.md); absent from older servers: `[1]`. */
   readonly encodings?: readonly number[];
+  /**
+   * The server accepts NaN and infinite coordinates (`--allow-non-finite`); absent from older
+   * servers: false. Clients check frames before sending them to a server that does not.
+   */
+  readonly allowNonFinite?: boolean;
 }
 
 /** One per frame: it arrived intact and was handed to consumers, or it was rejected. */
@@ -95,6 +100,11 @@ function encodingList(value: unknown): number[] {
   return value as number[];
 }
 
+function flag(value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalid('hello with a non-boolean allowNonFinite');
+  return value;
+}
+
 /** Parses and validates a server control message. Throws PS_ERR_CONTROL_INVALID. */
 export function decodeServerMessage(text: string): ServerMessage {
   if (text.length > MAX_CONTROL_MESSAGE_CHARS) throw invalid(`${text.length} characters`);
@@ -126,6 +136,7 @@ export function decodeServerMessage(text: string): ServerMessage {
         maxPointsPerFrame: m.maxPointsPerFrame,
         maxFramesInReassembly: m.maxFramesInReassembly,
         ...(m.encodings === undefined ? {} : { encodings: encodingList(m.encodings) }),
+        ...(m.allowNonFinite === undefined ? {} : { allowNonFinite: flag(m.allowNonFinite) }),
       };
     case 'receipt':
       if (!isCount(m.seq) || !isTime(m.receivedAt))

@@ -52,12 +52,37 @@ export function assertFinite(values: Float32Array, seq: number): void {
   if (bad >= 0) throw nonFiniteError(seq, bad, values[bad] as number);
 }
 
-/** PS_ERR_FRAME_NON_FINITE for the coordinate at `index` (x, y, z interleaved) of frame `seq`. */
+/**
+ * PS_ERR_FRAME_NON_FINITE for the coordinate at `index` (x, y, z interleaved) of frame `seq`: the
+ * server's rejection, naming the option that would accept it (NaN is normal in organised clouds).
+ */
 export function nonFiniteError(seq: number, index: number, value: number): PointstreamError {
   const point = Math.floor(index / 3);
   return new PointstreamError(
     ErrorCodes.FRAME_NON_FINITE,
-    `point ${point} has a non-finite coordinate (${value})`,
+    `point ${point} has a non-finite coordinate (${value}); the server accepts such points with --allow-non-finite (limits.allowNonFinite), or the sender can drop them (send --drop-non-finite)`,
+    { details: { seq, point } },
+  );
+}
+
+/**
+ * PS_ERR_FRAME_NON_FINITE raised by a sender before it sends frame `seq`, which the server would
+ * reject: says what to do instead.
+ */
+export function nonFiniteNotSentError(
+  seq: number,
+  index: number,
+  value: number,
+  encoding: string,
+): PointstreamError {
+  const point = Math.floor(index / 3);
+  const serverSide =
+    encoding === 'raw'
+      ? 'or start the server with --allow-non-finite (limits.allowNonFinite)'
+      : `(${encoding} cannot carry them; raw can, to a server started with --allow-non-finite)`;
+  return new PointstreamError(
+    ErrorCodes.FRAME_NON_FINITE,
+    `frame ${seq} not sent: point ${point} has a non-finite coordinate (${value}). Drop such points with send --drop-non-finite (dropNonFinite on /send) ${serverSide}`,
     { details: { seq, point } },
   );
 }

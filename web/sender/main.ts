@@ -45,6 +45,7 @@ const inputs = {
   precision: element<HTMLInputElement>('precision'),
   encoding: element<HTMLSelectElement>('encoding'),
   token: element<HTMLInputElement>('token'),
+  dropNonFinite: element<HTMLInputElement>('drop-non-finite'),
   file: element<HTMLInputElement>('file'),
 };
 const drop = element<HTMLDivElement>('drop');
@@ -140,6 +141,7 @@ function formOptions(): RunOptions {
       ? (inputs.encoding.value as PointEncodingName)
       : 'raw',
     precision: number(inputs.precision, 1) / 1000 || undefined,
+    dropNonFinite: inputs.dropNonFinite.checked,
   };
 }
 

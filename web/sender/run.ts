@@ -1,7 +1,9 @@
 import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import { NonFiniteFilter } from '../../src/sources/finite.js';
 import { LidarSceneSource } from '../../src/sources/lidar.js';
 import { RandomPointSource } from '../../src/sources/random.js';
-import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../../src/wire/index.js';
+import { POINT_ENCODING_NAMES, indexOfNonFinite, pointEncodingIdOf } from '../../src/wire/index.js';
+import { nonFiniteNotSentError } from '../../src/wire/points.js';
 import type { PointEncodingName } from '../../src/wire/index.js';
 import { FrameEncoder } from './encoder.js';
 import { BrowserSender } from './sender.js';
@@ -35,6 +37,12 @@ export interface RunOptions {
   readonly precision?: number | undefined;
   /** Chunk size, at most the connection's maximum message size. */
   readonly maxMessageBytes?: number;
+  /**
+   * Drop points with a NaN or infinite coordinate from each frame (as `send --drop-non-finite`).
+   * Without it a frame holding one stops the run before it is sent, unless the server accepts
+   * them (`--allow-non-finite`) and the encoding is raw.
+   */
+  readonly dropNonFinite?: boolean | undefined;
 }
 
 /** What the CLI's `send --json` reports, for one browser run. */
@@ -64,6 +72,8 @@ export interface RunResult {
   readonly maxError: number;
   /** Median worker time to encode one frame (0 for raw). */
   readonly encodeMsP50: number;
+  /** Points dropped for a NaN or infinite coordinate (`dropNonFinite`), over all frames sent. */
+  readonly nonFinitePointsDropped: number;
   readonly rejections: readonly { seq: number; code: string; message: string }[];
 }
 
@@ -116,6 +126,8 @@ function checkOptions(o: RunOptions): void {
     (typeof o.precision !== 'number' || !Number.isFinite(o.precision) || o.precision <= 0)
   )
     bad('precision', 'a positive number of metres', o.precision);
+  if (o.dropNonFinite !== undefined && typeof o.dropNonFinite !== 'boolean')
+    bad('dropNonFinite', 'a boolean', o.dropNonFinite);
 }
 
 /**
@@ -144,6 +156,7 @@ export async function runSender(
   let phase: Progress['phase'] = 'connecting';
   let points = 0;
   let maxError = 0;
+  let nonFinitePointsDropped = 0;
   const encodeMs: number[] = [];
   let encoder: FrameEncoder | undefined;
 
@@ -223,6 +236,9 @@ export async function runSender(
     phase = 'streaming';
     started = performance.now();
     const live = sender;
+    const nonFinite = options.dropNonFinite === true ? new NonFiniteFilter() : undefined;
+    // Checked before sending (one pass): a frame the server would reject is not sent.
+    const mustBeFinite = !(options.encoding === 'raw' && live.serverAllowsNonFinite);
     const accept = (frame: { bytes: number; receipt: Promise<BrowserReceipt> }): void => {
       sent++;
       bytes += frame.bytes;
@@ -245,7 +261,15 @@ export async function runSender(
         else if (k > 0 && wait < -1000 / options.rate) late++;
         if (signal.aborted) break;
       }
-      const raw = next();
+      let raw = next();
+      if (nonFinite !== undefined) {
+        const kept = nonFinite.apply(raw);
+        raw = kept.points;
+        nonFinitePointsDropped += kept.dropped;
+      } else if (mustBeFinite) {
+        const bad = indexOfNonFinite(raw);
+        if (bad >= 0) throw nonFiniteNotSentError(k, bad, raw[bad] as number, options.encoding);
+      }
       pointsPerFrame = raw.length / 3;
       points += pointsPerFrame;
       if (encoder === undefined || options.encoding === 'raw') {
@@ -338,6 +362,7 @@ export async function runSender(
         50,
       ),
     ),
+    nonFinitePointsDropped,
     rejections,
   };
   onProgress({ ...summary, phase: 'done' });

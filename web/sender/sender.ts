@@ -184,6 +184,11 @@ export class BrowserSender {
     return this.#hello?.encodings ?? [PointEncodingId.RAW_NPY];
   }
 
+  /** The server accepts NaN and infinite coordinates (its hello; false from older servers). */
+  get serverAllowsNonFinite(): boolean {
+    return this.#hello?.allowNonFinite === true;
+  }
+
   /**
    * Sends one frame: x, y, z interleaved, or points already encoded (`encodePoints`). Resolves
    * once every chunk is handed to the channel; `points` may then be reused. The receipt comes

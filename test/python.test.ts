@@ -183,8 +183,6 @@ void test(
       'send',
       '--signaling',
       `${second.url}/offer`,
-      '--rtc-bind',
-      LOOPBACK,
       '--from',
       recordings,
       '--rate',

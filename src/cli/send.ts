@@ -88,6 +88,8 @@ export interface SendSummary {
   /** Paced frames that started more than half a period after their time (the link or the source could not keep up). */
   readonly lateFrames: number;
   readonly chunkBytes: number;
+  /** Where WebRTC ran: the bound address (null: all interfaces) and the MTU (4096 when the server is on this machine). */
+  readonly route: { readonly bindAddress: string | null; readonly mtu: number };
   readonly cpuSeconds: number;
   readonly peakRssBytes: number;
   readonly rejections: Readonly<Record<string, number>>;
@@ -420,6 +422,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     },
     lateFrames,
     chunkBytes: client.maxMessageBytes,
+    route: { bindAddress: client.route.bindAddress ?? null, mtu: client.route.mtu },
     cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
     rejections,
@@ -485,6 +488,10 @@ export function formatSummary(summary: SendSummary): string {
       : `  latency    p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms (first chunk sent -> frame verified receipt)`,
     `  client     ${summary.cpuSeconds} CPU s over ${summary.seconds} s (${percentOf(summary.cpuSeconds, summary.seconds)}% of a core), chunks of ${summary.chunkBytes} bytes`,
   ];
+  const { bindAddress, mtu } = summary.route;
+  lines.push(
+    `  route      WebRTC ${bindAddress === null ? 'on all interfaces' : `bound to ${bindAddress}`}, MTU ${mtu}`,
+  );
   const input = describeConversion({
     droppedColumns: summary.inputDroppedColumns,
     convertedFrom: summary.inputConvertedFrom,

@@ -11,7 +11,16 @@ import { readTokenFile } from '../server/auth.js';
 import { createCliLogger } from './log.js';
 import type { LogFormat } from './log.js';
 import { formatDemoServer, runDemo } from './demo.js';
-import { LOG_LEVELS, choice, collect, integer, number, portRange, url } from './options.js';
+import {
+  LOG_LEVELS,
+  choice,
+  collect,
+  integer,
+  number,
+  portRange,
+  streamName,
+  url,
+} from './options.js';
 import type { LogLevel } from './options.js';
 import { runServe } from './serve.js';
 import { formatSummary, runSend } from './send.js';
@@ -290,6 +299,7 @@ function readFlagFile(flag: string, path: string): Buffer {
 }
 
 interface StreamFlags {
+  stream?: string;
   source: 'random' | 'lidar';
   from?: string;
   token?: string;
@@ -313,6 +323,11 @@ interface StreamFlags {
 
 const streamOptions = (command: Command): Command =>
   command
+    .option(
+      '--stream <name>',
+      'name of the stream (the sensor), kept across reconnects (default: <host>-<pid>)',
+      streamName,
+    )
     .option('--points <n>', 'points per frame', integer(0), 1_000_000)
     .addOption(
       new Option(
@@ -368,6 +383,7 @@ function streamSettings(
   logger: SendCommandOptions['logger'],
 ): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
   return {
+    stream: opts.stream,
     points: opts.points,
     from: opts.from,
     source: opts.source,

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../client/client.js';
 import type { PointstreamClient } from '../client/client.js';
@@ -9,11 +10,14 @@ import { LidarSceneSource } from '../sources/lidar.js';
 import { RandomPointSource } from '../sources/random.js';
 import type { PointSource } from '../sources/source.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import { toStreamName } from '../wire/control.js';
 import type { Logger } from '../util/logger.js';
 import { percentile, round } from './stats.js';
 
 export interface SendCommandOptions {
   readonly signalingUrl: string;
+  /** The stream's name; undefined: {@link defaultStreamName}. */
+  readonly stream: string | undefined;
   readonly points: number;
   /** Generated points: `random` (uniform in a cube, incompressible) or `lidar` (a simulated scan). */
   readonly source: 'random' | 'lidar';
@@ -47,7 +51,11 @@ export interface SendCommandOptions {
 export interface SendSummary {
   readonly ok: boolean;
   readonly reason: string;
+  /** The stream the frames fed (the same across reconnects). */
+  readonly stream: string;
   readonly session: string | undefined;
+  /** Where the server recorded the last session (a directory on the server), when it records. */
+  readonly recording: string | undefined;
   /** Every session used, in order (more than one after reconnects). */
   readonly sessions: readonly string[];
   readonly framesPlanned: number;
@@ -75,6 +83,11 @@ export interface SendSummary {
   readonly peakRssBytes: number;
   readonly rejections: Readonly<Record<string, number>>;
   readonly errorCode: ErrorCode | undefined;
+}
+
+/** `<host>-<pid>`: one name per sender process, the same across its reconnects. */
+export function defaultStreamName(): string {
+  return toStreamName(`${hostname().split('.')[0] ?? 'host'}-${process.pid}`);
 }
 
 /** Connection endings after which `send` connects again (the rest are the caller's problem). */
@@ -123,9 +136,11 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const framesPlanned =
     options.frames ?? source.frameCount ?? Math.round(options.rate * options.duration);
   const { signal, logger } = options;
+  const stream = options.stream ?? defaultStreamName();
   const connectAt = (firstSeq: number): Promise<PointstreamClient> =>
     connect({
       signalingUrl: options.signalingUrl,
+      stream,
       ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
       rtc: {
@@ -146,6 +161,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const latencies: number[] = [];
   const rejections: Record<string, number> = {};
   const sessions: string[] = [];
+  let recording: string | undefined;
   let framesSent = 0;
   let pointsSent = 0;
   let maxError = 0;
@@ -185,6 +201,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   };
   const attach = (client: PointstreamClient): PointstreamClient => {
     if (client.sessionId !== undefined) sessions.push(client.sessionId);
+    recording = client.recording;
     client.on('closed', (end) => {
       if (!closing) lastEnd = end;
     });
@@ -320,7 +337,9 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   return {
     ok,
     reason,
+    stream,
     session: sessions[sessions.length - 1],
+    recording,
     sessions,
     framesPlanned,
     framesSent,
@@ -386,6 +405,7 @@ function startProgress(read: () => ProgressState): { stop(): void } {
 export function formatSummary(summary: SendSummary): string {
   const lines = [
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.reason}`,
+    `  stream     ${summary.stream}, session ${summary.session ?? '-'}${summary.sessions.length > 1 ? ` (${summary.sessions.length} sessions)` : ''}${summary.recording === undefined ? '' : `, recorded by the server in ${summary.recording}`}`,
     `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}`,
     `  rate       ${summary.achievedHz} frames/s achieved, ${summary.mbPerSec} MB/s, ${summary.pointsPerFrame.toLocaleString('en-US')} points/frame, ${summary.lateFrames} late`,
     `  encoding   ${summary.encoding}: ${summary.bytesPerPoint} bytes/point${summary.encoding === 'raw' ? ' (lossless)' : `, max error ${(summary.maxError * 1000).toPrecision(3)} mm`}`,

@@ -470,6 +470,9 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       jsonBody = body;
     } else sdp = request.body;
     const named = streamOfOffer(request.query, jsonBody);
+    const token = this.#tokens.get(request);
+    // Before anything else about the offer: a name this token may not use is its own mistake.
+    const replaces = named === undefined ? undefined : this.#streams.check(named, token);
     if (typeof sdp !== 'string')
       throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
     const summary = inspectOffer(sdp);
@@ -488,9 +491,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       );
     }
 
-    const token = this.#tokens.get(request);
-    // Before the offer counts against the client: a name it may not use is its own mistake.
-    const replaces = named === undefined ? undefined : this.#streams.check(named, token);
     const keys = [...(token === undefined ? [] : [`token:${token}`]), `addr:${request.ip}`];
     const refused = this.#clientLimiter.admit(keys);
     if (refused !== undefined) {

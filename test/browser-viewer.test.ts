@@ -73,8 +73,15 @@ class NodeViewer {
     this.dc.sendMessage(encodeViewerAck(seq));
   }
 
-  /** Offers (candidates trickled after the answer, as the Node client does); returns the HTTP answer. */
-  async offer(baseUrl: string, session: string, token?: string): Promise<Response> {
+  /**
+   * Offers (candidates trickled after the answer, as the Node client does); returns the HTTP
+   * answer. `target`: a session id (its stream is watched), or `{ stream }`.
+   */
+  async offer(
+    baseUrl: string,
+    target: string | { stream: string },
+    token?: string,
+  ): Promise<Response> {
     await new Promise<void>((resolve) => {
       if (this.pc.gatheringState() === 'complete') resolve();
       else this.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
@@ -85,7 +92,11 @@ class NodeViewer {
     const response = await fetch(`${baseUrl}/viewer/offer`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ sdp, type: 'offer', session }),
+      body: JSON.stringify({
+        sdp,
+        type: 'offer',
+        ...(typeof target === 'string' ? { session: target } : target),
+      }),
     });
     if (!response.ok) return response;
     const answer = (await response.clone().json()) as { sdp: string };
@@ -109,6 +120,71 @@ class NodeViewer {
     this.pc.close();
   }
 }
+
+void test(
+  'a viewer watching a stream follows it across reconnects: frames of the new session keep coming',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ viewer: { maxPoints: 5000, maxFps: 1000 } });
+    t.after(() => server.close());
+    const first = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'robot' });
+    t.after(() => first.close());
+    const viewer = new NodeViewer();
+    t.after(() => viewer.close());
+    const response = await viewer.offer(server.url, { stream: 'robot' });
+    assert.equal(response.status, 200);
+    assert.deepEqual(
+      {
+        ...((await response.json()) as Record<string, unknown>),
+        sdp: undefined,
+        viewer: undefined,
+      },
+      {
+        sdp: undefined,
+        type: 'answer',
+        viewer: undefined,
+        stream: 'robot',
+        session: first.sessionId,
+      },
+    );
+    await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
+    assert.equal((viewer.controls[0] as { stream?: string }).stream, 'robot');
+    const points = rampPoints(1000);
+    for (let i = 0; viewer.frames.length === 0 && i < 50; i++) {
+      assert.equal((await (await first.send(points)).receipt).ok, true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(viewer.frames.length > 0, true, 'a frame of the first session');
+
+    // The sender goes away and comes back as a new session of the same stream: the viewer stays
+    // and gets the new session's frames (numbered from 0 again, as a plain client would).
+    await first.close();
+    await waitFor(
+      () => server.stats().streams.some((s) => s.name === 'robot' && s.state === 'waiting'),
+      10_000,
+      'the stream waiting for its sender',
+    );
+    assert.equal(viewer.closed, false);
+    const before = viewer.frames.length;
+    const second = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'robot' });
+    t.after(() => second.close());
+    for (let i = 0; viewer.frames.length === before && i < 50; i++) {
+      assert.equal((await (await second.send(points)).receipt).ok, true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(viewer.frames.length > before, 'a frame of the second session');
+    const stats = server.stats().viewers;
+    assert.deepEqual(
+      stats.map((v) => [v.stream, v.sessionId]),
+      [['robot', second.sessionId]],
+    );
+    // Unknown streams are refused like foreign ones.
+    const other = new NodeViewer();
+    t.after(() => other.close());
+    assert.equal((await other.offer(server.url, { stream: 'no-such-stream' })).status, 404);
+    assert.equal((await other.offer(server.url, { stream: 'bad name' })).status, 400);
+  },
+);
 
 async function sessionOf(server: PointstreamServer): Promise<string> {
   await waitFor(() => server.stats().sessions.length === 1, 10_000, 'the session');
@@ -134,7 +210,8 @@ void test(
     await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
     assert.deepEqual(
       { ...viewer.controls[0], viewer: undefined },
-      { type: 'hello', viewer: undefined, session, maxPoints: 5000, maxFps: 1000 },
+      // A client that names no stream feeds one named after its session.
+      { type: 'hello', viewer: undefined, stream: session, session, maxPoints: 5000, maxFps: 1000 },
     );
 
     // The viewer never acknowledges: after the first frame every frame is dropped for it, and
@@ -212,7 +289,10 @@ void test(
   'auth: only the token that owns a session may watch it (others get 404, no token 401)',
   { timeout: 30_000 },
   async (t) => {
-    const server = await startServer({ tokens: [TOKEN_A, TOKEN_B] });
+    const server = await startServer({
+      tokens: [TOKEN_A, TOKEN_B],
+      limits: { streamHoldMs: 300 },
+    });
     t.after(() => server.close());
     const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, token: TOKEN_A });
     t.after(() => client.close());
@@ -242,12 +322,11 @@ void test(
       headers: { authorization: `Bearer ${TOKEN_B}` },
     });
     assert.equal(deleted.status, 404);
-    // The session ends: its viewers are told and closed.
+    // The session ends: its viewers wait for the stream's next session, and are told and closed
+    // once the stream is forgotten (streamHoldMs after its last session).
     await client.close();
-    await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its session');
-    assert.ok(
-      owner.controls.some((c) => c.type === 'closing' && c.message === 'the session ended'),
-    );
+    await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its stream');
+    assert.ok(owner.controls.some((c) => c.type === 'closing' && c.message === 'the stream ended'));
   },
 );
 

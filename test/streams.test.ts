@@ -310,7 +310,7 @@ void test(
       summary.recording,
       join(recordings, 'dock-3', readdirSync(join(recordings, 'dock-3'))[0] as string),
     );
-    assert.ok((summary.recording as string).endsWith(`_${summary.session as string}`));
+    assert.ok(String(summary.recording).endsWith(`_${String(summary.session)}`));
 
     // Text summary; the default name is <host>-<pid>, the same for the whole process.
     const text = await runCli([...args, '--frames', '1', '--points', '100']);

@@ -53,7 +53,7 @@ export function streamOfOffer(
   if (!isStreamName(name))
     throw new PointstreamError(
       ErrorCodes.STREAM_INVALID,
-      `stream name ${JSON.stringify(String(name).slice(0, 80))} is invalid: use 1-64 of A-Z a-z 0-9 . _ -`,
+      `stream name ${typeof name === 'string' ? JSON.stringify(name.slice(0, 80)) : `of type ${typeof name}`} is invalid: use 1-64 of A-Z a-z 0-9 . _ -`,
     );
   return name;
 }

@@ -612,6 +612,11 @@ void test(
       undefined,
       { timeout: 10_000 },
     );
+    // Auth on: the page shows its token field (hidden without auth, see the 420 px test).
+    assert.equal(
+      await anonymous.evaluate(() => document.getElementById('token-field').hidden),
+      false,
+    );
 
     const other = await viewerPage(browser, `${server.url}/viewer#token=${TOKEN_B}`);
     // Token B sees no sessions, and cannot watch A's.

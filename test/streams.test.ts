@@ -335,3 +335,50 @@ void test(
     assert.equal(server.stats().totals.sessionsOpened, 2);
   },
 );
+
+void test(
+  'send reconnects into the same stream: one stream, two sessions, every frame counted under it',
+  { timeout: 90_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const run = runCli([
+      'send',
+      '--signaling',
+      `${server.url}/offer`,
+      '--rtc-bind',
+      LOOPBACK,
+      '--stream',
+      'cli-robot',
+      '--frames',
+      '30',
+      '--rate',
+      '10',
+      '--points',
+      '1000',
+      '--json',
+    ]);
+    await waitFor(
+      () => server.stats().streams.some((s) => s.name === 'cli-robot' && s.framesReceived >= 3),
+      30_000,
+      'frames of the stream',
+    );
+    // End the session under the sender, as a server-side timeout or restart of it would.
+    const first = server.stats().streams.find((s) => s.name === 'cli-robot')?.session as string;
+    assert.equal(
+      (await fetch(`${server.url}/sessions/${first}`, { method: 'DELETE' })).status,
+      200,
+    );
+    const result = await run;
+    const summary = lastJsonLine(result.stdout);
+    assert.ok((summary.reconnects as number) >= 1, result.stderr);
+    assert.equal(summary.stream, 'cli-robot');
+    const sessions = summary.sessions as string[];
+    assert.equal(sessions[0], first);
+    assert.ok(sessions.length >= 2);
+    const stream = server.stats().streams.find((s) => s.name === 'cli-robot');
+    assert.equal(stream?.sessionsOpened, sessions.length);
+    assert.equal(stream?.framesReceived, summary.framesAcked);
+    assert.equal(server.stats().streams.length, 1);
+  },
+);

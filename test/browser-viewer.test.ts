@@ -617,6 +617,10 @@ void test(
       await anonymous.evaluate(() => document.getElementById('token-field').hidden),
       false,
     );
+    assert.match(
+      (await anonymous.evaluate(() => document.getElementById('empty-command').textContent)) ?? '',
+      /--token …$/,
+    );
 
     const other = await viewerPage(browser, `${server.url}/viewer#token=${TOKEN_B}`);
     // Token B sees no sessions, and cannot watch A's.

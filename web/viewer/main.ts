@@ -82,16 +82,17 @@ tokenInput.value = fragment.get('token') ?? '';
 const token = (): string | undefined => tokenInput.value.trim() || undefined;
 /** A stream to open once it is listed (`#stream=`, or `#session=` from before streams). */
 let wanted: string | undefined = fragment.get('stream') ?? fragment.get('session') ?? undefined;
+empty.command.textContent = `npx pointstream send --signaling ${location.origin}/offer --stream lidar-1`;
 /** The token field is shown only when the server wants one (its /healthz, or a 401). */
 function showTokenField(): void {
   tokenField.hidden = false;
+  if (!empty.command.textContent.includes('--token')) empty.command.textContent += ' --token …';
 }
 if (tokenInput.value !== '') showTokenField();
 void fetch('/healthz', { signal: AbortSignal.timeout(3000) })
   .then(async (response) => ((await response.json()) as { auth?: boolean }).auth === true)
   .then((auth) => auth && showTokenField())
   .catch(() => undefined);
-empty.command.textContent = `npx pointstream send --signaling ${location.origin}/offer --stream lidar-1`;
 empty.link.textContent = `${location.origin}/#stream=lidar-1`;
 /** Streams listed at the last refresh. */
 let listed: StreamRow[] = [];

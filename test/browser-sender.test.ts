@@ -166,6 +166,8 @@ void test('browser sender streams seeded frames that the server verifies byte fo
     await server.close();
   });
   const frames = recordFrames(server, 100_000, 7);
+  const streams = new Set<string>();
+  server.on('frame', (frame) => streams.add(frame.stream));
   // The home page (the viewer) carries a fragment token to its link to the sender.
   const home = await browser.open(`${server.url}/#token=abc`);
   await home.waitForSelector('a[data-page][href$="/send#token=abc"]');
@@ -207,6 +209,16 @@ void test('browser sender streams seeded frames that the server verifies byte fo
   assert.equal(refused.errorCode, 'PS_ERR_INVALID_OPTION');
   assert.match(refused.reason, /option "points" must be an integer >= 1; got -5/);
   assert.equal(refused.framesSent, 0);
+  // The page names its stream (its form's default, one per page); a bad name is refused.
+  assert.deepEqual(
+    [...streams].map((name) => /^browser-[a-z0-9]+$/.test(name)),
+    [true],
+  );
+  const badStream = await page.evaluate((): Promise<RunResult> =>
+    window.pointstream.start({ stream: 'no spaces', frames: 1 }),
+  );
+  assert.equal(badStream.errorCode, 'PS_ERR_INVALID_OPTION');
+  assert.match(badStream.reason, /option "stream"/);
   assert.equal(frames.length, 8);
   assert.deepEqual(browser.errors, []);
 });

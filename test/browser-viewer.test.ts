@@ -73,8 +73,15 @@ class NodeViewer {
     this.dc.sendMessage(encodeViewerAck(seq));
   }
 
-  /** Offers (candidates trickled after the answer, as the Node client does); returns the HTTP answer. */
-  async offer(baseUrl: string, session: string, token?: string): Promise<Response> {
+  /**
+   * Offers (candidates trickled after the answer, as the Node client does); returns the HTTP
+   * answer. `target`: a session id (its stream is watched), or `{ stream }`.
+   */
+  async offer(
+    baseUrl: string,
+    target: string | { stream: string },
+    token?: string,
+  ): Promise<Response> {
     await new Promise<void>((resolve) => {
       if (this.pc.gatheringState() === 'complete') resolve();
       else this.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
@@ -85,7 +92,11 @@ class NodeViewer {
     const response = await fetch(`${baseUrl}/viewer/offer`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ sdp, type: 'offer', session }),
+      body: JSON.stringify({
+        sdp,
+        type: 'offer',
+        ...(typeof target === 'string' ? { session: target } : target),
+      }),
     });
     if (!response.ok) return response;
     const answer = (await response.clone().json()) as { sdp: string };
@@ -109,6 +120,71 @@ class NodeViewer {
     this.pc.close();
   }
 }
+
+void test(
+  'a viewer watching a stream follows it across reconnects: frames of the new session keep coming',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer({ viewer: { maxPoints: 5000, maxFps: 1000 } });
+    t.after(() => server.close());
+    const first = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'robot' });
+    t.after(() => first.close());
+    const viewer = new NodeViewer();
+    t.after(() => viewer.close());
+    const response = await viewer.offer(server.url, { stream: 'robot' });
+    assert.equal(response.status, 200);
+    assert.deepEqual(
+      {
+        ...((await response.json()) as Record<string, unknown>),
+        sdp: undefined,
+        viewer: undefined,
+      },
+      {
+        sdp: undefined,
+        type: 'answer',
+        viewer: undefined,
+        stream: 'robot',
+        session: first.sessionId,
+      },
+    );
+    await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
+    assert.equal((viewer.controls[0] as { stream?: string }).stream, 'robot');
+    const points = rampPoints(1000);
+    for (let i = 0; viewer.frames.length === 0 && i < 50; i++) {
+      assert.equal((await (await first.send(points)).receipt).ok, true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(viewer.frames.length > 0, true, 'a frame of the first session');
+
+    // The sender goes away and comes back as a new session of the same stream: the viewer stays
+    // and gets the new session's frames (numbered from 0 again, as a plain client would).
+    await first.close();
+    await waitFor(
+      () => server.stats().streams.some((s) => s.name === 'robot' && s.state === 'waiting'),
+      10_000,
+      'the stream waiting for its sender',
+    );
+    assert.equal(viewer.closed, false);
+    const before = viewer.frames.length;
+    const second = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'robot' });
+    t.after(() => second.close());
+    for (let i = 0; viewer.frames.length === before && i < 50; i++) {
+      assert.equal((await (await second.send(points)).receipt).ok, true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(viewer.frames.length > before, 'a frame of the second session');
+    const stats = server.stats().viewers;
+    assert.deepEqual(
+      stats.map((v) => [v.stream, v.sessionId]),
+      [['robot', second.sessionId]],
+    );
+    // Unknown streams are refused like foreign ones.
+    const other = new NodeViewer();
+    t.after(() => other.close());
+    assert.equal((await other.offer(server.url, { stream: 'no-such-stream' })).status, 404);
+    assert.equal((await other.offer(server.url, { stream: 'bad name' })).status, 400);
+  },
+);
 
 async function sessionOf(server: PointstreamServer): Promise<string> {
   await waitFor(() => server.stats().sessions.length === 1, 10_000, 'the session');
@@ -134,7 +210,8 @@ void test(
     await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 10_000, 'hello');
     assert.deepEqual(
       { ...viewer.controls[0], viewer: undefined },
-      { type: 'hello', viewer: undefined, session, maxPoints: 5000, maxFps: 1000 },
+      // A client that names no stream feeds one named after its session.
+      { type: 'hello', viewer: undefined, stream: session, session, maxPoints: 5000, maxFps: 1000 },
     );
 
     // The viewer never acknowledges: after the first frame every frame is dropped for it, and
@@ -212,7 +289,10 @@ void test(
   'auth: only the token that owns a session may watch it (others get 404, no token 401)',
   { timeout: 30_000 },
   async (t) => {
-    const server = await startServer({ tokens: [TOKEN_A, TOKEN_B] });
+    const server = await startServer({
+      tokens: [TOKEN_A, TOKEN_B],
+      limits: { streamHoldMs: 300 },
+    });
     t.after(() => server.close());
     const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, token: TOKEN_A });
     t.after(() => client.close());
@@ -242,12 +322,11 @@ void test(
       headers: { authorization: `Bearer ${TOKEN_B}` },
     });
     assert.equal(deleted.status, 404);
-    // The session ends: its viewers are told and closed.
+    // The session ends: its viewers wait for the stream's next session, and are told and closed
+    // once the stream is forgotten (streamHoldMs after its last session).
     await client.close();
-    await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its session');
-    assert.ok(
-      owner.controls.some((c) => c.type === 'closing' && c.message === 'the session ended'),
-    );
+    await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its stream');
+    assert.ok(owner.controls.some((c) => c.type === 'closing' && c.message === 'the stream ended'));
   },
 );
 
@@ -327,7 +406,8 @@ void test(
 // The page's test hook (web/viewer/main.ts); this file type-checks without the DOM library.
 declare const window: {
   pointstreamViewer?: {
-    watch(sessionId: string): Promise<void>;
+    watch(stream: string): Promise<void>;
+    stream: string | undefined;
     state: string;
     error: string;
     framesShown: number;
@@ -347,8 +427,55 @@ declare const document: {
       getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
     };
   };
-  getElementById(id: string): { textContent: string | null; dataset: Record<string, string> };
+  getElementById(id: string): {
+    textContent: string | null;
+    dataset: Record<string, string>;
+    hidden: boolean;
+  };
+  documentElement: { scrollWidth: number };
 };
+
+/** The box around the drawn pixels, as fractions of the canvas (undefined when nothing is drawn). */
+async function drawnBox(
+  page: Page,
+): Promise<{ left: number; right: number; top: number; bottom: number } | undefined> {
+  return page.evaluate(() => {
+    const canvas = document.querySelector('#canvas-host canvas') as {
+      width: number;
+      height: number;
+    };
+    const copy = document.createElement('canvas');
+    copy.width = canvas.width;
+    copy.height = canvas.height;
+    const context = copy.getContext('2d');
+    context.drawImage(canvas, 0, 0);
+    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+    let left = Infinity;
+    let right = -Infinity;
+    let top = Infinity;
+    let bottom = -Infinity;
+    for (let i = 0; i < data.length; i += 4) {
+      const diff =
+        Math.abs((data[i] as number) - 0x0b) +
+        Math.abs((data[i + 1] as number) - 0x0e) +
+        Math.abs((data[i + 2] as number) - 0x12);
+      if (diff <= 48) continue;
+      const x = (i / 4) % canvas.width;
+      const y = Math.floor(i / 4 / canvas.width);
+      left = Math.min(left, x);
+      right = Math.max(right, x);
+      top = Math.min(top, y);
+      bottom = Math.max(bottom, y);
+    }
+    if (left === Infinity) return undefined;
+    return {
+      left: left / canvas.width,
+      right: (right + 1) / canvas.width,
+      top: top / canvas.height,
+      bottom: (bottom + 1) / canvas.height,
+    };
+  });
+}
 
 /** WebGL on SwiftShader: headless Chromium here has no GPU. */
 const WEBGL_ARGS = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
@@ -485,6 +612,15 @@ void test(
       undefined,
       { timeout: 10_000 },
     );
+    // Auth on: the page shows its token field (hidden without auth, see the 420 px test).
+    assert.equal(
+      await anonymous.evaluate(() => document.getElementById('token-field').hidden),
+      false,
+    );
+    assert.match(
+      (await anonymous.evaluate(() => document.getElementById('empty-command').textContent)) ?? '',
+      /--token …$/,
+    );
 
     const other = await viewerPage(browser, `${server.url}/viewer#token=${TOKEN_B}`);
     // Token B sees no sessions, and cannot watch A's.
@@ -503,7 +639,7 @@ void test(
     );
     assert.match(refused ?? '', /HTTP 404/);
     const shown = await other.evaluate(() => document.getElementById('error').textContent);
-    assert.match(shown ?? '', /404: no such session/);
+    assert.match(shown ?? '', /404: no such stream/);
 
     const owner = await viewerPage(
       browser,
@@ -568,5 +704,92 @@ void test(
       );
       assert.ok(shown > 0);
     }
+  },
+);
+
+void test(
+  'the page at 420 px: an empty state with the commands, /#stream=NAME opens the stream when it starts and follows it across a reconnect, the cloud framed',
+  { timeout: 120_000 },
+  async (t) => {
+    assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
+    const server = await startServer({ viewer: { maxPoints: 100_000 } });
+    t.after(() => server.close());
+    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    t.after(() => browser.close());
+    // Opened before the sender starts: the page waits for the stream.
+    const page = await viewerPage(browser, `${server.url}/#stream=robot-7`);
+    await page.setViewportSize({ width: 420, height: 860 });
+    await page.waitForFunction(
+      () => /^0 live sessions/.test(document.getElementById('status').textContent ?? ''),
+      undefined,
+      { timeout: 10_000 },
+    );
+    const emptyState = await page.evaluate(() => ({
+      hidden: document.getElementById('empty').hidden,
+      title: document.getElementById('empty-title').textContent,
+      command: document.getElementById('empty-command').textContent,
+      tokenHidden: document.getElementById('token-field').hidden,
+      width: document.documentElement.scrollWidth,
+    }));
+    assert.equal(emptyState.hidden, false);
+    assert.match(emptyState.title ?? '', /No stream yet/);
+    assert.equal(
+      emptyState.command,
+      `npx pointstream send --signaling ${server.url}/offer --stream lidar-1`,
+    );
+    // No auth: no token field. Nothing wider than the window.
+    assert.equal(emptyState.tokenHidden, true);
+    assert.ok(emptyState.width <= 420, `page is ${emptyState.width} px wide`);
+    await screenshot(page, 'viewer-420-empty');
+
+    const first = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'robot-7' });
+    t.after(() => first.close());
+    await page.waitForFunction(() => window.pointstreamViewer?.stream === 'robot-7', undefined, {
+      timeout: 20_000,
+    });
+    const cloud = surface(400, 100);
+    const sendUntilShown = async (
+      client: Awaited<ReturnType<typeof connect>>,
+      atLeast: number,
+    ): Promise<void> => {
+      for (let i = 0; i < 100; i++) {
+        assert.equal((await (await client.send(cloud)).receipt).ok, true);
+        const shown = await page.evaluate(() => window.pointstreamViewer?.framesShown ?? 0);
+        if (shown >= atLeast) return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.fail(`fewer than ${atLeast} frames shown`);
+    };
+    await sendUntilShown(first, 1);
+    const shownBefore = await page.evaluate(() => window.pointstreamViewer?.framesShown ?? 0);
+
+    // The sender reconnects (a new session of the same stream): the page keeps drawing it.
+    await first.close();
+    const second = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'robot-7' });
+    t.after(() => second.close());
+    await sendUntilShown(second, shownBefore + 1);
+    assert.equal(await page.evaluate(() => window.pointstreamViewer?.state), 'watching');
+    await page.waitForFunction(
+      (id) => (document.getElementById('o-session').textContent ?? '').includes(id.slice(0, 8)),
+      second.sessionId as string,
+      { timeout: 10_000 },
+    );
+    assert.equal(await page.evaluate(() => document.getElementById('empty').hidden), true);
+
+    // Framed: the cloud spans most of the canvas's width and is cut nowhere.
+    const box = await drawnBox(page);
+    assert.ok(box, 'nothing drawn');
+    t.diagnostic(`drawn box ${JSON.stringify(box)}`);
+    assert.ok(box.right - box.left >= 0.6, `the cloud spans ${box.right - box.left} of the width`);
+    assert.ok(box.left > 0 && box.right < 1 && box.top > 0 && box.bottom < 1, JSON.stringify(box));
+    assert.ok(
+      (await page.evaluate(() => document.documentElement.scrollWidth)) <= 420,
+      'nothing wider than the window',
+    );
+    await screenshot(page, 'viewer-420-cloud');
+    assert.deepEqual(
+      browser.errors.filter((error) => !/Failed to load resource.*404/.test(error)),
+      [],
+    );
   },
 );

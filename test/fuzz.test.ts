@@ -37,6 +37,7 @@ import {
   encodeNpyHeader,
   encodeServerMessage,
   hasNpyMagic,
+  isStreamName,
   parseNpyHeader,
   pointCountOfNpyHeader,
   prepareFrame,
@@ -1351,6 +1352,14 @@ const messageish: fc.Arbitrary<Record<string, unknown>> = fc.record(
   {
     type: orJunk(fc.constantFrom('hello', 'receipt', 'closing')),
     session: orJunk(fc.string({ unit: 'binary' })),
+    stream: orJunk(
+      fc.oneof(
+        fc.stringMatching(/^[A-Za-z0-9._-]{1,64}$/),
+        fc.constantFrom('.', '..', '', 'a b', 'x'.repeat(65)),
+        fc.string({ unit: 'binary' }),
+      ),
+    ),
+    recording: orJunk(fc.oneof(fc.string(), fc.string({ unit: 'binary' }))),
     protocol: orJunk(fc.constantFrom('pointstream/1', '')),
     maxFrameBytes: countish,
     maxPointsPerFrame: countish,
@@ -1365,6 +1374,9 @@ const messageish: fc.Arbitrary<Record<string, unknown>> = fc.record(
   },
   { requiredKeys: ['type', 'seq', 'ok', 'receivedAt'] },
 );
+
+/** Keys a message may have beside {@link EXPECTED_KEYS}. */
+const OPTIONAL_KEYS: Record<string, string[]> = { hello: ['stream', 'recording'] };
 
 const EXPECTED_KEYS: Record<string, string[]> = {
   hello: [
@@ -1394,13 +1406,16 @@ function decodeChecked(text: string): ServerMessage | undefined {
   assert.ok(text.length <= MAX_CONTROL_MESSAGE_CHARS);
   const m = message as unknown as Record<string, unknown>;
   const kind = message.type === 'receipt' ? `receipt-${String(message.ok)}` : message.type;
-  assert.deepEqual(Object.keys(m).sort(), [...(EXPECTED_KEYS[kind] ?? ['?'])].sort());
+  const optional = (OPTIONAL_KEYS[kind] ?? []).filter((key) => key in m);
+  assert.deepEqual(Object.keys(m).sort(), [...(EXPECTED_KEYS[kind] ?? ['?']), ...optional].sort());
   switch (message.type) {
     case 'hello':
       assert.equal(typeof message.session, 'string');
       assert.equal(typeof message.protocol, 'string');
       assert.ok(isCount(message.maxFrameBytes) && isCount(message.maxPointsPerFrame));
       assert.ok(isCount(message.maxFramesInReassembly));
+      if (message.stream !== undefined) assert.ok(isStreamName(message.stream), message.stream);
+      if (message.recording !== undefined) assert.ok(message.recording.length <= 1024);
       break;
     case 'receipt':
       assert.ok(isCount(message.seq) && Number.isFinite(message.receivedAt));

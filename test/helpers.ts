@@ -66,8 +66,15 @@ export class RawPeer {
     });
   }
 
-  /** Signals with the server (`form`: JSON body or application/sdp) and waits for the hello. */
-  async connect(offerUrl: string, form: 'json' | 'sdp'): Promise<void> {
+  /**
+   * Signals with the server (`form`: JSON body, with `fields` added, or application/sdp) and
+   * waits for the hello.
+   */
+  async connect(
+    offerUrl: string,
+    form: 'json' | 'sdp',
+    fields: Record<string, unknown> = {},
+  ): Promise<void> {
     await new Promise<void>((resolve) => {
       if (this.pc.gatheringState() === 'complete') resolve();
       else this.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
@@ -78,7 +85,7 @@ export class RawPeer {
         ? await fetch(offerUrl, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ sdp: offer, type: 'offer' }),
+            body: JSON.stringify({ sdp: offer, type: 'offer', ...fields }),
           })
         : await fetch(offerUrl, {
             method: 'POST',

@@ -36,6 +36,13 @@ function tempDir(t: { after(fn: () => void): void }, name: string): string {
 }
 
 /** numpy: are the files in `a` and `b` (same names) identical arrays, bit for bit? */
+/** `<dir>/<stream>/<UTC time>_<session>`: the one folder of that session. */
+function sessionFolderOf(dir: string, stream: string, session: string): string {
+  const folders = readdirSync(join(dir, stream)).filter((name) => name.endsWith(`_${session}`));
+  assert.equal(folders.length, 1, `one folder of session ${session} in ${join(dir, stream)}`);
+  return join(dir, stream, folders[0] as string);
+}
+
 const COMPARE = `
 import sys, os, numpy as np
 a, b = sys.argv[1], sys.argv[2]
@@ -85,7 +92,8 @@ for (const mode of ['npy', 'raw'] as const) {
         'three recorded frames',
       );
 
-      const sessionDir = join(recordings, summary.session);
+      // It named no stream: its stream is named after its session.
+      const sessionDir = sessionFolderOf(recordings, summary.session, summary.session);
       const compared = execFileSync(py, ['-c', COMPARE, sessionDir, sent], {
         encoding: 'utf8',
       }).trim();
@@ -135,7 +143,7 @@ void test(
       'four recorded frames',
     );
 
-    const dir = join(recordings, session);
+    const dir = sessionFolderOf(recordings, session, session);
     assert.deepEqual(readdirSync(dir).sort(), [
       '000000000000.npy',
       '000000000001.npy',
@@ -193,6 +201,7 @@ void test(
     const replayed = JSON.parse(replay.stdout.trim().split('\n').pop() as string) as {
       framesAcked: number;
       session: string;
+      stream: string;
     };
     assert.equal(replayed.framesAcked, 4);
     await waitFor(
@@ -201,9 +210,13 @@ void test(
       'replayed frames recorded',
     );
     assert.equal(
-      execFileSync(py, ['-c', COMPARE, join(replayTarget, replayed.session), dir], {
-        encoding: 'utf8',
-      }).trim(),
+      execFileSync(
+        py,
+        ['-c', COMPARE, sessionFolderOf(replayTarget, replayed.stream, replayed.session), dir],
+        {
+          encoding: 'utf8',
+        },
+      ).trim(),
       '4',
     );
   },
@@ -221,8 +234,8 @@ void test(
       rtc: { bindAddress: LOOPBACK },
     });
     t.after(() => client.close());
-    // The session directory exists but is a file: every write fails (as with a full or read-only disk).
-    writeFileSync(join(recordings, client.sessionId as string), 'in the way');
+    // The stream's directory exists but is a file: every write fails (as with a full or read-only disk).
+    writeFileSync(join(recordings, client.stream as string), 'in the way');
     for (let k = 0; k < 3; k++)
       assert.equal((await (await client.send(new Float32Array(3000))).receipt).ok, true);
     await waitFor(

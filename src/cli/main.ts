@@ -11,7 +11,16 @@ import { readTokenFile } from '../server/auth.js';
 import { createCliLogger } from './log.js';
 import type { LogFormat } from './log.js';
 import { formatDemoServer, runDemo } from './demo.js';
-import { LOG_LEVELS, choice, collect, integer, number, offerUrl, portRange } from './options.js';
+import {
+  LOG_LEVELS,
+  choice,
+  collect,
+  integer,
+  number,
+  offerUrl,
+  portRange,
+  streamName,
+} from './options.js';
 import type { LogLevel } from './options.js';
 import { runServe } from './serve.js';
 import { formatSummary, runSend } from './send.js';
@@ -300,6 +309,7 @@ function readFlagFile(flag: string, path: string): Buffer {
 }
 
 interface StreamFlags {
+  stream?: string;
   source: 'random' | 'lidar';
   from?: string;
   token?: string;
@@ -324,6 +334,11 @@ interface StreamFlags {
 
 const streamOptions = (command: Command): Command =>
   command
+    .option(
+      '--stream <name>',
+      'name of the stream (the sensor), kept across reconnects (default: <host>-<pid>)',
+      streamName,
+    )
     .option('--points <n>', 'points per frame', integer(0), 1_000_000)
     .addOption(
       new Option(
@@ -383,6 +398,7 @@ function streamSettings(
   logger: SendCommandOptions['logger'],
 ): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
   return {
+    stream: opts.stream,
     points: opts.points,
     from: opts.from,
     dropNonFinite: opts.dropNonFinite === true,

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { isStreamName } from '../wire/control.js';
 
 /** Commander argument parsers that reject bad values with a message naming the flag's rule. */
 
@@ -57,6 +58,13 @@ export function offerUrl(value: string): string {
   if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '') return checked;
   parsed.pathname = '/offer';
   return parsed.toString();
+}
+
+/** A stream name (docs/protocol.md, "Streams"): 1-64 of A-Z a-z 0-9 . _ - */
+export function streamName(value: string): string {
+  if (!isStreamName(value))
+    throw new InvalidArgumentError('expected 1-64 of A-Z a-z 0-9 . _ - (e.g. lidar-front)');
+  return value;
 }
 
 export function collect(value: string, previous: string[] | undefined): string[] {

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../client/client.js';
 import type { PointstreamClient } from '../client/client.js';
@@ -12,11 +13,14 @@ import { NonFiniteFilter } from '../sources/finite.js';
 import { describeConversion } from '../sources/point-files.js';
 import type { PointFileConversion } from '../sources/point-files.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import { toStreamName } from '../wire/control.js';
 import type { Logger } from '../util/logger.js';
 import { percentile, round } from './stats.js';
 
 export interface SendCommandOptions {
   readonly signalingUrl: string;
+  /** The stream's name; undefined: {@link defaultStreamName}. */
+  readonly stream: string | undefined;
   readonly points: number;
   /** Generated points: `random` (uniform in a cube, incompressible) or `lidar` (a simulated scan). */
   readonly source: 'random' | 'lidar';
@@ -53,7 +57,11 @@ export interface SendCommandOptions {
 export interface SendSummary {
   readonly ok: boolean;
   readonly reason: string;
+  /** The stream the frames fed (the same across reconnects). */
+  readonly stream: string;
   readonly session: string | undefined;
+  /** Where the server recorded the last session (a directory on the server), when it records. */
+  readonly recording: string | undefined;
   /** Every session used, in order (more than one after reconnects). */
   readonly sessions: readonly string[];
   /**
@@ -100,6 +108,11 @@ export interface SendSummary {
   /** `--from`: the type coordinates were converted from to float32 (`float64`...); absent when none. */
   readonly inputConvertedFrom: string | undefined;
   readonly errorCode: ErrorCode | undefined;
+}
+
+/** `<host>-<pid>`: one name per sender process, the same across its reconnects. */
+export function defaultStreamName(): string {
+  return toStreamName(`${hostname().split('.')[0] ?? 'host'}-${process.pid}`);
 }
 
 /** Connection endings after which `send` connects again (the rest are the caller's problem). */
@@ -163,9 +176,11 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       }`,
     );
   const { signal, logger } = options;
+  const stream = options.stream ?? defaultStreamName();
   const connectAt = (firstSeq: number): Promise<PointstreamClient> =>
     connect({
       signalingUrl: options.signalingUrl,
+      stream,
       ...(options.token === undefined ? {} : { token: options.token }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
       rtc: {
@@ -202,6 +217,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const rejections: Record<string, number> = {};
   const sessions: string[] = [];
   const counts = { sent: 0, acked: 0, rejected: 0, lost: 0, skipped: 0 };
+  let recording: string | undefined;
   let pointsSent = 0;
   let maxError = 0;
   let reconnects = 0;
@@ -238,6 +254,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   };
   const attach = (client: PointstreamClient): PointstreamClient => {
     if (client.sessionId !== undefined) sessions.push(client.sessionId);
+    recording = client.recording;
     client.on('closed', (end) => {
       if (!closing) lastEnd = end;
     });
@@ -397,7 +414,9 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   return {
     ok,
     reason,
+    stream,
     session: sessions[sessions.length - 1],
+    recording,
     sessions,
     framesPlanned,
     framesSent: counts.sent,
@@ -480,6 +499,7 @@ export function formatSummary(summary: SendSummary): string {
   const { latencyMs: l } = summary;
   const lines = [
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.reason}`,
+    `  stream     ${summary.stream}, session ${summary.session ?? '-'}${summary.sessions.length > 1 ? ` (${summary.sessions.length} sessions)` : ''}${summary.recording === undefined ? '' : `, recorded by the server in ${summary.recording}`}`,
     `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''}${summary.framesNotSent ? `, not sent ${summary.framesNotSent}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}`,
     `  rate       ${summary.achievedHz} frames/s achieved, ${summary.mbPerSec} MB/s, ${summary.pointsPerFrame.toLocaleString('en-US')} points/frame, ${summary.lateFrames} late`,
     `  encoding   ${summary.encoding}: ${summary.bytesPerPoint} bytes/point${summary.encoding === 'raw' ? ' (lossless)' : `, max error ${(summary.maxError * 1000).toPrecision(3)} mm`}`,

@@ -10,7 +10,7 @@ import { SafeEmitter } from '../util/emitter.js';
 import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
 import { PROTOCOL_V1 } from '../wire/chunk.js';
-import { decodeServerMessage } from '../wire/control.js';
+import { decodeServerMessage, isStreamName } from '../wire/control.js';
 import type { HelloMessage, ServerMessage } from '../wire/control.js';
 import { POINT_ENCODING_NAMES, encodePoints, pointEncodingIdOf } from '../wire/encodings/index.js';
 import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
@@ -56,6 +56,9 @@ function resolveOptions(options: ClientOptions): ResolvedOptions {
     (typeof merged.token !== 'string' || !/^[\x21-\x7e]+$/.test(merged.token))
   ) {
     throw invalidOption('token', 'printable ASCII without spaces', '(hidden)');
+  }
+  if (merged.stream !== undefined && !isStreamName(merged.stream)) {
+    throw invalidOption('stream', '1-64 of A-Z a-z 0-9 . _ -', merged.stream);
   }
   if (merged.maxMessageBytes < MIN_MESSAGE_BYTES) {
     throw invalidOption('maxMessageBytes', `at least ${MIN_MESSAGE_BYTES}`, merged.maxMessageBytes);
@@ -174,6 +177,16 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     return { bindAddress: this.#peer.bindAddress, mtu: this.#peer.mtu };
   }
 
+  /** The stream this session feeds (from the server's hello; older servers do not say). */
+  get stream(): string | undefined {
+    return this.#hello?.stream;
+  }
+
+  /** Where the server records this session (a directory on the server), when it records. */
+  get recording(): string | undefined {
+    return this.#hello?.recording;
+  }
+
   /** Chunk size in use: the smaller of the option and the server's advertised maximum. */
   get maxMessageBytes(): number {
     return this.#maxMessageBytes;
@@ -200,7 +213,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       // server starts ICE and DTLS before we know its fingerprint, and libdatachannel fails about
       // one connection in three (docs/protocol.md, "Connection set-up").
       const answer = await postOffer(
-        this.#options.signalingUrl,
+        offerUrl(this.#options.signalingUrl, this.#options.stream),
         withoutCandidates(offer.sdp),
         this.#signaling(signal),
       );
@@ -233,7 +246,12 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
       }
       this.#scratch = Buffer.allocUnsafeSlow(this.#maxMessageBytes);
       this.#log.info(
-        { event: 'connected', session: this.sessionId, maxMessageBytes: this.#maxMessageBytes },
+        {
+          event: 'connected',
+          session: this.sessionId,
+          stream: this.stream,
+          maxMessageBytes: this.#maxMessageBytes,
+        },
         'connected',
       );
     } catch (error) {
@@ -542,6 +560,14 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     );
     this.emit('closed', { code, reason });
   }
+}
+
+/** The offer URL with the stream's name as `?stream=` (the offer itself is plain SDP). */
+function offerUrl(signalingUrl: string, stream: string | undefined): string {
+  if (stream === undefined) return signalingUrl;
+  const url = new URL(signalingUrl);
+  url.searchParams.set('stream', stream);
+  return url.toString();
 }
 
 /**

@@ -7,6 +7,13 @@ import type { PointEncodingName } from '../wire/encodings/index.js';
 export interface ClientOptions {
   /** The server's offer endpoint, e.g. `https://server:8080/offer`. */
   readonly signalingUrl: string;
+  /**
+   * The stream this connection feeds: one name per sensor, kept across reconnects, so that its
+   * viewers follow it and its recordings land in one folder (1-64 of `A-Z a-z 0-9 . _ -`; with auth
+   * on, a name belongs to the token that used it first). Connecting again with the same name
+   * replaces the stream's old session. (none: the server names the stream after the session)
+   */
+  readonly stream?: string;
   /** Bearer token for a server with auth on. */
   readonly token?: string;
   /** PEM CA certificate(s) to trust for an HTTPS server with a private (e.g. self-signed) certificate. */

@@ -1,13 +1,17 @@
 import { mkdirSync, accessSync, constants } from 'node:fs';
 import { appendFile, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../util/logger.js';
+import { QUANT_HEADER_BYTES } from '../wire/encodings/quantize.js';
 import { encodeNpyHeader } from '../wire/npy.js';
 import type { ReceivedFrame } from './types.js';
 
 /** Options of a recording: where, and how much may wait for the disk. */
 export interface RecordOptions {
-  /** Directory for recordings: `<dir>/<session>/<seq>.npy` plus `<dir>/<session>/manifest.jsonl`. */
+  /**
+   * Directory for recordings: `<dir>/<stream>/<UTC time>_<session>/<seq>.npy` plus a
+   * `manifest.jsonl` beside them; session folders sort by start time.
+   */
   readonly dir: string;
   /** Bytes of frames that may wait for the disk; beyond it frames are not recorded (and counted). Default 256 MiB. */
   readonly maxQueuedBytes?: number;
@@ -25,6 +29,8 @@ export interface RecorderStats {
 
 /** One manifest line per recorded frame. */
 export interface ManifestEntry {
+  readonly stream: string;
+  readonly session: string;
   readonly seq: number;
   readonly file: string;
   readonly points: number;
@@ -33,6 +39,34 @@ export interface ManifestEntry {
   readonly receivedAt: number;
   readonly crc32: number | null;
   readonly form: ReceivedFrame['form'];
+  /** How the frame travelled; the file holds float32 points whatever it was. */
+  readonly encoding: ReceivedFrame['encoding'];
+  /**
+   * Largest quantization error per coordinate in metres (half the largest step of the frame's
+   * header, float32 rounding aside); 0 for `raw` (lossless).
+   */
+  readonly precision: number;
+}
+
+/** `20261203T084512.123Z`: UTC, sorts as text in time order, and a valid file name everywhere. */
+export function utcStamp(time: number): string {
+  return new Date(time).toISOString().replace(/[-:]/g, '');
+}
+
+/** The session's folder under `dir`: `<stream>/<UTC time>_<session>`. */
+export function sessionFolder(stream: string, session: string, startedAt: number): string {
+  return join(stream, `${utcStamp(startedAt)}_${session}`);
+}
+
+/** Half the largest step of a q16/qrice header (scale f64 x3 at byte 32): the error bound. */
+function precisionOf(frame: ReceivedFrame): number {
+  const bytes = frame.encoded;
+  if (frame.encoding === 'raw' || bytes === undefined || bytes.length < QUANT_HEADER_BYTES)
+    return 0;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, QUANT_HEADER_BYTES);
+  let step = 0;
+  for (let a = 0; a < 3; a++) step = Math.max(step, view.getFloat64(32 + a * 8, true));
+  return step / 2;
 }
 
 /** `000000000042.npy`: zero-padded so that names sort in frame order. */
@@ -50,7 +84,12 @@ export class FrameRecorder {
   readonly dir: string;
   readonly #maxQueuedBytes: number;
   readonly #log: Logger;
-  readonly #queue: { frame: ReceivedFrame; release: () => void }[] = [];
+  readonly #queue: {
+    frame: ReceivedFrame;
+    folder: string;
+    precision: number;
+    release: () => void;
+  }[] = [];
   readonly #sessionDirs = new Set<string>();
   #queuedBytes = 0;
   #writing: Promise<void> | undefined;
@@ -85,8 +124,16 @@ export class FrameRecorder {
     };
   }
 
-  /** Queues a frame for writing; returns false (and counts it) when the queue is full. */
-  record(frame: ReceivedFrame): boolean {
+  /** Absolute path of a session's folder ({@link sessionFolder}). */
+  pathOf(folder: string): string {
+    return resolve(this.dir, folder);
+  }
+
+  /**
+   * Queues a frame for writing into `folder` (from {@link sessionFolder}); returns false (and
+   * counts it) when the queue is full.
+   */
+  record(frame: ReceivedFrame, folder: string): boolean {
     if (this.#queuedBytes + frame.byteLength > this.#maxQueuedBytes) {
       this.#notRecorded(
         frame,
@@ -94,7 +141,8 @@ export class FrameRecorder {
       );
       return false;
     }
-    this.#queue.push({ frame, release: frame.retain() });
+    // Read now: the encoded payload may be reused once the listeners have run.
+    this.#queue.push({ frame, folder, precision: precisionOf(frame), release: frame.retain() });
     this.#queuedBytes += frame.byteLength;
     this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
     return true;
@@ -107,9 +155,9 @@ export class FrameRecorder {
 
   async #drain(): Promise<void> {
     for (let queued = this.#queue.shift(); queued !== undefined; queued = this.#queue.shift()) {
-      const { frame, release } = queued;
+      const { frame, folder, precision, release } = queued;
       try {
-        await this.#write(frame);
+        await this.#write(frame, folder, precision);
       } catch (error) {
         this.#notRecorded(frame, describeFsError(error));
       } finally {
@@ -119,8 +167,8 @@ export class FrameRecorder {
     }
   }
 
-  async #write(frame: ReceivedFrame): Promise<void> {
-    const sessionDir = join(this.dir, frame.sessionId);
+  async #write(frame: ReceivedFrame, folder: string, precision: number): Promise<void> {
+    const sessionDir = join(this.dir, folder);
     if (!this.#sessionDirs.has(sessionDir)) {
       await mkdir(sessionDir, { recursive: true });
       this.#sessionDirs.add(sessionDir);
@@ -148,6 +196,8 @@ export class FrameRecorder {
     await handle.close();
     await rename(temporary, join(sessionDir, name));
     const entry: ManifestEntry = {
+      stream: frame.stream,
+      session: frame.sessionId,
       seq: frame.seq,
       file: name,
       points: frame.pointCount,
@@ -156,6 +206,8 @@ export class FrameRecorder {
       receivedAt: frame.receivedAt,
       crc32: frame.crc32 ?? null,
       form: frame.form,
+      encoding: frame.encoding,
+      precision,
     };
     await appendFile(join(sessionDir, 'manifest.jsonl'), `${JSON.stringify(entry)}\n`);
     this.#framesRecorded++;

@@ -15,8 +15,9 @@ import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { FrameBufferPool } from './buffer-pool.js';
 import { ClientLimiter } from './client-limits.js';
-import { FrameRecorder } from './recorder.js';
+import { FrameRecorder, sessionFolder } from './recorder.js';
 import { Session } from './session.js';
+import { StreamRegistry, streamOfOffer } from './streams.js';
 import { ViewerHub } from './viewer.js';
 import { isPublicAsset, registerWebRoutes } from './web.js';
 import type { WebRoutes } from './web.js';
@@ -39,6 +40,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxTotalReassemblyBytes: 1024 * 1024 * 1024,
   maxSessionsPerClient: 8,
   maxOffersPerMinute: 60,
+  streamHoldMs: 300_000,
 });
 
 /** HTTP status for each error code signaling can answer with. */
@@ -47,6 +49,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.SDP_NO_DATACHANNEL]: 400,
   [ErrorCodes.SESSION_NOT_FOUND]: 404,
   [ErrorCodes.SESSION_CLOSED]: 409,
+  [ErrorCodes.STREAM_INVALID]: 400,
+  [ErrorCodes.STREAM_FORBIDDEN]: 403,
   [ErrorCodes.UNAUTHORIZED]: 401,
   [ErrorCodes.CONNECTION_FAILED]: 500,
 };
@@ -127,6 +131,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     },
   };
   readonly #viewers: ViewerHub;
+  readonly #streams: StreamRegistry;
   #web: WebRoutes | undefined;
   readonly #pool: FrameBufferPool | undefined;
   #closing = false;
@@ -186,13 +191,19 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         maxAge: 600,
       });
     }
+    this.#streams = new StreamRegistry(this.limits.streamHoldMs, {
+      expired: (name) => this.#viewers.onStreamEnded(name),
+    });
     this.#viewers = new ViewerHub({
       rtc: this.#rtc,
       log: log.child({ component: 'viewer' }),
       options: options.viewer ?? {},
-      canWatch: (request, sessionId) =>
-        this.#sessions.has(sessionId) &&
-        this.#owners.get(sessionId)?.token === this.#tokens.get(request),
+      canWatch: (request, stream) => {
+        const owner = this.#streams.ownerOf(stream);
+        return owner !== undefined && owner.token === this.#tokens.get(request);
+      },
+      streamOf: (sessionId) => this.#sessions.get(sessionId)?.stream,
+      sessionOf: (stream) => this.#streams.sessionOf(stream),
       isClosing: () => this.#closing,
       admit: (request) => {
         const token = this.#tokens.get(request);
@@ -248,6 +259,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       sessions: [...this.#sessions.values()]
         .filter((session) => token === undefined || this.#owners.get(session.id)?.token === token)
         .map((session) => session.stats()),
+      streams: this.#streams.stats((owner) => token === undefined || owner === token),
       reassemblyBytes: this.#reassemblyBytes,
       frameBuffers: this.#pool && {
         allocated: this.#pool.allocated,
@@ -258,7 +270,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       viewers: this.#viewers
         .stats()
         .filter(
-          (viewer) => token === undefined || this.#owners.get(viewer.sessionId)?.token === token,
+          (viewer) => token === undefined || this.#streams.ownerOf(viewer.stream)?.token === token,
         ),
       totals: { ...this.#totals },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
@@ -335,6 +347,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await this.#app.close();
     await Promise.all([...this.#teardowns]);
     await this.#recorder?.flush();
+    this.#streams.clear();
     this.#pool?.clear();
     this.#log.info(
       { event: 'closed', ...this.#totals, recording: this.#recorder?.stats() },
@@ -404,7 +417,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     app.patch(`${SESSION_PATH}:id`, (request, reply) => this.#onTrickle(request, reply));
     app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
     app.get('/stats', (request) => this.stats(this.#tokens.get(request)));
-    app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
+    // `auth` lets the viewer page know, before any token, whether to ask for one.
+    app.get('/healthz', () => ({
+      ok: true,
+      sessions: this.#sessions.size,
+      auth: this.#auth !== undefined,
+    }));
     this.#web = registerWebRoutes(app, this.#log.child({ component: 'web' }));
     this.#viewers.register(app);
     const allowed: Record<string, string[]> = {
@@ -437,6 +455,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   async #onOffer(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const isJson = (request.headers['content-type'] ?? '').startsWith('application/json');
     let sdp: unknown;
+    let jsonBody: Record<string, unknown> | undefined;
     if (isJson) {
       const body = request.body as Record<string, unknown> | null;
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -448,7 +467,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       if (body.type !== 'offer')
         throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
       sdp = body.sdp;
+      jsonBody = body;
     } else sdp = request.body;
+    const named = streamOfOffer(request.query, jsonBody);
+    const token = this.#tokens.get(request);
+    // Before anything else about the offer: a name this token may not use is its own mistake.
+    const replaces = named === undefined ? undefined : this.#streams.check(named, token);
     if (typeof sdp !== 'string')
       throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
     const summary = inspectOffer(sdp);
@@ -467,7 +491,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       );
     }
 
-    const token = this.#tokens.get(request);
     const keys = [...(token === undefined ? [] : [`token:${token}`]), `addr:${request.ip}`];
     const refused = this.#clientLimiter.admit(keys);
     if (refused !== undefined) {
@@ -480,16 +503,22 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     }
 
     const id = randomBytes(16).toString('base64url');
-    const log = this.#log.child({ session: id });
+    // A client that names no stream gets one of its own, named after its session.
+    const stream = named ?? id;
+    const folder = sessionFolder(stream, id, Date.now());
+    const recording = this.#recorder?.pathOf(folder);
+    const log = this.#log.child({ session: id, stream });
     this.#owners.set(id, { token, keys });
     this.#clientLimiter.sessionOpened(keys);
     const memory = { budget: this.#budget, pool: this.#pool };
-    const session = new Session(id, request.ip, this.#rtc, this.limits, memory, log, {
+    const identity = { stream, recording, remoteAddress: request.ip };
+    const session = new Session(id, identity, this.#rtc, this.limits, memory, log, {
       frame: (frame) => {
         this.#totals.framesReceived++;
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
-        this.#recorder?.record(frame);
+        this.#streams.frame(frame);
+        this.#recorder?.record(frame, folder);
         try {
           this.#viewers.onFrame(frame);
         } catch (error) {
@@ -500,6 +529,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       },
       rejected: (sessionId, seq, error) => {
         this.#totals.framesRejected++;
+        this.#streams.rejected(stream);
         this.emit('frameRejected', { sessionId, seq, error });
       },
       closed: (end: SessionEnd) => {
@@ -510,16 +540,26 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#clientLimiter.sessionClosed(keys);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;
-        this.#viewers.onSessionClosed(id);
+        this.#streams.closed(stream, id);
+        this.#viewers.onSessionClosed(stream, id);
         this.emit('sessionClosed', end);
       },
     });
     this.#sessions.set(id, session);
     this.#totals.sessionsOpened++;
+    this.#streams.open(stream, token, id, recording);
+    if (replaces !== undefined) {
+      // The stream's sender came back (or a second sender took its name): one live session per
+      // stream, the newest. The old one's sender is told why and does not reconnect.
+      this.#sessions
+        .get(replaces)
+        ?.close(ErrorCodes.STREAM_REPLACED, `replaced by a new session of stream ${stream}`);
+    }
     log.info(
       {
         event: 'session-new',
         remoteAddress: request.ip,
+        replaces,
         form: isJson ? 'json' : 'sdp',
         offerCandidates: summary.candidates,
         offerMaxMessageSize: summary.maxMessageSize,
@@ -540,7 +580,14 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     }
     const location = `${SESSION_PATH}${id}`;
     void reply.header('Location', location);
-    if (isJson) return reply.code(200).send({ sdp: answer, type: 'answer', session: id });
+    if (isJson)
+      return reply.code(200).send({
+        sdp: answer,
+        type: 'answer',
+        session: id,
+        stream,
+        ...(recording === undefined ? {} : { recording }),
+      });
     return reply.code(201).type('application/sdp').send(answer);
   }
 

@@ -48,8 +48,18 @@ export interface FrameMemory {
  * One client: its own RTCPeerConnection, its channels, their reassembly state and timers. Never
  * reused; `close()` releases everything.
  */
+/** Who a session is: the stream it feeds, where it records, where it came from. */
+export interface SessionIdentity {
+  readonly stream: string;
+  /** The session's recording folder (absolute), when the server records. */
+  readonly recording: string | undefined;
+  readonly remoteAddress: string | undefined;
+}
+
 export class Session {
   readonly id: string;
+  readonly stream: string;
+  readonly recording: string | undefined;
   readonly remoteAddress: string | undefined;
   readonly createdAt = Date.now();
   readonly #peer: Peer;
@@ -74,7 +84,7 @@ export class Session {
 
   constructor(
     id: string,
-    remoteAddress: string | undefined,
+    identity: SessionIdentity,
     rtc: RtcOptions,
     limits: ServerLimits,
     memory: FrameMemory,
@@ -83,7 +93,9 @@ export class Session {
   ) {
     this.#memory = memory;
     this.id = id;
-    this.remoteAddress = remoteAddress;
+    this.stream = identity.stream;
+    this.recording = identity.recording;
+    this.remoteAddress = identity.remoteAddress;
     this.#limits = limits;
     this.#log = log;
     this.#hooks = hooks;
@@ -124,6 +136,8 @@ export class Session {
   stats(): SessionStats {
     return {
       id: this.id,
+      stream: this.stream,
+      recording: this.recording,
       state: this.#state,
       remoteAddress: this.remoteAddress,
       protocol: this.#protocol,
@@ -187,6 +201,11 @@ export class Session {
     receiver.send({
       type: 'hello',
       session: this.id,
+      stream: this.stream,
+      // A path too long for a control message is left out rather than cut.
+      ...(this.recording !== undefined && this.recording.length <= 1024
+        ? { recording: this.recording }
+        : {}),
       protocol: receiver.protocol,
       maxFrameBytes: this.#limits.maxFrameBytes,
       maxPointsPerFrame: this.#limits.maxPointsPerFrame,
@@ -406,6 +425,7 @@ class ChannelReceiver {
           };
     this.#accept({
       sessionId: this.session.id,
+      stream: this.session.stream,
       seq: frame.seq,
       pointCount: frame.pointCount,
       points: frame.points,
@@ -430,6 +450,7 @@ class ChannelReceiver {
       const plain = decodePlainFrame(bytes, seq, this.#limits);
       this.#accept({
         sessionId: this.session.id,
+        stream: this.session.stream,
         seq,
         pointCount: plain.pointCount,
         points: plain.points,

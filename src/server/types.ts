@@ -9,6 +9,8 @@ import type { ReassemblyLimits } from '../wire/reassembler.js';
 /** A verified frame, as consumers of the server receive it. */
 export interface ReceivedFrame {
   readonly sessionId: string;
+  /** The stream the session feeds (docs/protocol.md, "Streams"): the same across reconnects. */
+  readonly stream: string;
   /** Sender's sequence number (pointstream/1), or the server's count of the session's frames (plain form). */
   readonly seq: number;
   readonly pointCount: number;
@@ -55,10 +57,32 @@ export type SessionState = 'connecting' | 'connected' | 'closed';
 /** What `GET /stats` and `server.stats()` report of one session. */
 export interface SessionStats {
   readonly id: string;
+  /** The stream this session feeds. */
+  readonly stream: string;
+  /** Where this session is recorded, when the server records. */
+  readonly recording: string | undefined;
   readonly state: SessionState;
   readonly remoteAddress: string | undefined;
   readonly protocol: string | undefined;
   readonly createdAt: number;
+  readonly framesReceived: number;
+  readonly framesRejected: number;
+  readonly bytesReceived: number;
+  readonly pointsReceived: number;
+  readonly lastFrameAt: number | undefined;
+}
+
+/** What `GET /stats` reports of one stream: its sessions' totals, and the live one. */
+export interface StreamStats {
+  readonly name: string;
+  /** `live` with a session; `waiting` between sessions, until `streamHoldMs` has passed. */
+  readonly state: 'live' | 'waiting';
+  /** The live session, if any. */
+  readonly session: string | undefined;
+  /** Where the live (or last) session records, when the server records. */
+  readonly recording: string | undefined;
+  readonly createdAt: number;
+  readonly sessionsOpened: number;
   readonly framesReceived: number;
   readonly framesRejected: number;
   readonly bytesReceived: number;
@@ -78,6 +102,8 @@ export interface SessionEnd {
 export interface ServerStats {
   readonly startedAt: number;
   readonly sessions: readonly SessionStats[];
+  /** Streams, live or between sessions (with auth on, the asking token's). */
+  readonly streams: readonly StreamStats[];
   readonly totals: {
     readonly sessionsOpened: number;
     readonly sessionsClosed: number;
@@ -122,6 +148,11 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly maxSessionsPerClient: number;
   /** Offers one client (one token, and one remote address) may make per minute; beyond it `429`. Default 60. */
   readonly maxOffersPerMinute: number;
+  /**
+   * How long a stream keeps its name (and owner token), its viewers and its `/stats` entry after
+   * its last session ended, so that a reconnecting sender finds them again. Default 300000 ms.
+   */
+  readonly streamHoldMs: number;
 }
 
 /** Options of {@link createServer}. Every field is optional; defaults are in parentheses. */
@@ -142,8 +173,8 @@ export interface ServerOptions {
    */
   readonly tokens?: readonly string[];
   /**
-   * Record every verified frame as `.npy` (`<dir>/<session>/<seq>.npy` and a `manifest.jsonl` per
-   * session). Writing never holds up ingest. (off)
+   * Record every verified frame as `.npy` (`<dir>/<stream>/<UTC time>_<session>/<seq>.npy` and a
+   * `manifest.jsonl` per session). Writing never holds up ingest. (off)
    */
   readonly record?: RecordOptions;
   /** Origins allowed to call signaling from a browser (CORS), e.g. `https://viewer.example`. (none) */

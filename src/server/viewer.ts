@@ -21,6 +21,7 @@ import {
   viewerFrameWireBytes,
 } from '../wire/viewer.js';
 import type { EncodedViewerFrame, ViewerControl } from '../wire/viewer.js';
+import { isStreamName } from '../wire/control.js';
 import type { ReceivedFrame } from './types.js';
 
 /*
@@ -89,8 +90,12 @@ export interface ViewerDeps {
   readonly rtc: RtcOptions;
   readonly log: Logger;
   readonly options: ViewerOptions;
-  /** Whether the request's token may watch this session (its owner, or any token without auth). */
-  canWatch(request: FastifyRequest, sessionId: string): boolean;
+  /** Whether the request's token may watch this stream (its owner, or any token without auth). */
+  canWatch(request: FastifyRequest, stream: string): boolean;
+  /** The stream a live session feeds (viewer offers may name a session, as before streams). */
+  streamOf(sessionId: string): string | undefined;
+  /** The live session of a stream, if any. */
+  sessionOf(stream: string): string | undefined;
   /** Whether the server is shutting down. */
   isClosing(): boolean;
   /** Counts a viewer offer against the client's offers per minute; why not, when refused. */
@@ -100,7 +105,10 @@ export interface ViewerDeps {
 /** What one viewer reports (`ViewerHub.stats()`). */
 export interface ViewerStats {
   readonly id: string;
-  readonly sessionId: string;
+  /** The stream watched: the viewer follows it from session to session. */
+  readonly stream: string;
+  /** The session of the last frame sent, if any. */
+  readonly sessionId: string | undefined;
   readonly state: 'connecting' | 'open' | 'closed';
   readonly framesSent: number;
   readonly framesDropped: number;
@@ -109,6 +117,7 @@ export interface ViewerStats {
 
 /** One encoded frame and its DATA messages for one message size. */
 interface PreparedFrame {
+  readonly sessionId: string;
   readonly frame: EncodedViewerFrame;
   readonly data: Map<number, Uint8Array[]>;
 }
@@ -125,8 +134,8 @@ export class ViewerHub {
   readonly #options: ResolvedViewerOptions;
   readonly #log: Logger;
   readonly #viewers = new Map<string, Viewer>();
-  readonly #bySession = new Map<string, Set<Viewer>>();
-  /** The last frame encoded for each watched session, for viewers that become ready between frames. */
+  readonly #byStream = new Map<string, Set<Viewer>>();
+  /** The last frame encoded for each watched stream, for viewers that become ready between frames. */
   readonly #latest = new Map<string, PreparedFrame>();
   readonly #teardowns = new Set<Promise<void>>();
   #closed = false;
@@ -155,7 +164,7 @@ export class ViewerHub {
 
   /** Called for every verified frame; must return at once (never slows ingest). */
   onFrame(frame: ReceivedFrame): void {
-    const watchers = this.#bySession.get(frame.sessionId);
+    const watchers = this.#byStream.get(frame.stream);
     if (watchers === undefined) return;
     const now = performance.now();
     let prepared: PreparedFrame | undefined;
@@ -167,13 +176,13 @@ export class ViewerHub {
       }
       if (prepared === undefined) {
         // The only copy of the frame's points: taken now, because its buffer may be reused.
-        prepared = { frame: this.#encode(frame), data: new Map() };
-        this.#latest.set(frame.sessionId, prepared);
+        prepared = { sessionId: frame.sessionId, frame: this.#encode(frame), data: new Map() };
+        this.#latest.set(frame.stream, prepared);
       }
       viewer.sendFrame(prepared, now);
     }
     // Nobody was ready: the cached older frame is now stale; drop it so nobody is sent it.
-    if (prepared === undefined) this.#latest.delete(frame.sessionId);
+    if (prepared === undefined) this.#latest.delete(frame.stream);
   }
 
   /**
@@ -194,12 +203,19 @@ export class ViewerHub {
     return encodeViewerFrame(frame.points, frame.seq, frame.captureTime, maxPoints);
   }
 
-  /** A session ended: its viewers are told and closed. */
-  onSessionClosed(sessionId: string): void {
-    this.#latest.delete(sessionId);
-    const reason = this.#deps.isClosing() ? 'server shutting down' : 'the session ended';
-    for (const viewer of this.#bySession.get(sessionId) ?? [])
-      viewer.close(ErrorCodes.SESSION_CLOSED, reason);
+  /**
+   * A session ended: its stream's viewers stay, for the stream's next session (a sender that
+   * reconnects); only its last frame is no longer offered to them.
+   */
+  onSessionClosed(stream: string, sessionId: string): void {
+    if (this.#latest.get(stream)?.sessionId === sessionId) this.#latest.delete(stream);
+  }
+
+  /** A stream was forgotten (no session for `streamHoldMs`): its viewers are told and closed. */
+  onStreamEnded(stream: string): void {
+    this.#latest.delete(stream);
+    for (const viewer of this.#byStream.get(stream) ?? [])
+      viewer.close(ErrorCodes.SESSION_CLOSED, 'the stream ended');
   }
 
   /** Closes every viewer connection and waits for their native teardown. */
@@ -210,13 +226,18 @@ export class ViewerHub {
     await Promise.all([...this.#teardowns]);
   }
 
+  /** The live session of `stream` ('' in hello between sessions). */
+  sessionOf(stream: string): string | undefined {
+    return this.#deps.sessionOf(stream);
+  }
+
   /** A viewer became ready (opened, or acknowledged a frame): send the cached frame if it is new to it. */
   pump(viewer: Viewer): void {
-    const prepared = this.#latest.get(viewer.sessionId);
+    const prepared = this.#latest.get(viewer.stream);
     const now = performance.now();
     if (
       prepared &&
-      viewer.lastSeq !== prepared.frame.seq &&
+      (viewer.lastSeq !== prepared.frame.seq || viewer.sessionId !== prepared.sessionId) &&
       viewer.readyAt(now, this.#options.maxFps)
     )
       viewer.sendFrame(prepared, now);
@@ -224,11 +245,11 @@ export class ViewerHub {
 
   viewerClosed(viewer: Viewer, teardown: Promise<void>): void {
     this.#viewers.delete(viewer.id);
-    const watchers = this.#bySession.get(viewer.sessionId);
+    const watchers = this.#byStream.get(viewer.stream);
     watchers?.delete(viewer);
     if (watchers?.size === 0) {
-      this.#bySession.delete(viewer.sessionId);
-      this.#latest.delete(viewer.sessionId);
+      this.#byStream.delete(viewer.stream);
+      this.#latest.delete(viewer.stream);
     }
     this.#teardowns.add(teardown);
     void teardown.finally(() => this.#teardowns.delete(teardown));
@@ -239,14 +260,29 @@ export class ViewerHub {
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       throw new PointstreamError(
         ErrorCodes.SDP_INVALID,
-        'body must be JSON {"sdp": "...", "type": "offer", "session": "<id>"}',
+        'body must be JSON {"sdp": "...", "type": "offer", "stream": "<name>"}',
       );
-    const sessionId = body.session;
-    if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64)
-      throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "session" must be a session id');
-    // Before anything else: another token's session is answered like a missing one.
-    if (!this.#deps.canWatch(request, sessionId))
-      throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such session');
+    let stream: string | undefined;
+    if (body.stream !== undefined) {
+      if (!isStreamName(body.stream))
+        throw new PointstreamError(
+          ErrorCodes.STREAM_INVALID,
+          'JSON "stream" must be a stream name',
+        );
+      stream = body.stream;
+    } else {
+      // Before streams, viewers named a session: watch its stream.
+      const sessionId = body.session;
+      if (typeof sessionId !== 'string' || sessionId.length === 0 || sessionId.length > 64)
+        throw new PointstreamError(
+          ErrorCodes.SDP_INVALID,
+          'JSON "stream" must be a stream name (or "session" a session id)',
+        );
+      stream = this.#deps.streamOf(sessionId);
+    }
+    // Before anything else: another token's stream is answered like a missing one.
+    if (stream === undefined || !this.#deps.canWatch(request, stream))
+      throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such stream');
     if (body.type !== 'offer')
       throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
     if (typeof body.sdp !== 'string')
@@ -289,15 +325,15 @@ export class ViewerHub {
     const viewer = new Viewer(
       this,
       id,
-      sessionId,
+      stream,
       maxMessageBytes,
       this.#deps.rtc,
       this.#options,
-      this.#log.child({ viewer: id, session: sessionId }),
+      this.#log.child({ viewer: id, stream }),
     );
     this.#viewers.set(id, viewer);
-    let watchers = this.#bySession.get(sessionId);
-    if (watchers === undefined) this.#bySession.set(sessionId, (watchers = new Set()));
+    let watchers = this.#byStream.get(stream);
+    if (watchers === undefined) this.#byStream.set(stream, (watchers = new Set()));
     watchers.add(viewer);
     viewer.log.info({ event: 'viewer-new', remoteAddress: request.ip }, 'new viewer');
     let answer: string;
@@ -312,13 +348,19 @@ export class ViewerHub {
     }
     const location = `${VIEWER_PATH}${id}`;
     void reply.header('Location', location);
-    return reply.code(200).send({ sdp: answer, type: 'answer', viewer: id, session: sessionId });
+    return reply.code(200).send({
+      sdp: answer,
+      type: 'answer',
+      viewer: id,
+      stream,
+      session: this.#deps.sessionOf(stream) ?? '',
+    });
   }
 
   #viewer(request: FastifyRequest): Viewer {
     const { id } = request.params as { id: string };
     const viewer = this.#viewers.get(id);
-    if (viewer === undefined || !this.#deps.canWatch(request, viewer.sessionId))
+    if (viewer === undefined || !this.#deps.canWatch(request, viewer.stream))
       throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such viewer');
     return viewer;
   }
@@ -354,7 +396,7 @@ function problem(
 /** One browser viewer: its peer connection, its channel and its place in the frame stream. */
 class Viewer {
   readonly id: string;
-  readonly sessionId: string;
+  readonly stream: string;
   readonly log: Logger;
   readonly #hub: ViewerHub;
   readonly #peer: Peer;
@@ -371,6 +413,8 @@ class Viewer {
   readonly #inFlight: number[] = [];
   #lastSentAt = -Infinity;
   lastSeq: number | undefined;
+  /** The session of the last frame sent. */
+  sessionId: string | undefined;
   framesSent = 0;
   framesDropped = 0;
   bytesSent = 0;
@@ -378,7 +422,7 @@ class Viewer {
   constructor(
     hub: ViewerHub,
     id: string,
-    sessionId: string,
+    stream: string,
     maxMessageBytes: number,
     rtc: RtcOptions,
     options: ResolvedViewerOptions,
@@ -386,7 +430,7 @@ class Viewer {
   ) {
     this.#hub = hub;
     this.id = id;
-    this.sessionId = sessionId;
+    this.stream = stream;
     this.log = log;
     this.#maxMessageBytes = maxMessageBytes;
     this.#options = options;
@@ -417,6 +461,7 @@ class Viewer {
   stats(): ViewerStats {
     return {
       id: this.id,
+      stream: this.stream,
       sessionId: this.sessionId,
       state: this.#state,
       framesSent: this.framesSent,
@@ -467,6 +512,7 @@ class Viewer {
     }
     this.#inFlight.push(prepared.frame.seq);
     this.lastSeq = prepared.frame.seq;
+    this.sessionId = prepared.sessionId;
     this.#lastSentAt = now;
     this.framesSent++;
     this.bytesSent += viewerFrameWireBytes(prepared.frame, this.#maxMessageBytes);
@@ -529,7 +575,8 @@ class Viewer {
     this.#sendText({
       type: 'hello',
       viewer: this.id,
-      session: this.sessionId,
+      stream: this.stream,
+      session: this.#hub.sessionOf(this.stream) ?? '',
       maxPoints: this.#options.maxPoints,
       maxFps: this.#options.maxFps,
     });

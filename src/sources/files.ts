@@ -101,19 +101,19 @@ class DirectorySource implements PointSource {
   }
 }
 
-/** `.npy` files in `dir` and its direct subdirectories (a recording's sessions), sorted. */
-function listNpyFiles(dir: string): string[] {
+/**
+ * `.npy` files in `dir` and up to two levels below, sorted: a session's folder, a stream's
+ * (`<stream>/<UTC time>_<session>/`, in time order) or a whole recording.
+ */
+function listNpyFiles(dir: string, depth = 2): string[] {
   const found: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
-    a.name.localeCompare(b.name),
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
   )) {
     const full = join(dir, entry.name);
     if (entry.isFile() && entry.name.endsWith('.npy') && !entry.name.startsWith('.'))
       found.push(full);
-    else if (entry.isDirectory()) {
-      for (const inner of readdirSync(full).sort())
-        if (inner.endsWith('.npy') && !inner.startsWith('.')) found.push(join(full, inner));
-    }
+    else if (entry.isDirectory() && depth > 0) found.push(...listNpyFiles(full, depth - 1));
   }
   return found;
 }

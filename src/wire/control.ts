@@ -7,10 +7,36 @@ import type { ErrorCode } from '../errors.js';
  * browsers) and they are few: one per frame.
  */
 
+/**
+ * A stream names one sensor across its sessions (reconnects): safe in a URL, a file name and a
+ * log line as it is.
+ */
+export const STREAM_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** True for a valid stream name: 1-64 of `A-Z a-z 0-9 . _ -`, and not `.` or `..`. */
+export function isStreamName(value: unknown): value is string {
+  return (
+    typeof value === 'string' && STREAM_NAME_PATTERN.test(value) && value !== '.' && value !== '..'
+  );
+}
+
+/**
+ * A valid stream name made from any text (a host name, say): other characters become `-`, cut to
+ * 64. Used for defaults, never for names a user typed (those are refused when invalid).
+ */
+export function toStreamName(text: string): string {
+  const name = text.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  return isStreamName(name) ? name : 'stream';
+}
+
 /** Sent once when the channel opens: the session id and the limits frames must respect. */
 export interface HelloMessage {
   readonly type: 'hello';
   readonly session: string;
+  /** The stream the session feeds; absent from older servers. */
+  readonly stream?: string;
+  /** Where the server records this session (a directory on the server), when it records. */
+  readonly recording?: string;
   readonly protocol: string;
   readonly maxFrameBytes: number;
   readonly maxPointsPerFrame: number;
@@ -105,6 +131,17 @@ function flag(value: unknown): boolean {
   return value;
 }
 
+function streamName(value: unknown): string {
+  if (!isStreamName(value)) throw invalid('hello with a bad stream name');
+  return value;
+}
+
+function recordingPath(value: unknown): string {
+  if (typeof value !== 'string' || value.length > 1024 || LONE_SURROGATE.test(value))
+    throw invalid('hello with a bad recording path');
+  return value;
+}
+
 /** Parses and validates a server control message. Throws PS_ERR_CONTROL_INVALID. */
 export function decodeServerMessage(text: string): ServerMessage {
   if (text.length > MAX_CONTROL_MESSAGE_CHARS) throw invalid(`${text.length} characters`);
@@ -137,6 +174,8 @@ export function decodeServerMessage(text: string): ServerMessage {
         maxFramesInReassembly: m.maxFramesInReassembly,
         ...(m.encodings === undefined ? {} : { encodings: encodingList(m.encodings) }),
         ...(m.allowNonFinite === undefined ? {} : { allowNonFinite: flag(m.allowNonFinite) }),
+        ...(m.stream === undefined ? {} : { stream: streamName(m.stream) }),
+        ...(m.recording === undefined ? {} : { recording: recordingPath(m.recording) }),
       };
     case 'receipt':
       if (!isCount(m.seq) || !isTime(m.receivedAt))

@@ -58,7 +58,14 @@ export type {
   ReassemblerOptions,
   ReassemblyLimits,
 } from './reassembler.js';
-export { MAX_CONTROL_MESSAGE_CHARS, decodeServerMessage, encodeServerMessage } from './control.js';
+export {
+  MAX_CONTROL_MESSAGE_CHARS,
+  STREAM_NAME_PATTERN,
+  decodeServerMessage,
+  encodeServerMessage,
+  isStreamName,
+  toStreamName,
+} from './control.js';
 export type { ClosingMessage, HelloMessage, ReceiptMessage, ServerMessage } from './control.js';
 export {
   VIEWER_PROTOCOL,

@@ -384,6 +384,9 @@ export type ViewerControl =
   | {
       readonly type: 'hello';
       readonly viewer: string;
+      /** The stream watched; its frames come from whichever session feeds it. */
+      readonly stream?: string;
+      /** The stream's live session when the viewer opened ('' between sessions). */
       readonly session: string;
       readonly maxPoints: number;
       readonly maxFps: number;
@@ -408,6 +411,7 @@ export function decodeViewerControl(text: string): ViewerControl | undefined {
     return {
       type: 'hello',
       viewer: message.viewer,
+      ...(typeof message.stream === 'string' ? { stream: message.stream } : {}),
       session: message.session,
       maxPoints: message.maxPoints as number,
       maxFps: message.maxFps,

@@ -46,6 +46,7 @@ const inputs = {
   encoding: element<HTMLSelectElement>('encoding'),
   token: element<HTMLInputElement>('token'),
   dropNonFinite: element<HTMLInputElement>('drop-non-finite'),
+  stream: element<HTMLInputElement>('stream'),
   file: element<HTMLInputElement>('file'),
 };
 const drop = element<HTMLDivElement>('drop');
@@ -106,6 +107,9 @@ function pickFile(file: File | undefined): void {
   window.pointstream.file = loading;
 }
 
+// One name per page: every run of this page feeds the same stream (a viewer keeps watching it).
+inputs.stream.value ||= `browser-${Math.random().toString(36).slice(2, 8)}`;
+
 inputs.file.addEventListener('change', () => pickFile(inputs.file.files?.[0]));
 drop.addEventListener('dragover', (event) => {
   event.preventDefault();
@@ -124,9 +128,11 @@ function formOptions(): RunOptions {
     return Number.isFinite(value) && value >= 0 ? value : fallback;
   };
   const token = inputs.token.value.trim();
+  const stream = inputs.stream.value.trim();
   return {
     offerUrl: new URL('/offer', location.origin).toString(),
     token: token.length > 0 ? token : undefined,
+    stream: stream.length > 0 ? stream : undefined,
     source:
       inputs.source.value === 'file'
         ? 'file'

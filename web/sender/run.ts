@@ -2,7 +2,12 @@ import { ErrorCodes, PointstreamError } from '../../src/errors.js';
 import { NonFiniteFilter } from '../../src/sources/finite.js';
 import { LidarSceneSource } from '../../src/sources/lidar.js';
 import { RandomPointSource } from '../../src/sources/random.js';
-import { POINT_ENCODING_NAMES, indexOfNonFinite, pointEncodingIdOf } from '../../src/wire/index.js';
+import {
+  POINT_ENCODING_NAMES,
+  indexOfNonFinite,
+  isStreamName,
+  pointEncodingIdOf,
+} from '../../src/wire/index.js';
 import { nonFiniteNotSentError } from '../../src/wire/points.js';
 import type { PointEncodingName } from '../../src/wire/index.js';
 import { FrameEncoder } from './encoder.js';
@@ -14,6 +19,12 @@ export interface RunOptions {
   /** Absolute URL of the offer endpoint. Default: `/offer` of this page's origin. */
   readonly offerUrl: string;
   readonly token?: string | undefined;
+  /**
+   * The stream fed (docs/protocol.md, "Streams"): 1-64 of `A-Z a-z 0-9 . _ -`, the same across
+   * runs of the page, so that a viewer watching it sees every run. Default: the server names the
+   * stream after the session.
+   */
+  readonly stream?: string | undefined;
   /**
    * Where points come from: seeded random points (which no encoding compresses), a simulated
    * 64-beam LiDAR scan of a warehouse (as `send --source lidar`), or the file loaded on the page.
@@ -111,6 +122,8 @@ function checkOptions(o: RunOptions): void {
       `option "${field}" must be ${expected}; got ${JSON.stringify(got)}`,
     );
   };
+  if (o.stream !== undefined && !isStreamName(o.stream))
+    bad('stream', '1-64 of A-Z a-z 0-9 . _ -', o.stream);
   if (!['random', 'lidar', 'file'].includes(o.source))
     bad('source', 'random, lidar or file', o.source);
   if (o.source !== 'file' && (!Number.isSafeInteger(o.points) || o.points < 1))
@@ -211,8 +224,11 @@ export async function runSender(
       next = () => generator.next();
     }
     onProgress(progress());
+    const offerUrl = new URL(options.offerUrl);
+    // The offer is plain SDP: the stream's name travels as `?stream=`.
+    if (options.stream !== undefined) offerUrl.searchParams.set('stream', options.stream);
     sender = await BrowserSender.connect({
-      offerUrl: options.offerUrl,
+      offerUrl: offerUrl.toString(),
       token: options.token,
       ...(options.maxMessageBytes === undefined
         ? {}

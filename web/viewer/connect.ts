@@ -48,7 +48,7 @@ async function refusal(response: Response): Promise<WatchError> {
     status === 401
       ? 'HTTP 401: the server needs a valid token (enter it above, or open /viewer#token=…)'
       : status === 404
-        ? 'HTTP 404: no such session (it ended, or it belongs to another token)'
+        ? 'HTTP 404: no such stream (not started yet, ended, or it belongs to another token)'
         : status === 503
           ? `HTTP 503: the server cannot take another viewer now; retry in ${response.headers.get('retry-after') ?? 'a few'} s`
           : `HTTP ${status}`;
@@ -56,12 +56,12 @@ async function refusal(response: Response): Promise<WatchError> {
 }
 
 /**
- * Opens a viewer connection for `session`: `POST /viewer/offer` without candidates, apply the
+ * Opens a viewer connection for `stream`: `POST /viewer/offer` without candidates, apply the
  * answer, `PATCH` our candidates (as the Node client does), wait for the channel to open.
  */
 export async function openViewer(
   origin: string,
-  session: string,
+  stream: string,
   token: string | undefined,
   timeoutMs = 15_000,
 ): Promise<ViewerConnection> {
@@ -77,7 +77,7 @@ export async function openViewer(
     const response = await fetch(`${origin}/viewer/offer`, {
       method: 'POST',
       headers: authHeaders(token, { 'content-type': 'application/json' }),
-      body: JSON.stringify({ sdp: withoutCandidates(local), type: 'offer', session }),
+      body: JSON.stringify({ sdp: withoutCandidates(local), type: 'offer', stream }),
       signal,
     });
     if (!response.ok) throw await refusal(response);

@@ -1,9 +1,12 @@
 /**
- * The live viewer page: the server's sessions from `GET /stats` (refreshed every second), and the
+ * The live viewer page: the server's streams from `GET /stats` (refreshed every second), and the
  * point cloud of the one being watched, over its own WebRTC connection (`POST /viewer/offer`).
+ * A stream outlives its sessions: the server keeps sending the frames of whichever session feeds
+ * it, so a sender that reconnects stays on screen. `/#stream=NAME` opens a stream as soon as it
+ * is live.
  *
  * Scripts and tests drive it through `window.pointstreamViewer`:
- * `await pointstreamViewer.watch(sessionId)`, then `framesShown`, `lastPointCount`, `dropped`.
+ * `await pointstreamViewer.watch(stream)`, then `framesShown`, `lastPointCount`, `dropped`.
  */
 import { authHeaders, openViewer } from './connect.js';
 import type { ViewerConnection } from './connect.js';
@@ -15,7 +18,9 @@ import { PointScene } from './scene.js';
 type WatchState = 'idle' | 'connecting' | 'watching' | 'closed' | 'error';
 
 interface ViewerHook {
-  watch(sessionId: string): Promise<void>;
+  watch(stream: string): Promise<void>;
+  /** The stream watched, if any. */
+  readonly stream: string | undefined;
   stop(): void;
   readonly state: WatchState;
   readonly error: string;
@@ -34,9 +39,11 @@ declare global {
   }
 }
 
-interface SessionRow {
-  id: string;
+interface StreamRow {
+  name: string;
   state: string;
+  session?: string;
+  sessionsOpened: number;
   framesReceived: number;
   framesRejected: number;
   bytesReceived: number;
@@ -51,6 +58,13 @@ const element = <T extends HTMLElement>(id: string): T => {
 };
 
 const tokenInput = element<HTMLInputElement>('token');
+const tokenField = element('token-field');
+const empty = {
+  box: element('empty'),
+  title: element('empty-title'),
+  command: element('empty-command'),
+  link: element('empty-link'),
+};
 const statusText = element('status');
 const errorText = element('error');
 const rows = element('session-rows');
@@ -66,6 +80,22 @@ const overlay = {
 const fragment = new URLSearchParams(location.hash.replace(/^#/, ''));
 tokenInput.value = fragment.get('token') ?? '';
 const token = (): string | undefined => tokenInput.value.trim() || undefined;
+/** A stream to open once it is listed (`#stream=`, or `#session=` from before streams). */
+let wanted: string | undefined = fragment.get('stream') ?? fragment.get('session') ?? undefined;
+empty.command.textContent = `npx pointstream send --signaling ${location.origin}/offer --stream lidar-1`;
+/** The token field is shown only when the server wants one (its /healthz, or a 401). */
+function showTokenField(): void {
+  tokenField.hidden = false;
+  if (!empty.command.textContent.includes('--token')) empty.command.textContent += ' --token …';
+}
+if (tokenInput.value !== '') showTokenField();
+void fetch('/healthz', { signal: AbortSignal.timeout(3000) })
+  .then(async (response) => ((await response.json()) as { auth?: boolean }).auth === true)
+  .then((auth) => auth && showTokenField())
+  .catch(() => undefined);
+empty.link.textContent = `${location.origin}/#stream=lidar-1`;
+/** Streams listed at the last refresh. */
+let listed: StreamRow[] = [];
 
 const scene = new PointScene(element('canvas-host'));
 const format = new Intl.NumberFormat('en');
@@ -74,7 +104,9 @@ const format = new Intl.NumberFormat('en');
 
 let state: WatchState = 'idle';
 let lastError = '';
-let current: { session: string; connection: ViewerConnection } | undefined;
+let current: { stream: string; connection: ViewerConnection } | undefined;
+/** The session that fed the watched stream at the last refresh: a new one is framed afresh. */
+let watchedSession: string | undefined;
 let framesShown = 0;
 let lastPointCount = 0;
 let dropped = 0;
@@ -107,25 +139,27 @@ function stop(): void {
   updateOverlay();
 }
 
-async function watch(session: string): Promise<void> {
+async function watch(stream: string): Promise<void> {
   stop();
   scene.clear();
+  wanted = undefined;
+  watchedSession = listed.find((row) => row.name === stream)?.session;
   framesShown = lastPointCount = dropped = sourcePoints = 0;
   lastCaptureTime = undefined;
   shownAt.length = 0;
   state = 'connecting';
   showError('');
-  overlay.session.textContent = `session ${session.slice(0, 8)}… connecting`;
+  overlay.session.textContent = `stream ${short(stream)} connecting`;
   let connection: ViewerConnection;
   try {
-    connection = await openViewer(location.origin, session, token());
+    connection = await openViewer(location.origin, stream, token());
   } catch (error) {
     state = 'error';
-    showError(`Cannot watch ${session.slice(0, 8)}…: ${(error as Error).message}`);
+    showError(`Cannot watch ${short(stream)}: ${(error as Error).message}`);
     updateOverlay();
     throw error;
   }
-  const watched = { session, connection };
+  const watched = { stream, connection };
   current = watched;
   stopButton.disabled = false;
   let hello!: () => void;
@@ -230,10 +264,31 @@ function framesPerSecond(): number {
   return shownAt.length / 2;
 }
 
+/** Long names (unnamed streams are named after their 22-character session id) cut for display. */
+function short(name: string): string {
+  return name.length > 24 ? `${name.slice(0, 8)}…` : name;
+}
+
+function updateEmpty(): void {
+  const showing = current !== undefined && framesShown > 0;
+  empty.box.hidden = showing;
+  // The figures mean nothing until a stream is watched.
+  element('overlay').hidden = current === undefined && !showing;
+  if (showing) return;
+  if (current !== undefined)
+    empty.title.textContent = `Watching ${short(current.stream)}: waiting for its frames (a stream stays watched while its sender reconnects).`;
+  else if (listed.length > 0)
+    empty.title.textContent = `${listed.length} stream${listed.length === 1 ? '' : 's'} below: pick one to watch. To start another:`;
+  else empty.title.textContent = 'No stream yet. Start one from a terminal in your clone:';
+}
+
 function updateOverlay(): void {
-  const session = current?.session;
+  updateEmpty();
+  const stream = current?.stream;
   overlay.session.textContent =
-    session === undefined ? `no session watched (${state})` : `session ${session.slice(0, 8)}…`;
+    stream === undefined
+      ? `no stream watched (${state})`
+      : `stream ${short(stream)}${watchedSession === undefined ? ' (between sessions)' : ` · session ${watchedSession.slice(0, 8)}…`}`;
   overlay.points.textContent =
     framesShown === 0
       ? '–'
@@ -270,9 +325,11 @@ async function refresh(): Promise<void> {
     return;
   }
   if (response.status === 401) {
+    showTokenField();
     statusText.textContent =
-      'HTTP 401: this server needs a token: enter it above, or open /viewer#token=…';
+      'HTTP 401: this server needs a token: enter it above, or open /#token=…';
     statusText.className = 'bad';
+    listed = [];
     renderRows([]);
     return;
   }
@@ -281,19 +338,31 @@ async function refresh(): Promise<void> {
     statusText.className = 'bad';
     return;
   }
-  const stats = (await response.json()) as { sessions: SessionRow[] };
-  statusText.textContent = `${stats.sessions.length} live session${stats.sessions.length === 1 ? '' : 's'}, updated ${new Date().toLocaleTimeString()}`;
+  const stats = (await response.json()) as { sessions: unknown[]; streams?: StreamRow[] };
+  listed = stats.streams ?? [];
+  statusText.textContent = `${stats.sessions.length} live session${stats.sessions.length === 1 ? '' : 's'}, ${listed.length} stream${listed.length === 1 ? '' : 's'}, updated ${new Date().toLocaleTimeString()}`;
   statusText.className = 'hint';
-  renderRows(stats.sessions);
+  renderRows(listed);
+  if (current !== undefined) {
+    const session = listed.find((row) => row.name === current?.stream)?.session;
+    // The sender came back as a new session: frame its cloud afresh when it arrives.
+    if (session !== undefined && watchedSession !== undefined && session !== watchedSession)
+      scene.reframe();
+    watchedSession = session;
+  }
+  const open = wanted;
+  if (open !== undefined && current?.stream !== open && listed.some((row) => row.name === open))
+    void watch(open).catch(() => undefined);
+  updateOverlay();
 }
 
-function renderRows(sessions: SessionRow[]): void {
+function renderRows(streams: StreamRow[]): void {
   const now = performance.now();
   const seen = new Set<string>();
   rows.replaceChildren();
-  for (const session of sessions) {
-    seen.add(session.id);
-    const before = previous.get(session.id);
+  for (const session of streams) {
+    seen.add(session.name);
+    const before = previous.get(session.name);
     let rate = before?.rate ?? '–';
     let mbps = before?.mbps ?? '–';
     let perFrame = before?.perFrame ?? '–';
@@ -306,7 +375,7 @@ function renderRows(sessions: SessionRow[]): void {
         perFrame = format.format(Math.round((session.pointsReceived - before.points) / frames));
     }
     if (before === undefined || now - before.at > 500)
-      previous.set(session.id, {
+      previous.set(session.name, {
         at: now,
         frames: session.framesReceived,
         bytes: session.bytesReceived,
@@ -316,47 +385,58 @@ function renderRows(sessions: SessionRow[]): void {
         perFrame,
       });
     const row = document.createElement('tr');
-    row.dataset.session = session.id;
-    if (current?.session === session.id) row.className = 'watched';
-    const cells = [
-      `${session.id.slice(0, 8)}…`,
-      session.state,
-      format.format(session.framesReceived),
-      rate,
-      mbps,
-      perFrame,
-      session.lastFrameAt === undefined
-        ? '–'
-        : `${(Math.max(0, Date.now() - session.lastFrameAt) / 1000).toFixed(1)} s ago`,
-      format.format(session.framesRejected),
+    row.dataset.stream = session.name;
+    if (session.session !== undefined) row.dataset.session = session.session;
+    const watching = current?.stream === session.name;
+    if (watching) row.className = 'watched';
+    const cells: [string, boolean][] = [
+      [short(session.name), true],
+      [
+        `${session.state}${session.sessionsOpened > 1 ? ` (${session.sessionsOpened} sessions)` : ''}`,
+        true,
+      ],
+      [format.format(session.framesReceived), false],
+      [rate, true],
+      [mbps, false],
+      [perFrame, false],
+      [
+        session.lastFrameAt === undefined
+          ? '–'
+          : `${(Math.max(0, Date.now() - session.lastFrameAt) / 1000).toFixed(1)} s ago`,
+        false,
+      ],
+      [format.format(session.framesRejected), false],
     ];
-    for (const text of cells) {
+    for (const [text, narrow] of cells) {
       const cell = document.createElement('td');
       cell.textContent = text;
+      if (!narrow) cell.className = 'wide-only';
       row.append(cell);
     }
     const action = document.createElement('td');
     const button = document.createElement('button');
     button.type = 'button';
-    button.textContent = current?.session === session.id ? 'watching' : 'watch';
-    button.disabled = current?.session === session.id;
-    button.addEventListener('click', () => void watch(session.id).catch(() => undefined));
+    button.textContent = watching ? 'watching' : 'watch';
+    button.disabled = watching;
+    button.addEventListener('click', () => void watch(session.name).catch(() => undefined));
     action.append(button);
     row.append(action);
     rows.append(row);
   }
   for (const id of previous.keys()) if (!seen.has(id)) previous.delete(id);
-  if (sessions.length === 0) {
+  if (streams.length === 0) {
     const row = document.createElement('tr');
-    row.innerHTML = '<td colspan="9" class="hint">no live sessions</td>';
+    row.innerHTML = '<td colspan="9" class="hint">no streams</td>';
     rows.append(row);
   }
 }
 
 tokenInput.addEventListener('change', () => void refresh());
 window.addEventListener('hashchange', () => {
-  const token = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
+  const hash = new URLSearchParams(location.hash.replace(/^#/, ''));
+  const token = hash.get('token');
   if (token !== null) tokenInput.value = token;
+  wanted = hash.get('stream') ?? hash.get('session') ?? undefined;
   void refresh();
 });
 setInterval(() => {
@@ -368,6 +448,9 @@ void refresh();
 window.pointstreamViewer = {
   watch,
   stop,
+  get stream() {
+    return current?.stream;
+  },
   get state() {
     return state;
   },
@@ -391,5 +474,4 @@ window.pointstreamViewer = {
   },
 };
 
-const initial = fragment.get('session');
-if (initial !== null) void watch(initial).catch(() => undefined);
+updateOverlay();

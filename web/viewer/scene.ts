@@ -133,6 +133,11 @@ export class PointScene {
     this.requestRender();
   }
 
+  /** Frames the next cloud afresh (the stream's sender came back: its scene may differ). */
+  reframe(): void {
+    this.#framed = false;
+  }
+
   requestRender(): void {
     if (this.#renderQueued) return;
     this.#renderQueued = true;
@@ -144,19 +149,41 @@ export class PointScene {
     });
   }
 
-  /** Looks at the cloud from a corner above it, far enough to see all of it. */
+  /**
+   * Looks at the cloud from a corner above it, as close as keeps all of its bounding box in view
+   * (both fields of view: a narrow page is limited by the horizontal one).
+   */
   #frame(frame: ViewerFrame): void {
     const [ex, ey, ez] = extentOf(frame);
     const [ox, oy, oz] = frame.offset;
     const center = new Vector3(ox + ex / 2, oy + ey / 2, oz + ez / 2);
+    const camera = this.#camera;
+    const direction = new Vector3(1, -1.2, 0.8).normalize();
+    // The camera's axes when it looks at the centre from `direction` (z up).
+    const forward = direction.clone().negate();
+    const right = new Vector3().crossVectors(forward, camera.up).normalize();
+    const up = new Vector3().crossVectors(right, forward).normalize();
+    const tanV = Math.tan(((camera.fov / 2) * Math.PI) / 180);
+    const tanH = tanV * camera.aspect;
+    let distance = 1e-3;
+    for (const sx of [-0.5, 0.5])
+      for (const sy of [-0.5, 0.5])
+        for (const sz of [-0.5, 0.5]) {
+          const corner = new Vector3(sx * ex, sy * ey, sz * ez);
+          const depthOffset = corner.dot(forward);
+          distance = Math.max(
+            distance,
+            Math.abs(corner.dot(right)) / tanH - depthOffset,
+            Math.abs(corner.dot(up)) / tanV - depthOffset,
+          );
+        }
+    // A small margin, so that the outermost points are not on the edge.
+    distance *= 1.08;
+    camera.position.copy(center).add(direction.multiplyScalar(distance));
     const radius = Math.max(Math.hypot(ex, ey, ez) / 2, 1e-3);
-    const distance = radius / Math.sin(((this.#camera.fov / 2) * Math.PI) / 180);
-    this.#camera.position
-      .copy(center)
-      .add(new Vector3(1, -1.2, 0.8).normalize().multiplyScalar(distance));
-    this.#camera.near = distance / 1000;
-    this.#camera.far = distance * 10;
-    this.#camera.updateProjectionMatrix();
+    camera.near = Math.max(distance - radius, distance / 1000) / 2;
+    camera.far = (distance + radius) * 10;
+    camera.updateProjectionMatrix();
     this.#controls.target.copy(center);
     this.#controls.update();
     this.#framed = true;

@@ -268,6 +268,9 @@ async function startServe(
   } catch (error) {
     // Bad option values (RangeError/TypeError) are usage errors; the rest (port in use...) not.
     if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
+    // An unusable --record directory, found before listening.
+    if ((error as PointstreamError).code === ErrorCodes.INVALID_OPTION)
+      usageError((error as Error).message);
     process.stderr.write(`pointstream: cannot start the server: ${(error as Error).message}\n`);
     process.exit(1);
   }

@@ -246,7 +246,12 @@ void test(
     await client.close();
     await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its session');
     assert.ok(
-      owner.controls.some((c) => c.type === 'closing' && c.message === 'the session ended'),
+      owner.controls.some(
+        (c) =>
+          c.type === 'closing' &&
+          c.code === ErrorCodes.SESSION_CLOSED &&
+          c.message === 'client closed (DELETE)',
+      ),
     );
   },
 );
@@ -455,9 +460,9 @@ void test(
       [],
     );
 
-    // Closing the server closes the page's viewer connection, and the page says so.
+    // Closing the server closes the page's viewer connection, and the page says so (a normal end).
     await server.close();
-    await page.waitForFunction(() => window.pointstreamViewer?.state === 'closed', undefined, {
+    await page.waitForFunction(() => window.pointstreamViewer?.state === 'ended', undefined, {
       timeout: 15_000,
     });
     const error = await page.evaluate(() => document.getElementById('error').textContent);

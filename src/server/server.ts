@@ -328,7 +328,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     if (this.#closing) return;
     this.#closing = true;
     for (const session of [...this.#sessions.values()])
-      session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+      session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down', { normal: true });
     // Let frames() iterators finish.
     for (const wake of this.#iteratorWakers) wake();
     await this.#viewers.close();
@@ -510,7 +510,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#clientLimiter.sessionClosed(keys);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;
-        this.#viewers.onSessionClosed(id);
+        this.#viewers.onSessionClosed(id, end);
         this.emit('sessionClosed', end);
       },
     });
@@ -571,7 +571,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
   #onDelete(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const session = this.#session(request);
-    session.close(ErrorCodes.SESSION_CLOSED, 'ended by the client (DELETE)');
+    session.close(ErrorCodes.SESSION_CLOSED, 'client closed (DELETE)', { normal: true });
     return reply.code(200).send({ ok: true });
   }
 

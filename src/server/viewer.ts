@@ -21,7 +21,7 @@ import {
   viewerFrameWireBytes,
 } from '../wire/viewer.js';
 import type { EncodedViewerFrame, ViewerControl } from '../wire/viewer.js';
-import type { ReceivedFrame } from './types.js';
+import type { ReceivedFrame, SessionEnd } from './types.js';
 
 /*
  * The viewer's wire format (START and DATA messages, hello/closing/ack text) is
@@ -194,12 +194,21 @@ export class ViewerHub {
     return encodeViewerFrame(frame.points, frame.seq, frame.captureTime, maxPoints);
   }
 
-  /** A session ended: its viewers are told and closed. */
-  onSessionClosed(sessionId: string): void {
+  /**
+   * A session ended: its viewers are told and closed. A normal end reaches the page as
+   * `PS_ERR_SESSION_CLOSED` ("stream ended"), a failure with its own code.
+   */
+  onSessionClosed(sessionId: string, end: Pick<SessionEnd, 'code' | 'reason' | 'normal'>): void {
     this.#latest.delete(sessionId);
-    const reason = this.#deps.isClosing() ? 'server shutting down' : 'the session ended';
-    for (const viewer of this.#bySession.get(sessionId) ?? [])
-      viewer.close(ErrorCodes.SESSION_CLOSED, reason);
+    const [code, reason] = this.#deps.isClosing()
+      ? [ErrorCodes.SESSION_CLOSED, 'server shutting down']
+      : end.normal
+        ? [ErrorCodes.SESSION_CLOSED, end.reason]
+        : [
+            end.code === ErrorCodes.SESSION_CLOSED ? ErrorCodes.CONNECTION_FAILED : end.code,
+            `stream failed: ${end.reason}`,
+          ];
+    for (const viewer of this.#bySession.get(sessionId) ?? []) viewer.close(code, reason);
   }
 
   /** Closes every viewer connection and waits for their native teardown. */

@@ -15,6 +15,7 @@ import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { FrameBufferPool } from './buffer-pool.js';
 import { ClientLimiter } from './client-limits.js';
+import { ServerMetrics } from './metrics.js';
 import { FrameRecorder } from './recorder.js';
 import { Session } from './session.js';
 import { ViewerHub } from './viewer.js';
@@ -127,6 +128,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     },
   };
   readonly #viewers: ViewerHub;
+  readonly #metrics: ServerMetrics;
   #web: WebRoutes | undefined;
   readonly #pool: FrameBufferPool | undefined;
   #closing = false;
@@ -202,6 +204,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         ]);
       },
     });
+    this.#metrics = new ServerMetrics(() => this.stats());
     this.#routes();
   }
 
@@ -336,6 +339,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await Promise.all([...this.#teardowns]);
     await this.#recorder?.flush();
     this.#pool?.clear();
+    this.#metrics.close();
     this.#log.info(
       { event: 'closed', ...this.#totals, recording: this.#recorder?.stats() },
       'server closed',
@@ -405,6 +409,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     app.delete(`${SESSION_PATH}:id`, (request, reply) => this.#onDelete(request, reply));
     app.get('/stats', (request) => this.stats(this.#tokens.get(request)));
     app.get('/healthz', () => ({ ok: true, sessions: this.#sessions.size }));
+    // Server-wide numbers (as /stats' totals), for any valid token when auth is on.
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(this.#metrics.contentType).send(await this.#metrics.text()),
+    );
     this.#web = registerWebRoutes(app, this.#log.child({ component: 'web' }));
     this.#viewers.register(app);
     const allowed: Record<string, string[]> = {
@@ -412,6 +420,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       [`${SESSION_PATH}:id`]: ['PATCH', 'DELETE', 'OPTIONS'],
       '/stats': ['GET', 'HEAD'],
       '/healthz': ['GET', 'HEAD'],
+      '/metrics': ['GET', 'HEAD'],
       '/viewer/offer': ['POST', 'OPTIONS'],
       '/viewer/peers/:id': ['PATCH', 'DELETE', 'OPTIONS'],
     };
@@ -489,6 +498,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#totals.framesReceived++;
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
+        this.#metrics.frame(frame.captureTime, frame.receivedAt);
         this.#recorder?.record(frame);
         try {
           this.#viewers.onFrame(frame);
@@ -500,6 +510,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       },
       rejected: (sessionId, seq, error) => {
         this.#totals.framesRejected++;
+        this.#metrics.rejected(error.code);
         this.emit('frameRejected', { sessionId, seq, error });
       },
       closed: (end: SessionEnd) => {

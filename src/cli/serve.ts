@@ -36,34 +36,19 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   // each chunk as soon as it is copied (rtc/release.ts), which removes that cause for chunked
   // frames; plain frames (one message each, kept as the frame's .npy) still hand V8 their bytes.
   if (!options.incrementalGc) setFlagsFromString('--no-incremental-marking');
-  const server = await createServer({
-    host: options.host,
-    port: options.port,
-    rtc: {
-      ...(options.rtcBind === undefined ? {} : { bindAddress: options.rtcBind }),
-      ...(options.portRange === undefined ? {} : { portRange: options.portRange }),
-      ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
-      iceServers: options.iceServers,
-    },
-    limits: options.limits,
-    ...(options.tls === undefined ? {} : { tls: options.tls }),
-    ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
-    corsOrigins: options.corsOrigins,
-    viewer: options.viewer,
-    ...(options.record === undefined ? {} : { record: options.record }),
-    // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
-    // or retains it, so buffers can be reused.
-    reuseFrameBuffers: true,
-    logger: options.logger,
-  });
-  // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,
-  // whatever the log level.
-  process.send?.({ type: 'listening', url: server.url });
+  let server: PointstreamServer | undefined;
+  let requested: NodeJS.Signals | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       options.logger.warn({ event: 'forced-exit', signal }, 'second signal: exiting now');
       process.exit(130);
+    }
+    // A signal during start-up (the server logs 'listening' before this function returns) is
+    // handled as soon as the server exists.
+    if (server === undefined) {
+      requested ??= signal;
+      return;
     }
     stopping = true;
     options.logger.info({ event: 'shutdown', signal }, `${signal}: shutting down`);
@@ -91,5 +76,35 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  try {
+    server = await createServer({
+      host: options.host,
+      port: options.port,
+      rtc: {
+        ...(options.rtcBind === undefined ? {} : { bindAddress: options.rtcBind }),
+        ...(options.portRange === undefined ? {} : { portRange: options.portRange }),
+        ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+        iceServers: options.iceServers,
+      },
+      limits: options.limits,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
+      corsOrigins: options.corsOrigins,
+      viewer: options.viewer,
+      ...(options.record === undefined ? {} : { record: options.record }),
+      // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
+      // or retains it, so buffers can be reused.
+      reuseFrameBuffers: true,
+      logger: options.logger,
+    });
+  } catch (error) {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    throw error;
+  }
+  // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,
+  // whatever the log level.
+  process.send?.({ type: 'listening', url: server.url });
+  if (requested !== undefined) stop(requested);
   return server;
 }

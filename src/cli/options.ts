@@ -51,6 +51,11 @@ export function collect(value: string, previous: string[] | undefined): string[]
   return [...(previous ?? []), value];
 }
 
+/** Like {@link collect}, several values in one separated by spaces (as an environment variable holds them). */
+export function collectWords(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(/\s+/).filter((word) => word !== '')];
+}
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

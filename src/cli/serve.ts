@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { releaseNativeResources } from '../rtc/peer.js';
 import { createServer } from '../server/server.js';
@@ -5,7 +6,7 @@ import type { PointstreamServer } from '../server/server.js';
 import type { RecordOptions } from '../server/recorder.js';
 import type { ViewerOptions } from '../server/viewer.js';
 import type { ServerLimits } from '../server/types.js';
-import type { Logger } from '../util/logger.js';
+import type { CliLogger } from './log.js';
 
 export interface ServeCommandOptions {
   /** Keep V8's incremental marking on (see {@link runServe}). */
@@ -22,7 +23,7 @@ export interface ServeCommandOptions {
   readonly portRange: [number, number] | undefined;
   readonly iceServers: string[];
   readonly limits: Partial<ServerLimits>;
-  readonly logger: Logger & { flush(): void };
+  readonly logger: CliLogger;
 }
 
 /** Runs the server until SIGINT/SIGTERM, then shuts it down in order and resolves. */
@@ -51,7 +52,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
       return;
     }
     stopping = true;
-    options.logger.info({ event: 'shutdown', signal }, `${signal}: shutting down`);
+    options.logger.status({ event: 'shutdown', signal }, `${signal}: shutting down`);
     // Bounded: a stuck native close must not keep the process alive forever.
     const force = setTimeout(() => {
       options.logger.error({ event: 'shutdown-timeout' }, 'shutdown took more than 10 s; exiting');
@@ -62,6 +63,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
       .close()
       .then(
         () => {
+          options.logger.status({ event: 'stopped' }, 'stopped');
           process.exitCode = 0;
         },
         (error: unknown) => {
@@ -105,6 +107,27 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,
   // whatever the log level.
   process.send?.({ type: 'listening', url: server.url });
+  const origin = reachableOrigin(server.url, options.host);
+  options.logger.status(
+    { event: 'ready', url: server.url, viewerUrl: `${origin}/` },
+    `ready: viewer: ${origin}/ (signaling: ${origin}/offer)`,
+  );
   if (requested !== undefined) stop(requested);
   return server;
+}
+
+/**
+ * The server's URL as a person can open it: its own, except that a server on every interface
+ * (0.0.0.0, ::) is reached at one of this machine's addresses (the first external IPv4 one; else
+ * loopback).
+ */
+export function reachableOrigin(serverUrl: string, host: string): string {
+  const url = new URL(serverUrl);
+  if (host === '0.0.0.0' || host === '::') {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((address) => address?.family === 'IPv4' && !address.internal);
+    url.hostname = external?.address ?? '127.0.0.1';
+  }
+  return url.origin;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -252,3 +252,28 @@ void test('the start-up line names the viewer URL; on 0.0.0.0 a reachable addres
     assert.notEqual(origin.hostname, '0.0.0.0');
   }
 });
+
+void test(
+  'docs/operations.md documents the environment variable of every serve flag',
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const help = await runCli(['serve', '--help'], {}, 20_000);
+    assert.equal(help.code, 0);
+    const variables = [
+      ...help.stdout.replace(/\s+/g, ' ').matchAll(/env: (POINTSTREAM_[A-Z_]+)/g),
+    ].map((match) => match[1] as string);
+    const flags = [...help.stdout.matchAll(/^ {2}(--[a-z-]+)/gm)].map(
+      (match) => match[1] as string,
+    );
+    // One variable per flag.
+    assert.equal(variables.length, flags.length);
+    assert.ok(variables.includes('POINTSTREAM_RECORD'));
+    const doc = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8');
+    assert.deepEqual(
+      variables.filter((name) => !doc.includes(`\`${name}\``)),
+      [],
+    );
+  },
+);

@@ -11,16 +11,7 @@ import { readTokenFile } from '../server/auth.js';
 import { createCliLogger } from './log.js';
 import type { LogFormat } from './log.js';
 import { formatDemoServer, runDemo } from './demo.js';
-import {
-  LOG_LEVELS,
-  choice,
-  collect,
-  collectWords,
-  integer,
-  number,
-  portRange,
-  url,
-} from './options.js';
+import { LOG_LEVELS, choice, collectWords, integer, number, portRange, url } from './options.js';
 import type { LogLevel } from './options.js';
 import { runServe } from './serve.js';
 import { formatSummary, runSend } from './send.js';

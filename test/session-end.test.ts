@@ -132,6 +132,58 @@ void test(
   },
 );
 
+/** In the page: a plain-form client that sends one frame, then closes its peer connection only. */
+const BROWSER_CLIENT = `async (offerUrl) => {
+  const pc = new RTCPeerConnection();
+  const channel = pc.createDataChannel('points');
+  const gathered = new Promise((resolve) => {
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+  });
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered;
+  const response = await fetch(offerUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }),
+  });
+  const answer = await response.json();
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+  if (channel.readyState !== 'open') await new Promise((resolve) => (channel.onopen = resolve));
+  const receipt = new Promise((resolve) => {
+    channel.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === 'receipt') resolve(message);
+    };
+  });
+  channel.send(new Float32Array(3000).fill(1.5));
+  const got = await receipt;
+  pc.close();
+  return got.ok;
+}`;
+
+void test(
+  'a Chromium (libwebrtc) client that closes its peer connection ends normally',
+  { timeout: 90_000 },
+  async (t) => {
+    const { server, logged, ends } = await serverLoggingEnds();
+    t.after(() => server.close());
+    const browser = await launchBrowser();
+    t.after(() => browser.close());
+    const page = await browser.open(`${server.url}/`);
+    const ok = await page.evaluate(`(${BROWSER_CLIENT})(${JSON.stringify(`${server.url}/offer`)})`);
+    assert.equal(ok, true);
+    await waitFor(() => ends.length === 1, 20_000, 'the session to end');
+    assert.deepEqual(
+      { code: ends[0]?.code, normal: ends[0]?.normal, frames: ends[0]?.stats.framesReceived },
+      { code: ErrorCodes.SESSION_CLOSED, normal: true, frames: 1 },
+    );
+    assert.deepEqual(
+      logged.map((l) => l.level),
+      ['info'],
+    );
+  },
+);
+
 void test(
   'an idle timeout stays a failure: a warning, not normal',
   { timeout: 30_000 },

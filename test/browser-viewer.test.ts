@@ -326,7 +326,7 @@ void test(
     // once the stream is forgotten (streamHoldMs after its last session).
     await client.close();
     await waitFor(() => owner.closed, 10_000, 'the viewer channel to close with its stream');
-    assert.ok(owner.controls.some((c) => c.type === 'closing' && c.message === 'the stream ended'));
+    assert.ok(owner.controls.some((c) => c.type === 'closing' && c.message === 'its sender left'));
   },
 );
 
@@ -582,9 +582,9 @@ void test(
       [],
     );
 
-    // Closing the server closes the page's viewer connection, and the page says so.
+    // Closing the server closes the page's viewer connection, and the page says so (a normal end).
     await server.close();
-    await page.waitForFunction(() => window.pointstreamViewer?.state === 'closed', undefined, {
+    await page.waitForFunction(() => window.pointstreamViewer?.state === 'ended', undefined, {
       timeout: 15_000,
     });
     const error = await page.evaluate(() => document.getElementById('error').textContent);

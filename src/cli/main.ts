@@ -14,7 +14,7 @@ import { formatDemoServer, runDemo } from './demo.js';
 import {
   LOG_LEVELS,
   choice,
-  collect,
+  collectWords,
   integer,
   number,
   offerUrl,
@@ -74,24 +74,56 @@ const program = new Command('pointstream')
     activeCommand = command.name();
   });
 
-const logOptions = (command: Command, defaultLevel: LogLevel): Command =>
+const logOptions = (
+  command: Command,
+  defaultLevel: LogLevel,
+  env: (option: Option) => Option = (option) => option,
+): Command =>
   command
     .addOption(
-      new Option('--log-level <level>', 'log level')
-        .choices(LOG_LEVELS)
-        .default(defaultLevel)
-        .argParser(choice(LOG_LEVELS)),
+      env(
+        new Option('--log-level <level>', 'log level')
+          .choices(LOG_LEVELS)
+          .default(defaultLevel)
+          .argParser(choice(LOG_LEVELS)),
+      ),
     )
     .addOption(
-      new Option(
-        '--log-format <format>',
-        'log format (default: pretty on a terminal, else json)',
-      ).choices(['json', 'pretty']),
+      env(
+        new Option(
+          '--log-format <format>',
+          'log format (default: pretty on a terminal, else json)',
+        ).choices(['json', 'pretty']),
+      ),
     );
 
+/** `--max-sessions` -> `POINTSTREAM_MAX_SESSIONS`. */
+const envNameOf = (option: Option): string =>
+  `POINTSTREAM_${(option.long ?? '').replace(/^--/, '').replace(/-/g, '_').toUpperCase()}`;
+/** Gives a serve option its environment variable (the flag wins over it). */
+const serveEnv = (option: Option): Option =>
+  option.long === undefined || option.long === '--help' || option.envVar !== undefined
+    ? option
+    : option.env(envNameOf(option));
+
+/** A boolean flag from the environment: 1/true/yes/on or 0/false/no/off (commander takes any value as on). */
+function envBoolean(option: string): boolean {
+  const name = `POINTSTREAM_${option.replace(/-/g, '_').toUpperCase()}`;
+  const value = (process.env[name] ?? '').trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['', '0', 'false', 'no', 'off'].includes(value)) return false;
+  return usageError(
+    `${name}: expected 1, true, yes, on or 0, false, no, off; got ${JSON.stringify(value)}`,
+  );
+}
+
+// Every serve flag can also come from the environment, POINTSTREAM_<FLAG> (what a service manager
+// sets); a flag on the command line wins.
+const serveCommand = program.command('serve');
+serveCommand.createOption = (flags, description) => serveEnv(new Option(flags, description));
+
 logOptions(
-  program
-    .command('serve')
+  serveCommand
     .description('run the signaling server and receive frames')
     .option('--host <address>', 'interface for HTTP signaling', '0.0.0.0')
     .option('--port <port>', 'port for HTTP signaling (0: any free port)', integer(0, 65535), 8080)
@@ -105,7 +137,12 @@ logOptions(
       `packet size for WebRTC (default: ${LOOPBACK_MTU} when WebRTC binds to loopback, else 1280)`,
       integer(MIN_MTU, MAX_MTU),
     )
-    .option('--ice-server <url>', 'STUN/TURN server (repeatable)', collect, [])
+    .option(
+      '--ice-server <url>',
+      'STUN/TURN server (repeatable; env: space-separated)',
+      collectWords,
+      [],
+    )
     .option(
       '--max-sessions <n>',
       'most concurrent sessions',
@@ -160,8 +197,8 @@ logOptions(
     )
     .option(
       '--cors-origin <origin>',
-      'browser origin allowed to call signaling (repeatable)',
-      collect,
+      'browser origin allowed to call signaling (repeatable; env: space-separated)',
+      collectWords,
       [],
     )
     .option(
@@ -191,6 +228,7 @@ logOptions(
     )
     .option('--viewer-max-fps <n>', 'frames per second sent to a viewer', integer(1, 60), 10),
   'info',
+  serveEnv,
 ).action(
   async (opts: {
     host: string;
@@ -221,6 +259,12 @@ logOptions(
     logLevel: LogLevel;
     logFormat?: LogFormat;
   }) => {
+    for (const [key, flag] of [
+      ['allowNonFinite', 'allow-non-finite'],
+      ['incrementalGc', 'incremental-gc'],
+    ] as const) {
+      if (serveCommand.getOptionValueSource(key) === 'env') opts[key] = envBoolean(flag);
+    }
     if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
       usageError('--tls-cert and --tls-key go together');
     const tls =
@@ -287,6 +331,9 @@ async function startServe(
   } catch (error) {
     // Bad option values (RangeError/TypeError) are usage errors; the rest (port in use...) not.
     if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
+    // An unusable --record directory, found before listening.
+    if ((error as PointstreamError).code === ErrorCodes.INVALID_OPTION)
+      usageError((error as Error).message);
     process.stderr.write(`pointstream: cannot start the server: ${(error as Error).message}\n`);
     process.exit(1);
   }

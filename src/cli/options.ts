@@ -67,8 +67,9 @@ export function streamName(value: string): string {
   return value;
 }
 
-export function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
+/** A repeatable option's values; one value may hold several separated by spaces (as an environment variable holds them). */
+export function collectWords(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(/\s+/).filter((word) => word !== '')];
 }
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;

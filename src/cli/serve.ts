@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { releaseNativeResources } from '../rtc/peer.js';
 import { createServer } from '../server/server.js';
@@ -5,7 +6,7 @@ import type { PointstreamServer } from '../server/server.js';
 import type { RecordOptions } from '../server/recorder.js';
 import type { ViewerOptions } from '../server/viewer.js';
 import type { ServerLimits } from '../server/types.js';
-import type { Logger } from '../util/logger.js';
+import type { CliLogger } from './log.js';
 
 export interface ServeCommandOptions {
   /** Keep V8's incremental marking on (see {@link runServe}). */
@@ -22,7 +23,7 @@ export interface ServeCommandOptions {
   readonly portRange: [number, number] | undefined;
   readonly iceServers: string[];
   readonly limits: Partial<ServerLimits>;
-  readonly logger: Logger & { flush(): void };
+  readonly logger: CliLogger;
 }
 
 /** Runs the server until SIGINT/SIGTERM, then shuts it down in order and resolves. */
@@ -36,37 +37,22 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   // each chunk as soon as it is copied (rtc/release.ts), which removes that cause for chunked
   // frames; plain frames (one message each, kept as the frame's .npy) still hand V8 their bytes.
   if (!options.incrementalGc) setFlagsFromString('--no-incremental-marking');
-  const server = await createServer({
-    host: options.host,
-    port: options.port,
-    rtc: {
-      ...(options.rtcBind === undefined ? {} : { bindAddress: options.rtcBind }),
-      ...(options.portRange === undefined ? {} : { portRange: options.portRange }),
-      ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
-      iceServers: options.iceServers,
-    },
-    limits: options.limits,
-    ...(options.tls === undefined ? {} : { tls: options.tls }),
-    ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
-    corsOrigins: options.corsOrigins,
-    viewer: options.viewer,
-    ...(options.record === undefined ? {} : { record: options.record }),
-    // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
-    // or retains it, so buffers can be reused.
-    reuseFrameBuffers: true,
-    logger: options.logger,
-  });
-  // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,
-  // whatever the log level.
-  process.send?.({ type: 'listening', url: server.url });
+  let server: PointstreamServer | undefined;
+  let requested: NodeJS.Signals | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       options.logger.warn({ event: 'forced-exit', signal }, 'second signal: exiting now');
       process.exit(130);
     }
+    // A signal during start-up (the server logs 'listening' before this function returns) is
+    // handled as soon as the server exists.
+    if (server === undefined) {
+      requested ??= signal;
+      return;
+    }
     stopping = true;
-    options.logger.info({ event: 'shutdown', signal }, `${signal}: shutting down`);
+    options.logger.status({ event: 'shutdown', signal }, `${signal}: shutting down`);
     // Bounded: a stuck native close must not keep the process alive forever.
     const force = setTimeout(() => {
       options.logger.error({ event: 'shutdown-timeout' }, 'shutdown took more than 10 s; exiting');
@@ -77,6 +63,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
       .close()
       .then(
         () => {
+          options.logger.status({ event: 'stopped' }, 'stopped');
           process.exitCode = 0;
         },
         (error: unknown) => {
@@ -91,5 +78,56 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  try {
+    server = await createServer({
+      host: options.host,
+      port: options.port,
+      rtc: {
+        ...(options.rtcBind === undefined ? {} : { bindAddress: options.rtcBind }),
+        ...(options.portRange === undefined ? {} : { portRange: options.portRange }),
+        ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+        iceServers: options.iceServers,
+      },
+      limits: options.limits,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
+      corsOrigins: options.corsOrigins,
+      viewer: options.viewer,
+      ...(options.record === undefined ? {} : { record: options.record }),
+      // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
+      // or retains it, so buffers can be reused.
+      reuseFrameBuffers: true,
+      logger: options.logger,
+    });
+  } catch (error) {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    throw error;
+  }
+  // A parent that started us with an IPC channel (pointstream demo, tests) learns the URL here,
+  // whatever the log level.
+  process.send?.({ type: 'listening', url: server.url });
+  const origin = reachableOrigin(server.url, options.host);
+  options.logger.status(
+    { event: 'ready', url: server.url, viewerUrl: `${origin}/` },
+    `ready: viewer: ${origin}/ (signaling: ${origin}/offer)`,
+  );
+  if (requested !== undefined) stop(requested);
   return server;
+}
+
+/**
+ * The server's URL as a person can open it: its own, except that a server on every interface
+ * (0.0.0.0, ::) is reached at one of this machine's addresses (the first external IPv4 one; else
+ * loopback).
+ */
+export function reachableOrigin(serverUrl: string, host: string): string {
+  const url = new URL(serverUrl);
+  if (host === '0.0.0.0' || host === '::') {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((address) => address?.family === 'IPv4' && !address.internal);
+    url.hostname = external?.address ?? '127.0.0.1';
+  }
+  return url.origin;
 }

@@ -1,6 +1,7 @@
-import { mkdirSync, accessSync, constants } from 'node:fs';
+import { mkdirSync, accessSync, constants, statSync } from 'node:fs';
 import { appendFile, mkdir, open, rename, unlink } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { QUANT_HEADER_BYTES } from '../wire/encodings/quantize.js';
 import { encodeNpyHeader } from '../wire/npy.js';
@@ -98,18 +99,23 @@ export class FrameRecorder {
   #bytesWritten = 0;
   #lastError: string | undefined;
 
-  /** Checks at once that `options.dir` exists (or can be made) and is writable; throws a clear error if not. */
+  /**
+   * Checks at once that `options.dir` exists (or can be made) and is writable; throws a clear
+   * `PS_ERR_INVALID_OPTION` error if not.
+   */
   constructor(options: RecordOptions, log: Logger) {
     this.dir = options.dir;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
     this.#log = log;
     try {
-      mkdirSync(this.dir, { recursive: true });
+      makeDirectorySync(this.dir);
       accessSync(this.dir, constants.W_OK);
     } catch (cause) {
-      throw new Error(`cannot record to ${JSON.stringify(this.dir)}: ${describeFsError(cause)}`, {
-        cause,
-      });
+      throw new PointstreamError(
+        ErrorCodes.INVALID_OPTION,
+        `cannot record to ${JSON.stringify(this.dir)}: ${describeFsError(cause)}`,
+        { cause },
+      );
     }
   }
 
@@ -228,6 +234,35 @@ export class FrameRecorder {
       `frame ${frame.seq} of session ${frame.sessionId} NOT recorded: ${reason}`,
     );
   }
+}
+
+/**
+ * `mkdir -p` that always ends. Node 20's `mkdirSync(dir, { recursive: true })` (and the promise
+ * form) retries forever at 100% CPU when mkdir answers ENOENT for a path whose parent exists, as
+ * /proc and /sys do (`serve --record /proc/x` never listened). Here each missing level is made
+ * once, parent first, and any error but EEXIST is thrown.
+ */
+export function makeDirectorySync(dir: string): void {
+  const missing: string[] = [];
+  for (let path = resolve(dir); ; path = dirname(path)) {
+    try {
+      statSync(path);
+      break; // exists: mkdir below, or accessSync, says whether it is a usable directory
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      missing.push(path);
+      if (dirname(path) === path) break;
+    }
+  }
+  for (const path of missing.reverse()) {
+    try {
+      mkdirSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  if (!statSync(dir).isDirectory())
+    throw Object.assign(new Error(`not a directory: ${dir}`), { code: 'ENOTDIR' });
 }
 
 function describeFsError(error: unknown): string {

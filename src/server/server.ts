@@ -15,6 +15,7 @@ import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { FrameBufferPool } from './buffer-pool.js';
 import { ClientLimiter } from './client-limits.js';
+import { ServerMetrics } from './metrics.js';
 import { FrameRecorder, sessionFolder } from './recorder.js';
 import { Session } from './session.js';
 import { StreamRegistry, streamOfOffer } from './streams.js';
@@ -132,6 +133,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   };
   readonly #viewers: ViewerHub;
   readonly #streams: StreamRegistry;
+  readonly #metrics: ServerMetrics;
   #web: WebRoutes | undefined;
   readonly #pool: FrameBufferPool | undefined;
   #closing = false;
@@ -213,6 +215,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         ]);
       },
     });
+    this.#metrics = new ServerMetrics(() => this.stats());
     this.#routes();
   }
 
@@ -340,7 +343,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     if (this.#closing) return;
     this.#closing = true;
     for (const session of [...this.#sessions.values()])
-      session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+      session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down', { normal: true });
     // Let frames() iterators finish.
     for (const wake of this.#iteratorWakers) wake();
     await this.#viewers.close();
@@ -349,6 +352,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await this.#recorder?.flush();
     this.#streams.clear();
     this.#pool?.clear();
+    this.#metrics.close();
     this.#log.info(
       { event: 'closed', ...this.#totals, recording: this.#recorder?.stats() },
       'server closed',
@@ -423,6 +427,10 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       sessions: this.#sessions.size,
       auth: this.#auth !== undefined,
     }));
+    // Server-wide numbers (as /stats' totals), for any valid token when auth is on.
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(this.#metrics.contentType).send(await this.#metrics.text()),
+    );
     this.#web = registerWebRoutes(app, this.#log.child({ component: 'web' }));
     this.#viewers.register(app);
     const allowed: Record<string, string[]> = {
@@ -430,6 +438,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       [`${SESSION_PATH}:id`]: ['PATCH', 'DELETE', 'OPTIONS'],
       '/stats': ['GET', 'HEAD'],
       '/healthz': ['GET', 'HEAD'],
+      '/metrics': ['GET', 'HEAD'],
       '/viewer/offer': ['POST', 'OPTIONS'],
       '/viewer/peers/:id': ['PATCH', 'DELETE', 'OPTIONS'],
     };
@@ -518,6 +527,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
         this.#streams.frame(frame);
+        this.#metrics.frame(frame.captureTime, frame.receivedAt);
         this.#recorder?.record(frame, folder);
         try {
           this.#viewers.onFrame(frame);
@@ -530,6 +540,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       rejected: (sessionId, seq, error) => {
         this.#totals.framesRejected++;
         this.#streams.rejected(stream);
+        this.#metrics.rejected(error.code);
         this.emit('frameRejected', { sessionId, seq, error });
       },
       closed: (end: SessionEnd) => {
@@ -553,7 +564,9 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       // stream, the newest. The old one's sender is told why and does not reconnect.
       this.#sessions
         .get(replaces)
-        ?.close(ErrorCodes.STREAM_REPLACED, `replaced by a new session of stream ${stream}`);
+        ?.close(ErrorCodes.STREAM_REPLACED, `replaced by a new session of stream ${stream}`, {
+          normal: true,
+        });
     }
     log.info(
       {
@@ -618,7 +631,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
   #onDelete(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const session = this.#session(request);
-    session.close(ErrorCodes.SESSION_CLOSED, 'ended by the client (DELETE)');
+    session.close(ErrorCodes.SESSION_CLOSED, 'client closed (DELETE)', { normal: true });
     return reply.code(200).send({ ok: true });
   }
 

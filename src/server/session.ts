@@ -71,6 +71,11 @@ export class Session {
   readonly #channels = new Set<ChannelReceiver>();
   #state: SessionState = 'connecting';
   #protocol: string | undefined;
+  /**
+   * The last ICE state reported, in event order: by the time a peer state is handled here,
+   * libdatachannel may have closed ICE already, so `iceState()` would answer 'closed'.
+   */
+  #iceState = 'new';
   #connectTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
   #lastMessageAt = performance.now();
@@ -101,7 +106,10 @@ export class Session {
     this.#hooks = hooks;
     this.#peer = new Peer('session', rtc, {
       state: (state) => this.#onPeerState(state),
-      iceState: (state) => this.#log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`),
+      iceState: (state) => {
+        this.#iceState = state;
+        this.#log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`);
+      },
       gatheringState: (state) =>
         this.#log.debug(
           { event: 'gathering-state', gatheringState: state },
@@ -151,12 +159,19 @@ export class Session {
   }
 
   #onPeerState(state: PeerState): void {
-    this.#log.info({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
+    const iceState = this.#iceState;
+    this.#log.info({ event: 'peer-state', peerState: state, iceState }, `peer connection ${state}`);
     if (state === 'failed') this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection failed');
     else if (state === 'closed')
-      this.close(ErrorCodes.SESSION_CLOSED, 'peer connection closed by the client');
-    else if (state === 'disconnected')
-      this.close(ErrorCodes.CONNECTION_FAILED, 'peer connection lost (ICE disconnected)');
+      this.close(ErrorCodes.SESSION_CLOSED, 'client closed', { normal: true });
+    else if (state === 'disconnected') {
+      // libdatachannel reports 'disconnected' when DTLS or SCTP above a working ICE path shut
+      // down: the client closed its peer connection (aiortc, libwebrtc and node-datachannel do
+      // so without closing the channel first). A lost path shows in ICE itself (failed).
+      if (iceState === 'connected' || iceState === 'completed')
+        this.close(ErrorCodes.SESSION_CLOSED, 'client closed', { normal: true });
+      else this.close(ErrorCodes.CONNECTION_FAILED, `peer connection lost (ICE ${iceState})`);
+    }
   }
 
   #onDataChannel(channel: DataChannel): void {
@@ -242,7 +257,7 @@ export class Session {
     const lost = receiver.reassembler?.reset().length ?? 0;
     receiver.log.info({ event: 'channel-closed', framesLost: lost }, 'data channel closed');
     if (this.#channels.size === 0 && this.#state === 'connected') {
-      this.close(ErrorCodes.SESSION_CLOSED, 'data channel closed by the client', lost);
+      this.close(ErrorCodes.SESSION_CLOSED, 'client closed', { framesLost: lost, normal: true });
     }
   }
 
@@ -261,9 +276,15 @@ export class Session {
 
   /**
    * Ends the session: tells the client why (when the channel is still up), closes channels and the
-   * peer connection, clears timers. Idempotent.
+   * peer connection, clears timers. Idempotent. `normal`: ended on purpose (the client closed,
+   * the server shuts down), as opposed to a failure or a timeout; it stays normal only if no
+   * frame was caught mid-way.
    */
-  close(code: ErrorCode, reason: string, framesLost = 0): void {
+  close(
+    code: ErrorCode,
+    reason: string,
+    { framesLost = 0, normal = false }: { framesLost?: number; normal?: boolean } = {},
+  ): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     clearTimeout(this.#connectTimer);
@@ -294,10 +315,10 @@ export class Session {
       })),
     );
     this.#channels.clear();
-    const end: SessionEnd = { stats: this.stats(), code, reason, framesLost };
-    const level = code === ErrorCodes.SESSION_CLOSED ? 'info' : 'warn';
-    this.#log[level](
-      { event: 'session-end', code, reason, framesLost, ...end.stats },
+    normal &&= framesLost === 0;
+    const end: SessionEnd = { stats: this.stats(), code, reason, framesLost, normal };
+    this.#log[normal ? 'info' : 'warn'](
+      { event: 'session-end', code, reason, normal, framesLost, ...end.stats },
       `session ended: ${reason}`,
     );
     this.#hooks.closed(end);

@@ -97,6 +97,12 @@ export interface SessionEnd {
   readonly reason: string;
   /** Frames that were being reassembled when the session ended. */
   readonly framesLost: number;
+  /**
+   * Ended on purpose, after the client's last frame: the client closed (its channel, its peer
+   * connection, or DELETE) or the server shut down. False for failures, lost connections and
+   * timeouts (idle, connect), which the server logs as warnings.
+   */
+  readonly normal: boolean;
 }
 
 export interface ServerStats {

@@ -215,7 +215,7 @@ export class ViewerHub {
   onStreamEnded(stream: string): void {
     this.#latest.delete(stream);
     for (const viewer of this.#byStream.get(stream) ?? [])
-      viewer.close(ErrorCodes.SESSION_CLOSED, 'the stream ended');
+      viewer.close(ErrorCodes.SESSION_CLOSED, 'its sender left');
   }
 
   /** Closes every viewer connection and waits for their native teardown. */

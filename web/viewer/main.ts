@@ -10,12 +10,13 @@
  */
 import { authHeaders, openViewer } from './connect.js';
 import type { ViewerConnection } from './connect.js';
-import { PointstreamError } from '../../src/errors.js';
+import { ErrorCodes, PointstreamError } from '../../src/errors.js';
 import { ViewerReassembler, decodeViewerControl, encodeViewerAck } from '../../src/wire/viewer.js';
 import type { ViewerFrame } from '../../src/wire/viewer.js';
 import { PointScene } from './scene.js';
 
-type WatchState = 'idle' | 'connecting' | 'watching' | 'closed' | 'error';
+/** 'ended': the stream ended normally (its client closed, or the server shut down). */
+type WatchState = 'idle' | 'connecting' | 'watching' | 'closed' | 'ended' | 'error';
 
 interface ViewerHook {
   watch(stream: string): Promise<void>;
@@ -120,6 +121,14 @@ const shownAt: number[] = [];
 function showError(message: string): void {
   lastError = message;
   errorText.textContent = message;
+  errorText.className = 'bad';
+}
+
+/** A normal end of stream: said plainly, not as an error. */
+function showEnded(message: string): void {
+  lastError = '';
+  errorText.textContent = message;
+  errorText.className = 'hint';
 }
 
 function stop(): void {
@@ -185,8 +194,14 @@ async function watch(stream: string): Promise<void> {
         state = 'watching';
         hello();
       } else if (control?.type === 'closing') {
-        state = 'closed';
-        showError(`The server ended this view: ${control.message} (${control.code})`);
+        // The server sends PS_ERR_SESSION_CLOSED for a normal end, a failure's own code otherwise.
+        if (control.code === ErrorCodes.SESSION_CLOSED) {
+          state = 'ended';
+          showEnded(`Stream ended: ${control.message}.`);
+        } else {
+          state = 'closed';
+          showError(`The server ended this view: ${control.message} (${control.code})`);
+        }
       }
       return;
     }

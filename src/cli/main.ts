@@ -49,9 +49,15 @@ function exitCodeFor(code: ErrorCode | undefined, ok: boolean): number {
   }
 }
 
+// One version, package.json's (../../package.json from both src/cli and dist/cli), so that
+// `--version` cannot drift from the package.
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
 const program = new Command('pointstream')
   .description('Stream live 3D point clouds over encrypted WebRTC DataChannels')
-  .version('0.1.0')
+  .version(version)
   .showHelpAfterError()
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : ExitCode.USAGE));
 

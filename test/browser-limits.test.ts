@@ -92,9 +92,9 @@ void test(
     const browser = await launchBrowser();
     t.after(() => browser.close());
     const page = await browser.open(`${server.url}/healthz`);
-    const result = (await page.evaluate(
+    const result = await page.evaluate<PageResult>(
       `${PAGE_SCRIPT}(${JSON.stringify(`${server.url}/offer`)})`,
-    )) as PageResult;
+    );
 
     assert.equal(result.advertised, 64 * 1024 * 1024 + 1024, 'the server advertises 64 MiB');
     assert.equal(result.maxMessageSize, 262_144, 'Chromium keeps its own cap');

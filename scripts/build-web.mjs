@@ -8,8 +8,13 @@
 // - web/*.{css,svg,png}           -> dist/web/ (site-wide assets); the viewer is also served at /
 // Pages should reference assets by absolute path: /<name>.js, /<name>/style.css, /shared/style.css;
 // /shared.js (web/shared/main.ts) carries a #token= fragment to the links between pages.
-import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+//
+// Skipped when nothing changed (`npm run demo` and `npm test` run it every time): when dist/web
+// holds exactly the files this build would write and the oldest is newer than every input (web/,
+// src/ since pages bundle its modules, this script, package-lock.json for three and esbuild).
+// `--force` builds anyway.
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -18,19 +23,21 @@ const outDir = fileURLToPath(new URL('../dist/web/', import.meta.url));
 const started = Date.now();
 const isAsset = (file) => file === 'index.html' || /\.(css|svg|png)$/.test(file);
 
-// A clean folder, so that a page removed from web/ is not served from an old build.
-rmSync(outDir, { recursive: true, force: true });
-mkdirSync(outDir, { recursive: true });
+const rootDir = fileURLToPath(new URL('../', import.meta.url));
 
-const entryPoints = [];
-let copied = 0;
-const copy = (from, to) => {
-  copyFileSync(from, to);
-  copied++;
+/** Every file under `dir` (absolute paths); none when it does not exist. */
+const listFiles = (dir) => {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name));
 };
 
+// The plan: bundles to build and files to copy, from web/'s layout alone.
+const entryPoints = [];
+const copies = [];
 for (const file of readdirSync(webDir)) {
-  if (isAsset(file)) copy(join(webDir, file), join(outDir, file));
+  if (isAsset(file)) copies.push({ from: join(webDir, file), to: join(outDir, file) });
 }
 for (const name of readdirSync(webDir)) {
   const dir = join(webDir, name);
@@ -42,10 +49,40 @@ for (const name of readdirSync(webDir)) {
     if (file.endsWith('.worker.ts'))
       entryPoints.push({ in: join(dir, file), out: `${name}/${file.slice(0, -'.ts'.length)}` });
   }
-  const assets = files.filter(isAsset);
-  if (assets.length > 0) mkdirSync(join(outDir, name), { recursive: true });
-  for (const file of assets) copy(join(dir, file), join(outDir, name, file));
+  for (const file of files.filter(isAsset))
+    copies.push({ from: join(dir, file), to: join(outDir, name, file) });
 }
+
+/** True when dist/web is exactly this plan's output and newer than every input. */
+const upToDate = () => {
+  const expected = new Set([
+    ...entryPoints.flatMap(({ out }) => [`${out}.js`, `${out}.js.map`]),
+    ...copies.map(({ to }) => relative(outDir, to).split(sep).join('/')),
+  ]);
+  const outputs = listFiles(outDir);
+  const names = outputs.map((file) => relative(outDir, file).split(sep).join('/'));
+  if (names.length !== expected.size || !names.every((name) => expected.has(name))) return false;
+  const inputs = [
+    ...listFiles(webDir),
+    ...listFiles(join(rootDir, 'src')),
+    fileURLToPath(import.meta.url),
+    join(rootDir, 'package-lock.json'),
+  ].filter((file) => existsSync(file));
+  const newestInput = Math.max(...inputs.map((file) => statSync(file).mtimeMs));
+  const oldestOutput = Math.min(...outputs.map((file) => statSync(file).mtimeMs));
+  return oldestOutput > newestInput;
+};
+
+if (!process.argv.includes('--force') && upToDate()) {
+  console.log(`build-web: dist/web is up to date (${Date.now() - started} ms)`);
+  process.exit(0);
+}
+
+// A clean folder, so that a page removed from web/ is not served from an old build.
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+for (const { to } of copies) mkdirSync(join(to, '..'), { recursive: true });
+for (const { from, to } of copies) copyFileSync(from, to);
 
 if (entryPoints.length > 0) {
   await build({
@@ -65,5 +102,5 @@ if (entryPoints.length > 0) {
 }
 
 console.log(
-  `build-web: ${entryPoints.length} bundles, ${copied} files -> dist/web (${Date.now() - started} ms)`,
+  `build-web: ${entryPoints.length} bundles, ${copies.length} files -> dist/web (${Date.now() - started} ms)`,
 );

@@ -58,6 +58,12 @@ function exitCodeFor(code: ErrorCode | undefined, ok: boolean): number {
   }
 }
 
+// One version, package.json's (../../package.json from both src/cli and dist/cli), so that
+// `--version` cannot drift from the package.
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
 /** The command being run, for the `--help` pointer after a usage error. */
 let activeCommand = '';
 
@@ -67,7 +73,7 @@ const helpPointer = (command: string): string =>
 
 const program = new Command('pointstream')
   .description('Stream live 3D point clouds over encrypted WebRTC DataChannels')
-  .version('0.1.0')
+  .version(version)
   .showHelpAfterError(helpPointer(''))
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : ExitCode.USAGE))
   .hook('preAction', (_program, command) => {

@@ -226,3 +226,19 @@ void test('the hello says whether the server accepts non-finite points', () => {
     code: ErrorCodes.CONTROL_INVALID,
   });
 });
+
+void test(
+  "send(points, { finite: true }) skips the client check: a NaN sent anyway is the server's to reject",
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer` });
+    t.after(() => client.close());
+    const points = new Float32Array([1, Number.NaN, 3, 4, 5, 6]);
+    await assert.rejects(client.send(points), { code: ErrorCodes.FRAME_NON_FINITE });
+    const receipt = await (await client.send(points, { finite: true })).receipt;
+    assert.equal(receipt.ok, false);
+    assert.equal(receipt.ok ? undefined : receipt.code, ErrorCodes.FRAME_NON_FINITE);
+  },
+);

@@ -93,3 +93,26 @@ void test(
     assert.equal(describeConversion({ droppedColumns: 0, convertedFrom: undefined }), undefined);
   },
 );
+
+void test(
+  'random points: a different set every frame, inside the cube, without generating or copying per frame',
+  { timeout: 30_000 },
+  () => {
+    const source = new RandomPointSource(10_000, { seed: 7, extent: 10 });
+    assert.equal(source.finite, true);
+    const frames = [source.next(), source.next(), source.next()];
+    for (const frame of frames) {
+      assert.equal(frame.length, 30_000);
+      assert.ok(frame.every((v) => v >= -5 && v < 5));
+      // A view of one pool made at construction: nothing is allocated per frame.
+      assert.equal(frame.buffer, frames[0]?.buffer);
+    }
+    const [a, b] = frames as [Float32Array, Float32Array];
+    let same = 0;
+    for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+    assert.ok(same < a.length / 100, `${same} of ${a.length} values in the same place`);
+    // Seeded: the same seed gives the same frames (the browser-sender test relies on it).
+    const again = new RandomPointSource(10_000, { seed: 7, extent: 10 });
+    assert.deepEqual(again.next(), a);
+  },
+);

@@ -220,7 +220,7 @@ export async function runBare(
 
 /**
  * What one `send --rate 0` run moves: `{ seconds }` is the README's command (`--rate 0 --duration
- * S`, fresh random points every frame); `{ frames }` sends one pre-written 1M-point frame over and
+ * S`, the random source: a different set of points every frame); `{ frames }` sends one pre-written 1M-point frame over and
  * over (`--from`), as the bare pair sends one buffer.
  */
 export type TransferAmount = { readonly seconds: number } | { readonly frames: number };

@@ -107,7 +107,7 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
     '',
     `Each bare run moves ${o.frames} frames x ${int(FRAME_BYTES)} bytes (1,000,000 points as ` +
       `.npy) = ${int(o.frames * FRAME_BYTES)} bytes in 262,144-byte messages; each pointstream ` +
-      `run is the README's \`send --rate 0 --duration ${o.ceilingSeconds}\` (fresh random points ` +
+      `run is the README's \`send --rate 0 --duration ${o.ceilingSeconds}\` (random points, a different set ` +
       `every frame, no --rtc-bind, and no --mtu at ${LOOPBACK_MTU}: send picks the loopback route ` +
       `itself). ${o.repeats} repeat(s); within a repeat the runs go back to back in this order:`,
     '',

@@ -324,7 +324,9 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       if (nonFinite !== undefined) ({ points, dropped } = nonFinite.apply(points));
       pointsPerFrame = points.length / 3;
       try {
-        const sent = await client.send(points, { signal });
+        // Generated points, and what the filter kept, are finite: the client need not check them.
+        const finite = source.finite === true || nonFinite !== undefined;
+        const sent = await client.send(points, { signal, finite });
         counts.sent++;
         nonFinitePointsDropped += dropped;
         bytesSent += sent.bytes;

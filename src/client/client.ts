@@ -308,7 +308,7 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
     let frame;
     if (encoding === 'raw') {
       // Checked first: a frame the server would reject is not sent (one pass, 2-4 ms per 1M points).
-      if (hello.allowNonFinite !== true) {
+      if (hello.allowNonFinite !== true && options.finite !== true) {
         const bad = indexOfNonFinite(points);
         if (bad >= 0)
           throw nonFiniteNotSentError(this.#nextSeq, bad, points[bad] as number, encoding);

@@ -92,4 +92,10 @@ export interface SendOptions {
   /** Capture time in ms since the Unix epoch. (now) */
   readonly captureTime?: number;
   readonly signal?: AbortSignal;
+  /**
+   * `true`: every coordinate is known to be finite (a generator that cannot make NaN), so the
+   * client skips its check of raw frames (one pass, about 3.5 ms per million points). A NaN sent
+   * anyway is rejected by the server. (false)
+   */
+  readonly finite?: boolean;
 }

@@ -9,6 +9,7 @@ import type { PointSource } from './source.js';
  */
 export class LidarSceneSource implements PointSource {
   readonly frameCount = undefined;
+  readonly finite = true;
   readonly pointCount: number;
   readonly #points: Float32Array;
   readonly #columns: number;

@@ -7,6 +7,8 @@ export interface PointSource {
   /** The next frame's x, y, z triples. May reuse its array: the previous frame is then gone. */
   next(): Float32Array;
   describe(): string;
+  /** Generators whose coordinates are finite by construction (the client need not check them). */
+  readonly finite?: boolean;
   /**
    * Files only: what reading the last frame dropped or converted (extra columns, float64), so
    * that it is reported rather than silent.

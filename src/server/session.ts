@@ -263,7 +263,7 @@ export class Session {
 
   channelClosed(receiver: ChannelReceiver): void {
     this.#channels.delete(receiver);
-    const lost = receiver.abandon().length + (receiver.reassembler?.reset().length ?? 0);
+    const lost = receiver.abandon('channel closed') + (receiver.reassembler?.reset().length ?? 0);
     receiver.log.info({ event: 'channel-closed', framesLost: lost }, 'data channel closed');
     if (this.#channels.size === 0 && this.#state === 'connected') {
       this.close(ErrorCodes.SESSION_CLOSED, 'client closed', { framesLost: lost, normal: true });
@@ -301,7 +301,8 @@ export class Session {
     this.#connectTimer = this.#idleTimer = undefined;
     for (const receiver of this.#channels) {
       // Frames caught mid-way get their receipt too: nothing ends without an answer.
-      const unfinished = [...receiver.abandon(), ...(receiver.reassembler?.reset() ?? [])];
+      framesLost += receiver.abandon(reason);
+      const unfinished = receiver.reassembler?.reset() ?? [];
       framesLost += unfinished.length;
       for (const seq of unfinished) {
         receiver.send({
@@ -345,6 +346,8 @@ function sendControl(channel: DataChannel, message: ServerMessage): void {
 /** A receipt waiting for an earlier frame's decode; `run` is set once it may go. */
 interface Outgoing {
   readonly seq: number | undefined;
+  /** Set for a rejection: its receipt is due even if the channel ends first. */
+  readonly error?: PointstreamError;
   run: (() => void) | undefined;
   /** Frees what the entry holds when the channel ends before it runs. */
   drop?: (() => void) | undefined;
@@ -462,13 +465,27 @@ class ChannelReceiver {
     else this.#waitInOrder(result.frame);
   }
 
-  /** Frames lost with the channel: those in decode or waiting behind one. */
-  abandon(): number[] {
-    const lost: number[] = [];
+  /**
+   * The channel ends with receipts held back behind decoding: sends them in order (a frame in
+   * decode or waiting behind one is lost, `PS_ERR_FRAME_INCOMPLETE`). Returns the frames lost.
+   */
+  abandon(reason: string): number {
+    let lost = 0;
     for (const entry of this.#outbox.splice(0)) {
       if (entry.run === undefined) entry.abandoned = true;
       else entry.drop?.();
-      if (entry.seq !== undefined) lost.push(entry.seq);
+      if (entry.seq === undefined) continue;
+      const error = entry.error;
+      if (error === undefined) lost++;
+      this.send({
+        type: 'receipt',
+        seq: entry.seq,
+        ok: false,
+        receivedAt: Date.now(),
+        code: error?.code ?? ErrorCodes.FRAME_INCOMPLETE,
+        message:
+          error?.message ?? `session ended before frame ${entry.seq} was delivered: ${reason}`,
+      });
     }
     this.#waitingFrames = 0;
     return lost;
@@ -476,7 +493,7 @@ class ChannelReceiver {
 
   #rejectInOrder(seq: number | undefined, error: PointstreamError, fatal: boolean): void {
     if (this.#outbox.length === 0 || fatal) this.#reject(seq, error, fatal);
-    else this.#enqueue({ seq, run: () => this.#reject(seq, error, false) });
+    else this.#enqueue({ seq, error, run: () => this.#reject(seq, error, false) });
   }
 
   /** A complete frame whose receipt must wait for an earlier frame's decode. */

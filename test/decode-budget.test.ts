@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { SessionEnd } from '../src/index.js';
-import { DecodeBudget } from '../src/server/decode-pool.js';
+import { DecodeBudget, DecodePool } from '../src/server/decode-pool.js';
 import { LidarSceneSource } from '../src/sources/lidar.js';
 import { PROTOCOL_V1 } from '../src/wire/chunk.js';
 import { encodePoints } from '../src/wire/encodings/index.js';
@@ -170,3 +170,51 @@ void test('DecodeBudget: a bucket of worker ms per second, a queue bound, and st
   assert.equal(budget.overBudget, 2);
   assert.equal(budget.decodeMs, 610);
 });
+
+void test(
+  'DecodePool: payloads go to a worker and come back with the points; owners take turns',
+  { timeout: 30_000 },
+  async (t) => {
+    const pool = new DecodePool(1);
+    t.after(() => pool.close());
+    const points = new LidarSceneSource(50_000).next().slice();
+    const encoded = encodePoints(points, 'qrice');
+    const order: string[] = [];
+    const jobs = ['a1', 'a2', 'a3', 'a4', 'b1'].map(
+      (name) =>
+        new Promise<void>((resolve, reject) => {
+          const payload = encoded.bytes.slice();
+          pool.decode(
+            (name[0] as string) === 'a' ? order : pool,
+            payload,
+            encoded.encoding,
+            50_000,
+            5_000_000,
+            (error, decoded, back) => {
+              try {
+                assert.equal(error, undefined);
+                assert.equal(decoded?.length, points.length);
+                // Transferred, not copied: the sender's view is detached, the same bytes come back.
+                assert.equal(payload.byteLength, 0);
+                assert.deepEqual(back, encoded.bytes);
+                order.push(name);
+                resolve();
+              } catch (failure) {
+                reject(failure instanceof Error ? failure : new Error(String(failure)));
+              }
+            },
+          );
+        }),
+    );
+    assert.equal(pool.queued, 5);
+    await Promise.all(jobs);
+    // a1 was running and a2 next in line when b1 came; then b1 goes before a's rest.
+    assert.deepEqual(order, ['a1', 'a2', 'b1', 'a3', 'a4']);
+    assert.equal(pool.framesDecoded, 5);
+    const corrupt = encoded.bytes.slice(0, encoded.bytes.length - 10);
+    const error = await new Promise<unknown>((resolve) =>
+      pool.decode(pool, corrupt, encoded.encoding, 50_000, 5_000_000, (e) => resolve(e)),
+    );
+    assert.equal((error as { code?: string }).code, ErrorCodes.ENCODING_CORRUPT);
+  },
+);

@@ -75,7 +75,12 @@ function startWorker(): Worker {
 export class DecodePool {
   readonly size: number;
   readonly #slots: Slot[] = [];
-  readonly #queue: Pending[] = [];
+  /**
+   * Waiting jobs by owner (a session), served round-robin: one client's queue never makes
+   * another's frame wait more than one decode per busy owner.
+   */
+  readonly #queues = new Map<object, Pending[]>();
+  #waiting = 0;
   #nextId = 0;
   #closed = false;
   /** Frames decoded (successfully or not) and the worker time they took. */
@@ -95,11 +100,12 @@ export class DecodePool {
   get queued(): number {
     let running = 0;
     for (const slot of this.#slots) if (slot.job !== undefined) running++;
-    return this.#queue.length + running;
+    return this.#waiting + running;
   }
 
   /** Decodes `payload` on a worker; `payload` is detached here until `done` gives it back. */
   decode(
+    owner: object,
     payload: Uint8Array,
     encoding: number,
     pointCount: number,
@@ -111,7 +117,10 @@ export class DecodePool {
       return;
     }
     const job = { id: this.#nextId++, payload, encoding, pointCount, maxPoints };
-    this.#queue.push({ job, done });
+    const queue = this.#queues.get(owner);
+    if (queue === undefined) this.#queues.set(owner, [{ job, done }]);
+    else queue.push({ job, done });
+    this.#waiting++;
     this.#dispatch();
   }
 
@@ -119,8 +128,11 @@ export class DecodePool {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const pending of this.#queue.splice(0))
-      pending.done(closedError(), undefined, pending.job.payload, 0);
+    const queues = [...this.#queues.values()];
+    this.#queues.clear();
+    this.#waiting = 0;
+    for (const queue of queues)
+      for (const pending of queue) pending.done(closedError(), undefined, pending.job.payload, 0);
     const slots = this.#slots.splice(0);
     for (const slot of slots) {
       const running = slot.job;
@@ -132,13 +144,18 @@ export class DecodePool {
   }
 
   #dispatch(): void {
-    while (this.#queue.length > 0) {
+    while (this.#waiting > 0) {
       let slot = this.#slots.find((s) => s.job === undefined);
       if (slot === undefined) {
         if (this.#slots.length >= this.size) return;
         slot = this.#spawn();
       }
-      const pending = this.#queue.shift() as Pending;
+      // The owner served longest ago; it goes to the back of the line if it has more.
+      const [owner, queue] = this.#queues.entries().next().value as [object, Pending[]];
+      const pending = queue.shift() as Pending;
+      this.#queues.delete(owner);
+      if (queue.length > 0) this.#queues.set(owner, queue);
+      this.#waiting--;
       slot.job = pending;
       const buffer = pending.job.payload.buffer as ArrayBuffer;
       slot.worker.postMessage(pending.job, [buffer]);

@@ -572,6 +572,7 @@ class ChannelReceiver {
     const entry: Outgoing = { seq: frame.seq, run: undefined };
     this.#outbox.push(entry);
     (this.#decoder as DecodePool).decode(
+      this.session,
       frame.payload,
       frame.encoding,
       frame.pointCount,

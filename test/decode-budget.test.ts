@@ -152,23 +152,24 @@ void test(
   },
 );
 
-void test('DecodeBudget: a bucket of worker ms per second, a queue bound, and strikes', () => {
+void test('DecodeBudget: worker ms per second charged in advance, a queue bound, and strikes', () => {
   const budget = new DecodeBudget(500, 2, 0);
-  assert.equal(budget.admit(0), undefined);
-  assert.equal(budget.admit(0), undefined);
-  assert.match(budget.admit(0) ?? '', /2 frames already wait/);
-  budget.charge(300);
-  budget.charge(300);
-  // 600 ms used of 500: spent until 100 ms have come back (200 ms later).
-  assert.match(budget.admit(100) ?? '', /decode budget spent/);
+  // Nothing measured yet: the first frame is charged once decoded.
+  assert.equal(budget.admit(1_000_000, 0), 0);
+  budget.charge(300, 0, 1_000_000);
+  // 300 ms per 1M points: charged in advance, so a second such frame and a third cannot both pass.
+  assert.equal(budget.admit(1_000_000, 0), 300);
+  assert.match(String(budget.admit(1_000_000, 0)), /decode budget spent: 600 ms used/);
+  assert.equal(typeof budget.admit(10, 300), 'number');
+  assert.match(String(budget.admit(10, 300)), /2 frames already wait/);
+  budget.charge(250, 300, 1_000_000);
+  budget.charge(0.003, 0.003, 10);
   assert.equal(budget.strikes, 2);
-  assert.equal(budget.admit(300), undefined);
-  budget.charge(10);
   // A full bucket (one idle second and more) forgives past refusals.
-  assert.equal(budget.admit(2_000), undefined);
+  assert.equal(typeof budget.admit(10, 2_000), 'number');
   assert.equal(budget.strikes, 0);
   assert.equal(budget.overBudget, 2);
-  assert.equal(budget.decodeMs, 610);
+  assert.equal(Math.round(budget.decodeMs), 550);
 });
 
 void test(

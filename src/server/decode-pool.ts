@@ -210,9 +210,10 @@ function closedError(): PointstreamError {
 /**
  * One session's decode allowance: a bucket of `msPerSecond` worker milliseconds that refills at
  * that rate, and at most `maxQueued` frames waiting for or in decode. A frame is admitted while
- * the bucket is not empty and charged what its decode really took (the cost of a payload is only
- * known once decoded; the overshoot is bounded by `maxQueued` frames). `strikes` counts refusals
- * since the bucket was last full: repeated abuse, not one burst.
+ * the bucket is not empty and charged in advance what the session's last decode suggests (its
+ * ms per point x the frame's points), then corrected to what its decode really took: the cost of
+ * a payload is only known once decoded, and without the advance every queued frame would pass.
+ * `strikes` counts refusals since the bucket was last full: repeated abuse, not one burst.
  */
 export class DecodeBudget {
   readonly msPerSecond: number;
@@ -224,6 +225,8 @@ export class DecodeBudget {
   overBudget = 0;
   #tokens: number;
   #at: number;
+  /** Cost of the session's last decode per point; 0 until one was measured. */
+  #msPerPoint = 0;
 
   constructor(msPerSecond: number, maxQueued: number, now = performance.now()) {
     this.msPerSecond = msPerSecond;
@@ -232,8 +235,11 @@ export class DecodeBudget {
     this.#at = now;
   }
 
-  /** Undefined when a frame may be decoded now (then `queued` counts it); else why not. */
-  admit(now = performance.now()): string | undefined {
+  /**
+   * Asks to decode a frame of `pointCount` points: a string saying why not, or the ms charged in
+   * advance (then `queued` counts it; pass the number to `charge`).
+   */
+  admit(pointCount: number, now = performance.now()): string | number {
     this.#tokens = Math.min(
       this.msPerSecond,
       this.#tokens + ((now - this.#at) * this.msPerSecond) / 1000,
@@ -245,19 +251,22 @@ export class DecodeBudget {
       refusal = `${this.queued} frames already wait for decoding (limit ${this.maxQueued})`;
     else if (this.#tokens <= 0)
       refusal = `decode budget spent: ${Math.round(this.msPerSecond - this.#tokens)} ms used of ${this.msPerSecond} ms per second`;
-    if (refusal === undefined) {
-      this.queued++;
-      return undefined;
+    if (refusal !== undefined) {
+      this.strikes++;
+      this.overBudget++;
+      return refusal;
     }
-    this.strikes++;
-    this.overBudget++;
-    return refusal;
+    this.queued++;
+    const advance = pointCount * this.#msPerPoint;
+    this.#tokens -= advance;
+    return advance;
   }
 
-  /** A frame admitted by `admit` left decoding after `ms` of worker time. */
-  charge(ms: number): void {
+  /** A frame admitted with `advance` left decoding after `ms` of worker time. */
+  charge(ms: number, advance: number, pointCount: number): void {
     this.queued--;
     this.decodeMs += ms;
-    this.#tokens -= ms;
+    this.#tokens -= ms - advance;
+    if (pointCount > 0) this.#msPerPoint = ms / pointCount;
   }
 }

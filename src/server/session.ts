@@ -562,11 +562,11 @@ class ChannelReceiver {
   #decodeLater(frame: EncodedFrame): void {
     const reassembler = this.reassembler as FrameReassembler;
     const budget = this.session.decodeBudget;
-    const refusal = budget.admit();
-    if (refusal !== undefined) {
+    const advance = budget.admit(frame.pointCount);
+    if (typeof advance === 'string') {
       reassembler.releaseDecoded(frame.reserved);
       this.#pool?.recycle(frame.payload);
-      this.#overBudget(frame.seq, refusal);
+      this.#overBudget(frame.seq, advance);
       return;
     }
     const entry: Outgoing = { seq: frame.seq, run: undefined };
@@ -578,7 +578,7 @@ class ChannelReceiver {
       frame.pointCount,
       this.#limits.maxPointsPerFrame,
       (error, points, payload, ms) => {
-        budget.charge(ms);
+        budget.charge(ms, advance, frame.pointCount);
         // The budget covers payload and points until the frame is delivered or dropped.
         const release = (): void => reassembler.releaseDecoded(frame.reserved);
         if (entry.abandoned) {

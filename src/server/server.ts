@@ -40,7 +40,7 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   idleTimeoutMs: 30_000,
   maxConsecutiveRejections: 16,
   maxTotalReassemblyBytes: 1024 * 1024 * 1024,
-  decodeMsPerSecond: 500,
+  decodeMsPerSecond: 1000,
   maxFramesInDecode: 4,
   maxSessionsPerClient: 8,
   maxOffersPerMinute: 60,

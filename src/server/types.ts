@@ -166,7 +166,7 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly maxTotalReassemblyBytes: number;
   /**
    * Worker time (ms) one session's encoded frames may take to decode per second, on average (a
-   * bucket of one second's worth); beyond it frames get `PS_ERR_DECODE_BUDGET`. Default 500.
+   * bucket of one second's worth); beyond it frames get `PS_ERR_DECODE_BUDGET`. Default 1000.
    */
   readonly decodeMsPerSecond: number;
   /** Encoded frames one session may have waiting for or in decode; beyond it `PS_ERR_DECODE_BUDGET`. Default 4. */

@@ -85,6 +85,26 @@ export class ServerMetrics {
       'Bytes held by frames in reassembly (all sessions).',
       (s) => s.reassemblyBytes,
     );
+    total(
+      'pointstream_decode_frames_over_budget_total',
+      'Encoded frames refused PS_ERR_DECODE_BUDGET (a session over its decode time or queue).',
+      (s) => s.decode.framesOverBudget,
+    );
+    total(
+      'pointstream_decode_sessions_closed_total',
+      'Sessions closed for repeatedly exceeding their decode budget.',
+      (s) => s.decode.sessionsClosedOverBudget,
+    );
+    total(
+      'pointstream_decode_seconds_total',
+      'Worker time spent decoding encoded frames.',
+      (s) => s.decode.decodeMs / 1e3,
+    );
+    gauge(
+      'pointstream_decode_queued',
+      'Encoded frames waiting for a decode worker or being decoded.',
+      (s) => s.decode.queued,
+    );
     gauge('pointstream_viewers', 'Live browser viewers.', (s) => s.viewers.length);
     gauge(
       'pointstream_recorder_queued_bytes',

@@ -14,6 +14,7 @@ import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { FrameBufferPool } from './buffer-pool.js';
+import { DecodePool } from './decode-pool.js';
 import { ClientLimiter } from './client-limits.js';
 import { ServerMetrics } from './metrics.js';
 import { FrameRecorder, sessionFolder } from './recorder.js';
@@ -39,6 +40,8 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   idleTimeoutMs: 30_000,
   maxConsecutiveRejections: 16,
   maxTotalReassemblyBytes: 1024 * 1024 * 1024,
+  decodeMsPerSecond: 1000,
+  maxFramesInDecode: 4,
   maxSessionsPerClient: 8,
   maxOffersPerMinute: 60,
   streamHoldMs: 300_000,
@@ -136,6 +139,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #metrics: ServerMetrics;
   #web: WebRoutes | undefined;
   readonly #pool: FrameBufferPool | undefined;
+  /** Encoded frames are decoded here, never on the event loop that serves signaling. */
+  readonly #decoder = new DecodePool();
   #closing = false;
   #url = '';
 
@@ -264,6 +269,14 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         .map((session) => session.stats()),
       streams: this.#streams.stats((owner) => token === undefined || owner === token),
       reassemblyBytes: this.#reassemblyBytes,
+      decode: {
+        workers: this.#decoder.size,
+        queued: this.#decoder.queued,
+        framesDecoded: this.#decoder.framesDecoded,
+        decodeMs: Math.round(this.#decoder.decodeMs),
+        framesOverBudget: this.#decoder.framesOverBudget,
+        sessionsClosedOverBudget: this.#decoder.sessionsClosedOverBudget,
+      },
       frameBuffers: this.#pool && {
         allocated: this.#pool.allocated,
         reused: this.#pool.reused,
@@ -349,6 +362,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await this.#viewers.close();
     await this.#app.close();
     await Promise.all([...this.#teardowns]);
+    await this.#decoder.close();
     await this.#recorder?.flush();
     this.#streams.clear();
     this.#pool?.clear();
@@ -519,7 +533,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     const log = this.#log.child({ session: id, stream });
     this.#owners.set(id, { token, keys });
     this.#clientLimiter.sessionOpened(keys);
-    const memory = { budget: this.#budget, pool: this.#pool };
+    const memory = { budget: this.#budget, pool: this.#pool, decoder: this.#decoder };
     const identity = { stream, recording, remoteAddress: request.ip };
     const session = new Session(id, identity, this.#rtc, this.limits, memory, log, {
       frame: (frame) => {

@@ -13,8 +13,10 @@ import { encodeServerMessage } from '../wire/control.js';
 import type { ServerMessage } from '../wire/control.js';
 import { decodePlainFrame } from '../wire/plain.js';
 import { FrameReassembler } from '../wire/reassembler.js';
-import type { MemoryBudget } from '../wire/reassembler.js';
+import type { AssembledFrame, EncodedFrame, MemoryBudget } from '../wire/reassembler.js';
 import type { FrameBufferPool } from './buffer-pool.js';
+import { DecodeBudget } from './decode-pool.js';
+import type { DecodePool } from './decode-pool.js';
 import type {
   ReceivedFrame,
   ServerLimits,
@@ -42,6 +44,8 @@ const ENCODING_IDS = POINT_ENCODING_NAMES.map((name) => pointEncodingIdOf[name])
 export interface FrameMemory {
   readonly budget: MemoryBudget;
   readonly pool: FrameBufferPool | undefined;
+  /** Decodes encoded frames off the main thread; without it they are decoded inline. */
+  readonly decoder?: DecodePool | undefined;
 }
 
 /**
@@ -84,6 +88,8 @@ export class Session {
   bytesReceived = 0;
   pointsReceived = 0;
   lastFrameAt: number | undefined;
+  /** Decode time and queue this session may use, across its channels. */
+  readonly decodeBudget: DecodeBudget;
   /** Resolves when the native connection is released, after `close()`. */
   teardown: Promise<void> = Promise.resolve();
 
@@ -104,6 +110,7 @@ export class Session {
     this.#limits = limits;
     this.#log = log;
     this.#hooks = hooks;
+    this.decodeBudget = new DecodeBudget(limits.decodeMsPerSecond, limits.maxFramesInDecode);
     this.#peer = new Peer('session', rtc, {
       state: (state) => this.#onPeerState(state),
       iceState: (state) => {
@@ -155,6 +162,8 @@ export class Session {
       bytesReceived: this.bytesReceived,
       pointsReceived: this.pointsReceived,
       lastFrameAt: this.lastFrameAt,
+      decodeMs: Math.round(this.decodeBudget.decodeMs),
+      framesOverBudget: this.decodeBudget.overBudget,
     };
   }
 
@@ -254,7 +263,7 @@ export class Session {
 
   channelClosed(receiver: ChannelReceiver): void {
     this.#channels.delete(receiver);
-    const lost = receiver.reassembler?.reset().length ?? 0;
+    const lost = receiver.abandon('channel closed') + (receiver.reassembler?.reset().length ?? 0);
     receiver.log.info({ event: 'channel-closed', framesLost: lost }, 'data channel closed');
     if (this.#channels.size === 0 && this.#state === 'connected') {
       this.close(ErrorCodes.SESSION_CLOSED, 'client closed', { framesLost: lost, normal: true });
@@ -292,6 +301,7 @@ export class Session {
     this.#connectTimer = this.#idleTimer = undefined;
     for (const receiver of this.#channels) {
       // Frames caught mid-way get their receipt too: nothing ends without an answer.
+      framesLost += receiver.abandon(reason);
       const unfinished = receiver.reassembler?.reset() ?? [];
       framesLost += unfinished.length;
       for (const seq of unfinished) {
@@ -333,6 +343,20 @@ function sendControl(channel: DataChannel, message: ServerMessage): void {
   }
 }
 
+/** A receipt waiting for an earlier frame's decode; `run` is set once it may go. */
+interface Outgoing {
+  readonly seq: number | undefined;
+  /** Set for a rejection: its receipt is due even if the channel ends first. */
+  readonly error?: PointstreamError;
+  run: (() => void) | undefined;
+  /** Frees what the entry holds when the channel ends before it runs. */
+  drop?: (() => void) | undefined;
+  abandoned?: boolean;
+}
+
+/** Receipts one channel may hold back behind decoding before the session is ended. */
+const MAX_OUTBOX = 64;
+
 /** The receiving side of one data channel: reassembly (pointstream/1) or whole messages (plain). */
 class ChannelReceiver {
   readonly session: Session;
@@ -343,6 +367,14 @@ class ChannelReceiver {
   readonly #limits: ServerLimits;
   readonly #debug: boolean;
   readonly #pool: FrameBufferPool | undefined;
+  readonly #decoder: DecodePool | undefined;
+  /**
+   * Receipts due after a frame still in decode, in the order their frames completed: receipts go
+   * out in sequence. Empty (and unused) unless encoded frames are being decoded.
+   */
+  readonly #outbox: Outgoing[] = [];
+  /** Complete frames in the outbox waiting behind a decode (their memory is out of reassembly). */
+  #waitingFrames = 0;
   opened = false;
   #nativeClosed!: () => void;
   /** Resolves when libdatachannel reports the channel closed (its native callbacks are then released). */
@@ -373,9 +405,11 @@ class ChannelReceiver {
             budget: memory.budget,
             allocate: memory.pool ? (bytes) => memory.pool!.acquire(bytes) : allocate,
             ...(memory.pool ? { recycle: (payload) => memory.pool!.recycle(payload) } : {}),
+            deferDecode: memory.decoder !== undefined,
           })
         : undefined;
     this.#pool = memory.pool;
+    this.#decoder = memory.decoder;
     channel.onMessage((message) => this.#onMessage(message));
     channel.onClosed(() => {
       this.#nativeClosed();
@@ -417,13 +451,161 @@ class ChannelReceiver {
 
   #onChunk(bytes: Uint8Array): void {
     const result = (this.reassembler as FrameReassembler).push(bytes);
-    if (result.evicted) this.#reject(result.evicted.seq, result.evicted.error, false);
+    if (result.evicted) this.#rejectInOrder(result.evicted.seq, result.evicted.error, false);
     if (result.kind === 'pending') return;
     if (result.kind === 'rejected') {
-      this.#reject(result.seq, result.error, result.fatal);
+      this.#rejectInOrder(result.seq, result.error, result.fatal);
       return;
     }
-    const { frame } = result;
+    if (result.kind === 'encoded') {
+      this.#decodeLater(result.frame);
+      return;
+    }
+    if (this.#outbox.length === 0) this.#deliver(result.frame);
+    else this.#waitInOrder(result.frame);
+  }
+
+  /**
+   * The channel ends with receipts held back behind decoding: sends them in order (a frame in
+   * decode or waiting behind one is lost, `PS_ERR_FRAME_INCOMPLETE`). Returns the frames lost.
+   */
+  abandon(reason: string): number {
+    let lost = 0;
+    for (const entry of this.#outbox.splice(0)) {
+      if (entry.run === undefined) entry.abandoned = true;
+      else entry.drop?.();
+      if (entry.seq === undefined) continue;
+      const error = entry.error;
+      if (error === undefined) lost++;
+      this.send({
+        type: 'receipt',
+        seq: entry.seq,
+        ok: false,
+        receivedAt: Date.now(),
+        code: error?.code ?? ErrorCodes.FRAME_INCOMPLETE,
+        message:
+          error?.message ?? `session ended before frame ${entry.seq} was delivered: ${reason}`,
+      });
+    }
+    this.#waitingFrames = 0;
+    return lost;
+  }
+
+  #rejectInOrder(seq: number | undefined, error: PointstreamError, fatal: boolean): void {
+    if (this.#outbox.length === 0 || fatal) this.#reject(seq, error, fatal);
+    else this.#enqueue({ seq, error, run: () => this.#reject(seq, error, false) });
+  }
+
+  /** A complete frame whose receipt must wait for an earlier frame's decode. */
+  #waitInOrder(frame: AssembledFrame): void {
+    if (this.#waitingFrames >= this.#limits.maxFramesInReassembly) {
+      this.#pool?.recycle(frame.payload);
+      this.#overBudget(
+        frame.seq,
+        `${this.#waitingFrames} complete frames already wait behind decoding`,
+      );
+      return;
+    }
+    this.#waitingFrames++;
+    this.#enqueue({
+      seq: frame.seq,
+      run: () => {
+        this.#waitingFrames--;
+        this.#deliver(frame);
+      },
+      drop: () => this.#pool?.recycle(frame.payload),
+    });
+  }
+
+  #enqueue(entry: Outgoing): void {
+    // Rejections are small, but a sender must not grow the queue without end behind one decode.
+    if (this.#outbox.length >= MAX_OUTBOX) {
+      this.session.close(
+        ErrorCodes.DECODE_BUDGET,
+        `${this.#outbox.length} receipts wait behind decoding`,
+      );
+      return;
+    }
+    this.#outbox.push(entry);
+  }
+
+  /** Runs the receipts due, in order, up to the first frame still in decode. */
+  #flush(): void {
+    const outbox = this.#outbox;
+    while (outbox.length > 0 && !this.#closed) {
+      const run = (outbox[0] as Outgoing).run;
+      if (run === undefined) return;
+      outbox.shift();
+      run();
+    }
+  }
+
+  /** Refuses a frame for the session's decode budget; repeated abuse ends the session. */
+  #overBudget(seq: number, reason: string): void {
+    const decoder = this.#decoder;
+    if (decoder) decoder.framesOverBudget++;
+    const error = new PointstreamError(ErrorCodes.DECODE_BUDGET, `frame ${seq}: ${reason}`, {
+      details: { seq },
+    });
+    this.#rejectInOrder(seq, error, false);
+    const budget = this.session.decodeBudget;
+    if (budget.strikes >= this.#limits.maxConsecutiveRejections && !this.#closed) {
+      if (decoder) decoder.sessionsClosedOverBudget++;
+      this.session.close(
+        ErrorCodes.DECODE_BUDGET,
+        `${budget.strikes} frames over the decode budget (${budget.msPerSecond} ms per second, ${budget.maxQueued} frames queued)`,
+      );
+    }
+  }
+
+  /** Sends an encoded frame to the decode pool, if the session's budget admits it. */
+  #decodeLater(frame: EncodedFrame): void {
+    const reassembler = this.reassembler as FrameReassembler;
+    const budget = this.session.decodeBudget;
+    const advance = budget.admit(frame.pointCount);
+    if (typeof advance === 'string') {
+      reassembler.releaseDecoded(frame.reserved);
+      this.#pool?.recycle(frame.payload);
+      this.#overBudget(frame.seq, advance);
+      return;
+    }
+    const entry: Outgoing = { seq: frame.seq, run: undefined };
+    this.#outbox.push(entry);
+    (this.#decoder as DecodePool).decode(
+      this.session,
+      frame.payload,
+      frame.encoding,
+      frame.pointCount,
+      this.#limits.maxPointsPerFrame,
+      (error, points, payload, ms) => {
+        budget.charge(ms, advance, frame.pointCount);
+        // The budget covers payload and points until the frame is delivered or dropped.
+        const release = (): void => reassembler.releaseDecoded(frame.reserved);
+        if (entry.abandoned) {
+          release();
+          return;
+        }
+        entry.drop = release;
+        entry.run = () => {
+          release();
+          if (points === undefined) {
+            const cause = error as PointstreamError;
+            const rejection = new PointstreamError(
+              cause.code,
+              `frame ${frame.seq}: ${cause.message}`,
+              {
+                details: { seq: frame.seq },
+              },
+            );
+            this.#reject(frame.seq, rejection, false);
+          } else this.#deliver({ ...frame, points, payload });
+        };
+        this.#flush();
+      },
+    );
+  }
+
+  #deliver(frame: AssembledFrame): void {
     const pool = this.#pool;
     // The receiver's own hold, dropped once the listeners have run; `retain()` adds more.
     let holds = 1;

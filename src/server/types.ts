@@ -70,6 +70,10 @@ export interface SessionStats {
   readonly bytesReceived: number;
   readonly pointsReceived: number;
   readonly lastFrameAt: number | undefined;
+  /** Worker time its encoded frames took to decode, in ms. */
+  readonly decodeMs: number;
+  /** Frames refused `PS_ERR_DECODE_BUDGET` (decode time or queue over budget). */
+  readonly framesOverBudget: number;
 }
 
 /** What `GET /stats` reports of one stream: its sessions' totals, and the live one. */
@@ -120,6 +124,16 @@ export interface ServerStats {
   };
   /** Bytes held in reassembly by all sessions (capped by `maxTotalReassemblyBytes`). */
   readonly reassemblyBytes: number;
+  /** Decoding of encoded frames on worker threads, and its abuse (`PS_ERR_DECODE_BUDGET`). */
+  readonly decode: {
+    readonly workers: number;
+    /** Frames waiting for a worker or being decoded. */
+    readonly queued: number;
+    readonly framesDecoded: number;
+    readonly decodeMs: number;
+    readonly framesOverBudget: number;
+    readonly sessionsClosedOverBudget: number;
+  };
   /** Frame buffer reuse, when `reuseFrameBuffers` is on: buffers allocated, reused and idle. */
   readonly frameBuffers:
     { readonly allocated: number; readonly reused: number; readonly idleBytes: number } | undefined;
@@ -150,6 +164,13 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly maxConsecutiveRejections: number;
   /** Bytes all sessions together may hold in reassembly; beyond it frames get `PS_ERR_SERVER_MEMORY`. Default 1 GiB. */
   readonly maxTotalReassemblyBytes: number;
+  /**
+   * Worker time (ms) one session's encoded frames may take to decode per second, on average (a
+   * bucket of one second's worth); beyond it frames get `PS_ERR_DECODE_BUDGET`. Default 1000.
+   */
+  readonly decodeMsPerSecond: number;
+  /** Encoded frames one session may have waiting for or in decode; beyond it `PS_ERR_DECODE_BUDGET`. Default 4. */
+  readonly maxFramesInDecode: number;
   /** Sessions one client (one token, and one remote address) may hold at once; beyond it `429`. Default 8. */
   readonly maxSessionsPerClient: number;
   /** Offers one client (one token, and one remote address) may make per minute; beyond it `429`. Default 60. */

@@ -54,6 +54,7 @@ export { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from './points.j
 export { DEFAULT_REASSEMBLY_LIMITS, FrameReassembler } from './reassembler.js';
 export type {
   AssembledFrame,
+  EncodedFrame,
   PushResult,
   ReassemblerOptions,
   ReassemblyLimits,

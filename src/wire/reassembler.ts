@@ -53,6 +53,12 @@ export interface ReassemblerOptions {
    * bytes back when the frame completes, fails or is reset.
    */
   readonly budget?: MemoryBudget;
+  /**
+   * Hand encoded frames back undecoded (`kind: 'encoded'`) so that the caller decodes them
+   * elsewhere (the server: on a worker thread); their budget stays reserved until the caller
+   * calls {@link FrameReassembler.releaseDecoded}. Default false: decoded here, synchronously.
+   */
+  readonly deferDecode?: boolean;
 }
 
 export interface MemoryBudget {
@@ -78,6 +84,14 @@ export interface AssembledFrame {
   readonly completedAt: number;
 }
 
+/**
+ * An encoded frame whose checksum was verified but which is not decoded yet (`deferDecode`):
+ * `reserved` budget bytes stay held for it until `releaseDecoded(reserved)`.
+ */
+export interface EncodedFrame extends Omit<AssembledFrame, 'points'> {
+  readonly reserved: number;
+}
+
 export interface Rejection {
   readonly kind: 'rejected';
   /** Sequence number of the rejected frame, when the chunk named one. */
@@ -94,6 +108,7 @@ export interface Rejection {
 export type PushResult = (
   | { readonly kind: 'pending' }
   | { readonly kind: 'frame'; readonly frame: AssembledFrame }
+  | { readonly kind: 'encoded'; readonly frame: EncodedFrame }
   | Rejection
 ) & { readonly evicted?: Rejection };
 
@@ -158,6 +173,7 @@ export class FrameReassembler {
   readonly #recycle: ((payload: Uint8Array) => void) | undefined;
   readonly #now: () => number;
   readonly #budget: MemoryBudget | undefined;
+  readonly #deferDecode: boolean;
   /** Frames being reassembled, oldest first. */
   readonly #frames = new Map<number, FrameState>();
   /**
@@ -175,6 +191,12 @@ export class FrameReassembler {
     this.#recycle = options.recycle;
     this.#now = options.now ?? (() => performance.now());
     this.#budget = options.budget;
+    this.#deferDecode = options.deferDecode ?? false;
+  }
+
+  /** Gives back the budget of a frame handed out as `encoded`, once it is decoded (or dropped). */
+  releaseDecoded(reserved: number): void {
+    this.#budget?.release(reserved);
   }
 
   /** Bytes held for frames still being reassembled (encoded ones: payload + decoded points). */
@@ -491,7 +513,8 @@ export class FrameReassembler {
         `frame ${meta.seq} checksum 0x${state.crc.toString(16)} does not match 0x${meta.crc32.toString(16)}`,
       );
     }
-    if (meta.encoding !== Encoding.NPY) return this.#decode(state);
+    if (meta.encoding !== Encoding.NPY)
+      return this.#deferDecode ? this.#handOver(state) : this.#decode(state);
     const points = float32View(payload, state.dataOffset, meta.pointCount * 3);
     if (!this.limits.allowNonFinite && state.checkedTo < 0) {
       const bad = indexOfNonFinite(points);
@@ -516,6 +539,29 @@ export class FrameReassembler {
       return this.#fail(state, error.code, `frame ${meta.seq}: ${error.message}`);
     }
     return this.#deliver(state, points);
+  }
+
+  /** An encoded frame leaves reassembly undecoded; its budget stays reserved (`releaseDecoded`). */
+  #handOver(state: FrameState): PushResult {
+    const { meta } = state;
+    const reserved = memoryOf(meta);
+    this.#bytesBuffered -= reserved;
+    this.#frames.delete(meta.seq);
+    return {
+      kind: 'encoded',
+      frame: {
+        seq: meta.seq,
+        captureTime: meta.captureTime,
+        pointCount: meta.pointCount,
+        encoding: meta.encoding,
+        payload: state.payload,
+        crc32: meta.crc32,
+        chunkCount: meta.chunkCount,
+        startedAt: state.startedAt,
+        completedAt: this.#now(),
+        reserved,
+      },
+    };
   }
 
   #deliver(state: FrameState, points: Float32Array): PushResult {

@@ -207,8 +207,9 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       options.record === undefined
         ? undefined
         : new FrameRecorder(options.record, log.child({ component: 'recorder' }));
-    // Every socket has deadlines: a whole request (headers and body) within requestTimeoutMs, and
-    // an idle socket at most as long; unfinished bodies were held open for ever before.
+    // Every socket has deadlines: a silent one and a whole request (headers and body) within
+    // requestTimeoutMs, a kept-alive one 5 s; unfinished bodies were held open for ever before. No
+    // inactivity timeout: it would also cut a slow answer (ICE gathering takes up to its own timeout).
     const deadlines = {
       requestTimeout: this.limits.requestTimeoutMs,
       headersTimeout: this.limits.requestTimeoutMs,
@@ -219,7 +220,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       logger: false,
       return503OnClosing: true,
       requestTimeout: this.limits.requestTimeoutMs,
-      connectionTimeout: this.limits.requestTimeoutMs,
       keepAliveTimeout: Math.min(KEEP_ALIVE_TIMEOUT_MS, this.limits.requestTimeoutMs),
       http: deadlines,
       ...(options.tls

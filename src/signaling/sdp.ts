@@ -162,8 +162,8 @@ function candidateRefused(line: string): PointstreamError {
 
 /**
  * `sdp` with its mDNS (`.local`) candidates left out: libdatachannel would start a lookup thread
- * for each. Throws PS_ERR_CANDIDATE_REFUSED for a candidate naming any other host, and
- * PS_ERR_CANDIDATE_REFUSED for more than `maxCandidates` candidates.
+ * for each. Throws PS_ERR_CANDIDATE_REFUSED for a candidate naming any other host or for
+ * more than `maxCandidates` candidates.
  */
 export function withIpCandidatesOnly(sdp: string, maxCandidates = 64): string {
   let count = 0;

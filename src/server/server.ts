@@ -1,13 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
+import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
-import { DEFAULT_MAX_SDP_BYTES, inspectOffer, parseSdpFragment } from '../signaling/sdp.js';
+import {
+  DEFAULT_MAX_SDP_BYTES,
+  inspectOffer,
+  parseSdpFragment,
+  withIpCandidatesOnly,
+} from '../signaling/sdp.js';
 import { SafeEmitter } from '../util/emitter.js';
+import { LogLimiter } from '../util/log-limit.js';
 import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
@@ -45,12 +52,28 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxSessionsPerClient: 8,
   maxOffersPerMinute: 60,
   streamHoldMs: 300_000,
+  requestTimeoutMs: 10_000,
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 64,
+  iceTimeoutMs: 5_000,
+  maxHalfOpenPerPrefix: 16,
 });
+
+/** PATCHes one session (or viewer) may make: a client sends one, or a few while it gathers. */
+export const MAX_PATCHES_PER_SESSION = 16;
+/** Remote candidates one session (or viewer) may add over all its PATCHes. */
+export const MAX_CANDIDATES_PER_SESSION = 64;
+/** Keep-alive sockets idle this long are closed (fastify's default is 72 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** How often Node checks request deadlines (its default, 30 s, would let a socket outlive its own by that much). */
+const DEADLINE_CHECK_MS = 1_000;
 
 /** HTTP status for each error code signaling can answer with. */
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.SDP_INVALID]: 400,
   [ErrorCodes.SDP_NO_DATACHANNEL]: 400,
+  [ErrorCodes.CANDIDATE_REFUSED]: 400,
+  [ErrorCodes.TOO_MANY_REQUESTS]: 429,
   [ErrorCodes.SESSION_NOT_FOUND]: 404,
   [ErrorCodes.SESSION_CLOSED]: 409,
   [ErrorCodes.STREAM_INVALID]: 400,
@@ -102,7 +125,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #sessions = new Map<string, Session>();
   readonly #startedAt = Date.now();
   readonly #cpuAtStart = process.cpuUsage();
-  #totals = {
+  #totals: Mutable<ServerStats['totals']> = {
     sessionsOpened: 0,
     sessionsClosed: 0,
     framesReceived: 0,
@@ -120,7 +143,17 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #tls: boolean;
   readonly #recorder: FrameRecorder | undefined;
   /** Which token (id) and address created each session: only that token may change or end it. */
-  readonly #owners = new Map<string, { token: string | undefined; keys: string[] }>();
+  readonly #owners = new Map<
+    string,
+    { token: string | undefined; keys: string[]; patches: number; candidates: number }
+  >();
+  /** Totals per token id, for the token's own `/stats` view. */
+  readonly #tokenTotals = new Map<string, ServerStats['totals']>();
+  /** Unauthenticated and refused requests are logged at most 20 per 10 s (then counted). */
+  readonly #authLog = new LogLimiter(20, 10_000);
+  readonly #httpLog = new LogLimiter(20, 10_000);
+  /** Open sockets per remote address. */
+  readonly #connections = new Map<string, number>();
   /** The token id each authenticated request presented. */
   readonly #tokens = new WeakMap<FastifyRequest, string>();
   #reassemblyBytes = 0;
@@ -170,10 +203,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       this.limits.maxSessionsPerClient,
       this.limits.maxOffersPerMinute,
     );
-    this.#viewerLimiter = new ClientLimiter(
-      Number.MAX_SAFE_INTEGER,
-      this.limits.maxOffersPerMinute,
-    );
     this.#tls = options.tls !== undefined;
     // Idle buffers are capped like reassembly itself: at most a quarter of its budget.
     this.#pool = options.reuseFrameBuffers
@@ -183,12 +212,26 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       options.record === undefined
         ? undefined
         : new FrameRecorder(options.record, log.child({ component: 'recorder' }));
+    // Every socket has deadlines: a silent one and a whole request (headers and body) within
+    // requestTimeoutMs, a kept-alive one 5 s; unfinished bodies were held open for ever before. No
+    // inactivity timeout: it would also cut a slow answer (ICE gathering takes up to its own timeout).
+    const deadlines = {
+      requestTimeout: this.limits.requestTimeoutMs,
+      headersTimeout: this.limits.requestTimeoutMs,
+      connectionsCheckingInterval: DEADLINE_CHECK_MS,
+    };
     this.#app = Fastify({
       bodyLimit: this.limits.maxSdpBytes,
       logger: false,
       return503OnClosing: true,
-      ...(options.tls ? { https: { cert: options.tls.cert, key: options.tls.key } } : {}),
+      requestTimeout: this.limits.requestTimeoutMs,
+      keepAliveTimeout: Math.min(KEEP_ALIVE_TIMEOUT_MS, this.limits.requestTimeoutMs),
+      http: deadlines,
+      ...(options.tls
+        ? { https: { cert: options.tls.cert, key: options.tls.key, ...deadlines } }
+        : {}),
     });
+    this.#capConnections();
     if (options.corsOrigins && options.corsOrigins.length > 0) {
       void this.#app.register(cors, {
         origin: [...options.corsOrigins],
@@ -214,12 +257,23 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       isClosing: () => this.#closing,
       admit: (request) => {
         const token = this.#tokens.get(request);
-        return this.#viewerLimiter.admit([
-          ...(token === undefined ? [] : [`token:${token}`]),
-          `addr:${request.ip}`,
-        ]);
+        const keys = [...(token === undefined ? [] : [`token:${token}`]), `addr:${request.ip}`];
+        const refused = this.#viewerLimiter.admit(keys);
+        if (refused !== undefined) return refused;
+        this.#viewerLimiter.sessionOpened(keys);
+        let held = true;
+        return {
+          release: () => {
+            if (held) this.#viewerLimiter.sessionClosed(keys);
+            held = false;
+          },
+        };
       },
     });
+    this.#viewerLimiter = new ClientLimiter(
+      this.#viewers.options.maxViewersPerClient,
+      this.limits.maxOffersPerMinute,
+    );
     this.#metrics = new ServerMetrics(() => this.stats());
     this.#routes();
   }
@@ -282,13 +336,14 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         reused: this.#pool.reused,
         idleBytes: this.#pool.idleBytes,
       },
-      recording: this.#recorder?.stats(),
+      recording: this.#recordingStats(token),
       viewers: this.#viewers
         .stats()
         .filter(
           (viewer) => token === undefined || this.#streams.ownerOf(viewer.stream)?.token === token,
         ),
-      totals: { ...this.#totals },
+      // A token sees its own totals: the others' traffic is theirs.
+      totals: { ...(token === undefined ? this.#totals : this.#totalsOf(token)) },
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       memory: {
         rssBytes: memory.rss,
@@ -373,6 +428,54 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     );
   }
 
+  /** The recorder's figures; a token's view leaves out the last error (another stream's path). */
+  #recordingStats(token: string | undefined): ServerStats['recording'] {
+    const stats = this.#recorder?.stats();
+    return stats === undefined || token === undefined ? stats : { ...stats, lastError: undefined };
+  }
+
+  #totalsOf(token: string): Mutable<ServerStats['totals']> {
+    let totals = this.#tokenTotals.get(token);
+    if (totals === undefined) {
+      totals = {
+        sessionsOpened: 0,
+        sessionsClosed: 0,
+        framesReceived: 0,
+        framesRejected: 0,
+        bytesReceived: 0,
+        pointsReceived: 0,
+      };
+      this.#tokenTotals.set(token, totals);
+    }
+    return totals;
+  }
+
+  /**
+   * At most `maxConnections` sockets in all (Node refuses the rest) and `maxConnectionsPerAddress`
+   * from one address (destroyed at once), so that one client cannot take every socket.
+   */
+  #capConnections(): void {
+    const server = this.#app.server;
+    server.maxConnections = this.limits.maxConnections;
+    const perAddress = this.limits.maxConnectionsPerAddress;
+    const onConnection = (socket: Socket): void => {
+      const address = socket.remoteAddress ?? '';
+      const open = (this.#connections.get(address) ?? 0) + 1;
+      if (open > perAddress) {
+        socket.destroy();
+        return;
+      }
+      this.#connections.set(address, open);
+      socket.once('close', () => {
+        const left = (this.#connections.get(address) ?? 1) - 1;
+        if (left > 0) this.#connections.set(address, left);
+        else this.#connections.delete(address);
+      });
+    };
+    // TLS sockets are counted from the TCP connection, before the handshake.
+    server.on('connection', onConnection);
+  }
+
   #routes(): void {
     const app = this.#app;
     // Only the media types signaling defines; fastify would otherwise take text/plain too.
@@ -396,16 +499,23 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         return;
       }
       const presented = request.headers.authorization !== undefined;
-      this.#log.warn(
-        {
-          event: 'auth-failed',
-          method: request.method,
-          url: request.url,
-          remoteAddress: request.ip,
-          reason: presented ? 'invalid token' : 'no token',
-        },
-        'request refused: bad or missing bearer token',
-      );
+      const suppressed = this.#authLog.take();
+      if (suppressed !== undefined)
+        this.#log.warn(
+          {
+            event: 'auth-failed',
+            method: request.method,
+            url: request.url.slice(0, 200),
+            remoteAddress: request.ip,
+            reason: presented ? 'invalid token' : 'no token',
+            suppressed,
+          },
+          suppressed > 0
+            ? `request refused: bad or missing bearer token (and ${suppressed} more not logged)`
+            : 'request refused: bad or missing bearer token',
+        );
+      // An unauthenticated client gets no more of this socket (nor time to finish a body on it).
+      void reply.header('Connection', 'close');
       void reply.header(
         'WWW-Authenticate',
         presented
@@ -499,6 +609,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     if (typeof sdp !== 'string')
       throw new PointstreamError(ErrorCodes.SDP_INVALID, 'the offer SDP must be a string');
     const summary = inspectOffer(sdp);
+    const offer = withIpCandidatesOnly(sdp, MAX_CANDIDATES_PER_SESSION);
 
     if (this.#closing) {
       void reply.header('Retry-After', '5');
@@ -515,7 +626,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     }
 
     const keys = [...(token === undefined ? [] : [`token:${token}`]), `addr:${request.ip}`];
-    const refused = this.#clientLimiter.admit(keys);
+    const refused = this.#clientLimiter.admit(keys) ?? this.#halfOpenRefusal(request.ip);
     if (refused !== undefined) {
       this.#log.warn(
         { event: 'client-limited', remoteAddress: request.ip, token, reason: refused.reason },
@@ -531,7 +642,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     const folder = sessionFolder(stream, id, Date.now());
     const recording = this.#recorder?.pathOf(folder);
     const log = this.#log.child({ session: id, stream });
-    this.#owners.set(id, { token, keys });
+    this.#owners.set(id, { token, keys, patches: 0, candidates: 0 });
+    const mine = token === undefined ? undefined : this.#totalsOf(token);
     this.#clientLimiter.sessionOpened(keys);
     const memory = { budget: this.#budget, pool: this.#pool, decoder: this.#decoder };
     const identity = { stream, recording, remoteAddress: request.ip };
@@ -540,6 +652,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#totals.framesReceived++;
         this.#totals.bytesReceived += frame.byteLength;
         this.#totals.pointsReceived += frame.pointCount;
+        if (mine !== undefined) {
+          mine.framesReceived++;
+          mine.bytesReceived += frame.byteLength;
+          mine.pointsReceived += frame.pointCount;
+        }
         this.#streams.frame(frame);
         this.#metrics.frame(frame.captureTime, frame.receivedAt);
         this.#recorder?.record(frame, folder);
@@ -553,6 +670,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       },
       rejected: (sessionId, seq, error) => {
         this.#totals.framesRejected++;
+        if (mine !== undefined) mine.framesRejected++;
         this.#streams.rejected(stream);
         this.#metrics.rejected(error.code);
         this.emit('frameRejected', { sessionId, seq, error });
@@ -565,6 +683,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#clientLimiter.sessionClosed(keys);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;
+        if (mine !== undefined) mine.sessionsClosed++;
         this.#streams.closed(stream, id);
         this.#viewers.onSessionClosed(stream, id);
         this.emit('sessionClosed', end);
@@ -572,6 +691,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     });
     this.#sessions.set(id, session);
     this.#totals.sessionsOpened++;
+    if (mine !== undefined) mine.sessionsOpened++;
     this.#streams.open(stream, token, id, recording);
     if (replaces !== undefined) {
       // The stream's sender came back (or a second sender took its name): one live session per
@@ -597,7 +717,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
     let answer: string;
     try {
-      answer = await session.answer(sdp);
+      answer = await session.answer(offer);
     } catch (error) {
       session.close(
         (error as PointstreamError).code ?? ErrorCodes.SDP_INVALID,
@@ -616,6 +736,26 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         ...(recording === undefined ? {} : { recording }),
       });
     return reply.code(201).type('application/sdp').send(answer);
+  }
+
+  /**
+   * Half-open sessions (ICE not yet connected) of one network prefix (IPv4 /24, IPv6 /48) may take
+   * at most `maxHalfOpenPerPrefix` of the session slots, so that offers never followed by a
+   * connection from a few networks cannot keep every slot busy. Sessions are at most 64: counting
+   * them on each offer costs less than keeping counts in step with every state change.
+   */
+  #halfOpenRefusal(address: string): { reason: string; retryAfterSeconds: number } | undefined {
+    const prefix = networkPrefix(address);
+    let halfOpen = 0;
+    for (const session of this.#sessions.values()) {
+      if (session.state === 'connecting' && networkPrefix(session.remoteAddress ?? '') === prefix)
+        halfOpen++;
+    }
+    if (halfOpen < this.limits.maxHalfOpenPerPrefix) return undefined;
+    return {
+      reason: `network ${prefix} already has ${halfOpen} sessions not yet connected (limit ${this.limits.maxHalfOpenPerPrefix})`,
+      retryAfterSeconds: Math.ceil(this.limits.iceTimeoutMs / 1000),
+    };
   }
 
   #session(request: FastifyRequest): Session {
@@ -638,7 +778,22 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         'PATCH takes application/trickle-ice-sdpfrag',
       );
     }
-    const candidates = parseSdpFragment(String(request.body));
+    const owner = this.#owners.get(session.id);
+    if (owner !== undefined && ++owner.patches > MAX_PATCHES_PER_SESSION) {
+      void reply.header('Retry-After', '60');
+      return sendProblem(
+        reply,
+        429,
+        ErrorCodes.TOO_MANY_REQUESTS,
+        `at most ${MAX_PATCHES_PER_SESSION} PATCHes per session`,
+      );
+    }
+    const candidates = parseSdpFragment(String(request.body), MAX_CANDIDATES_PER_SESSION);
+    if (owner !== undefined && (owner.candidates += candidates.length) > MAX_CANDIDATES_PER_SESSION)
+      throw new PointstreamError(
+        ErrorCodes.CANDIDATE_REFUSED,
+        `at most ${MAX_CANDIDATES_PER_SESSION} candidates per session`,
+      );
     session.addRemoteCandidates(candidates);
     return reply.code(204).send();
   }
@@ -656,17 +811,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   ): FastifyReply {
     if (error instanceof PointstreamError) {
       const status = HTTP_STATUS[error.code] ?? 400;
-      this.#log.info(
-        {
-          event: 'http-rejected',
-          method: request.method,
-          url: request.url,
-          status,
-          code: error.code,
-          remoteAddress: request.ip,
-        },
-        error.message,
-      );
+      this.#logRejected(request, status, error.code, error.message);
       return sendProblem(reply, status, error.code, error.message);
     }
     const status = error.statusCode ?? 500;
@@ -684,19 +829,37 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         : status === 415
           ? ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE
           : ErrorCodes.HTTP_BAD_REQUEST);
+    this.#logRejected(request, status, code, error.message);
+    return sendProblem(reply, status, code, error.message);
+  }
+
+  /** One line per refused request, at most 20 per 10 s (then counted in the next line). */
+  #logRejected(request: FastifyRequest, status: number, code: ErrorCode, message: string): void {
+    const suppressed = this.#httpLog.take();
+    if (suppressed === undefined) return;
     this.#log.info(
       {
         event: 'http-rejected',
         method: request.method,
-        url: request.url,
+        url: request.url.slice(0, 200),
         status,
         code,
         remoteAddress: request.ip,
+        ...(suppressed > 0 ? { suppressed } : {}),
       },
-      error.message,
+      message.slice(0, 300),
     );
-    return sendProblem(reply, status, code, error.message);
   }
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** The network an address belongs to, for half-open slots: IPv4 /24, IPv6 /48. */
+export function networkPrefix(address: string): string {
+  const v4 = /^(?:::ffff:)?(\d+\.\d+\.\d+)\.\d+$/i.exec(address);
+  if (v4) return `${v4[1]}.0/24`;
+  const groups = address.split('::')[0]?.split(':') ?? [];
+  return `${groups.slice(0, 3).join(':')}::/48`;
 }
 
 function sendProblem(

@@ -5,6 +5,7 @@ import type { ErrorCode } from '../errors.js';
 import { Peer, closeUnwanted } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
 import { releaseMessage } from '../rtc/release.js';
+import { LogLimiter } from '../util/log-limit.js';
 import type { Logger } from '../util/logger.js';
 import { Encoding, PROTOCOL_V1 } from '../wire/chunk.js';
 import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../wire/encodings/index.js';
@@ -31,6 +32,11 @@ export interface SessionHooks {
   rejected(sessionId: string, seq: number | undefined, error: PointstreamError): void;
   closed(end: SessionEnd): void;
 }
+
+/** Labels and protocols are client text up to 65,535 bytes: logs carry at most this much of them. */
+const MAX_LOGGED_NAME = 64;
+const loggable = (name: string): string =>
+  name.length <= MAX_LOGGED_NAME ? name : `${name.slice(0, MAX_LOGGED_NAME)}...(${name.length})`;
 
 const allocate = (bytes: number): Uint8Array => Buffer.allocUnsafeSlow(bytes);
 const keep = (): (() => void) => () => undefined;
@@ -81,6 +87,10 @@ export class Session {
    */
   #iceState = 'new';
   #connectTimer: NodeJS.Timeout | undefined;
+  /** Half-open sessions end sooner: ICE must connect within `iceTimeoutMs`. */
+  #iceTimer: NodeJS.Timeout | undefined;
+  /** Repeated warnings a client can cause (ignored text, rejected frames): at most 20 per 10 s. */
+  readonly warnings = new LogLimiter(20, 10_000);
   #idleTimer: NodeJS.Timeout | undefined;
   #lastMessageAt = performance.now();
   framesReceived = 0;
@@ -115,6 +125,10 @@ export class Session {
       state: (state) => this.#onPeerState(state),
       iceState: (state) => {
         this.#iceState = state;
+        if (state === 'connected' || state === 'completed') {
+          clearTimeout(this.#iceTimer);
+          this.#iceTimer = undefined;
+        }
         this.#log.debug({ event: 'ice-state', iceState: state }, `ICE ${state}`);
       },
       gatheringState: (state) =>
@@ -130,6 +144,12 @@ export class Session {
         `no data channel opened within ${limits.connectTimeoutMs} ms`,
       );
     }, limits.connectTimeoutMs);
+    this.#iceTimer = setTimeout(() => {
+      this.close(
+        ErrorCodes.CONNECT_TIMEOUT,
+        `ICE did not connect within ${limits.iceTimeoutMs} ms (ICE ${this.#iceState})`,
+      );
+    }, limits.iceTimeoutMs);
   }
 
   get state(): SessionState {
@@ -190,16 +210,18 @@ export class Session {
     }
     const protocol = channel.getProtocol();
     const label = channel.getLabel();
-    const log = this.#log.child({ channel: label });
+    const log = this.#log.child({ channel: loggable(label) });
     if (protocol !== PROTOCOL_V1 && protocol !== '') {
-      log.warn(
-        { event: 'channel-rejected', protocol },
-        `channel protocol ${JSON.stringify(protocol)} is not supported`,
-      );
+      const shown = JSON.stringify(loggable(protocol));
+      if (this.warnings.take() !== undefined)
+        log.warn(
+          { event: 'channel-rejected', protocol: loggable(protocol) },
+          `channel protocol ${shown} is not supported`,
+        );
       sendControl(channel, {
         type: 'closing',
         code: ErrorCodes.PROTOCOL_UNSUPPORTED,
-        message: `protocol ${JSON.stringify(protocol)} is not supported; use "${PROTOCOL_V1}" or "" (plain)`,
+        message: `protocol ${shown} is not supported; use "${PROTOCOL_V1}" or "" (plain)`,
       });
       closeUnwanted(channel);
       return;
@@ -298,7 +320,8 @@ export class Session {
     this.#state = 'closed';
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#idleTimer);
-    this.#connectTimer = this.#idleTimer = undefined;
+    clearTimeout(this.#iceTimer);
+    this.#connectTimer = this.#idleTimer = this.#iceTimer = undefined;
     for (const receiver of this.#channels) {
       // Frames caught mid-way get their receipt too: nothing ends without an answer.
       framesLost += receiver.abandon(reason);
@@ -328,7 +351,15 @@ export class Session {
     normal &&= framesLost === 0;
     const end: SessionEnd = { stats: this.stats(), code, reason, framesLost, normal };
     this.#log[normal ? 'info' : 'warn'](
-      { event: 'session-end', code, reason, normal, framesLost, ...end.stats },
+      {
+        event: 'session-end',
+        code,
+        reason,
+        normal,
+        framesLost,
+        ...end.stats,
+        warningsNotLogged: this.warnings.suppressed,
+      },
       `session ended: ${reason}`,
     );
     this.#hooks.closed(end);
@@ -435,10 +466,12 @@ class ChannelReceiver {
     if (this.#closed) return;
     this.session.touch();
     if (typeof message === 'string') {
-      this.log.warn(
-        { event: 'text-ignored', chars: message.length },
-        'text message from client ignored',
-      );
+      const suppressed = this.session.warnings.take();
+      if (suppressed !== undefined)
+        this.log.warn(
+          { event: 'text-ignored', chars: message.length, suppressed },
+          'text message from client ignored',
+        );
       return;
     }
     const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
@@ -704,10 +737,19 @@ class ChannelReceiver {
 
   #reject(seq: number | undefined, error: PointstreamError, fatal: boolean): void {
     this.session.frameRejected(seq, error);
-    this.log.warn(
-      { event: 'frame-rejected', seq, code: error.code, reason: error.message, fatal },
-      `frame rejected: ${error.message}`,
-    );
+    const suppressed = this.session.warnings.take();
+    if (suppressed !== undefined)
+      this.log.warn(
+        {
+          event: 'frame-rejected',
+          seq,
+          code: error.code,
+          reason: error.message,
+          fatal,
+          suppressed,
+        },
+        `frame rejected: ${error.message}`,
+      );
     if (seq !== undefined) {
       this.send({
         type: 'receipt',

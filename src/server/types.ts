@@ -180,6 +180,19 @@ export interface ServerLimits extends ReassemblyLimits {
    * its last session ended, so that a reconnecting sender finds them again. Default 300000 ms.
    */
   readonly streamHoldMs: number;
+  /**
+   * A whole HTTP request (headers and body) must arrive within this; an idle socket is closed after
+   * it too. Default 10000 ms.
+   */
+  readonly requestTimeoutMs: number;
+  /** Most HTTP sockets open at once; beyond it new ones are refused. Default 1024. */
+  readonly maxConnections: number;
+  /** Most HTTP sockets open at once from one address; beyond it new ones are closed. Default 64. */
+  readonly maxConnectionsPerAddress: number;
+  /** A session whose ICE has not connected this long after its offer is closed. Default 5000 ms. */
+  readonly iceTimeoutMs: number;
+  /** Sessions not yet connected that one network (IPv4 /24, IPv6 /48) may hold; beyond it `429`. Default 16. */
+  readonly maxHalfOpenPerPrefix: number;
 }
 
 /** Options of {@link createServer}. Every field is optional; defaults are in parentheses. */

@@ -5,7 +5,12 @@ import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import { Peer, closeUnwanted } from '../rtc/peer.js';
 import type { PeerState, RtcOptions } from '../rtc/peer.js';
-import { inspectOffer, maxMessageSizeOf, parseSdpFragment } from '../signaling/sdp.js';
+import {
+  inspectOffer,
+  maxMessageSizeOf,
+  parseSdpFragment,
+  withIpCandidatesOnly,
+} from '../signaling/sdp.js';
 import type { Logger } from '../util/logger.js';
 import {
   VIEWER_DATA_HEADER_BYTES,
@@ -60,7 +65,15 @@ export interface ViewerOptions {
   readonly connectTimeoutMs?: number;
   /** A viewer that leaves a frame unacknowledged this long is closed (a hung page). (30000 ms) */
   readonly ackTimeoutMs?: number;
+  /** An open viewer sent no frame this long (its stream sends nothing) is closed. (60000 ms) */
+  readonly idleTimeoutMs?: number;
+  /** Most viewers one client (one token, and one remote address) may hold at once; beyond it `429`. (4) */
+  readonly maxViewersPerClient?: number;
 }
+
+/** PATCHes one viewer may make, and remote candidates it may add over all of them. */
+const MAX_VIEWER_PATCHES = 16;
+const MAX_VIEWER_CANDIDATES = 64;
 
 type ResolvedViewerOptions = Required<ViewerOptions>;
 
@@ -70,6 +83,8 @@ const DEFAULT_VIEWER_OPTIONS: ResolvedViewerOptions = Object.freeze({
   maxViewers: 16,
   connectTimeoutMs: 15_000,
   ackTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxViewersPerClient: 4,
 });
 
 function resolveViewerOptions(options: ViewerOptions): ResolvedViewerOptions {
@@ -98,8 +113,13 @@ export interface ViewerDeps {
   sessionOf(stream: string): string | undefined;
   /** Whether the server is shutting down. */
   isClosing(): boolean;
-  /** Counts a viewer offer against the client's offers per minute; why not, when refused. */
-  admit(request: FastifyRequest): { reason: string; retryAfterSeconds: number } | undefined;
+  /**
+   * Counts a viewer offer against the client's offers per minute and viewers at once; why not, when
+   * refused, else the function that gives the client's viewer slot back (called once, at its end).
+   */
+  admit(
+    request: FastifyRequest,
+  ): { reason: string; retryAfterSeconds: number } | { release: () => void };
 }
 
 /** What one viewer reports (`ViewerHub.stats()`). */
@@ -296,14 +316,7 @@ export class ViewerHub {
         ErrorCodes.SHUTTING_DOWN,
         'server is shutting down',
       );
-    const refused = this.#deps.admit(request);
-    if (refused !== undefined)
-      return problem(
-        reply.header('Retry-After', String(refused.retryAfterSeconds)),
-        429,
-        ErrorCodes.TOO_MANY_REQUESTS,
-        refused.reason,
-      );
+    const offer = withIpCandidatesOnly(sdp, MAX_VIEWER_CANDIDATES);
     // Viewers still being torn down hold native resources too.
     if (this.#viewers.size + this.#teardowns.size >= this.#options.maxViewers)
       return problem(
@@ -311,6 +324,14 @@ export class ViewerHub {
         503,
         ErrorCodes.SERVER_FULL,
         `server is at its limit of ${this.#options.maxViewers} viewers`,
+      );
+    const refused = this.#deps.admit(request);
+    if ('reason' in refused)
+      return problem(
+        reply.header('Retry-After', String(refused.retryAfterSeconds)),
+        429,
+        ErrorCodes.TOO_MANY_REQUESTS,
+        refused.reason,
       );
     const id = randomBytes(16).toString('base64url');
     const maxMessageBytes = Math.min(
@@ -330,6 +351,7 @@ export class ViewerHub {
       this.#deps.rtc,
       this.#options,
       this.#log.child({ viewer: id, stream }),
+      refused.release,
     );
     this.#viewers.set(id, viewer);
     let watchers = this.#byStream.get(stream);
@@ -338,7 +360,7 @@ export class ViewerHub {
     viewer.log.info({ event: 'viewer-new', remoteAddress: request.ip }, 'new viewer');
     let answer: string;
     try {
-      answer = await viewer.answer(sdp);
+      answer = await viewer.answer(offer);
     } catch (error) {
       viewer.close(
         (error as PointstreamError).code ?? ErrorCodes.SDP_INVALID,
@@ -374,7 +396,20 @@ export class ViewerHub {
         ErrorCodes.HTTP_UNSUPPORTED_MEDIA_TYPE,
         'PATCH takes application/trickle-ice-sdpfrag',
       );
-    viewer.addRemoteCandidates(parseSdpFragment(String(request.body)));
+    if (++viewer.patches > MAX_VIEWER_PATCHES)
+      return problem(
+        reply.header('Retry-After', '60'),
+        429,
+        ErrorCodes.TOO_MANY_REQUESTS,
+        `at most ${MAX_VIEWER_PATCHES} PATCHes per viewer`,
+      );
+    const candidates = parseSdpFragment(String(request.body), MAX_VIEWER_CANDIDATES);
+    if ((viewer.candidates += candidates.length) > MAX_VIEWER_CANDIDATES)
+      throw new PointstreamError(
+        ErrorCodes.CANDIDATE_REFUSED,
+        `at most ${MAX_VIEWER_CANDIDATES} candidates per viewer`,
+      );
+    viewer.addRemoteCandidates(candidates);
     return reply.code(204).send();
   }
 
@@ -409,6 +444,10 @@ class Viewer {
   #state: 'connecting' | 'open' | 'closed' = 'connecting';
   #connectTimer: NodeJS.Timeout | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  readonly #release: () => void;
+  patches = 0;
+  candidates = 0;
   /** Seqs sent and not yet acknowledged, oldest first. */
   readonly #inFlight: number[] = [];
   #lastSentAt = -Infinity;
@@ -427,7 +466,9 @@ class Viewer {
     rtc: RtcOptions,
     options: ResolvedViewerOptions,
     log: Logger,
+    release: () => void,
   ) {
+    this.#release = release;
     this.#hub = hub;
     this.id = id;
     this.stream = stream;
@@ -517,6 +558,7 @@ class Viewer {
     this.framesSent++;
     this.bytesSent += viewerFrameWireBytes(prepared.frame, this.#maxMessageBytes);
     if (this.#ackTimer === undefined) this.#armAckTimer();
+    this.#idleTimer?.refresh();
   }
 
   /** Times the oldest unacknowledged frame. */
@@ -572,6 +614,16 @@ class Viewer {
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     this.log.info({ event: 'viewer-open' }, 'viewer channel open');
+    // A viewer holds a slot: one whose stream sends nothing gives it back after idleTimeoutMs.
+    this.#idleTimer = setTimeout(
+      () =>
+        this.close(
+          ErrorCodes.SESSION_CLOSED,
+          `no frame to send for ${this.#options.idleTimeoutMs} ms`,
+        ),
+      this.#options.idleTimeoutMs,
+    );
+    this.#idleTimer.unref();
     this.#sendText({
       type: 'hello',
       viewer: this.id,
@@ -614,6 +666,8 @@ class Viewer {
     this.#state = 'closed';
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#ackTimer);
+    clearTimeout(this.#idleTimer);
+    this.#release();
     this.#sendText({ type: 'closing', code, message: reason });
     const channel = this.#channel;
     const teardown = this.#peer.closeInOrder(

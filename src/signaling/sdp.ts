@@ -127,7 +127,66 @@ export function toSdpFragment(candidates: readonly IceCandidate[]): string {
   return lines.join('\r\n') + '\r\n';
 }
 
-/** The candidates of a trickle-ICE SDP fragment. Throws PS_ERR_SDP_INVALID on anything odd. */
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** Whether `address` is an IP literal (v4 dotted quad, or v6 hex groups, optionally with an embedded v4 tail). */
+export function isIpLiteral(address: string): boolean {
+  if (IPV4.test(address)) return true;
+  if (!address.includes(':') || address.length > 45) return false;
+  const tail = address.slice(address.lastIndexOf(':') + 1);
+  const v6 =
+    tail.includes('.') && IPV4.test(tail) ? address.slice(0, -tail.length) + '0:0' : address;
+  if (!/^[0-9a-fA-F:]+$/.test(v6) || (v6.match(/::/g)?.length ?? 0) > 1) return false;
+  const groups = v6.split(':').filter((group) => group.length > 0);
+  if (groups.some((group) => group.length > 4)) return false;
+  return v6.includes('::') ? groups.length < 8 : groups.length === 8;
+}
+
+/**
+ * How a candidate names its address: `ip` (kept), `mdns` (a browser's `<uuid>.local` name: dropped,
+ * the server learns the address from the browser's own checks) or `host` (any other name: refused,
+ * because libdatachannel resolves it with a blocking lookup on a thread of its own, one per candidate).
+ */
+export function candidateAddressKind(candidate: string): 'ip' | 'mdns' | 'host' {
+  const address = candidate.split(' ')[4] ?? '';
+  if (isIpLiteral(address)) return 'ip';
+  return /^[0-9a-zA-Z-]{1,63}\.local\.?$/.test(address) ? 'mdns' : 'host';
+}
+
+function candidateRefused(line: string): PointstreamError {
+  return new PointstreamError(
+    ErrorCodes.CANDIDATE_REFUSED,
+    `candidate ${JSON.stringify(line.slice(0, 80))} names a host, not an IP address; send IP candidates only`,
+  );
+}
+
+/**
+ * `sdp` with its mDNS (`.local`) candidates left out: libdatachannel would start a lookup thread
+ * for each. Throws PS_ERR_CANDIDATE_REFUSED for a candidate naming any other host or for
+ * more than `maxCandidates` candidates.
+ */
+export function withIpCandidatesOnly(sdp: string, maxCandidates = 64): string {
+  let count = 0;
+  let dropped = 0;
+  const lines = splitLines(sdp).filter((line) => {
+    if (!line.startsWith('a=candidate:')) return true;
+    if (++count > maxCandidates)
+      throw new PointstreamError(
+        ErrorCodes.CANDIDATE_REFUSED,
+        `offer has more than ${maxCandidates} candidates`,
+      );
+    const kind = candidateAddressKind(line.slice(2));
+    if (kind === 'host') throw candidateRefused(line);
+    if (kind === 'mdns') dropped++;
+    return kind === 'ip';
+  });
+  return dropped === 0 ? sdp : lines.join('\r\n') + '\r\n';
+}
+
+/**
+ * The candidates of a trickle-ICE SDP fragment, mDNS (`.local`) ones left out. Throws
+ * PS_ERR_SDP_INVALID on anything odd, PS_ERR_CANDIDATE_REFUSED on a candidate naming a host.
+ */
 export function parseSdpFragment(fragment: string, maxCandidates = 64): IceCandidate[] {
   const candidates: IceCandidate[] = [];
   let mid = '';
@@ -140,7 +199,9 @@ export function parseSdpFragment(fragment: string, maxCandidates = 64): IceCandi
           `malformed candidate ${JSON.stringify(line.slice(0, 60))}`,
         );
       }
-      candidates.push({ candidate: line.slice(2), mid });
+      const kind = candidateAddressKind(line.slice(2));
+      if (kind === 'host') throw candidateRefused(line);
+      if (kind === 'ip') candidates.push({ candidate: line.slice(2), mid });
       if (candidates.length > maxCandidates)
         throw sdpError(ErrorCodes.SDP_INVALID, 'too many candidates');
     } else if (!/^(m=|a=ice-ufrag:|a=ice-pwd:|a=end-of-candidates|a=group:)/.test(line)) {

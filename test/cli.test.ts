@@ -423,7 +423,9 @@ void test(
     const summary = lastJsonLine(stdout);
     assert.equal(summary.ok, false);
     assert.equal(summary.framesPlanned, 80);
-    assert.ok((summary.framesAcked as number) >= 3);
+    // The server verified 3 frames; their receipts may or may not have left before it closed, so
+    // they count as acknowledged or lost, never as unsent.
+    assert.ok((summary.framesSent as number) >= 3, JSON.stringify(summary));
     assert.ok((summary.framesNotSent as number) > 0, JSON.stringify(summary));
     assertCountsAddUp(summary);
   },

@@ -14,6 +14,7 @@ import { DEFAULT_REASSEMBLY_LIMITS } from '../wire/reassembler.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { FrameBufferPool } from './buffer-pool.js';
+import { CappedBudget } from './budget.js';
 import { ClientLimiter } from './client-limits.js';
 import { ServerMetrics } from './metrics.js';
 import { FrameRecorder, sessionFolder } from './recorder.js';
@@ -31,6 +32,11 @@ import type {
   SessionEnd,
 } from './types.js';
 
+/** What a session must accept whatever else is set: the chunks of the client's default size. */
+const CHUNKED_MESSAGE_BYTES = 256 * 1024;
+/** What a viewer's peer connection accepts: viewers send the server nothing large. */
+const VIEWER_MAX_MESSAGE_BYTES = 64 * 1024;
+
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   ...DEFAULT_REASSEMBLY_LIMITS,
   maxSessions: 64,
@@ -40,6 +46,13 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxConsecutiveRejections: 16,
   maxTotalReassemblyBytes: 1024 * 1024 * 1024,
   maxSessionsPerClient: 8,
+  maxSessionReassemblyBytes:
+    DEFAULT_REASSEMBLY_LIMITS.maxFramesInReassembly * DEFAULT_REASSEMBLY_LIMITS.maxFrameBytes,
+  maxClientReassemblyBytes:
+    2 * DEFAULT_REASSEMBLY_LIMITS.maxFramesInReassembly * DEFAULT_REASSEMBLY_LIMITS.maxFrameBytes,
+  maxChannelsPerSession: 4,
+  frameStallMs: 10_000,
+  maxPlainMessageBytes: CHUNKED_MESSAGE_BYTES,
   maxOffersPerMinute: 60,
   streamHoldMs: 300_000,
 });
@@ -75,7 +88,17 @@ function positiveInteger(field: string, value: unknown, min = 1): number {
 }
 
 function resolveLimits(limits: Partial<ServerLimits> | undefined): ServerLimits {
-  const merged = { ...DEFAULT_SERVER_LIMITS, ...limits };
+  // The per-session and per-client shares follow the frame limits unless set.
+  const frames =
+    (limits?.maxFramesInReassembly ?? DEFAULT_SERVER_LIMITS.maxFramesInReassembly) *
+    (limits?.maxFrameBytes ?? DEFAULT_SERVER_LIMITS.maxFrameBytes);
+  const session = limits?.maxSessionReassemblyBytes ?? frames;
+  const merged = {
+    ...DEFAULT_SERVER_LIMITS,
+    maxSessionReassemblyBytes: session,
+    maxClientReassemblyBytes: 2 * session,
+    ...limits,
+  };
   for (const key of Object.keys(merged) as (keyof ServerLimits)[]) {
     if (key === 'allowNonFinite') {
       if (typeof merged.allowNonFinite !== 'boolean')
@@ -121,6 +144,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   /** The token id each authenticated request presented. */
   readonly #tokens = new WeakMap<FastifyRequest, string>();
   #reassemblyBytes = 0;
+  /** Each client's share of the budget (by token, else by address), while it has sessions. */
+  readonly #clientBudgets = new Map<string, { budget: CappedBudget; sessions: number }>();
   readonly #budget = {
     reserve: (bytes: number): boolean => {
       if (this.#reassemblyBytes + bytes > this.limits.maxTotalReassemblyBytes) return false;
@@ -158,7 +183,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     this.#rtc = {
       ...options.rtc,
       ...(bindAddress === undefined ? {} : { bindAddress }),
-      maxMessageSize: options.rtc?.maxMessageSize ?? this.limits.maxFrameBytes + 1024,
+      // Native stacks buffer a message up to this size before JavaScript sees it, outside any
+      // budget: advertise only what a session needs (issue 14: 64 MiB let one session hold 490 MB).
+      maxMessageSize:
+        options.rtc?.maxMessageSize ??
+        Math.max(this.limits.maxPlainMessageBytes, CHUNKED_MESSAGE_BYTES),
     };
     this.#auth = options.tokens === undefined ? undefined : new TokenAuth(options.tokens);
     this.#clientLimiter = new ClientLimiter(
@@ -197,7 +226,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       expired: (name) => this.#viewers.onStreamEnded(name),
     });
     this.#viewers = new ViewerHub({
-      rtc: this.#rtc,
+      rtc: { ...this.#rtc, maxMessageSize: VIEWER_MAX_MESSAGE_BYTES },
       log: log.child({ component: 'viewer' }),
       options: options.viewer ?? {},
       canWatch: (request, stream) => {
@@ -519,7 +548,21 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     const log = this.#log.child({ session: id, stream });
     this.#owners.set(id, { token, keys });
     this.#clientLimiter.sessionOpened(keys);
-    const memory = { budget: this.#budget, pool: this.#pool };
+    const clientKey = token === undefined ? `addr:${request.ip}` : `token:${token}`;
+    let client = this.#clientBudgets.get(clientKey);
+    if (client === undefined) {
+      client = {
+        budget: new CappedBudget(this.limits.maxClientReassemblyBytes, this.#budget),
+        sessions: 0,
+      };
+      this.#clientBudgets.set(clientKey, client);
+    }
+    client.sessions++;
+    const clientBudget = client;
+    const memory = {
+      budget: new CappedBudget(this.limits.maxSessionReassemblyBytes, clientBudget.budget),
+      pool: this.#pool,
+    };
     const identity = { stream, recording, remoteAddress: request.ip };
     const session = new Session(id, identity, this.#rtc, this.limits, memory, log, {
       frame: (frame) => {
@@ -549,6 +592,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#teardowns.add(teardown);
         void teardown.finally(() => this.#teardowns.delete(teardown));
         this.#clientLimiter.sessionClosed(keys);
+        if (--clientBudget.sessions === 0) this.#clientBudgets.delete(clientKey);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;
         this.#streams.closed(stream, id);

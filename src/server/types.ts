@@ -165,8 +165,9 @@ export interface ServerLimits extends ReassemblyLimits {
   /** A frame that receives no chunk for this long is rejected (`PS_ERR_FRAME_INCOMPLETE`). Default 10000 ms. */
   readonly frameStallMs: number;
   /**
-   * Largest message a session accepts (advertised as SDP `max-message-size`): a plain-form frame
-   * must fit; chunked frames need 256 KiB whatever this says. Default 256 KiB.
+   * Largest message a session accepts (advertised as SDP `max-message-size`, never below the
+   * 256 KiB chunks need): a plain-form frame must fit, and clients chunk up to it. The native
+   * stack buffers up to this much per message outside any budget. Default 256 KiB.
    */
   readonly maxPlainMessageBytes: number;
   /** Sessions one client (one token, and one remote address) may hold at once; beyond it `429`. Default 8. */

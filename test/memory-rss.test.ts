@@ -14,8 +14,13 @@ import { encodeNpyHeader } from '../src/wire/npy.js';
 import { CLI, LOOPBACK, RawPeer } from './helpers.js';
 
 const MiB = 1024 * 1024;
-/** Native buffers, allocator slack and V8 heap growth under load, beyond the budgets. */
-const ALLOWANCE = 160 * MiB;
+/**
+ * Native buffers, allocator slack and garbage not yet collected, beyond the budgets. Growth
+ * measured with the fixes: 25-29 MiB (plain flood), 113-131 MiB (recorder flood, 64 MiB queue);
+ * before them: 181-246 MiB (plain) and 477 MiB (recorder).
+ */
+const PLAIN_ALLOWANCE = 64 * MiB;
+const RECORDER_ALLOWANCE = 128 * MiB;
 
 async function serve(t: TestContext, args: string[]): Promise<string> {
   const child = spawn(
@@ -112,10 +117,10 @@ void test(
       }
     })();
     const peak = await peakRss(url, flood);
-    const bound = baseline + budget + ALLOWANCE;
+    const bound = baseline + budget + PLAIN_ALLOWANCE;
     assert.ok(
       peak <= bound,
-      `server RSS peaked at ${Math.round(peak / MiB)} MiB, over ${Math.round(bound / MiB)} MiB (baseline ${Math.round(baseline / MiB)} + budget ${budget / MiB} + allowance ${ALLOWANCE / MiB})`,
+      `server RSS peaked at ${Math.round(peak / MiB)} MiB, over ${Math.round(bound / MiB)} MiB (baseline ${Math.round(baseline / MiB)} + budget ${budget / MiB} + allowance ${PLAIN_ALLOWANCE / MiB})`,
     );
     t.diagnostic(
       `plain flood: baseline ${Math.round(baseline / MiB)} MiB, peak ${Math.round(peak / MiB)} MiB`,
@@ -159,15 +164,15 @@ void test(
       await Promise.all(receipts);
     })();
     const peak = await peakRss(url, flood);
+    const bound = baseline + queue + RECORDER_ALLOWANCE;
+    assert.ok(
+      peak <= bound,
+      `server RSS peaked at ${Math.round(peak / MiB)} MiB, over ${Math.round(bound / MiB)} MiB (baseline ${Math.round(baseline / MiB)} + queue ${queue / MiB} + allowance ${RECORDER_ALLOWANCE / MiB})`,
+    );
     const after = await stats(url);
     assert.ok(after.recording, 'recording stats');
     assert.ok(after.recording.queuedBytes <= queue, `queued ${after.recording.queuedBytes}`);
     assert.ok(after.recording.framesNotRecorded >= frames - Math.ceil(queue / 12_000_000) - 1);
-    const bound = baseline + queue + ALLOWANCE;
-    assert.ok(
-      peak <= bound,
-      `server RSS peaked at ${Math.round(peak / MiB)} MiB, over ${Math.round(bound / MiB)} MiB (baseline ${Math.round(baseline / MiB)} + queue ${queue / MiB} + allowance ${ALLOWANCE / MiB})`,
-    );
     t.diagnostic(
       `recorder flood: baseline ${Math.round(baseline / MiB)} MiB, peak ${Math.round(peak / MiB)} MiB`,
     );

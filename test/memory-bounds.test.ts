@@ -260,7 +260,7 @@ void test(
 );
 
 void test(
-  'item 4: sessions advertise max-message-size 256 KiB (maxPlainMessageBytes), viewers 64 KiB; plain messages are budgeted',
+  'item 4: sessions advertise max-message-size 256 KiB (maxPlainMessageBytes), viewers 256 KiB; plain messages are budgeted',
   { timeout: 60_000 },
   async (t) => {
     const server = await startServer({ limits: { maxTotalReassemblyBytes: 200_000 } });
@@ -281,7 +281,10 @@ void test(
     });
     const viewerAnswer = await viewerOffer.text();
     assert.ok(viewerOffer.ok, viewerAnswer);
-    assert.match(viewerAnswer, /a=max-message-size:65536\\r?\\n/);
+    assert.match(
+      (JSON.parse(viewerAnswer) as { sdp: string }).sdp,
+      /a=max-message-size:262144\r?\n/,
+    );
     // A plain .npy frame of 20,000 points (240,128 bytes) fits the message size but not the
     // 200,000-byte budget: refused, not held.
     const points = 20_000;

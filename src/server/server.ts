@@ -34,8 +34,12 @@ import type {
 
 /** What a session must accept whatever else is set: the chunks of the client's default size. */
 const CHUNKED_MESSAGE_BYTES = 256 * 1024;
-/** What a viewer's peer connection accepts: viewers send the server nothing large. */
-const VIEWER_MAX_MESSAGE_BYTES = 64 * 1024;
+/**
+ * What a viewer's peer connection advertises: viewers send the server nothing large, but
+ * libdatachannel also refuses to send a message above its own limit, and the server sends viewers
+ * messages of up to 256 KiB (docs/protocol.md).
+ */
+const VIEWER_MAX_MESSAGE_BYTES = 256 * 1024;
 
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   ...DEFAULT_REASSEMBLY_LIMITS,

@@ -9,9 +9,11 @@ import {
   Encoding,
   PROTOCOL_V1,
   START_HEADER_BYTES,
+  writeDataHeader,
   writeStartHeader,
 } from '../src/wire/chunk.js';
 import { encodeNpyHeader } from '../src/wire/npy.js';
+import { FrameReassembler } from '../src/wire/reassembler.js';
 import { LOOPBACK, RawPeer, startServer, waitFor } from './helpers.js';
 
 const rtc = { bindAddress: LOOPBACK };
@@ -328,3 +330,36 @@ void test(
     assert.equal(receipt.type === 'receipt' && receipt.ok, true);
   },
 );
+
+void test('item 2: sweep() rejects a frame after two sweeps without a chunk, and releases it', () => {
+  let held = 0;
+  const budget = {
+    reserve: (bytes: number): boolean => ((held += bytes), true),
+    release: (bytes: number): void => void (held -= bytes),
+  };
+  const reassembler = new FrameReassembler({ budget });
+  const header = encodeNpyHeader([1000, 3]);
+  const start = (seq: number): Uint8Array => {
+    const message = startChunk(seq, Encoding.NPY, 1000, header.length + 12_000, header);
+    // Three chunks, so that one DATA chunk is progress without completing the frame.
+    new DataView(message.buffer).setUint32(36, 3, true);
+    return message;
+  };
+  assert.equal(reassembler.push(start(0)).kind, 'pending');
+  assert.equal(reassembler.push(start(1)).kind, 'pending');
+  assert.equal(held, 2 * (header.length + 12_000));
+  assert.deepEqual(reassembler.sweep(1000), []); // first look
+  const data = new Uint8Array(12 + 100);
+  writeDataHeader(data, 1, 1);
+  assert.equal(reassembler.push(data).kind, 'pending'); // frame 1 progresses
+  assert.deepEqual(reassembler.sweep(1000), []); // frame 0: one stale sweep
+  const rejected = reassembler.sweep(1000); // frame 0: two
+  assert.deepEqual(
+    rejected.map((r) => [r.seq, r.error.code]),
+    [[0, ErrorCodes.FRAME_INCOMPLETE]],
+  );
+  assert.equal(reassembler.framesInReassembly, 1);
+  assert.equal(held, header.length + 12_000);
+  assert.equal(reassembler.sweep(1000)[0]?.seq, 1);
+  assert.equal(held, 0);
+});

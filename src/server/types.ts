@@ -162,7 +162,10 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly maxClientReassemblyBytes: number;
   /** Data channels one session may have open; more are closed with `PS_ERR_TOO_MANY_CHANNELS`. Default 4. */
   readonly maxChannelsPerSession: number;
-  /** A frame that receives no chunk for this long is rejected (`PS_ERR_FRAME_INCOMPLETE`). Default 10000 ms. */
+  /**
+   * A frame that receives no chunk for this long is rejected (`PS_ERR_FRAME_INCOMPLETE`) and its
+   * memory released, at most half as long again later (checked every half period). Default 10000 ms.
+   */
   readonly frameStallMs: number;
   /**
    * Largest message a session accepts (advertised as SDP `max-message-size`, never below the

@@ -148,6 +148,8 @@ interface FrameState {
   checkedTo: number;
   /** `nextIndex` at the last {@link FrameReassembler.sweep}; -1 before the first. */
   sweptIndex: number;
+  /** Sweeps in a row that found no new chunk. */
+  staleSweeps: number;
 }
 
 /**
@@ -238,22 +240,24 @@ export class FrameReassembler {
   }
 
   /**
-   * Rejects (`PS_ERR_FRAME_INCOMPLETE`) every frame that received no chunk since the previous
-   * call, releasing its memory. Called every T/2 ms, it bounds how long a stalled frame holds
-   * memory to T without costing anything per chunk.
+   * Rejects (`PS_ERR_FRAME_INCOMPLETE`) every frame that received no chunk during the last two
+   * calls, releasing its memory. Called every `stalledMs / 2`, it rejects a frame between
+   * `stalledMs` and 1.5 x `stalledMs` after its last chunk, without costing anything per chunk.
    */
   sweep(stalledMs: number): Rejection[] {
     let rejected: Rejection[] | undefined;
     for (const state of this.#frames.values()) {
       if (state.nextIndex !== state.sweptIndex) {
         state.sweptIndex = state.nextIndex;
+        state.staleSweeps = 0;
         continue;
       }
+      if (++state.staleSweeps < 2) continue;
       (rejected ??= []).push(
         this.#fail(
           state,
           ErrorCodes.FRAME_INCOMPLETE,
-          `frame ${state.meta.seq} made no progress for ${stalledMs} ms (${state.received} of ${state.meta.payloadBytes} bytes)`,
+          `frame ${state.meta.seq} received no chunk for ${stalledMs} ms (${state.received} of ${state.meta.payloadBytes} bytes)`,
         ) as Rejection,
       );
     }
@@ -420,6 +424,7 @@ export class FrameReassembler {
       dataOffset,
       checkedTo: incremental ? dataOffset : -1,
       sweptIndex: -1,
+      staleSweeps: 0,
     };
   }
 

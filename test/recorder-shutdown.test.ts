@@ -147,6 +147,9 @@ void test(
     assert.ok(result !== undefined, `serve still alive ${Math.round(took)} ms after SIGTERM`);
     assert.ok(took < 12_000, `serve exited ${Math.round(took)} ms after SIGTERM`);
     assert.match(stdout, /"event":"shutdown-timeout"/);
+    t.diagnostic(
+      `serve ended ${Math.round(took)} ms after SIGTERM (${result.signal ?? result.code})`,
+    );
     // process.exit cannot join the stuck worker: the watchdog's SIGKILL ends it.
     assert.equal(result.signal, 'SIGKILL');
   },

@@ -83,7 +83,8 @@ void test(
   'Chromium sends at most 262,144 bytes per message, whatever the server advertises',
   { timeout: 120_000 },
   async (t) => {
-    const server = await startServer();
+    // Advertise 64 MiB (the default is 256 KiB since issue 14) to show Chromium's own cap.
+    const server = await startServer({ limits: { maxPlainMessageBytes: 64 * 1024 * 1024 } });
     t.after(() => server.close());
     const frames: { points: number; form: string }[] = [];
     server.on('frame', (frame: ReceivedFrame) =>
@@ -96,7 +97,7 @@ void test(
       `${PAGE_SCRIPT}(${JSON.stringify(`${server.url}/offer`)})`,
     );
 
-    assert.equal(result.advertised, 64 * 1024 * 1024 + 1024, 'the server advertises 64 MiB');
+    assert.equal(result.advertised, 64 * 1024 * 1024, 'the server advertises 64 MiB');
     assert.equal(result.maxMessageSize, 262_144, 'Chromium keeps its own cap');
     assert.deepEqual(result.sends, {
       'raw 21845': 'sent',

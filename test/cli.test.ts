@@ -245,7 +245,8 @@ void test(
   'chunks larger than 256 KiB are used when the server allows them',
   { timeout: 60_000 },
   async (t) => {
-    const server = await startServer();
+    // The server advertises 256 KiB messages unless told more (issue 14).
+    const server = await startServer({ limits: { maxPlainMessageBytes: 1_048_576 } });
     t.after(() => server.close());
     const result = await run([
       'send',

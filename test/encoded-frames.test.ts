@@ -163,7 +163,7 @@ void test('the client refuses bad encoding options by name', async () => {
   );
 });
 
-void test('reassembler: an encoded frame reserves the memory of its decoded points too', () => {
+void test('reassembler: an encoded frame reserves its payload at START, its decoded points once verified', () => {
   const reserved: number[] = [];
   let held = 0;
   const budget = {
@@ -181,12 +181,20 @@ void test('reassembler: an encoded frame reserves the memory of its decoded poin
   const small = encodePoints(lidarFrame(20_000), 'qrice');
   const result = pushAll(reassembler, chunksOf(small, 0));
   assert.equal(result.kind, 'frame');
-  assert.deepEqual(reserved, [small.bytes.length + 20_000 * 12]);
+  assert.deepEqual(reserved, [small.bytes.length, 20_000 * 12]);
   assert.equal(held, 0);
-  // 100,000 points decode to 1.2 MB: over this budget, whatever the payload's size.
+  // 100,000 points decode to 1.2 MB: over this budget, whatever the payload's size. The START
+  // only reserves the payload (declared point counts cost nothing: issue 14); the decoded points
+  // are refused once the whole payload has arrived.
   const large = encodePoints(lidarFrame(100_000), 'qrice');
   assert.ok(large.bytes.length < 1_000_000);
-  const refused = reassembler.push(chunksOf(large, 1)[0] as Uint8Array);
+  const chunks = chunksOf(large, 1);
+  assert.equal(
+    reassembler.push(chunks[0] as Uint8Array).kind,
+    chunks.length > 1 ? 'pending' : 'rejected',
+  );
+  const refused = pushAll(reassembler, chunks.slice(1));
   assert.equal(refused.kind, 'rejected');
   if (refused.kind === 'rejected') assert.equal(refused.error.code, ErrorCodes.SERVER_MEMORY);
+  assert.equal(held, 0);
 });

@@ -74,6 +74,7 @@ export class RawPeer {
     offerUrl: string,
     form: 'json' | 'sdp',
     fields: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
   ): Promise<void> {
     await new Promise<void>((resolve) => {
       if (this.pc.gatheringState() === 'complete') resolve();
@@ -84,12 +85,12 @@ export class RawPeer {
       form === 'json'
         ? await fetch(offerUrl, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', ...headers },
             body: JSON.stringify({ sdp: offer, type: 'offer', ...fields }),
           })
         : await fetch(offerUrl, {
             method: 'POST',
-            headers: { 'content-type': 'application/sdp' },
+            headers: { 'content-type': 'application/sdp', ...headers },
             body: offer,
           });
     this.status.http = response.status;
@@ -106,7 +107,7 @@ export class RawPeer {
     const candidates = candidatesOf((this.pc.localDescription() as { sdp: string }).sdp);
     const patch = await fetch(new URL(this.status.location as string, offerUrl), {
       method: 'PATCH',
-      headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+      headers: { 'content-type': 'application/trickle-ice-sdpfrag', ...headers },
       body: toSdpFragment(candidates),
     });
     if (patch.status !== 204) throw new Error(`PATCH answered ${patch.status}`);

@@ -225,6 +225,12 @@ logOptions(
       integer(1),
       DEFAULT_SERVER_LIMITS.maxTotalReassemblyBytes,
     )
+    .option(
+      '--max-plain-bytes <n>',
+      'largest plain-form message (one whole .npy frame) a session accepts',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxPlainMessageBytes,
+    )
     .option('--max-viewers <n>', 'live browser viewers at once', integer(1), 16)
     .option(
       '--viewer-max-points <n>',
@@ -259,6 +265,7 @@ logOptions(
     maxSessionsPerClient: number;
     maxOffersPerMinute: number;
     maxReassemblyBytes: number;
+    maxPlainBytes: number;
     maxViewers: number;
     viewerMaxPoints: number;
     viewerMaxFps: number;
@@ -323,6 +330,7 @@ logOptions(
         maxSessionsPerClient: opts.maxSessionsPerClient,
         maxOffersPerMinute: opts.maxOffersPerMinute,
         maxTotalReassemblyBytes: opts.maxReassemblyBytes,
+        maxPlainMessageBytes: opts.maxPlainBytes,
       },
     });
   },

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { releaseNativeResources } from '../rtc/peer.js';
@@ -43,7 +44,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       options.logger.warn({ event: 'forced-exit', signal }, 'second signal: exiting now');
-      process.exit(130);
+      exitNow(options.logger, 130);
     }
     // A signal during start-up (the server logs 'listening' before this function returns) is
     // handled as soon as the server exists.
@@ -56,8 +57,8 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
     // Bounded: a stuck native close must not keep the process alive forever.
     const force = setTimeout(() => {
       options.logger.error({ event: 'shutdown-timeout' }, 'shutdown took more than 10 s; exiting');
-      process.exit(1);
-    }, 10_000);
+      exitNow(options.logger, 1);
+    }, SHUTDOWN_DEADLINE_MS);
     force.unref();
     void server
       .close()
@@ -114,6 +115,35 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   );
   if (requested !== undefined) stop(requested);
   return server;
+}
+
+/** How long a shutdown may take before the process is ended regardless. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+/** How long `process.exit` may take before the process kills itself. */
+const EXIT_GRACE_MS = 500;
+
+/**
+ * Exits whatever the disk does. `process.exit` joins libuv's worker threads, so one write blocked
+ * on a hung disk (or a FIFO with no reader) keeps the process alive forever (issue 14: 50 minutes,
+ * 1.9 GB). A helper thread cannot be joined either, so the process kills itself with SIGKILL once
+ * the log is flushed and `process.exit` has had its chance: a watchdog child does it, since no
+ * JavaScript of this process runs after `process.exit` starts.
+ */
+function exitNow(logger: CliLogger, code: number): never {
+  logger.flush();
+  // The watchdog is a plain shell, so it needs no Node start-up; it is detached and unref'd so
+  // that a process exiting normally neither waits for it nor takes it down first.
+  try {
+    const watchdog = spawn(
+      '/bin/sh',
+      ['-c', `sleep ${EXIT_GRACE_MS / 1000}; kill -KILL ${process.pid} 2>/dev/null`],
+      { detached: true, stdio: 'ignore' },
+    );
+    watchdog.unref();
+  } catch {
+    // No shell: exit() below is all there is.
+  }
+  process.exit(code);
 }
 
 /**

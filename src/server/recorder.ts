@@ -14,7 +14,10 @@ export interface RecordOptions {
    * `manifest.jsonl` beside them; session folders sort by start time.
    */
   readonly dir: string;
-  /** Bytes of frames that may wait for the disk; beyond it frames are not recorded (and counted). Default 256 MiB. */
+  /**
+   * Bytes of frames that may wait for the disk, counted as held in memory (an encoded frame: its
+   * payload and its decoded points); beyond it frames are not recorded (and counted). Default 256 MiB.
+   */
   readonly maxQueuedBytes?: number;
 }
 
@@ -24,6 +27,7 @@ export interface RecorderStats {
   /** Frames the disk could not take (queue full, disk full, no permission...). */
   readonly framesNotRecorded: number;
   readonly bytesWritten: number;
+  /** Memory held by frames waiting for the disk (what `maxQueuedBytes` bounds). */
   readonly queuedBytes: number;
   readonly lastError: string | undefined;
 }
@@ -70,6 +74,16 @@ function precisionOf(frame: ReceivedFrame): number {
   return step / 2;
 }
 
+/**
+ * Memory a queued frame keeps alive: its `.npy` (points are a view into it), or its encoded
+ * payload plus the decoded points. Counting only the payload let a 256 MiB queue of qrice frames
+ * hold 6.2 GB (issue 14).
+ */
+export function heldBytesOf(frame: ReceivedFrame): number {
+  if (frame.npy !== undefined) return frame.npy.byteLength;
+  return (frame.encoded?.byteLength ?? 0) + frame.points.byteLength;
+}
+
 /** `000000000042.npy`: zero-padded so that names sort in frame order. */
 export function frameFileName(seq: number): string {
   return `${String(seq).padStart(12, '0')}.npy`;
@@ -89,6 +103,7 @@ export class FrameRecorder {
     frame: ReceivedFrame;
     folder: string;
     precision: number;
+    held: number;
     release: () => void;
   }[] = [];
   readonly #sessionDirs = new Set<string>();
@@ -140,7 +155,8 @@ export class FrameRecorder {
    * counts it) when the queue is full.
    */
   record(frame: ReceivedFrame, folder: string): boolean {
-    if (this.#queuedBytes + frame.byteLength > this.#maxQueuedBytes) {
+    const held = heldBytesOf(frame);
+    if (this.#queuedBytes + held > this.#maxQueuedBytes) {
       this.#notRecorded(
         frame,
         `the disk is behind: ${this.#queuedBytes} bytes already wait (limit ${this.#maxQueuedBytes})`,
@@ -148,8 +164,14 @@ export class FrameRecorder {
       return false;
     }
     // Read now: the encoded payload may be reused once the listeners have run.
-    this.#queue.push({ frame, folder, precision: precisionOf(frame), release: frame.retain() });
-    this.#queuedBytes += frame.byteLength;
+    this.#queue.push({
+      frame,
+      folder,
+      precision: precisionOf(frame),
+      held,
+      release: frame.retain(),
+    });
+    this.#queuedBytes += held;
     this.#writing ??= this.#drain().finally(() => (this.#writing = undefined));
     return true;
   }
@@ -161,14 +183,14 @@ export class FrameRecorder {
 
   async #drain(): Promise<void> {
     for (let queued = this.#queue.shift(); queued !== undefined; queued = this.#queue.shift()) {
-      const { frame, folder, precision, release } = queued;
+      const { frame, folder, precision, held, release } = queued;
       try {
         await this.#write(frame, folder, precision);
       } catch (error) {
         this.#notRecorded(frame, describeFsError(error));
       } finally {
         release();
-        this.#queuedBytes -= frame.byteLength;
+        this.#queuedBytes -= held;
       }
     }
   }

@@ -22,6 +22,7 @@ import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { FrameBufferPool } from './buffer-pool.js';
 import { DecodePool } from './decode-pool.js';
+import { CappedBudget } from './budget.js';
 import { ClientLimiter } from './client-limits.js';
 import { ServerMetrics } from './metrics.js';
 import { FrameRecorder, sessionFolder } from './recorder.js';
@@ -39,6 +40,15 @@ import type {
   SessionEnd,
 } from './types.js';
 
+/** What a session must accept whatever else is set: the chunks of the client's default size. */
+const CHUNKED_MESSAGE_BYTES = 256 * 1024;
+/**
+ * What a viewer's peer connection advertises: viewers send the server nothing large, but
+ * libdatachannel also refuses to send a message above its own limit, and the server sends viewers
+ * messages of up to 256 KiB (docs/protocol.md).
+ */
+const VIEWER_MAX_MESSAGE_BYTES = 256 * 1024;
+
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   ...DEFAULT_REASSEMBLY_LIMITS,
   maxSessions: 64,
@@ -50,6 +60,13 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   decodeMsPerSecond: 1000,
   maxFramesInDecode: 4,
   maxSessionsPerClient: 8,
+  maxSessionReassemblyBytes:
+    DEFAULT_REASSEMBLY_LIMITS.maxFramesInReassembly * DEFAULT_REASSEMBLY_LIMITS.maxFrameBytes,
+  maxClientReassemblyBytes:
+    2 * DEFAULT_REASSEMBLY_LIMITS.maxFramesInReassembly * DEFAULT_REASSEMBLY_LIMITS.maxFrameBytes,
+  maxChannelsPerSession: 4,
+  frameStallMs: 10_000,
+  maxPlainMessageBytes: CHUNKED_MESSAGE_BYTES,
   maxOffersPerMinute: 60,
   streamHoldMs: 300_000,
   requestTimeoutMs: 10_000,
@@ -101,7 +118,17 @@ function positiveInteger(field: string, value: unknown, min = 1): number {
 }
 
 function resolveLimits(limits: Partial<ServerLimits> | undefined): ServerLimits {
-  const merged = { ...DEFAULT_SERVER_LIMITS, ...limits };
+  // The per-session and per-client shares follow the frame limits unless set.
+  const frames =
+    (limits?.maxFramesInReassembly ?? DEFAULT_SERVER_LIMITS.maxFramesInReassembly) *
+    (limits?.maxFrameBytes ?? DEFAULT_SERVER_LIMITS.maxFrameBytes);
+  const session = limits?.maxSessionReassemblyBytes ?? frames;
+  const merged = {
+    ...DEFAULT_SERVER_LIMITS,
+    maxSessionReassemblyBytes: session,
+    maxClientReassemblyBytes: 2 * session,
+    ...limits,
+  };
   for (const key of Object.keys(merged) as (keyof ServerLimits)[]) {
     if (key === 'allowNonFinite') {
       if (typeof merged.allowNonFinite !== 'boolean')
@@ -157,6 +184,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   /** The token id each authenticated request presented. */
   readonly #tokens = new WeakMap<FastifyRequest, string>();
   #reassemblyBytes = 0;
+  /** Each client's share of the budget (by token, else by address), while it has sessions. */
+  readonly #clientBudgets = new Map<string, { budget: CappedBudget; sessions: number }>();
   readonly #budget = {
     reserve: (bytes: number): boolean => {
       if (this.#reassemblyBytes + bytes > this.limits.maxTotalReassemblyBytes) return false;
@@ -196,7 +225,11 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     this.#rtc = {
       ...options.rtc,
       ...(bindAddress === undefined ? {} : { bindAddress }),
-      maxMessageSize: options.rtc?.maxMessageSize ?? this.limits.maxFrameBytes + 1024,
+      // Native stacks buffer a message up to this size before JavaScript sees it, outside any
+      // budget: advertise only what a session needs (issue 14: 64 MiB let one session hold 490 MB).
+      maxMessageSize:
+        options.rtc?.maxMessageSize ??
+        Math.max(this.limits.maxPlainMessageBytes, CHUNKED_MESSAGE_BYTES),
     };
     this.#auth = options.tokens === undefined ? undefined : new TokenAuth(options.tokens);
     this.#clientLimiter = new ClientLimiter(
@@ -245,7 +278,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       expired: (name) => this.#viewers.onStreamEnded(name),
     });
     this.#viewers = new ViewerHub({
-      rtc: this.#rtc,
+      rtc: { ...this.#rtc, maxMessageSize: VIEWER_MAX_MESSAGE_BYTES },
       log: log.child({ component: 'viewer' }),
       options: options.viewer ?? {},
       canWatch: (request, stream) => {
@@ -645,7 +678,22 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     this.#owners.set(id, { token, keys, patches: 0, candidates: 0 });
     const mine = token === undefined ? undefined : this.#totalsOf(token);
     this.#clientLimiter.sessionOpened(keys);
-    const memory = { budget: this.#budget, pool: this.#pool, decoder: this.#decoder };
+    const clientKey = token === undefined ? `addr:${request.ip}` : `token:${token}`;
+    let client = this.#clientBudgets.get(clientKey);
+    if (client === undefined) {
+      client = {
+        budget: new CappedBudget(this.limits.maxClientReassemblyBytes, this.#budget),
+        sessions: 0,
+      };
+      this.#clientBudgets.set(clientKey, client);
+    }
+    client.sessions++;
+    const clientBudget = client;
+    const memory = {
+      budget: new CappedBudget(this.limits.maxSessionReassemblyBytes, clientBudget.budget),
+      pool: this.#pool,
+      decoder: this.#decoder,
+    };
     const identity = { stream, recording, remoteAddress: request.ip };
     const session = new Session(id, identity, this.#rtc, this.limits, memory, log, {
       frame: (frame) => {
@@ -681,6 +729,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
         this.#teardowns.add(teardown);
         void teardown.finally(() => this.#teardowns.delete(teardown));
         this.#clientLimiter.sessionClosed(keys);
+        if (--clientBudget.sessions === 0) this.#clientBudgets.delete(clientKey);
         this.#owners.delete(id);
         this.#totals.sessionsClosed++;
         if (mine !== undefined) mine.sessionsClosed++;

@@ -92,6 +92,9 @@ export class Session {
   /** Repeated warnings a client can cause (ignored text, rejected frames): at most 20 per 10 s. */
   readonly warnings = new LogLimiter(20, 10_000);
   #idleTimer: NodeJS.Timeout | undefined;
+  /** Rejects frames that stall (no chunk for `frameStallMs`); one per session, not per frame. */
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #channelsRefused = 0;
   #lastMessageAt = performance.now();
   framesReceived = 0;
   framesRejected = 0;
@@ -226,6 +229,21 @@ export class Session {
       closeUnwanted(channel);
       return;
     }
+    if (this.#channels.size >= this.#limits.maxChannelsPerSession) {
+      // Each channel may hold frames in reassembly: their number must not multiply the budget.
+      if (this.#channelsRefused++ === 0)
+        log.warn(
+          { event: 'channel-rejected', code: ErrorCodes.TOO_MANY_CHANNELS },
+          `more than ${this.#limits.maxChannelsPerSession} channels in one session: refused`,
+        );
+      sendControl(channel, {
+        type: 'closing',
+        code: ErrorCodes.TOO_MANY_CHANNELS,
+        message: `a session may have ${this.#limits.maxChannelsPerSession} channels open at once`,
+      });
+      closeUnwanted(channel);
+      return;
+    }
     this.#protocol = protocol;
     const receiver = new ChannelReceiver(this, channel, protocol, this.#limits, this.#memory, log);
     this.#channels.add(receiver);
@@ -260,6 +278,16 @@ export class Session {
       allowNonFinite: this.#limits.allowNonFinite,
     });
     this.#armIdleTimer();
+    if (this.#sweepTimer === undefined) {
+      const stallMs = this.#limits.frameStallMs;
+      this.#sweepTimer = setInterval(
+        () => {
+          for (const channel of this.#channels) channel.sweep(stallMs);
+        },
+        Math.max(1, Math.floor(stallMs / 2)),
+      );
+      this.#sweepTimer.unref();
+    }
   }
 
   /** One timer for the whole session, not one per message: it wakes when the silence could be over. */
@@ -278,7 +306,10 @@ export class Session {
     this.#idleTimer.unref();
   }
 
-  /** Called by receivers for every message, so that the idle timer needs no per-message reset. */
+  /**
+   * Called by receivers for every binary message (frame bytes), so that the idle timer needs no
+   * per-message reset. Text messages do not count: they must not keep a session alive.
+   */
   touch(): void {
     this.#lastMessageAt = performance.now();
   }
@@ -321,7 +352,8 @@ export class Session {
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#iceTimer);
-    this.#connectTimer = this.#idleTimer = this.#iceTimer = undefined;
+    clearInterval(this.#sweepTimer);
+    this.#connectTimer = this.#idleTimer = this.#iceTimer = this.#sweepTimer = undefined;
     for (const receiver of this.#channels) {
       // Frames caught mid-way get their receipt too: nothing ends without an answer.
       framesLost += receiver.abandon(reason);
@@ -406,6 +438,7 @@ class ChannelReceiver {
   readonly #outbox: Outgoing[] = [];
   /** Complete frames in the outbox waiting behind a decode (their memory is out of reassembly). */
   #waitingFrames = 0;
+  readonly #budget: MemoryBudget;
   opened = false;
   #nativeClosed!: () => void;
   /** Resolves when libdatachannel reports the channel closed (its native callbacks are then released). */
@@ -441,6 +474,7 @@ class ChannelReceiver {
         : undefined;
     this.#pool = memory.pool;
     this.#decoder = memory.decoder;
+    this.#budget = memory.budget;
     channel.onMessage((message) => this.#onMessage(message));
     channel.onClosed(() => {
       this.#nativeClosed();
@@ -457,6 +491,13 @@ class ChannelReceiver {
     if (!this.#closed) sendControl(this.channel, message);
   }
 
+  /** Rejects the frames that made no progress since the last sweep (releasing their memory). */
+  sweep(stallMs: number): void {
+    if (this.#closed || this.reassembler === undefined) return;
+    for (const rejected of this.reassembler.sweep(stallMs))
+      this.#reject(rejected.seq, rejected.error, false);
+  }
+
   /** Stops handling the channel; `Peer.closeInOrder` closes it natively. */
   close(): void {
     this.#closed = true;
@@ -464,7 +505,6 @@ class ChannelReceiver {
 
   #onMessage(message: string | Buffer | ArrayBuffer): void {
     if (this.#closed) return;
-    this.session.touch();
     if (typeof message === 'string') {
       const suppressed = this.session.warnings.take();
       if (suppressed !== undefined)
@@ -474,6 +514,7 @@ class ChannelReceiver {
         );
       return;
     }
+    this.session.touch();
     const bytes = message instanceof ArrayBuffer ? new Uint8Array(message) : message;
     if (this.reassembler) {
       // A chunk is copied into its frame (or dropped) by now, and node-datachannel keeps no hold.
@@ -682,8 +723,37 @@ class ChannelReceiver {
   #onPlainFrame(bytes: Uint8Array): void {
     const seq = this.#plainSeq++;
     const started = performance.now();
+    // A plain message is already whole in memory; it counts in the budget until it is handled.
+    const reserved = bytes.length;
+    if (!this.#budget.reserve(reserved)) {
+      this.#reject(
+        seq,
+        new PointstreamError(
+          ErrorCodes.SERVER_MEMORY,
+          `no memory for a ${reserved}-byte plain frame: the reassembly budget is in use`,
+        ),
+        false,
+      );
+      releaseMessage(bytes);
+      return;
+    }
+    // With buffer reuse on, a frame is valid only during its listeners unless retained: a frame
+    // nobody retained is freed at once rather than at the next GC (rtc/release.ts).
+    let retained = this.#pool === undefined;
+    const retain = (): (() => void) => {
+      retained = true;
+      return () => undefined;
+    };
+    let plain;
     try {
-      const plain = decodePlainFrame(bytes, seq, this.#limits);
+      plain = decodePlainFrame(bytes, seq, this.#limits);
+    } catch (error) {
+      this.#budget.release(reserved);
+      this.#reject(seq, error as PointstreamError, false);
+      releaseMessage(bytes);
+      return;
+    }
+    try {
       this.#accept({
         sessionId: this.session.id,
         stream: this.session.stream,
@@ -699,11 +769,12 @@ class ChannelReceiver {
         receivedAt: Date.now(),
         crc32: undefined,
         assemblyMs: performance.now() - started,
-        retain: keep,
+        retain,
       });
-    } catch (error) {
-      this.#reject(seq, error as PointstreamError, false);
+    } finally {
+      this.#budget.release(reserved);
     }
+    if (!retained) releaseMessage(bytes);
   }
 
   #accept(frame: ReceivedFrame): void {

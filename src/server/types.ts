@@ -158,7 +158,7 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly maxSdpBytes: number;
   /** Time for ICE and DTLS to bring the channel up after the answer. Default 15000 ms. */
   readonly connectTimeoutMs: number;
-  /** A connected session that receives no message for this long is closed. Default 30000 ms. */
+  /** A connected session that receives no frame bytes (binary message) for this long is closed. Default 30000 ms. */
   readonly idleTimeoutMs: number;
   /** Rejected frames in a row after which a session is closed. Default 16. */
   readonly maxConsecutiveRejections: number;
@@ -171,6 +171,29 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly decodeMsPerSecond: number;
   /** Encoded frames one session may have waiting for or in decode; beyond it `PS_ERR_DECODE_BUDGET`. Default 4. */
   readonly maxFramesInDecode: number;
+  /**
+   * Bytes one session (all its channels) may hold in reassembly; beyond it its frames get
+   * `PS_ERR_SERVER_MEMORY`. Default `maxFramesInReassembly x maxFrameBytes` (128 MiB).
+   */
+  readonly maxSessionReassemblyBytes: number;
+  /**
+   * Bytes one client (its token, or its address when there are no tokens) may hold in reassembly
+   * over all its sessions. Default twice `maxSessionReassemblyBytes` (256 MiB).
+   */
+  readonly maxClientReassemblyBytes: number;
+  /** Data channels one session may have open; more are closed with `PS_ERR_TOO_MANY_CHANNELS`. Default 4. */
+  readonly maxChannelsPerSession: number;
+  /**
+   * A frame that receives no chunk for this long is rejected (`PS_ERR_FRAME_INCOMPLETE`) and its
+   * memory released, at most half as long again later (checked every half period). Default 10000 ms.
+   */
+  readonly frameStallMs: number;
+  /**
+   * Largest message a session accepts (advertised as SDP `max-message-size`, never below the
+   * 256 KiB chunks need): a plain-form frame must fit, and clients chunk up to it. The native
+   * stack buffers up to this much per message outside any budget. Default 256 KiB.
+   */
+  readonly maxPlainMessageBytes: number;
   /** Sessions one client (one token, and one remote address) may hold at once; beyond it `429`. Default 8. */
   readonly maxSessionsPerClient: number;
   /** Offers one client (one token, and one remote address) may make per minute; beyond it `429`. Default 60. */

@@ -133,11 +133,13 @@ function validateLimits(limits: ReassemblyLimits): ReassemblyLimits {
 }
 
 /**
- * Memory a frame holds until it is delivered: its payload, plus for encoded frames the float32
- * points they decode to (a small qrice payload can stand for 12 bytes per point).
+ * Memory a frame holds while its chunks arrive: its payload buffer. The float32 points an encoded
+ * frame decodes to (12 bytes per point, whatever its size on the wire) are reserved only once the
+ * whole payload has arrived and passed its checksum: reserving them at START let 864 bytes of
+ * START chunks claim a 1 GiB budget (issue 14).
  */
 function memoryOf(meta: FrameMeta): number {
-  return meta.payloadBytes + (meta.encoding === Encoding.NPY ? 0 : meta.pointCount * 12);
+  return meta.payloadBytes;
 }
 
 /** Chunk count assumed for a frame whose START never arrived: its chunks are dropped until forgotten. */
@@ -159,6 +161,10 @@ interface FrameState {
    * the check is off or the points are not 4-byte aligned (then it runs once at the end).
    */
   checkedTo: number;
+  /** `nextIndex` at the last {@link FrameReassembler.sweep}; -1 before the first. */
+  sweptIndex: number;
+  /** Sweeps in a row that found no new chunk. */
+  staleSweeps: number;
 }
 
 /**
@@ -199,7 +205,7 @@ export class FrameReassembler {
     this.#budget?.release(reserved);
   }
 
-  /** Bytes held for frames still being reassembled (encoded ones: payload + decoded points). */
+  /** Bytes held for frames still being reassembled (their payload buffers). */
   get bytesBuffered(): number {
     return this.#bytesBuffered;
   }
@@ -253,6 +259,31 @@ export class FrameReassembler {
       );
     }
     return this.#append(state, data);
+  }
+
+  /**
+   * Rejects (`PS_ERR_FRAME_INCOMPLETE`) every frame that received no chunk during the last two
+   * calls, releasing its memory. Called every `stalledMs / 2`, it rejects a frame between
+   * `stalledMs` and 1.5 x `stalledMs` after its last chunk, without costing anything per chunk.
+   */
+  sweep(stalledMs: number): Rejection[] {
+    let rejected: Rejection[] | undefined;
+    for (const state of this.#frames.values()) {
+      if (state.nextIndex !== state.sweptIndex) {
+        state.sweptIndex = state.nextIndex;
+        state.staleSweeps = 0;
+        continue;
+      }
+      if (++state.staleSweeps < 2) continue;
+      (rejected ??= []).push(
+        this.#fail(
+          state,
+          ErrorCodes.FRAME_INCOMPLETE,
+          `frame ${state.meta.seq} received no chunk for ${stalledMs} ms (${state.received} of ${state.meta.payloadBytes} bytes)`,
+        ) as Rejection,
+      );
+    }
+    return rejected ?? [];
   }
 
   /** Drops every frame in reassembly; returns their sequence numbers (they are lost). */
@@ -414,6 +445,8 @@ export class FrameReassembler {
       startedAt: this.#now(),
       dataOffset,
       checkedTo: incremental ? dataOffset : -1,
+      sweptIndex: -1,
+      staleSweeps: 0,
     };
   }
 
@@ -526,9 +559,20 @@ export class FrameReassembler {
     return this.#deliver(state, points);
   }
 
-  /** Decodes an encoded payload; every decoded value is finite (docs/encodings.md). */
+  /**
+   * Decodes an encoded payload; every decoded value is finite (docs/encodings.md). The decoded
+   * points are reserved first, now that the payload is known to be what its sender checksummed.
+   */
   #decode(state: FrameState): PushResult {
     const { meta } = state;
+    const decodedBytes = meta.pointCount * 12;
+    if (this.#budget && !this.#budget.reserve(decodedBytes)) {
+      return this.#fail(
+        state,
+        ErrorCodes.SERVER_MEMORY,
+        `no memory to decode frame ${meta.seq} into ${decodedBytes} bytes: the reassembly budget is in use`,
+      );
+    }
     let points: Float32Array;
     try {
       points = decodePoints(state.payload, meta.encoding, meta.pointCount, {
@@ -537,14 +581,29 @@ export class FrameReassembler {
     } catch (error) {
       if (!(error instanceof PointstreamError)) throw error;
       return this.#fail(state, error.code, `frame ${meta.seq}: ${error.message}`);
+    } finally {
+      // Once delivered the points are the consumer's (the recorder counts what it keeps).
+      this.#budget?.release(decodedBytes);
     }
     return this.#deliver(state, points);
   }
 
-  /** An encoded frame leaves reassembly undecoded; its budget stays reserved (`releaseDecoded`). */
+  /**
+   * An encoded frame leaves reassembly undecoded; its payload and the points it decodes to stay
+   * reserved until `releaseDecoded` (the points are reserved now, as {@link #decode} does, once
+   * the payload is known to be what its sender checksummed).
+   */
   #handOver(state: FrameState): PushResult {
     const { meta } = state;
-    const reserved = memoryOf(meta);
+    const decodedBytes = meta.pointCount * 12;
+    if (this.#budget && !this.#budget.reserve(decodedBytes)) {
+      return this.#fail(
+        state,
+        ErrorCodes.SERVER_MEMORY,
+        `no memory to decode frame ${meta.seq} into ${decodedBytes} bytes: the reassembly budget is in use`,
+      );
+    }
+    const reserved = memoryOf(meta) + decodedBytes;
     this.#bytesBuffered -= reserved;
     this.#frames.delete(meta.seq);
     return {

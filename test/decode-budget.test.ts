@@ -46,7 +46,11 @@ void test(
   'a decode-heavy client (qrice, 5M identical points per frame) does not starve /healthz or other sessions',
   { timeout: 90_000 },
   async (t) => {
-    const server = await startServer();
+    // The memory shares (a session may hold 128 MiB: two of these frames decoded) would refuse the
+    // flood first, with PS_ERR_SERVER_MEMORY; lift them so that the decode budget is what bounds it.
+    const server = await startServer({
+      limits: { maxSessionReassemblyBytes: 1 << 30, maxClientReassemblyBytes: 1 << 30 },
+    });
     t.after(() => server.close());
     const ends: SessionEnd[] = [];
     server.on('sessionClosed', (end) => ends.push(end));

@@ -26,7 +26,13 @@ import { encodePoints } from '../src/wire/encodings/index.js';
 import { prepareEncodedFrame, writeChunk } from '../src/wire/frame.js';
 import { ROOT } from './lib/proc.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string' }, attacks: { type: 'string' } },
+});
+/** `--attacks decode,budget,...`: a subset (default all). */
+const chosen = new Set(
+  (values.attacks ?? 'decode,budget,plain,half,slowloris,dns,viewer').split(','),
+);
 const SECONDS = Number(values.seconds ?? 60);
 if (!Number.isInteger(SECONDS) || SECONDS < 10) throw new Error('--seconds: an integer >= 10');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -113,6 +119,12 @@ function http(
 }
 
 const peers = new Set<PeerConnection>();
+/**
+ * Every peer and channel made, kept until the end: node-datachannel closes a channel whose
+ * JavaScript object is collected, and that racing a close from here crashed this process
+ * (SIGSEGV/SIGBUS) now and then.
+ */
+const retained: unknown[] = [];
 
 /** A node-datachannel peer bound to `from`, its offer (without candidates) ready. */
 async function peer(
@@ -126,9 +138,11 @@ async function peer(
   });
   pc.onStateChange(() => undefined);
   peers.add(pc);
+  retained.push(pc);
   const dcs = channels.map(({ label, protocol }) => {
     const dc = pc.createDataChannel(label, { protocol });
     dc.onClosed(() => undefined);
+    retained.push(dc);
     return dc;
   });
   await new Promise<void>((resolve) => {
@@ -319,11 +333,20 @@ async function slowloris(from: string, sockets: number): Promise<void> {
   for (const socket of open) socket.destroy();
 }
 
+/** A static offer to post again and again (never connected, as the issue's attacks did). */
+async function staticOffer(from: string, protocol: string): Promise<string> {
+  const p = await peer(from, [{ label: 'x', protocol }]);
+  const offer = p.offer;
+  closePeer(p.pc);
+  return offer;
+}
+
 /** 7. Trickled candidates that name hosts (each a blocking DNS lookup thread, before). */
 async function hostCandidates(from: string): Promise<void> {
+  const offer = await staticOffer(from, PROTOCOL_V1);
   while (running()) {
-    const p = await peer(from, [{ label: 'x', protocol: PROTOCOL_V1 }]);
-    const reply = await http(from, 'POST', '/offer?stream=attack-dns', p.offer, 'application/sdp');
+    const reply = await http(from, 'POST', '/offer?stream=attack-dns', offer, 'application/sdp');
+    count(`dns: offer ${reply.status}`);
     if (reply.location !== undefined) {
       for (let i = 0; i < 50 && running(); i++) {
         const lines = Array.from(
@@ -341,23 +364,21 @@ async function hostCandidates(from: string): Promise<void> {
         count(`dns: PATCH ${patched.status}`);
       }
     }
-    closePeer(p.pc);
     await sleep(1000);
   }
 }
 
 /** 11. Viewer offers for the attack streams, never connected. */
 async function viewerHoarder(from: string): Promise<void> {
+  const offer = await staticOffer(from, '');
   while (running()) {
-    const p = await peer(from, [{ label: 'viewer', protocol: 'pointstream-viewer/1' }]);
     const reply = await http(
       from,
       'POST',
       '/viewer/offer',
-      JSON.stringify({ sdp: p.offer, type: 'offer', stream: 'attack-budget' }),
+      JSON.stringify({ sdp: offer, type: 'offer', stream: 'attack-budget' }),
     );
     count(`viewer: offer ${reply.status}`);
-    closePeer(p.pc);
     await sleep(500);
   }
 }
@@ -382,13 +403,13 @@ async function watch(): Promise<void> {
 }
 
 const attacks = [
-  decodeFlood('127.0.1.1'),
-  budgetHolder('127.0.2.1'),
-  plainFlood('127.0.3.1'),
-  halfOpen(4),
-  slowloris('127.0.5.1', 200),
-  hostCandidates('127.0.6.1'),
-  viewerHoarder('127.0.7.1'),
+  chosen.has('decode') && decodeFlood('127.0.1.1'),
+  chosen.has('budget') && budgetHolder('127.0.2.1'),
+  chosen.has('plain') && plainFlood('127.0.3.1'),
+  chosen.has('half') && halfOpen(4),
+  chosen.has('slowloris') && slowloris('127.0.5.1', 200),
+  chosen.has('dns') && hostCandidates('127.0.6.1'),
+  chosen.has('viewer') && viewerHoarder('127.0.7.1'),
   watch(),
 ];
 await Promise.allSettled(attacks);

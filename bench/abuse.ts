@@ -411,7 +411,7 @@ const attacks = [
   chosen.has('dns') && hostCandidates('127.0.6.1'),
   chosen.has('viewer') && viewerHoarder('127.0.7.1'),
   watch(),
-];
+].filter((attack): attack is Promise<void> => attack !== false);
 await Promise.allSettled(attacks);
 await legitDone;
 for (const pc of [...peers]) closePeer(pc);

@@ -40,7 +40,13 @@ import { describeMachine, renderMarkdown, renderSummary } from './lib/report.js'
 import type { BenchReport } from './lib/report.js';
 import { HZ, LOOPBACK_MTU, MTUS, PRECISION_ENCODINGS, sustained } from './lib/results.js';
 import type { BenchResults, EncodingsResults, Outcome } from './lib/results.js';
-import { POINTS_PER_FRAME, runBare, runPointstream, runRated } from './lib/scenarios.js';
+import {
+  POINTS_PER_FRAME,
+  bareCeilingFrames,
+  runBare,
+  runPointstream,
+  runRated,
+} from './lib/scenarios.js';
 import type { PointScene, RateResult } from './lib/scenarios.js';
 import { waitForQuiet } from './lib/system.js';
 import { CHROMIUM_PATH, haveChromium } from '../test/browser-helpers.js';
@@ -95,7 +101,7 @@ const RUNNERS: Record<ScenarioName, Runner> = {
           const label = `[${runs.length + 1}/${total}] ${scenario} mtu ${mtu}`;
           const outcome = await attempt(() =>
             scenario === 'bare'
-              ? runBare(mtu, o.frames)
+              ? runBare(mtu, bareCeilingFrames(mtu, o.ceilingSeconds))
               : // The loopback MTU is what send picks by itself: measure it without --mtu.
                 runPointstream(mtu === LOOPBACK_MTU ? undefined : mtu, {
                   seconds: o.ceilingSeconds,

@@ -90,6 +90,14 @@ export function transferTimeoutMs(bytes: number): number {
 // ---------------------------------------------------------------------------------------------
 // Commands (also printed in the report, with <url> for the server's address)
 
+/**
+ * Frames a bare run of the ceilings moves: about as long as pointstream's timed run (at the
+ * throughput measured here), so that both face the same share of a noisy host's stolen CPU.
+ */
+export function bareCeilingFrames(mtu: number, seconds: number): number {
+  return Math.round(seconds * (mtu >= 4096 ? 12 : 6));
+}
+
 export function bareArgs(mtu: number, frames: number, chunkBytes = CHUNK_BYTES): string[] {
   const bytes = frames * FRAME_BYTES;
   return [

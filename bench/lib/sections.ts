@@ -23,6 +23,7 @@ import {
   FRAME_BYTES,
   POINTS_PER_FRAME,
   atRate,
+  bareCeilingFrames,
   bareArgs,
   fullSpeed,
   npyBytes,
@@ -67,7 +68,7 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
     const flag = mtu === LOOPBACK_MTU ? undefined : mtu;
     return [
       `# MTU ${mtu}: bare, then pointstream (server's /stats read before and after send)`,
-      node(bareArgs(mtu, o.frames)),
+      node(bareArgs(mtu, bareCeilingFrames(mtu, o.ceilingSeconds))),
       `${node(serveArgs({ mtu: flag }))}   # prints <url> over IPC`,
       node(sendArgs('<url>', atRate(0, o.ceilingSeconds), { mtu: flag })),
     ];
@@ -105,8 +106,10 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
   return [
     '## Ceilings: bare node-datachannel vs `send --rate 0`',
     '',
-    `Each bare run moves ${o.frames} frames x ${int(FRAME_BYTES)} bytes (1,000,000 points as ` +
-      `.npy) = ${int(o.frames * FRAME_BYTES)} bytes in 262,144-byte messages; each pointstream ` +
+    `Each bare run moves frames of ${int(FRAME_BYTES)} bytes (1,000,000 points as .npy) in ` +
+      `262,144-byte messages, ${bareCeilingFrames(4096, o.ceilingSeconds)} at MTU 4096 and ` +
+      `${bareCeilingFrames(1280, o.ceilingSeconds)} at 1280 (about as long as a pointstream run, ` +
+      `so both meet the same share of a noisy host's stolen CPU); each pointstream ` +
       `run is the README's \`send --rate 0 --duration ${o.ceilingSeconds}\` (random points, a different set ` +
       `every frame, no --rtc-bind, and no --mtu at ${LOOPBACK_MTU}: send picks the loopback route ` +
       `itself). ${o.repeats} repeat(s); within a repeat the runs go back to back in this order:`,

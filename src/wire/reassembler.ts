@@ -559,6 +559,16 @@ export class FrameReassembler {
     return this.#deliver(state, points);
   }
 
+  /** Reserves the float32 points an encoded frame decodes to; a refusal rejects the frame. */
+  #reserveDecoded(state: FrameState, decodedBytes: number): PushResult | undefined {
+    if (!this.#budget || this.#budget.reserve(decodedBytes)) return undefined;
+    return this.#fail(
+      state,
+      ErrorCodes.SERVER_MEMORY,
+      `no memory to decode frame ${state.meta.seq} into ${decodedBytes} bytes: the reassembly budget is in use`,
+    );
+  }
+
   /**
    * Decodes an encoded payload; every decoded value is finite (docs/encodings.md). The decoded
    * points are reserved first, now that the payload is known to be what its sender checksummed.
@@ -566,13 +576,8 @@ export class FrameReassembler {
   #decode(state: FrameState): PushResult {
     const { meta } = state;
     const decodedBytes = meta.pointCount * 12;
-    if (this.#budget && !this.#budget.reserve(decodedBytes)) {
-      return this.#fail(
-        state,
-        ErrorCodes.SERVER_MEMORY,
-        `no memory to decode frame ${meta.seq} into ${decodedBytes} bytes: the reassembly budget is in use`,
-      );
-    }
+    const refused = this.#reserveDecoded(state, decodedBytes);
+    if (refused !== undefined) return refused;
     let points: Float32Array;
     try {
       points = decodePoints(state.payload, meta.encoding, meta.pointCount, {
@@ -596,13 +601,8 @@ export class FrameReassembler {
   #handOver(state: FrameState): PushResult {
     const { meta } = state;
     const decodedBytes = meta.pointCount * 12;
-    if (this.#budget && !this.#budget.reserve(decodedBytes)) {
-      return this.#fail(
-        state,
-        ErrorCodes.SERVER_MEMORY,
-        `no memory to decode frame ${meta.seq} into ${decodedBytes} bytes: the reassembly budget is in use`,
-      );
-    }
+    const refused = this.#reserveDecoded(state, decodedBytes);
+    if (refused !== undefined) return refused;
     const reserved = memoryOf(meta) + decodedBytes;
     this.#bytesBuffered -= reserved;
     this.#frames.delete(meta.seq);

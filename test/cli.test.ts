@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, connect } from '../src/index.js';
 import { CLI, lastJsonLine, runCli as run, startServer } from './helpers.js';
@@ -386,40 +387,33 @@ void test(
   },
 );
 
+/** `send` at 20 Hz of 1,000 points to a server that shuts down after 3 frames: its exit and output. */
+async function sendUntilServerGone(
+  t: TestContext,
+  flags: string[],
+): Promise<{ exit: number | null; stdout: string }> {
+  const server = await startServer();
+  let closed = false;
+  t.after(() => (closed ? undefined : server.close()));
+  const args = ['--signaling', `${server.url}/offer`, '--points', '1000', '--rate', '20', ...flags];
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'send', ...args, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  for (let i = 0; i < 3; i++) await server.next('frame', { timeoutMs: 20_000 });
+  closed = true;
+  await server.close();
+  return { exit: await exited, stdout };
+}
+
 void test(
   'send --no-reconnect with the server gone: every planned frame is counted, none as OK',
   { timeout: 60_000 },
   async (t) => {
-    const server = await startServer();
-    let closed = false;
-    t.after(() => (closed ? undefined : server.close()));
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        CLI,
-        'send',
-        '--signaling',
-        `${server.url}/offer`,
-        '--points',
-        '1000',
-        '--rate',
-        '20',
-        '--frames',
-        '80',
-        '--no-reconnect',
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    for (let i = 0; i < 3; i++) await server.next('frame', { timeoutMs: 20_000 });
-    closed = true;
-    await server.close();
-    assert.equal(await exited, 1);
+    const { exit, stdout } = await sendUntilServerGone(t, ['--frames', '80', '--no-reconnect']);
+    assert.equal(exit, 1);
     assertAllFinite(stdout, 'JSON summary');
     const summary = lastJsonLine(stdout);
     assert.equal(summary.ok, false);
@@ -436,37 +430,13 @@ void test(
   'send gives up reconnecting to a server that is gone: every planned frame is counted',
   { timeout: 60_000 },
   async (t) => {
-    const server = await startServer();
-    let closed = false;
-    t.after(() => (closed ? undefined : server.close()));
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        CLI,
-        'send',
-        '--signaling',
-        `${server.url}/offer`,
-        '--points',
-        '1000',
-        '--rate',
-        '20',
-        '--frames',
-        '200',
-        '--max-reconnects',
-        '1',
-        '--json',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    for (let i = 0; i < 3; i++) await server.next('frame', { timeoutMs: 20_000 });
-    closed = true;
-    await server.close();
-    assert.equal(await exited, 3);
+    const { exit, stdout } = await sendUntilServerGone(t, [
+      '--frames',
+      '200',
+      '--max-reconnects',
+      '1',
+    ]);
+    assert.equal(exit, 3);
     const summary = lastJsonLine(stdout);
     assert.equal(summary.reconnects, 1);
     assert.match(summary.reason as string, /gave up after 1 reconnect attempts/);

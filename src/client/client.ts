@@ -15,18 +15,12 @@ import type { HelloMessage, ServerMessage } from '../wire/control.js';
 import { POINT_ENCODING_NAMES, encodePoints, pointEncodingIdOf } from '../wire/encodings/index.js';
 import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
 import { indexOfNonFinite, nonFiniteNotSentError } from '../wire/points.js';
+import { SENDER_DEFAULTS } from '../sender/defaults.js';
 import { deleteSession, patchCandidates, postOffer } from './signaling.js';
 import type { SignalingContext } from './signaling.js';
 import type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './types.js';
 
-const DEFAULTS = {
-  connectTimeoutMs: 15_000,
-  maxMessageBytes: 256 * 1024,
-  maxFramesInFlight: 2,
-  highWaterMark: 4 * 1024 * 1024,
-  lowWaterMark: 1024 * 1024,
-  receiptTimeoutMs: 10_000,
-} as const;
+const DEFAULTS = SENDER_DEFAULTS;
 
 type ResolvedOptions = Required<Pick<ClientOptions, keyof typeof DEFAULTS>> & ClientOptions;
 

@@ -1,0 +1,18 @@
+/**
+ * The frame sender's defaults, the one copy: the Node client, the browser sender and the CLI's
+ * help text all reference these. Browser-safe.
+ */
+export const SENDER_DEFAULTS = Object.freeze({
+  /** Longest wait for the channel to open and the server's hello. */
+  connectTimeoutMs: 15_000,
+  /** Largest message; Chromium throws above 262,144 bytes. */
+  maxMessageBytes: 256 * 1024,
+  /** Frames sent and waiting for their receipt at once: the bound that pushes back on the source. */
+  maxFramesInFlight: 2,
+  /** Sending pauses above this many buffered bytes (Chromium fails the channel at 16 MiB). */
+  highWaterMark: 4 * 1024 * 1024,
+  /** Sending resumes at or below this many buffered bytes. */
+  lowWaterMark: 1024 * 1024,
+  /** A frame without a receipt after this long is counted lost. */
+  receiptTimeoutMs: 10_000,
+});

@@ -33,7 +33,7 @@ function rampPoints(count: number): Float32Array {
   return points;
 }
 
-// The viewer's wire format itself is tested byte by byte in test/viewer-wire.test.ts.
+// The viewer's wire format itself is tested byte by byte in test/unit/viewer-wire.test.ts.
 
 /** A viewer written with node-datachannel: what the page does, minus the drawing. */
 class NodeViewer {

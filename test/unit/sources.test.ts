@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { openFileSource } from '../src/sources/files.js';
-import { describeConversion } from '../src/sources/point-files.js';
-import type { PointFileConversion } from '../src/sources/point-files.js';
-import { LidarSceneSource } from '../src/sources/lidar.js';
-import { RandomPointSource } from '../src/sources/random.js';
+import { openFileSource } from '../../src/sources/files.js';
+import { describeConversion } from '../../src/sources/point-files.js';
+import type { PointFileConversion } from '../../src/sources/point-files.js';
+import { LidarSceneSource } from '../../src/sources/lidar.js';
+import { RandomPointSource } from '../../src/sources/random.js';
 
 void test(
   'the LiDAR scene: exact point count, inside the warehouse, scan order, moving, deterministic',
@@ -60,7 +60,7 @@ void test(
   'point files say what reading them dropped or converted: extra columns, float64, PLY types',
   { timeout: 30_000 },
   (t) => {
-    const fixtures = fileURLToPath(new URL('./fixtures/npy/', import.meta.url));
+    const fixtures = fileURLToPath(new URL('../fixtures/npy/', import.meta.url));
     const conversionOf = (path: string): PointFileConversion | undefined => {
       const source = openFileSource(path);
       source.next();

@@ -9,10 +9,10 @@ import { describe, it } from 'node:test';
 
 import fc from 'fast-check';
 
-import { ErrorCodes, PointstreamError } from '../src/errors.js';
-import type { ErrorCode } from '../src/errors.js';
-import { LidarSceneSource } from '../src/sources/lidar.js';
-import { RandomPointSource } from '../src/sources/random.js';
+import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import type { ErrorCode } from '../../src/errors.js';
+import { LidarSceneSource } from '../../src/sources/lidar.js';
+import { RandomPointSource } from '../../src/sources/random.js';
 import {
   POINT_ENCODING_NAMES,
   PointEncodingId,
@@ -20,10 +20,10 @@ import {
   encodePoints,
   encodingsReady,
   pointEncodingIdOf,
-} from '../src/wire/encodings/index.js';
-import type { EncodedPoints, PointEncodingName } from '../src/wire/encodings/index.js';
-import { QRICE_HEADER_BYTES, pickStride } from '../src/wire/encodings/qrice.js';
-import { QUANT_HEADER_BYTES } from '../src/wire/encodings/quantize.js';
+} from '../../src/wire/encodings/index.js';
+import type { EncodedPoints, PointEncodingName } from '../../src/wire/encodings/index.js';
+import { QRICE_HEADER_BYTES, pickStride } from '../../src/wire/encodings/qrice.js';
+import { QUANT_HEADER_BYTES } from '../../src/wire/encodings/quantize.js';
 
 const TIMEOUT = { timeout: 60_000 };
 const FUZZ_SEED = Number(process.env.PS_FUZZ_SEED ?? 0);

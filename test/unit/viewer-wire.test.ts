@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ErrorCodes, PointstreamError } from '../src/errors.js';
-import type { ErrorCode } from '../src/errors.js';
-import { decodePoints, encodePoints } from '../src/wire/encodings/index.js';
+import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import type { ErrorCode } from '../../src/errors.js';
+import { decodePoints, encodePoints } from '../../src/wire/encodings/index.js';
 import {
   VIEWER_MAX_POINTS,
   ViewerReassembler,
@@ -15,8 +15,8 @@ import {
   encodeViewerStart,
   viewerFrameOfQ16,
   viewerFrameWireBytes,
-} from '../src/wire/viewer.js';
-import type { ViewerFrame } from '../src/wire/viewer.js';
+} from '../../src/wire/viewer.js';
+import type { ViewerFrame } from '../../src/wire/viewer.js';
 
 /** Bytes from a hex string with spaces and line breaks for reading. */
 function hex(text: string): Uint8Array {

@@ -6,7 +6,7 @@
  * Every property runs with a fixed seed, printed in its name, so that CI is deterministic. To
  * explore other inputs locally (not in CI):
  *
- *   PS_FUZZ_SEED=123 PS_FUZZ_RUNS=5 node --import tsx --test test/fuzz.test.ts
+ *   PS_FUZZ_SEED=123 PS_FUZZ_RUNS=5 node --import tsx --test test/unit/fuzz.test.ts
  *
  * PS_FUZZ_SEED is added to each property's own seed; PS_FUZZ_RUNS multiplies the run counts. A
  * failure prints fast-check's seed, path and shrunk counterexample; replay it by passing
@@ -18,8 +18,8 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 
 import fc from 'fast-check';
 
-import { ErrorCodes, PointstreamError, isErrorCode } from '../src/errors.js';
-import type { ErrorCode } from '../src/errors.js';
+import { ErrorCodes, PointstreamError, isErrorCode } from '../../src/errors.js';
+import type { ErrorCode } from '../../src/errors.js';
 import {
   ChunkType,
   DATA_HEADER_BYTES,
@@ -45,7 +45,7 @@ import {
   writeChunk,
   writeDataHeader,
   writeStartHeader,
-} from '../src/wire/index.js';
+} from '../../src/wire/index.js';
 import type {
   AssembledFrame,
   Checksum,
@@ -53,7 +53,7 @@ import type {
   PushResult,
   ReassemblyLimits,
   ServerMessage,
-} from '../src/wire/index.js';
+} from '../../src/wire/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Seeds, run counts, shared helpers

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
-import { ErrorCodes, PointstreamError } from '../src/errors.js';
-import type { ErrorCode } from '../src/errors.js';
+import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import type { ErrorCode } from '../../src/errors.js';
 import {
   DEFAULT_REASSEMBLY_LIMITS,
   NPY_MAGIC,
@@ -17,7 +17,7 @@ import {
   hasNpyMagic,
   parseNpyHeader,
   pointCountOfNpyHeader,
-} from '../src/wire/index.js';
+} from '../../src/wire/index.js';
 
 const T = { timeout: 10_000 } as const;
 
@@ -39,7 +39,7 @@ interface FixtureEntry {
   readonly values_in_file_order?: (number | string)[];
 }
 
-const FIXTURES = new URL('./fixtures/npy/', import.meta.url);
+const FIXTURES = new URL('../fixtures/npy/', import.meta.url);
 const manifest = JSON.parse(readFileSync(new URL('manifest.json', FIXTURES), 'utf8')) as {
   numpy_version: string;
   files: FixtureEntry[];

@@ -51,13 +51,14 @@ export type { NpyHeader } from './npy.js';
 export { decodePlainFrame } from './plain.js';
 export type { PlainFrame } from './plain.js';
 export { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from './points.js';
-export { DEFAULT_REASSEMBLY_LIMITS, FrameReassembler } from './reassembler.js';
+export { DEFAULT_REASSEMBLY_LIMITS } from './limits.js';
+export type { ReassemblyLimits } from './limits.js';
+export { FrameReassembler } from './reassembler.js';
 export type {
   AssembledFrame,
   EncodedFrame,
   PushResult,
   ReassemblerOptions,
-  ReassemblyLimits,
 } from './reassembler.js';
 export {
   MAX_CONTROL_MESSAGE_CHARS,

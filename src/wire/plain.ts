@@ -1,7 +1,7 @@
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import { hasNpyMagic, parseNpyHeader, pointCountOfNpyHeader } from './npy.js';
 import { assertFinite, float32View } from './points.js';
-import type { ReassemblyLimits } from './reassembler.js';
+import type { ReassemblyLimits } from './limits.js';
 
 /** A frame of the plain form: one DataChannel message, raw `<f4` x, y, z or a whole `.npy` file. */
 export interface PlainFrame {

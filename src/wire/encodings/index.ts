@@ -2,7 +2,7 @@ import { ErrorCodes, PointstreamError, invalidOption } from '../../errors.js';
 import { Encoding } from '../chunk.js';
 import { encodeNpyHeader, parseNpyHeader, pointCountOfNpyHeader } from '../npy.js';
 import { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from '../points.js';
-import { DEFAULT_REASSEMBLY_LIMITS } from '../reassembler.js';
+import { DEFAULT_REASSEMBLY_LIMITS } from '../limits.js';
 import { decodeQ16, encodeQ16 } from './q16.js';
 import { throwNonFinite } from './quantize.js';
 import { decodeQrice, encodeQrice } from './qrice.js';

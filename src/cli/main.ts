@@ -1,9 +1,19 @@
 #!/usr/bin/env node
 import { Command, Option } from 'commander';
-import { LOOPBACK_MTU, MAX_MTU, MIN_MTU, releaseNativeResources } from '../rtc/peer.js';
+import {
+  DEFAULT_MTU,
+  LOOPBACK_MTU,
+  MAX_MTU,
+  MIN_MTU,
+  releaseNativeResources,
+} from '../rtc/peer.js';
 import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
+import { DEFAULT_RECORD_QUEUE_BYTES } from '../server/recorder.js';
+import { DEFAULT_VIEWER_OPTIONS } from '../server/viewer.js';
+import { SENDER_DEFAULTS } from '../sender/defaults.js';
 import { readFileSync } from 'node:fs';
-import { POINT_ENCODING_NAMES } from '../wire/encodings/index.js';
+import { DEFAULT_PRECISION, POINT_ENCODING_NAMES } from '../wire/encodings/index.js';
+import { MIN_MESSAGE_BYTES } from '../wire/frame.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
 import { ErrorCodes } from '../errors.js';
 import type { ErrorCode, PointstreamError } from '../errors.js';
@@ -140,7 +150,7 @@ logOptions(
     .option('--port-range <begin-end>', 'UDP ports for WebRTC, e.g. 40000-40100', portRange)
     .option(
       '--mtu <bytes>',
-      `packet size for WebRTC (default: ${LOOPBACK_MTU} when WebRTC binds to loopback, else 1280)`,
+      `packet size for WebRTC (default: ${LOOPBACK_MTU} when WebRTC binds to loopback, else ${DEFAULT_MTU})`,
       integer(MIN_MTU, MAX_MTU),
     )
     .option(
@@ -192,7 +202,7 @@ logOptions(
       '--record-queue-bytes <n>',
       'bytes of frames that may wait for the disk',
       integer(1),
-      256 * 1024 * 1024,
+      DEFAULT_RECORD_QUEUE_BYTES,
     )
     .option('--tls-cert <file>', 'PEM certificate (chain): serve signaling over HTTPS')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
@@ -231,14 +241,24 @@ logOptions(
       integer(1),
       DEFAULT_SERVER_LIMITS.maxPlainMessageBytes,
     )
-    .option('--max-viewers <n>', 'live browser viewers at once', integer(1), 16)
+    .option(
+      '--max-viewers <n>',
+      'live browser viewers at once',
+      integer(1),
+      DEFAULT_VIEWER_OPTIONS.maxViewers,
+    )
     .option(
       '--viewer-max-points <n>',
       'points per frame sent to a viewer (larger frames are decimated)',
       integer(1, 5_000_000),
-      250_000,
+      DEFAULT_VIEWER_OPTIONS.maxPoints,
     )
-    .option('--viewer-max-fps <n>', 'frames per second sent to a viewer', integer(1, 60), 10),
+    .option(
+      '--viewer-max-fps <n>',
+      'frames per second sent to a viewer',
+      integer(1, 60),
+      DEFAULT_VIEWER_OPTIONS.maxFps,
+    ),
   'info',
   serveEnv,
 ).action(
@@ -419,8 +439,8 @@ const streamOptions = (command: Command): Command =>
     .option(
       '--chunk-bytes <n>',
       'largest chunk message, capped by the server',
-      integer(168, 64 * 1024 * 1024),
-      256 * 1024,
+      integer(MIN_MESSAGE_BYTES, 64 * 1024 * 1024),
+      SENDER_DEFAULTS.maxMessageBytes,
     )
     .addOption(
       new Option(
@@ -432,11 +452,21 @@ const streamOptions = (command: Command): Command =>
     )
     .option(
       '--precision <metres>',
-      'largest error per coordinate for --encoding qrice (default 0.001)',
+      `largest error per coordinate for --encoding qrice (default ${DEFAULT_PRECISION})`,
       number(1e-9, 1e6),
     )
-    .option('--max-in-flight <n>', 'unacknowledged frames before waiting', integer(1, 64), 2)
-    .option('--connect-timeout <ms>', 'time to open the channel', integer(1), 15_000)
+    .option(
+      '--max-in-flight <n>',
+      'unacknowledged frames before waiting',
+      integer(1, 64),
+      SENDER_DEFAULTS.maxFramesInFlight,
+    )
+    .option(
+      '--connect-timeout <ms>',
+      'time to open the channel',
+      integer(1),
+      SENDER_DEFAULTS.connectTimeoutMs,
+    )
     .addOption(
       new Option('--token <token>', 'bearer token for a server with auth').env('POINTSTREAM_TOKEN'),
     )
@@ -538,7 +568,7 @@ logOptions(
       )
       .option(
         '--mtu <bytes>',
-        `packet size for WebRTC (default: ${LOOPBACK_MTU} when the server is on this machine, else 1280)`,
+        `packet size for WebRTC (default: ${LOOPBACK_MTU} when the server is on this machine, else ${DEFAULT_MTU})`,
         integer(MIN_MTU, MAX_MTU),
       ),
   ),

@@ -2,11 +2,13 @@ import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { releaseNativeResources } from '../rtc/peer.js';
+import type { RtcOptions } from '../rtc/peer.js';
 import { createServer } from '../server/server.js';
 import type { PointstreamServer } from '../server/server.js';
 import type { RecordOptions } from '../server/recorder.js';
 import type { ViewerOptions } from '../server/viewer.js';
-import type { ServerLimits } from '../server/types.js';
+import type { ServerLimits, ServerOptions } from '../server/types.js';
+import { withDefaults } from '../util/options.js';
 import type { CliLogger } from './log.js';
 
 export interface ServeCommandOptions {
@@ -80,26 +82,28 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
-    server = await createServer({
-      host: options.host,
-      port: options.port,
-      rtc: {
-        ...(options.rtcBind === undefined ? {} : { bindAddress: options.rtcBind }),
-        ...(options.portRange === undefined ? {} : { portRange: options.portRange }),
-        ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
-        iceServers: options.iceServers,
-      },
-      limits: options.limits,
-      ...(options.tls === undefined ? {} : { tls: options.tls }),
-      ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
-      corsOrigins: options.corsOrigins,
-      viewer: options.viewer,
-      ...(options.record === undefined ? {} : { record: options.record }),
-      // Every consumer here (log, recorder, viewers) is done with a frame when its listener returns
-      // or retains it, so buffers can be reused.
-      reuseFrameBuffers: true,
-      logger: options.logger,
-    });
+    // withDefaults leaves unset flags out, so that the library's defaults apply to them.
+    const rtc = withDefaults<RtcOptions>(
+      { iceServers: options.iceServers },
+      { bindAddress: options.rtcBind, portRange: options.portRange, mtu: options.mtu },
+    );
+    server = await createServer(
+      withDefaults<ServerOptions>(
+        {
+          host: options.host,
+          port: options.port,
+          rtc,
+          limits: options.limits,
+          corsOrigins: options.corsOrigins,
+          viewer: options.viewer,
+          // Every consumer here (log, recorder, viewers) is done with a frame when its listener
+          // returns or retains it, so buffers can be reused.
+          reuseFrameBuffers: true,
+          logger: options.logger,
+        },
+        { tls: options.tls, tokens: options.tokens, record: options.record },
+      ),
+    );
   } catch (error) {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

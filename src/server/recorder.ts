@@ -7,6 +7,9 @@ import { QUANT_HEADER_BYTES } from '../wire/encodings/quantize.js';
 import { encodeNpyHeader } from '../wire/npy.js';
 import type { ReceivedFrame } from './types.js';
 
+/** Bytes of frames that may wait for the disk by default (`RecordOptions.maxQueuedBytes`). */
+export const DEFAULT_RECORD_QUEUE_BYTES = 256 * 1024 * 1024;
+
 /** Options of a recording: where, and how much may wait for the disk. */
 export interface RecordOptions {
   /**
@@ -120,7 +123,7 @@ export class FrameRecorder {
    */
   constructor(options: RecordOptions, log: Logger) {
     this.dir = options.dir;
-    this.#maxQueuedBytes = options.maxQueuedBytes ?? 256 * 1024 * 1024;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_RECORD_QUEUE_BYTES;
     this.#log = log;
     try {
       makeDirectorySync(this.dir);

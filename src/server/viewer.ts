@@ -77,7 +77,7 @@ const MAX_VIEWER_CANDIDATES = 64;
 
 type ResolvedViewerOptions = Required<ViewerOptions>;
 
-const DEFAULT_VIEWER_OPTIONS: ResolvedViewerOptions = Object.freeze({
+export const DEFAULT_VIEWER_OPTIONS: ResolvedViewerOptions = Object.freeze({
   maxPoints: 250_000,
   maxFps: 10,
   maxViewers: 16,

@@ -1,4 +1,7 @@
-/** The machine, the markdown report (sections, failures, targets) and the stdout summary. */
+/**
+ * The machine, the markdown report (bench/lib/report.md filled in with the numbers: sections,
+ * failures, targets) and the stdout summary.
+ */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -18,24 +21,25 @@ import {
 } from './results.js';
 import type { BenchResults, Transfer } from './results.js';
 import {
-  aiortcSection,
+  aiortcView,
   browserLargestSustained,
-  browserSection,
-  ceilingsSection,
-  chunksSection,
-  clientsSection,
-  encodingsSection,
-  enduranceSection,
+  browserView,
+  ceilingsView,
+  chunksView,
+  clientsView,
+  encodingsView,
+  enduranceView,
   mb,
   millimetres,
   mmLabel,
-  scaleSection,
-  seedSection,
+  scaleView,
+  seedView,
   table,
-  tlsSection,
+  tlsView,
 } from './sections.js';
 import type { PlotFiles } from './sections.js';
 import { formatSpread } from './stats.js';
+import { renderTemplate } from './template.js';
 
 export interface Machine {
   readonly cpu: string;
@@ -243,68 +247,41 @@ function encodingTargets(b: BenchResults): Target[] {
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
+/** The report's prose, with a placeholder for every number (see template.ts). */
+const TEMPLATE = readFileSync(new URL('./report.md', import.meta.url), 'utf8');
+
 export function renderMarkdown(report: BenchReport): string {
   const { machine: m, results: b, options: o, plots } = report;
-  const warning = noiseWarning(b);
-  const failures = report.failures.length
-    ? ['## Failures', '', ...report.failures.map((f) => `- ${f.replace(/\n+/g, ' / ')}`), '']
-    : [];
-  return [
-    `# pointstream benchmark, ${report.date}`,
-    '',
-    `Started ${report.startedAt}, finished ${report.finishedAt}, with \`${report.command}\`. ` +
-      `Scenarios: ${[...o.scenarios].join(', ')}${o.quick ? ' (--quick: brief runs, not for comparison)' : ''}.`,
-    '',
-    '## Machine',
-    '',
-    `- CPU: ${m.cpu}, ${m.cores} cores`,
-    `- Memory: ${m.memoryGiB.toFixed(1)} GiB`,
-    `- OS: ${m.os}`,
-    `- Node ${m.node}, node-datachannel ${m.nodeDataChannel} (libdatachannel ${m.libdatachannel})`,
-    `- Python (aiortc scenario): ${m.python}`,
-    `- Load average at start (1, 5, 15 min): ${m.loadAverage}`,
-    '',
-    '## Method',
-    '',
-    '- Everything on 127.0.0.1: every `serve` is started with `--host 127.0.0.1 --port 0` and ' +
-      'announces its URL over IPC (`<url>` below); `send` is given that URL only and binds WebRTC ' +
-      'to 127.0.0.1 by itself (the route to a local server). Runs ' +
-      'go one after another, never overlapping (except the senders of the clients scenario). ' +
-      'Every child has a timeout and is killed when it passes it; a failed run is reported, not ' +
-      'retried.',
-    `- Before each measured run the bench waits up to ${o.quietWait} s (\`--quiet-wait\`) for ` +
-      'the machine to be quiet (2 s with under 0.3 of a core busy, all processes together); ' +
-      `${report.busyStarts} run(s) started without getting there.`,
-    '- MB = 1e6 bytes. Cells with repeats: median (min–max).',
-    "- **UDP drops**: growth of the kernel's `Udp: RcvbufErrors` (/proc/net/snmp, machine-wide) " +
-      'during the run: datagrams dropped because a receive buffer was full; each one costs SCTP a ' +
-      'retransmission and a smaller congestion window.',
-    '- **other CPU s**: busy CPU time of the whole machine (all cores, /proc/stat, softirq ' +
-      "included) minus what the benchmark's processes report, over the run: other processes, " +
-      "plus the benchmark's own start-up (node and tsx loading; about 1–2 s for bare, under " +
-      '0.5 s per `send`). A run where it exceeds 2 s + 10% of the run (+ 0.5 s per extra ' +
-      'process) is flagged below: the machine was not quiet and its numbers are suspect.',
-    '',
-    ...warning.flatMap((w) => [`**${w}**`, '']),
-    ...ceilingsSection(b, o),
-    ...seedSection(b, o, plots),
-    ...tlsSection(b, o),
-    ...chunksSection(b, o, plots),
-    ...scaleSection(b, o, plots),
-    ...clientsSection(b, o, plots, m.cores),
-    ...aiortcSection(b, o),
-    ...encodingsSection(b, o, plots),
-    ...browserSection(b, o),
-    ...enduranceSection(b, plots),
-    ...failures,
-    '## Targets',
-    '',
-    table(
+  return renderTemplate(TEMPLATE, {
+    date: report.date,
+    startedAt: report.startedAt,
+    finishedAt: report.finishedAt,
+    command: report.command,
+    scenarios: [...o.scenarios].join(', '),
+    quick: o.quick,
+    machine: m,
+    memoryGiB: m.memoryGiB.toFixed(1),
+    quietWait: o.quietWait,
+    busyStarts: report.busyStarts,
+    warnings: noiseWarning(b),
+    ceilings: ceilingsView(b, o),
+    seed: seedView(b, o, plots),
+    tls: tlsView(b, o),
+    chunks: chunksView(b, o, plots),
+    scale: scaleView(b, o, plots),
+    clients: clientsView(b, o, plots, m.cores),
+    aiortc: aiortcView(b, o),
+    encodings: encodingsView(b, o, plots),
+    browser: browserView(b, o),
+    endurance: enduranceView(b, plots),
+    failures: report.failures.length
+      ? { items: report.failures.map((f) => f.replace(/\n+/g, ' / ')) }
+      : undefined,
+    targets: table(
       ['target', 'measured', 'status'],
       targets(b).map((t) => [t.target, t.measured || '–', t.status]),
     ),
-    '',
-  ].join('\n');
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

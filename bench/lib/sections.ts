@@ -1,4 +1,7 @@
-/** The markdown section of each scenario: exact commands, method notes, tables, plot links. */
+/**
+ * The view of each scenario's report section: exact commands, tables, plot files and the numbers
+ * the prose quotes. The prose itself is in bench/lib/report.md; undefined: the scenario did not run.
+ */
 import { CPU_WRAPPER, PYTHON, aiortcArgs } from './aiortc.js';
 import { clientSendArgs, clientsServeArgs } from './clients.js';
 import { SAMPLE_EVERY_MS } from './endurance.js';
@@ -33,6 +36,7 @@ import {
 import type { RateResult } from './scenarios.js';
 import { formatSpread, percentile, spread } from './stats.js';
 import { OPENSSL_ARGS, tlsServeExtra } from './tls.js';
+import type { View } from './template.js';
 
 /** Plot name -> file name (next to the report). */
 export type PlotFiles = ReadonlyMap<string, string>;
@@ -49,19 +53,15 @@ const kib = (bytes: number): string =>
 const pctOfCore = (cpu: number, seconds: number): string =>
   `${cpu.toFixed(2)} s (${((cpu / seconds) * 100).toFixed(0)}%)`;
 const node = (args: readonly string[]): string => `node ${args.join(' ')}`;
-const code = (lines: readonly string[]): string[] => ['```sh', ...lines, '```', ''];
-const plot = (plots: PlotFiles, name: string, alt: string): string[] => {
-  const file = plots.get(name);
-  return file ? [`![${alt}](${file})`, '', `Plot: [${file}](${file})`, ''] : [];
-};
+const lines = (commands: readonly string[]): string => commands.join('\n');
 const failedRow = (o: Outcome<unknown>): string =>
   o.skipped ? `skipped: ${o.skipped}` : `FAILED: ${(o.error ?? 'unknown error').split('\n')[0]}`;
 
 // ---------------------------------------------------------------------------------------------
 
-export function ceilingsSection(b: BenchResults, o: Options): string[] {
+export function ceilingsView(b: BenchResults, o: Options): View | undefined {
   const runs = b.ceilings;
-  if (!runs) return [];
+  if (!runs) return undefined;
   const at = (mtu: number): RunRecord[] => runs.filter((r) => r.mtu === mtu);
   const commands = MTUS.flatMap((mtu) => {
     // The loopback MTU is send's own choice: its run has no --mtu, as users type it.
@@ -103,29 +103,15 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
         ]
       : ['FAILED', '', '', '', '', '']),
   ]);
-  return [
-    '## Ceilings: bare node-datachannel vs `send --rate 0`',
-    '',
-    `Each bare run moves frames of ${int(FRAME_BYTES)} bytes (1,000,000 points as .npy) in ` +
-      `262,144-byte messages, ${bareCeilingFrames(4096, o.ceilingSeconds)} at MTU 4096 and ` +
-      `${bareCeilingFrames(1280, o.ceilingSeconds)} at 1280 (about as long as a pointstream run, ` +
-      `so both meet the same share of a noisy host's stolen CPU); each pointstream ` +
-      `run is the README's \`send --rate 0 --duration ${o.ceilingSeconds}\` (random points, a different set ` +
-      `every frame, no --rtc-bind, and no --mtu at ${LOOPBACK_MTU}: send picks the loopback route ` +
-      `itself). ${o.repeats} repeat(s); within a repeat the runs go back to back in this order:`,
-    '',
-    ...code(commands),
-    '- **bare**: node-datachannel alone, no framing; the receiver advertises max-message-size ' +
-      '64 MiB + 1024 like the pointstream server. MB/s from the first send to the last byte ' +
-      'received; sender CPU over that window, receiver CPU from channel open to the last byte.',
-    '- **pointstream**: a fresh `serve` child per run (`--mtu 1280` on both sides for the MTU ' +
-      '1280 row only). MB/s and sender CPU ' +
-      "as `send --json` reports them (from connected to the session's end, including the last " +
-      'receipt; sender CPU also covers connecting and generating the random points). Receiver ' +
-      "CPU: difference of the server's `/stats` `cpuSeconds` read just before and just after " +
-      '`send` (connection set-up and teardown included).',
-    '',
-    table(
+  return {
+    frameBytes: int(FRAME_BYTES),
+    frames4096: bareCeilingFrames(4096, o.ceilingSeconds),
+    frames1280: bareCeilingFrames(1280, o.ceilingSeconds),
+    seconds: o.ceilingSeconds,
+    loopbackMtu: LOOPBACK_MTU,
+    repeats: o.repeats,
+    commands: lines(commands),
+    table: table(
       [
         'MTU',
         'scenario',
@@ -138,8 +124,7 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
       ],
       rows,
     ),
-    '',
-    table(
+    ratios: table(
       ['MTU', 'pointstream / bare throughput', 'pointstream / bare receiver CPU per 100 MB'],
       MTUS.map((mtu) => [
         String(mtu),
@@ -153,10 +138,7 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
         ),
       ]),
     ),
-    '',
-    '### Every run',
-    '',
-    table(
+    every: table(
       [
         'repeat',
         'scenario',
@@ -170,8 +152,7 @@ export function ceilingsSection(b: BenchResults, o: Options): string[] {
       ],
       every,
     ),
-    '',
-  ];
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,65 +194,47 @@ function rateTable(rows: readonly (readonly [string, Outcome<RateResult> | undef
   );
 }
 
-export function seedSection(b: BenchResults, o: Options, plots: PlotFiles): string[] {
-  if (!b.seed) return [];
+export function seedView(b: BenchResults, o: Options, plots: PlotFiles): View | undefined {
+  if (!b.seed) return undefined;
   const lat = b.seed.result?.frameLatenciesMs ?? [];
   const p = (q: number): string => percentile(lat, q).toFixed(1);
-  return [
-    `## Seed workload (1,000,000 points at ${HZ} Hz for ${o.seedDuration} s, default MTU)`,
-    '',
-    ...code([
+  return {
+    hz: HZ,
+    duration: o.seedDuration,
+    commands: lines([
       `${node(serveArgs({ logLevel: 'info' }))}   # one JSON log line per verified frame`,
       node(sendArgs('<url>', atRate(HZ, o.seedDuration))),
     ]),
-    'Latency in the table is what `send` measures: first chunk sent -> receipt back. The ' +
-      "server logs each frame's `latencyMs` = its `receivedAt` - the sender's `captureTime` " +
-      '(same machine, same clock): the client stamps `captureTime` once the in-flight window ' +
-      "admits the frame, before computing its CRC-32 and before waiting for the channel's send " +
-      'buffer to drain, so this one includes those and lacks the receipt trip back.',
-    '',
-    rateTable([['seed', b.seed]]),
-    '',
-    ...(lat.length
-      ? [
-          `Server-side per-frame latency (${lat.length} frames): p50 ${p(50)} ms, p90 ${p(90)} ms, ` +
-            `p99 ${p(99)} ms, max ${Math.max(...lat).toFixed(1)} ms.`,
-          '',
-        ]
-      : ['No per-frame latencies were collected from the server log.', '']),
-    ...plot(plots, 'seed-latency', 'CDF of per-frame latency, seed workload'),
-  ];
+    table: rateTable([['seed', b.seed]]),
+    latency: lat.length
+      ? { count: lat.length, p50: p(50), p90: p(90), p99: p(99), max: Math.max(...lat).toFixed(1) }
+      : undefined,
+    latencyPlot: plots.get('seed-latency'),
+  };
 }
 
-export function tlsSection(b: BenchResults, o: Options): string[] {
-  if (!b.tls) return [];
-  return [
-    '## HTTPS signaling (seed workload)',
-    '',
-    'The seed workload again, with signaling over HTTPS (a throwaway self-signed EC certificate ' +
-      'for 127.0.0.1; `send --ca` trusts it). TLS covers only the offer/answer; frames travel ' +
-      'over the DTLS DataChannel in both cases, so the numbers should match the plain run.',
-    '',
-    ...code([
+export function tlsView(b: BenchResults, o: Options): View | undefined {
+  if (!b.tls) return undefined;
+  return {
+    commands: lines([
       `openssl ${OPENSSL_ARGS.join(' ')}`,
       node(serveArgs({ extra: tlsServeExtra('<dir>') })),
       node(
         sendArgs('<https-url>', atRate(HZ, o.seedDuration), { extra: ['--ca', '<dir>/cert.pem'] }),
       ),
     ]),
-    rateTable([
+    table: rateTable([
       ['plain HTTP (seed, above)', b.seed],
       ['HTTPS', b.tls],
     ]),
-    '',
-  ];
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function chunksSection(b: BenchResults, o: Options, plots: PlotFiles): string[] {
+export function chunksView(b: BenchResults, o: Options, plots: PlotFiles): View | undefined {
   const records = b.chunks;
-  if (!records) return [];
+  if (!records) return undefined;
   const rows = o.chunkSizes.flatMap((size) =>
     (['bare', 'pointstream'] as const).map((s) => {
       const r = transferRow(chunkRuns(records, size, s));
@@ -305,32 +268,21 @@ export function chunksSection(b: BenchResults, o: Options, plots: PlotFiles): st
   const asked = o.chunkSizes.filter((size) =>
     chunkRuns(records, size, 'pointstream').some((c) => c.result && c.result.chunkBytes !== size),
   );
-  return [
-    '## Throughput against chunk size (`--chunk-bytes N`, bare and pointstream)',
-    '',
-    `${o.frames} frames of 1,000,000 points per run, MTU ${LOOPBACK_MTU} (pointstream's loopback ` +
-      `default), a fresh server per run; ${o.repeats} repeat(s), within a repeat sizes in this ` +
-      'order, bare then pointstream for each. The server advertises max-message-size 64 MiB + ' +
-      '1024 and the client caps its chunk at what the channel reports; "chunk used" is what ' +
-      "`send --json` reports. The bare ceiling's peers both advertise 64 MiB + 1024.",
-    '',
-    ...code([
-      ...o.chunkSizes.flatMap((size) => [
+  return {
+    frames: o.frames,
+    loopbackMtu: LOOPBACK_MTU,
+    repeats: o.repeats,
+    commands: lines(
+      o.chunkSizes.flatMap((size) => [
         node(bareArgs(LOOPBACK_MTU, o.frames, size)),
         node(serveArgs()),
         node(sendArgs('<url>', fullSpeed(o.frames), { chunkBytes: size })),
       ]),
-    ]),
-    ...(asked.length
-      ? [
-          `**The client did not use the chunk size it was asked for:** asked ` +
-            `${asked.map(int).join(', ')} bytes, used ${capped.map(int).join(', ')}. Its ` +
-            "channel reports that maximum although the server's answer advertises 64 MiB + " +
-            '1024; so those rows measure the smaller chunk, not the size in the first column.',
-          '',
-        ]
-      : []),
-    table(
+    ),
+    capped: asked.length
+      ? { asked: asked.map(int).join(', '), used: capped.map(int).join(', ') }
+      : undefined,
+    table: table(
       [
         'chunk asked',
         'scenario',
@@ -345,16 +297,15 @@ export function chunksSection(b: BenchResults, o: Options, plots: PlotFiles): st
       ],
       rows,
     ),
-    '',
-    ...plot(plots, 'chunks', 'throughput against chunk size'),
-  ];
+    chunksPlot: plots.get('chunks'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function scaleSection(b: BenchResults, o: Options, plots: PlotFiles): string[] {
+export function scaleView(b: BenchResults, o: Options, plots: PlotFiles): View | undefined {
   const records = b.scale;
-  if (!records) return [];
+  if (!records) return undefined;
   const rows = records.map(({ points, ...out }) => {
     const r = out.result;
     if (!r) return [int(points), mb(npyBytes(points)), failedRow(out)];
@@ -378,21 +329,16 @@ export function scaleSection(b: BenchResults, o: Options, plots: PlotFiles): str
       r.otherCpuSec.toFixed(1),
     ];
   });
-  return [
-    `## Frame size: points per frame at ${HZ} Hz for ${o.scaleDuration} s`,
-    '',
-    ...code([
+  return {
+    hz: HZ,
+    duration: o.scaleDuration,
+    commands: lines([
       node(serveArgs()),
       ...o.scalePoints.map((p) =>
         node(sendArgs('<url>', atRate(HZ, o.scaleDuration), { points: p })),
       ),
     ]),
-    `A fresh server per size. **Sustained** = every planned frame acknowledged, none lost or ` +
-      `rejected, none started more than half a period late, achieved rate >= 99% of ${HZ} Hz. ` +
-      '`send` never drops a frame for being late: a size the link cannot carry shows up as late ' +
-      "frames, a lower achieved rate and a longer run. CPU % is of the run's wall time.",
-    '',
-    table(
+    table: table(
       [
         'points',
         'frame',
@@ -412,15 +358,14 @@ export function scaleSection(b: BenchResults, o: Options, plots: PlotFiles): str
       ],
       rows,
     ),
-    '',
-    ...scaleVerdict(records.flatMap((r) => (r.result ? [r.result] : []))),
-    ...plot(plots, 'scale-throughput', 'throughput against points per frame'),
-    ...plot(plots, 'scale-latency', 'latency against points per frame'),
-  ];
+    verdict: scaleVerdict(records.flatMap((r) => (r.result ? [r.result] : []))),
+    throughputPlot: plots.get('scale-throughput'),
+    latencyPlot: plots.get('scale-latency'),
+  };
 }
 
-function scaleVerdict(runs: readonly RateResult[]): string[] {
-  if (runs.length === 0) return [];
+function scaleVerdict(runs: readonly RateResult[]): View | undefined {
+  if (runs.length === 0) return undefined;
   const held = runs.filter((r) => sustained(r)).sort((a, b) => b.points - a.points)[0];
   const firstFail = runs
     .filter((r) => !sustained(r) && (!held || r.points > held.points))
@@ -431,37 +376,39 @@ function scaleVerdict(runs: readonly RateResult[]): string[] {
   const serverPerFrame = (r: RateResult): number => r.serverCpuSec / r.framesAcked;
   const senderPerFrame = (r: RateResult): number => r.senderCpuSec / r.framesAcked;
   const per100 = spread(runs.map((r) => (serverPerFrame(r) * 1e8) / bytes(r)));
-  return [
-    held
-      ? `**Largest frame sustained at ${HZ} Hz with nothing lost: ${int(held.points)} points ` +
-        `(${mb(bytes(held))} per frame, ${((HZ * bytes(held)) / 1e6).toFixed(0)} MB/s), ` +
-        `latency p99 ${held.latencyMs.p99} ms.**` +
-        (firstFail
-          ? ` The next size, ${int(firstFail.points)} points (${((HZ * bytes(firstFail)) / 1e6).toFixed(0)} MB/s offered), ` +
-            `reached ${firstFail.achievedHz.toFixed(2)} Hz / ${firstFail.mbPerSec.toFixed(0)} MB/s with ` +
-            `${firstFail.lateFrames} late and ${firstFail.framesMissing} missing frames.`
-          : '')
-      : `**No size was sustained at ${HZ} Hz.**`,
-    '',
-    `Cost against frame size (log-log slope over the sizes; 1 = proportional to bytes): server ` +
-      `CPU per frame ${slope(serverPerFrame)}, sender CPU per frame ${slope(senderPerFrame)}, ` +
-      `latency p50 ${slope((r) => r.latencyMs.p50)}; server CPU per 100 MB ` +
-      `${formatSpread(per100, 2)} s across sizes; server peak RSS ` +
-      `${runs.map((r) => mb(r.serverPeakRssBytes)).join(' -> ')}.`,
-    '',
-  ];
+  return {
+    held: held && {
+      points: int(held.points),
+      frame: mb(bytes(held)),
+      offered: ((HZ * bytes(held)) / 1e6).toFixed(0),
+      p99: held.latencyMs.p99,
+      next: firstFail && {
+        points: int(firstFail.points),
+        offered: ((HZ * bytes(firstFail)) / 1e6).toFixed(0),
+        achievedHz: firstFail.achievedHz.toFixed(2),
+        mbPerSec: firstFail.mbPerSec.toFixed(0),
+        late: firstFail.lateFrames,
+        missing: firstFail.framesMissing,
+      },
+    },
+    serverSlope: slope(serverPerFrame),
+    senderSlope: slope(senderPerFrame),
+    latencySlope: slope((r) => r.latencyMs.p50),
+    per100: formatSpread(per100, 2),
+    rss: runs.map((r) => mb(r.serverPeakRssBytes)).join(' -> '),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function clientsSection(
+export function clientsView(
   b: BenchResults,
   o: Options,
   plots: PlotFiles,
   cores: number,
-): string[] {
+): View | undefined {
   const records = b.clients;
-  if (!records) return [];
+  if (!records) return undefined;
   const shape = { points: o.clientPoints, seconds: o.clientsDuration, hz: HZ, clients: 1 };
   const bareReceiver =
     b.ceilings && transferRow(ceilingRuns(b.ceilings, LOOPBACK_MTU, 'bare')).receiverCpu;
@@ -487,19 +434,14 @@ export function clientsSection(
       r.errors.length ? `${r.errors.length}: ${r.errors[0]?.split('\n')[0]}` : '0',
     ];
   });
-  return [
-    `## Concurrent clients: N \`send\` processes, one server (${int(o.clientPoints)} points at ${HZ} Hz for ${o.clientsDuration} s each)`,
-    '',
-    ...code([node(clientsServeArgs()), `# N at once:`, node(clientSendArgs('<url>', shape))]),
-    `A fresh server per N. All N senders and the server share the machine's ` +
-      `${cores} cores: from 2 clients on, the senders' own CPU competes with the server's, which ` +
-      'is part of the result, not noise. Aggregate MB/s: sum over clients of bytes sent / that ' +
-      "client's streaming time (a little above the offered rate: n frames at period T are sent " +
-      'in (n - 1) T). Latency cells: median (min–max) over the clients of each ' +
-      "client's p50 / p99. Server CPU per 100 MB from the `/stats` deltas (`cpuSeconds`, " +
-      '`totals.bytesReceived`) around the whole group; % of a core over the wall time of the group.',
-    '',
-    table(
+  return {
+    points: int(o.clientPoints),
+    hz: HZ,
+    duration: o.clientsDuration,
+    serveCommand: node(clientsServeArgs()),
+    sendCommand: node(clientSendArgs('<url>', shape)),
+    cores,
+    table: table(
       [
         'clients',
         'offered MB/s',
@@ -518,47 +460,24 @@ export function clientsSection(
       ],
       rows,
     ),
-    '',
-    ...(bareReceiver && bareReceiver.n
-      ? [
-          `For comparison, the bare receiver in the ceilings (MTU 4096, --rate 0): ` +
-            `${formatSpread(bareReceiver, 2)} CPU s / 100 MB.`,
-          '',
-        ]
-      : []),
-    ...plot(plots, 'clients', 'aggregate throughput against clients'),
-  ];
+    bareReceiver: bareReceiver && bareReceiver.n ? formatSpread(bareReceiver, 2) : undefined,
+    clientsPlot: plots.get('clients'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function aiortcSection(b: BenchResults, o: Options): string[] {
+export function aiortcView(b: BenchResults, o: Options): View | undefined {
   const out = b.aiortc;
-  if (!out) return [];
-  const head = [
-    '## aiortc (Python) client, 1,000,000-point frames as single .npy messages',
-    '',
-    ...code([
-      node(serveArgs()),
-      `${PYTHON} -c "$WRAPPER" ${aiortcArgs('<url>', o.aiortcFrames, o.aiortcPoints, '<tmpdir>').join(' ')}`,
-    ]),
-    '`$WRAPPER` runs the fixture as `__main__` and prints its own CPU time at exit:',
-    '',
-    '```python',
-    CPU_WRAPPER,
-    '```',
-    '',
-  ];
-  if (out.skipped) return [...head, `Skipped: ${out.skipped}.`, ''];
+  if (!out) return undefined;
   const r = out.result;
-  return [
-    ...head,
-    'The fixture `test/fixtures/clients/aiortc_client.py` is used unchanged. It sends one frame, waits for its ' +
-      'receipt, saves the frame to disk, then the next: one frame in flight. Frames/s from the ' +
-      "first to the last receipt's `receivedAt` (steady state, no start-up); wall time covers " +
-      'Python start-up and connecting too.',
-    '',
-    r
+  return {
+    serveCommand: node(serveArgs()),
+    python: PYTHON,
+    args: aiortcArgs('<url>', o.aiortcFrames, o.aiortcPoints, '<tmpdir>').join(' '),
+    wrapper: CPU_WRAPPER,
+    skipped: out.skipped,
+    table: r
       ? table(
           [
             'frames acked / planned',
@@ -584,35 +503,29 @@ export function aiortcSection(b: BenchResults, o: Options): string[] {
           ],
         )
       : failedRow(out),
-    '',
-  ];
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 
-export function enduranceSection(b: BenchResults, plots: PlotFiles): string[] {
+export function enduranceView(b: BenchResults, plots: PlotFiles): View | undefined {
   const out = b.endurance;
-  if (!out) return [];
+  if (!out) return undefined;
   const e = out.result;
   const minutes = e?.minutes ?? 0;
-  const head = [
-    `## Endurance: seed workload for ${minutes} min`,
-    '',
-    ...code([node(serveArgs()), node(sendArgs('<url>', atRate(HZ, minutes * 60)))]),
-    `The server's \`/stats\` \`memory\` is read every ${SAMPLE_EVERY_MS / 1000} s while \`send\` runs. ` +
-      'RSS growth compares the mean of the samples in the 30 s from the first minute on with the ' +
-      'mean of the last 30 s (a run shorter than 2 min starts its baseline at half its length, ' +
-      'and says little).',
-    '',
-  ];
-  if (!e) return [...head, failedRow(out), ''];
+  const head = {
+    minutes,
+    commands: lines([node(serveArgs()), node(sendArgs('<url>', atRate(HZ, minutes * 60)))]),
+    sampleSeconds: SAMPLE_EVERY_MS / 1000,
+  };
+  if (!e) return { ...head, failed: failedRow(out) };
   const pct = (x: number): string =>
     Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(1)}%` : 'n/a';
-  return [
+  return {
     ...head,
-    rateTable([['endurance', { result: e.run }]]),
-    '',
-    table(
+    failed: undefined,
+    rateTable: rateTable([['endurance', { result: e.run }]]),
+    memoryTable: table(
       [
         'samples',
         'baseline from',
@@ -636,9 +549,8 @@ export function enduranceSection(b: BenchResults, plots: PlotFiles): string[] {
         ],
       ],
     ),
-    '',
-    ...plot(plots, 'endurance-memory', 'server memory over time'),
-  ];
+    memoryPlot: plots.get('endurance-memory'),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -677,9 +589,9 @@ function codecTable(rows: readonly EncodingBenchRow[]): string {
   );
 }
 
-export function encodingsSection(b: BenchResults, o: Options, plots: PlotFiles): string[] {
+export function encodingsView(b: BenchResults, o: Options, plots: PlotFiles): View | undefined {
   const e = b.encodings;
-  if (!e) return [];
+  if (!e) return undefined;
   const codecFailures = e.codec.filter((c) => !c.result);
   const rows = e.runs.map((r) => {
     const s = r.result;
@@ -703,45 +615,27 @@ export function encodingsSection(b: BenchResults, o: Options, plots: PlotFiles):
       s.otherCpuSec.toFixed(1),
     ];
   });
-  return [
-    '## Point encodings',
-    '',
-    '### Codecs alone (`bench/lib/encodings.ts`)',
-    '',
-    'One frame of each scene (the synthetic spinning-LiDAR scan, `--source lidar`, and random ' +
-      'points in a 100 m cube) encoded and decoded in this process on one core, wall time per ' +
-      `1M points: the median and the fastest of N runs after a warm-up. Precisions asked: ` +
-      `${o.encodingPrecisions.map(mmLabel).join(', ')}; at the second only the rows it ` +
-      'changes are listed (raw and q16 take no precision). Bytes per point are payload bytes (raw: ' +
-      '12 exactly, without the .npy header).' +
-      (o.quick ? ' **--quick: 100,000 points, 3 runs.**' : ''),
-    '',
-    codecTable(codecRows(e.codec)),
-    '',
-    ...codecFailures.map((c) => `Codec bench at ${mmLabel(c.precision)}: ${failedRow(c)}`),
-    ...(codecFailures.length ? [''] : []),
-    ...plot(plots, 'encodings-bytes', 'bytes per point by encoding and scene'),
-    `### End to end: ${int(POINTS_PER_FRAME)} points at ${HZ} Hz for ${o.encodingsDuration} s, per encoding and scene`,
-    '',
-    ...code([
-      node(serveArgs()),
-      `# for each --source lidar|random and --encoding raw|q16|qrice (--precision for qrice only):`,
-      node(
-        sendArgs('<url>', atRate(HZ, o.encodingsDuration), {
-          source: 'lidar',
-          encoding: 'qrice',
-          precision: o.encodingPrecisions[0],
-        }),
-      ),
-    ]),
-    'A fresh server per run; it learns the encoding from the frame metadata and decodes every ' +
-      'frame to float32 (its CPU includes decoding). The sender generates each frame (the LiDAR ' +
-      'scene costs more to generate than random points) and encodes it: its CPU includes both. ' +
-      'Bytes / point and max error as `send --json` reports them; MB/s is encoded bytes on the ' +
-      'wire. **Sustained**: every frame acknowledged, none late, at least 99% of the rate. A ' +
-      'run with frames not acknowledged is listed under Failures too.',
-    '',
-    table(
+  return {
+    precisions: o.encodingPrecisions.map(mmLabel).join(', '),
+    codecTable: codecTable(codecRows(e.codec)),
+    codecFailures: codecFailures.map((c) => ({
+      precision: mmLabel(c.precision),
+      failure: failedRow(c),
+    })),
+    codecFailed: codecFailures.length > 0,
+    bytesPlot: plots.get('encodings-bytes'),
+    points: int(POINTS_PER_FRAME),
+    hz: HZ,
+    duration: o.encodingsDuration,
+    serveCommand: node(serveArgs()),
+    sendCommand: node(
+      sendArgs('<url>', atRate(HZ, o.encodingsDuration), {
+        source: 'lidar',
+        encoding: 'qrice',
+        precision: o.encodingPrecisions[0],
+      }),
+    ),
+    table: table(
       [
         'scene',
         'encoding',
@@ -759,8 +653,7 @@ export function encodingsSection(b: BenchResults, o: Options, plots: PlotFiles):
       ],
       rows,
     ),
-    '',
-  ];
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -795,29 +688,22 @@ export function browserLargestSustained(
   });
 }
 
-export function browserSection(b: BenchResults, o: Options): string[] {
+export function browserView(b: BenchResults, o: Options): View | undefined {
   const out = b.browser;
-  if (!out) return [];
-  const head = [
-    '## Browser sender (headless Chromium, `/send` page)',
-    '',
-    "`bench/lib/browser.ts`: an in-process pointstream server (127.0.0.1, port 0) and Debian's " +
-      'Chromium (playwright-core, headless, software rendering) running the `/send` page, which ' +
-      'generates the points in the page (LiDAR scene or random), encodes them in a Web Worker ' +
-      `and streams them with the same wire format as \`send\`. Each case at ${HZ} Hz for ` +
-      `${o.browserSeconds} s, then ${int(POINTS_PER_FRAME)} points as fast as it goes; ` +
-      `${o.browserRepeats} repeat(s)${o.browserRepeats > 1 ? ', interleaved (every case once, then again)' : ''}. ` +
-      'Cells: median (min–max) over the repeats; late and not-acked frames summed. Sustained: ' +
-      'every frame acknowledged, none late, at least 95% of the rate (median). The server shares the ' +
-      "bench's process, and Chromium (several processes) shares the 2 cores with it.",
-    '',
-  ];
+  if (!out) return undefined;
+  const head = {
+    hz: HZ,
+    seconds: o.browserSeconds,
+    points: int(POINTS_PER_FRAME),
+    repeats: o.browserRepeats,
+    interleaved: o.browserRepeats > 1,
+  };
   const rows = out.result;
-  if (!rows) return [...head, failedRow(out), ''];
-  const largest = browserLargestSustained(rows);
-  return [
+  if (!rows) return { ...head, failed: failedRow(out) };
+  return {
     ...head,
-    table(
+    failed: undefined,
+    table: table(
       [
         'encoding (scene)',
         'B / point',
@@ -835,14 +721,10 @@ export function browserSection(b: BenchResults, o: Options): string[] {
       ],
       browserRows(rows),
     ),
-    '',
-    ...largest.map(
-      ({ variant, points, row }) =>
-        `- ${variant}: largest frame sustained at ${HZ} Hz: ` +
-        (points !== undefined && row
-          ? `**${int(points)} points** (${formatSpread(row.mbPerSec, 1)} MB/s)`
-          : '**none of the sizes tried**'),
-    ),
-    '',
-  ];
+    largest: browserLargestSustained(rows).map(({ variant, points, row }) => ({
+      variant,
+      points: points !== undefined && row ? int(points) : undefined,
+      mbPerSec: row ? formatSpread(row.mbPerSec, 1) : undefined,
+    })),
+  };
 }

@@ -1,0 +1,135 @@
+/**
+ * The bench report: bench/lib/report.md (the prose) rendered by bench/lib/template.ts with the
+ * numbers of a fixed results object. The last run's figures give back the stored report byte for
+ * byte; made-up runs of every scenario render every section, failed and skipped ones included.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+
+import { renderMarkdown } from '../../bench/lib/report.js';
+import { renderTemplate } from '../../bench/lib/template.js';
+import { everyScenarioFailedReport, everyScenarioReport, lastRunReport } from './bench-sample.js';
+
+void describe('bench report', () => {
+  void it('the last run (2026-12-03) renders to the stored report, byte for byte', () => {
+    const stored = readFileSync(
+      new URL('../../bench/results/2026-12-03.md', import.meta.url),
+      'utf8',
+    );
+    assert.equal(renderMarkdown(lastRunReport()), stored);
+  });
+
+  void it('its key lines carry the figures', () => {
+    const lines = renderMarkdown(lastRunReport()).split('\n');
+    for (const line of [
+      '# pointstream benchmark, 2026-12-03',
+      '- CPU: Intel(R) Xeon(R) Processor, 2 cores',
+      '| 4096 | pointstream | 175.0 (159.0–181.8) | 0.46 (0.43–0.47) | 0.49 (0.45–0.52) | 0 (0–2) | 0.2 (0.0–0.5) | 0 |',
+      '| 1280 | 2.10 (1.11–2.26) | 0.91 (0.91–0.93) |',
+      '## Seed workload (1,000,000 points at 4 Hz for 60 s, default MTU)',
+      '| seed | 240 / 240 | 4.00 | 0 | 64.4 / 79.8 / 82.1 | 13.14 s (22%) | 13.48 s (23%) | 119 MB | 106 MB | 0 | 0.2 |',
+      'Server-side per-frame latency (240 frames): p50 68.0 ms, p90 77.0 ms, p99 86.0 ms, max 89.0 ms.',
+      '![CDF of per-frame latency, seed workload](2026-12-03-seed-latency.svg)',
+      '| seed: every frame acked (240/240 in 60 s), p99 <= 150 ms (issue 13) | 240/240, p99 79.8 ms | met |',
+    ]) {
+      assert.ok(lines.includes(line), `missing: ${line}`);
+    }
+    assert.ok(!lines.some((line) => line.startsWith('## HTTPS')), 'a scenario that did not run');
+  });
+
+  void it('every scenario renders its section, with no placeholder left', () => {
+    const text = renderMarkdown(everyScenarioReport());
+    assert.doesNotMatch(text, /{{|}}/);
+    const headings = text.split('\n').filter((line) => line.startsWith('## '));
+    assert.deepEqual(
+      headings.map((h) => h.split(/[:(,]/)[0]?.trim()),
+      [
+        '## Machine',
+        '## Method',
+        '## Ceilings',
+        '## Seed workload',
+        '## HTTPS signaling',
+        '## Throughput against chunk size',
+        '## Frame size',
+        '## Concurrent clients',
+        '## aiortc',
+        '## Point encodings',
+        '## Browser sender',
+        '## Endurance',
+        '## Failures',
+        '## Targets',
+      ],
+    );
+    for (const part of [
+      'Scenarios: ceilings, seed, tls, chunks, scale, clients, aiortc, encodings, browser, endurance (--quick: brief runs, not for comparison).',
+      '**The client did not use the chunk size it was asked for:** asked 1,048,576 bytes, used 262,144.',
+      '**Largest frame sustained at 4 Hz with nothing lost: 1,000,000 points (12 MB per frame, 48 MB/s), latency p99 79.8 ms.** The next size, 2,000,000 points (96 MB/s offered), reached 3.71 Hz / 89 MB/s with 5 late and 2 missing frames.',
+      'For comparison, the bare receiver in the ceilings (MTU 4096, --rate 0): 0.47 (0.43–0.48) CPU s / 100 MB.',
+      'Codec bench at 2 mm: FAILED: worker crashed\n\n',
+      '(raw: 12 exactly, without the .npy header). **--quick: 100,000 points, 3 runs.**',
+      '- qrice (lidar): largest frame sustained at 4 Hz: **1,000,000 points** (9.8 (9.7–9.8) MB/s)',
+      '- raw (random): largest frame sustained at 4 Hz: **none of the sizes tried**',
+      '## Failures\n\n- scale 4000000: send timed out / after 60 s\n- clients 8: server exited\n\n## Targets',
+      '![server memory over time](x-endurance-memory.svg)\n\nPlot: [x-endurance-memory.svg](x-endurance-memory.svg)\n',
+    ]) {
+      assert.ok(text.includes(part), `missing: ${part}`);
+    }
+  });
+
+  void it('failed and skipped scenarios say so', () => {
+    const text = renderMarkdown(everyScenarioFailedReport());
+    assert.doesNotMatch(text, /{{|}}/);
+    for (const part of [
+      '| seed | FAILED: connect failed |',
+      'No per-frame latencies were collected from the server log.',
+      'Skipped: aiortc is not installed.\n\n## Point encodings',
+      '\nskipped: no Chromium\n\n## Endurance',
+      '\nFAILED: server died\n\n## Targets',
+    ]) {
+      assert.ok(text.includes(part), `missing: ${part}`);
+    }
+    assert.ok(!text.includes('Largest frame sustained'), 'no verdict without a scale result');
+    assert.ok(!text.includes('## Failures'), 'no failures listed');
+  });
+});
+
+void describe('template', () => {
+  void it('fills values, dotted names and the current item', () => {
+    assert.equal(
+      renderTemplate('{{a}} {{b.c}} {{#list}}[{{.}}]{{/list}} {{missing}}|', {
+        a: 0,
+        b: { c: 'x' },
+        list: ['p', 'q'],
+      }),
+      '0 x [p][q] |',
+    );
+  });
+
+  void it('renders a section per item, for an object or a true value; the inverse when empty', () => {
+    const template = '{{#s}}<{{n}}{{top}}>{{/s}}{{^s}}none{{/s}}';
+    assert.equal(renderTemplate(template, { s: [{ n: 1 }, { n: 2 }], top: '!' }), '<1!><2!>');
+    assert.equal(renderTemplate(template, { s: { n: 3 }, top: '' }), '<3>');
+    assert.equal(renderTemplate(template, { s: true, n: 4, top: '' }), '<4>');
+    for (const s of [undefined, false, 0, '', []])
+      assert.equal(renderTemplate(template, { s }), 'none');
+  });
+
+  void it('an inner key that is present but undefined hides the outer one', () => {
+    assert.equal(renderTemplate('{{#s}}[{{x}}]{{/s}}', { x: 'outer', s: { x: undefined } }), '[]');
+  });
+
+  void it('lines holding only a section or comment tag disappear', () => {
+    const template =
+      'a\n{{! note }}\n{{#on}}\nb\n  {{/on}}\n{{^on}}\nc\n{{/on}}\nd {{#on}}e{{/on}}\n';
+    assert.equal(renderTemplate(template, { on: true }), 'a\nb\nd e\n');
+    assert.equal(renderTemplate(template, { on: false }), 'a\nc\nd \n');
+  });
+
+  void it('refuses unbalanced sections', () => {
+    assert.throws(() => renderTemplate('{{#a}}x', {}), /not closed/);
+    assert.throws(() => renderTemplate('{{#a}}x{{/b}}', {}), /closes/);
+    assert.throws(() => renderTemplate('x{{/b}}', {}), /closes nothing/);
+    assert.throws(() => renderTemplate('{{a}}', { a: { b: 1 } }), /is an object/);
+  });
+});

@@ -7,7 +7,7 @@ import {
   MIN_MTU,
   releaseNativeResources,
 } from '../rtc/peer.js';
-import { DEFAULT_SERVER_LIMITS } from '../server/server.js';
+import { DEFAULT_PORT, DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { DEFAULT_RECORD_QUEUE_BYTES } from '../server/recorder.js';
 import { DEFAULT_VIEWER_OPTIONS } from '../server/viewer.js';
 import { SENDER_DEFAULTS } from '../sender/defaults.js';
@@ -142,7 +142,12 @@ logOptions(
   serveCommand
     .description('run the signaling server and receive frames')
     .option('--host <address>', 'interface for HTTP signaling', '0.0.0.0')
-    .option('--port <port>', 'port for HTTP signaling (0: any free port)', integer(0, 65535), 8080)
+    .option(
+      '--port <port>',
+      'port for HTTP signaling (0: any free port)',
+      integer(0, 65535),
+      DEFAULT_PORT,
+    )
     .option(
       '--rtc-bind <address>',
       'address WebRTC binds to (default: --host when it is a specific address)',

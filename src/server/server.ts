@@ -49,6 +49,9 @@ const CHUNKED_MESSAGE_BYTES = 256 * 1024;
  */
 const VIEWER_MAX_MESSAGE_BYTES = 256 * 1024;
 
+/** Port for HTTP signaling when none is given (`ServerOptions.port`; the CLI's too). */
+export const DEFAULT_PORT = 8080;
+
 export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   ...DEFAULT_REASSEMBLY_LIMITS,
   maxSessions: 64,
@@ -930,7 +933,7 @@ function sendProblem(
 export async function createServer(options: ServerOptions = {}): Promise<PointstreamServer> {
   if (!HOST_IS_LITTLE_ENDIAN) throw new Error('pointstream needs a little-endian host');
   const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 8080;
+  const port = options.port ?? DEFAULT_PORT;
   if (typeof host !== 'string' || host.length === 0)
     throw invalidOption('host', 'a non-empty string', host);
   if (!Number.isInteger(port) || port < 0 || port > 65535)

@@ -127,7 +127,7 @@ export class SignalingHttp {
     for (const [url, registered] of this.#methods) {
       const allowed = [...registered];
       if (allowed.includes('GET')) allowed.push('HEAD');
-      if (allowed.some((method) => method !== 'GET')) allowed.push('OPTIONS');
+      if (registered.some((method) => method !== 'GET')) allowed.push('OPTIONS');
       const others = EVERY_METHOD.filter(
         (method) => !allowed.includes(method) && method !== 'OPTIONS',
       );

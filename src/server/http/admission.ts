@@ -26,7 +26,10 @@ export class ClientAdmission {
   readonly #limiter: ClientLimiter;
 
   constructor(options: ClientAdmissionOptions) {
-    this.#limiter = new ClientLimiter(options.maxPerClient, options.maxOffersPerMinute);
+    this.#limiter = new ClientLimiter({
+      maxSessions: options.maxPerClient,
+      maxOffersPerMinute: options.maxOffersPerMinute,
+    });
   }
 
   /**

@@ -19,7 +19,9 @@ import type { Refusal } from '../../src/server/http/problem.js';
 import { registerSessionResource } from '../../src/server/http/session-resource.js';
 import type { SessionEntry } from '../../src/server/http/session-resource.js';
 import { SignalingHttp } from '../../src/server/http/signaling.js';
+import { registerViewerResource } from '../../src/server/http/viewer-offer.js';
 import type { Session } from '../../src/server/session.js';
+import type { ViewerHub } from '../../src/server/viewer.js';
 
 /*
  * The HTTP signaling module in-process: fastify's `inject`, no sockets, no WebRTC (peers are
@@ -531,5 +533,90 @@ void describe('signaling HTTP: admission', () => {
     assert.equal(refused?.retryAfterSeconds, 5);
     assert.equal(networkPrefix('::ffff:10.1.2.3'), '10.1.2.0/24');
     assert.equal(networkPrefix('2001:db8:1:2::5'), '2001:db8:1::/48');
+  });
+});
+
+void describe('signaling HTTP: the viewer resource', { timeout: 10_000 }, () => {
+  function viewers(maxViewersPerClient: number) {
+    const http = new SignalingHttp({ limits: LIMITS, log: recordingLogger([]) });
+    const open = new Map<string, { id: string; stream: string; closed?: string }>();
+    // Only what the resource uses of the hub: no viewer peer, no WebRTC.
+    const hub = {
+      options: { maxViewers: 16, maxViewersPerClient },
+      isClosed: false,
+      isFull: false,
+      open: ({ id, stream }: { id: string; stream: string }) => {
+        const viewer = {
+          id,
+          stream,
+          answer: () => Promise.resolve('v=0'),
+          addRemoteCandidates: () => undefined,
+          close: (code: string) => (viewer.closed = code),
+          closed: undefined as string | undefined,
+        };
+        open.set(id, viewer);
+        return viewer;
+      },
+      get: (id: string) => open.get(id),
+    } as unknown as ViewerHub;
+    registerViewerResource({
+      http,
+      hub,
+      maxOffersPerMinute: 60,
+      log: recordingLogger([]),
+      streams: {
+        ownerOf: (stream) => (stream === 'cam' ? { token: undefined } : undefined),
+        sessionOf: () => 'live-session',
+      },
+      streamOf: () => undefined,
+      isClosing: () => false,
+    });
+    http.seal();
+    return { http, open };
+  }
+  const offer = (body: Record<string, unknown>) => ({
+    method: 'POST' as const,
+    url: '/viewer/offer',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ type: 'offer', sdp: OFFER, ...body }),
+  });
+
+  void it('answers a viewer of a stream, and 404 for a stream it may not watch', async () => {
+    const { http } = viewers(4);
+    const ok = await http.app.inject(offer({ stream: 'cam' }));
+    assert.equal(ok.statusCode, 200);
+    const body = ok.json<{ viewer: string; stream: string; session: string }>();
+    assert.equal(ok.headers.location, `/viewer/peers/${body.viewer}`);
+    assert.deepEqual([body.stream, body.session], ['cam', 'live-session']);
+    const other = await http.app.inject(offer({ stream: 'not-mine' }));
+    assert.equal(other.statusCode, 404);
+    assert.deepEqual(errorOf(other), {
+      code: ErrorCodes.SESSION_NOT_FOUND,
+      message: 'no such stream',
+    });
+    const unknown = await http.app.inject({ method: 'DELETE', url: '/viewer/peers/nope' });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(errorOf(unknown).message, 'no such viewer');
+  });
+
+  void it('refuses a max-message-size too small for viewer frames before counting the offer', async () => {
+    const { http, open } = viewers(1);
+    const small = { stream: 'cam', sdp: `${OFFER}a=max-message-size:40\r\n` };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const refused = await http.app.inject(offer(small));
+      assert.equal(refused.statusCode, 400);
+      assert.equal(errorOf(refused).code, ErrorCodes.SDP_INVALID);
+      assert.match(errorOf(refused).message, /max-message-size 40 is too small/);
+    }
+    // The refused offers held no viewer slot: the client's one slot is still free, then taken.
+    assert.equal((await http.app.inject(offer({ stream: 'cam' }))).statusCode, 200);
+    const second = await http.app.inject(offer({ stream: 'cam' }));
+    assert.equal(second.statusCode, 429);
+    assert.equal(second.headers['retry-after'], '5');
+    // DELETE gives the slot back.
+    const [viewer] = [...open.values()];
+    const deleted = await http.app.inject({ method: 'DELETE', url: `/viewer/peers/${viewer?.id}` });
+    assert.equal(deleted.statusCode, 200);
+    assert.equal(viewer?.closed, ErrorCodes.SESSION_CLOSED);
   });
 });

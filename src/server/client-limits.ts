@@ -1,3 +1,13 @@
+/** Options of a {@link ClientLimiter}. */
+export interface ClientLimiterOptions {
+  /** Sessions (or viewers) one key may hold at once. */
+  readonly maxSessions: number;
+  /** Offers one key may make per minute. */
+  readonly maxOffersPerMinute: number;
+  /** Keys tracked at most; the oldest are forgotten first. (10000) */
+  readonly maxKeys?: number;
+}
+
 /**
  * Per-client limits: sessions open at once and offers per minute, counted per key (a token id
  * and a remote address are both keys). Memory is bounded: idle keys are forgotten, and at most
@@ -10,10 +20,10 @@ export class ClientLimiter {
   readonly #sessions = new Map<string, number>();
   readonly #offers = new Map<string, number[]>();
 
-  constructor(maxSessions: number, maxOffersPerMinute: number, maxKeys = 10_000) {
-    this.#maxSessions = maxSessions;
-    this.#maxOffersPerMinute = maxOffersPerMinute;
-    this.#maxKeys = maxKeys;
+  constructor(options: ClientLimiterOptions) {
+    this.#maxSessions = options.maxSessions;
+    this.#maxOffersPerMinute = options.maxOffersPerMinute;
+    this.#maxKeys = options.maxKeys ?? 10_000;
   }
 
   /**

@@ -5,35 +5,13 @@ import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { QUANT_HEADER_BYTES } from '../wire/encodings/quantize.js';
 import { encodeNpyHeader } from '../wire/npy.js';
-import type { ReceivedFrame } from './types.js';
+import type { ReceivedFrame, RecordOptions, RecorderStats } from './types.js';
 
 /** Bytes of frames that may wait for the disk by default (`RecordOptions.maxQueuedBytes`). */
 export const DEFAULT_RECORD_QUEUE_BYTES = 256 * 1024 * 1024;
 
-/** Options of a recording: where, and how much may wait for the disk. */
-export interface RecordOptions {
-  /**
-   * Directory for recordings: `<dir>/<stream>/<UTC time>_<session>/<seq>.npy` plus a
-   * `manifest.jsonl` beside them; session folders sort by start time.
-   */
-  readonly dir: string;
-  /**
-   * Bytes of frames that may wait for the disk, counted as held in memory (an encoded frame: its
-   * payload and its decoded points); beyond it frames are not recorded (and counted). Default 256 MiB.
-   */
-  readonly maxQueuedBytes?: number;
-}
-
-export interface RecorderStats {
-  readonly dir: string;
-  readonly framesRecorded: number;
-  /** Frames the disk could not take (queue full, disk full, no permission...). */
-  readonly framesNotRecorded: number;
-  readonly bytesWritten: number;
-  /** Memory held by frames waiting for the disk (what `maxQueuedBytes` bounds). */
-  readonly queuedBytes: number;
-  readonly lastError: string | undefined;
-}
+// Public types live in types.ts (which imports nothing of the server's): re-exported for callers.
+export type { RecordOptions, RecorderStats } from './types.js';
 
 /** One manifest line per recorded frame. */
 export interface ManifestEntry {

@@ -1,8 +1,6 @@
 import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
-import type { RecordOptions, RecorderStats } from './recorder.js';
-import type { ViewerOptions, ViewerStats } from './viewer.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
 import type { ReassemblyLimits } from '../wire/reassembler.js';
 
@@ -264,4 +262,60 @@ export interface ServerEvents {
   frameRejected: FrameRejection;
   /** A session ended, for whatever reason. */
   sessionClosed: SessionEnd;
+}
+
+/** Options of a recording: where, and how much may wait for the disk. */
+export interface RecordOptions {
+  /**
+   * Directory for recordings: `<dir>/<stream>/<UTC time>_<session>/<seq>.npy` plus a
+   * `manifest.jsonl` beside them; session folders sort by start time.
+   */
+  readonly dir: string;
+  /**
+   * Bytes of frames that may wait for the disk, counted as held in memory (an encoded frame: its
+   * payload and its decoded points); beyond it frames are not recorded (and counted). Default 256 MiB.
+   */
+  readonly maxQueuedBytes?: number;
+}
+
+export interface RecorderStats {
+  readonly dir: string;
+  readonly framesRecorded: number;
+  /** Frames the disk could not take (queue full, disk full, no permission...). */
+  readonly framesNotRecorded: number;
+  readonly bytesWritten: number;
+  /** Memory held by frames waiting for the disk (what `maxQueuedBytes` bounds). */
+  readonly queuedBytes: number;
+  readonly lastError: string | undefined;
+}
+
+/** Options of the live viewers a server feeds (`ServerOptions.viewer`); defaults in parentheses. */
+export interface ViewerOptions {
+  /** Most points sent per frame; larger frames are decimated with an even stride. (250000) */
+  readonly maxPoints?: number;
+  /** Most frames per second sent to one viewer. (10) */
+  readonly maxFps?: number;
+  /** Most viewers at once; beyond it `POST /viewer/offer` gets `503` with `Retry-After`. (16) */
+  readonly maxViewers?: number;
+  /** A viewer whose channel has not opened this long after its offer is closed. (15000 ms) */
+  readonly connectTimeoutMs?: number;
+  /** A viewer that leaves a frame unacknowledged this long is closed (a hung page). (30000 ms) */
+  readonly ackTimeoutMs?: number;
+  /** An open viewer sent no frame this long (its stream sends nothing) is closed. (60000 ms) */
+  readonly idleTimeoutMs?: number;
+  /** Most viewers one client (one token, and one remote address) may hold at once; beyond it `429`. (4) */
+  readonly maxViewersPerClient?: number;
+}
+
+/** What one viewer reports (`ViewerHub.stats()`). */
+export interface ViewerStats {
+  readonly id: string;
+  /** The stream watched: the viewer follows it from session to session. */
+  readonly stream: string;
+  /** The session of the last frame sent, if any. */
+  readonly sessionId: string | undefined;
+  readonly state: 'connecting' | 'open' | 'closed';
+  readonly framesSent: number;
+  readonly framesDropped: number;
+  readonly bytesSent: number;
 }

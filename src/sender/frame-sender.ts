@@ -1,7 +1,6 @@
-import { ErrorCodes, PointstreamError, invalidOption } from '../errors.js';
+import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
 import type { Channel, ChannelMessage } from '../transport/channel.js';
-import { withDefaults } from '../util/options.js';
 import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
 import { decodeServerMessage } from '../wire/control.js';
@@ -13,11 +12,9 @@ import type { EncodedPoints, PointEncodingName } from '../wire/encodings/index.j
 import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
 import type { OutgoingFrame } from '../wire/frame.js';
 import { indexOfNonFinite, nonFiniteNotSentError } from '../wire/points.js';
-import { SENDER_DEFAULTS } from './defaults.js';
+import { resolveSenderOptions } from './options.js';
+import type { ResolvedSenderOptions, SenderLimits, SenderSettings } from './options.js';
 import type { FrameReceipt, SendOptions, SenderEnd, SenderStats, SentFrame } from './types.js';
-
-/** The tunables of a {@link FrameSender}, each defaulting to {@link SENDER_DEFAULTS}. */
-export type SenderLimits = { -readonly [K in keyof typeof SENDER_DEFAULTS]: number };
 
 /** What a {@link FrameSender} reports upward. */
 export interface FrameSenderHooks {
@@ -31,15 +28,9 @@ export interface FrameSenderHooks {
 }
 
 /** Options of a {@link FrameSender}. */
-export interface FrameSenderOptions extends Partial<SenderLimits> {
+export interface FrameSenderOptions extends Partial<SenderLimits>, SenderSettings {
   /** The `pointstream/1` channel, open or opening. The sender listens to it from now on. */
   readonly channel: Channel;
-  /** Sequence number of the first frame. (0) */
-  readonly firstSeq?: number | undefined;
-  /** How `send` encodes plain points (pre-encoded points keep theirs). (`raw`) */
-  readonly encoding?: PointEncodingName | undefined;
-  /** Largest error per coordinate for `qrice`, in metres. (0.001) */
-  readonly precision?: number | undefined;
   /**
    * CRC-32 of payloads (src/wire/crc32.ts's portable one by default). The Node client passes
    * `zlib.crc32`, several times faster on 12 MB frames.
@@ -47,60 +38,6 @@ export interface FrameSenderOptions extends Partial<SenderLimits> {
   readonly crc32?: Checksum | undefined;
   readonly logger?: Logger | undefined;
   readonly hooks?: Partial<FrameSenderHooks> | undefined;
-}
-
-/** The options after defaults and checks. */
-export type ResolvedSenderOptions = SenderLimits & {
-  readonly firstSeq: number;
-  readonly encoding: PointEncodingName;
-  readonly precision: number | undefined;
-};
-
-/**
- * Checks the sender's options (RangeError-like `PS_ERR_INVALID_OPTION`, naming the field) and
- * lays them over {@link SENDER_DEFAULTS}; the Node client and the browser sender both go through
- * here.
- */
-export function resolveSenderOptions(
-  options: Partial<SenderLimits> & {
-    readonly firstSeq?: number | undefined;
-    readonly encoding?: PointEncodingName | undefined;
-    readonly precision?: number | undefined;
-  },
-): ResolvedSenderOptions {
-  const limits = withDefaults<SenderLimits>(SENDER_DEFAULTS, options);
-  for (const key of Object.keys(SENDER_DEFAULTS) as (keyof SenderLimits)[]) {
-    const value = limits[key];
-    if (!Number.isSafeInteger(value) || value < 1)
-      throw invalidOption(key, 'a positive integer', value);
-  }
-  const { firstSeq, encoding, precision } = options;
-  if (
-    firstSeq !== undefined &&
-    (!Number.isSafeInteger(firstSeq) || firstSeq < 0 || firstSeq > 0xffff_ffff)
-  ) {
-    throw invalidOption('firstSeq', 'an integer in [0, 2^32)', firstSeq);
-  }
-  if (limits.maxMessageBytes < MIN_MESSAGE_BYTES) {
-    throw invalidOption('maxMessageBytes', `at least ${MIN_MESSAGE_BYTES}`, limits.maxMessageBytes);
-  }
-  if (encoding !== undefined && !POINT_ENCODING_NAMES.includes(encoding)) {
-    throw invalidOption('encoding', `one of ${POINT_ENCODING_NAMES.join(', ')}`, encoding);
-  }
-  if (
-    precision !== undefined &&
-    (typeof precision !== 'number' || !Number.isFinite(precision) || precision <= 0)
-  ) {
-    throw invalidOption('precision', 'a positive number of metres', precision);
-  }
-  if (limits.lowWaterMark > limits.highWaterMark) {
-    throw invalidOption(
-      'lowWaterMark',
-      `at most highWaterMark (${limits.highWaterMark})`,
-      limits.lowWaterMark,
-    );
-  }
-  return { ...limits, firstSeq: firstSeq ?? 0, encoding: encoding ?? 'raw', precision };
 }
 
 interface PendingFrame {
@@ -496,7 +433,9 @@ export class FrameSender {
       else this.#stats.framesRejected++;
       pending.resolve(outcome);
     }
-    this.#slotWaiters.shift()?.();
+    // Every waiter re-checks the bound. Sends run one at a time, so there is one live waiter at
+    // most; waking only the first could wake a send whose signal gave up, and strand the next.
+    for (const waiter of this.#slotWaiters.splice(0)) waiter();
     if (this.#pending.size === 0) for (const waiter of this.#flushWaiters.splice(0)) waiter();
   }
 

@@ -6,8 +6,8 @@ import { withDefaults } from '../../src/util/options.js';
 
 const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
-describe('in-memory channel pair', { timeout: 5_000 }, () => {
-  it('opens both ends, delivers copies in order and reports closed once on each end', async () => {
+void describe('in-memory channel pair', { timeout: 5_000 }, () => {
+  void it('opens both ends, delivers copies in order and reports closed once on each end', async () => {
     const pair = createChannelPair({ protocol: 'pointstream/1' });
     const received: ChannelMessage[] = [];
     let opened = 0;
@@ -38,7 +38,7 @@ describe('in-memory channel pair', { timeout: 5_000 }, () => {
     assert.throws(() => pair.b.send('late'), /not open/);
   });
 
-  it('reports drained when the buffer falls to the low-water mark, and holds while paused', async () => {
+  void it('reports drained when the buffer falls to the low-water mark, and holds while paused', async () => {
     const pair = createChannelPair({ maxMessageSize: 100 });
     let drained = 0;
     pair.a.listen({ drained: () => drained++ });
@@ -57,8 +57,8 @@ describe('in-memory channel pair', { timeout: 5_000 }, () => {
   });
 });
 
-describe('withDefaults', () => {
-  it('lays defined options over the defaults and ignores undefined ones', () => {
+void describe('withDefaults', () => {
+  void it('lays defined options over the defaults and ignores undefined ones', () => {
     const defaults = { a: 1, b: 2 };
     assert.deepEqual(withDefaults(defaults, { a: undefined, b: 5 }), { a: 1, b: 5 });
     assert.deepEqual(withDefaults(defaults, undefined), { a: 1, b: 2 });

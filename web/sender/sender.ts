@@ -1,6 +1,6 @@
 import { ErrorCodes } from '../../src/errors.js';
 import { FrameSender } from '../../src/sender/frame-sender.js';
-import type { SenderLimits } from '../../src/sender/frame-sender.js';
+import type { SenderLimits } from '../../src/sender/options.js';
 import type {
   FrameReceipt,
   SendOptions,

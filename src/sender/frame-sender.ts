@@ -32,8 +32,8 @@ export interface FrameSenderOptions extends Partial<SenderLimits>, SenderSetting
   /** The `pointstream/1` channel, open or opening. The sender listens to it from now on. */
   readonly channel: Channel;
   /**
-   * CRC-32 of payloads (src/wire/crc32.ts's portable one by default). The Node client passes
-   * `zlib.crc32`, several times faster on 12 MB frames.
+   * CRC-32 of payloads (src/wire/crc32.ts's portable one by default, for browsers). The Node
+   * client passes `zlib.crc32`: 5 ms per 12 MB frame here, against 21-27 ms.
    */
   readonly crc32?: Checksum | undefined;
   readonly logger?: Logger | undefined;

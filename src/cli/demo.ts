@@ -3,7 +3,7 @@ import type { ServerStats } from '../server/types.js';
 import type { Logger } from '../util/logger.js';
 import { runSend } from './send.js';
 import type { SendCommandOptions, SendSummary } from './send.js';
-import { round } from './stats.js';
+import { round } from '../sender/run-stats.js';
 
 export interface DemoSummary {
   readonly client: SendSummary;

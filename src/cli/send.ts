@@ -15,7 +15,7 @@ import type { PointFileConversion } from '../sources/point-files.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
 import { toStreamName } from '../wire/control.js';
 import type { Logger } from '../util/logger.js';
-import { percentile, round } from './stats.js';
+import { RunStats, pace, percentile, round } from '../sender/run-stats.js';
 
 export interface SendCommandOptions {
   readonly signalingUrl: string;
@@ -213,44 +213,25 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     inputWarnings.add(text);
     logger.warn({ event: 'input-converted', ...conversion }, `${options.from ?? 'input'}: ${text}`);
   };
-  const latencies: number[] = [];
-  const rejections: Record<string, number> = {};
+  const stats = new RunStats();
   const sessions: string[] = [];
-  const counts = { sent: 0, acked: 0, rejected: 0, lost: 0, skipped: 0 };
+  let skipped = 0;
   let recording: string | undefined;
-  let pointsSent = 0;
-  let maxError = 0;
   let reconnects = 0;
-  let bytesSent = 0;
-  let lateFrames = 0;
-  let firstAckAt = 0;
-  let lastAckAt = 0;
   /** Frames the loop got to: sent, or skipped while reconnecting. */
   let k = 0;
-  /** When the last receipt arrived; closing the session afterwards is not streaming time. */
-  let streamEnd: number | undefined;
   let stopReason: { code: ErrorCode; reason: string } | undefined;
   let lastEnd: { code: ErrorCode; reason: string } | undefined;
   let closing = false;
 
-  const onReceipt = (receipt: FrameReceipt): void => {
-    if (receipt.ok) {
-      counts.acked++;
-      latencies.push(receipt.latencyMs);
-      lastAckAt = performance.now();
-      if (counts.acked === 1) firstAckAt = lastAckAt;
-    } else {
-      counts.rejected++;
-      rejections[receipt.code] = (rejections[receipt.code] ?? 0) + 1;
+  const onSettled = (outcome: FrameReceipt | Error): void => {
+    if (outcome instanceof Error)
+      logger.warn({ event: 'frame-lost', err: outcome }, outcome.message);
+    else if (!outcome.ok)
       logger.warn(
-        { event: 'frame-rejected', seq: receipt.seq, code: receipt.code },
-        `frame ${receipt.seq} rejected: ${receipt.message}`,
+        { event: 'frame-rejected', seq: outcome.seq, code: outcome.code },
+        `frame ${outcome.seq} rejected: ${outcome.message}`,
       );
-    }
-  };
-  const onLost = (error: unknown): void => {
-    counts.lost++;
-    logger.warn({ event: 'frame-lost', err: error }, (error as Error).message);
   };
   const attach = (client: PointstreamClient): PointstreamClient => {
     if (client.sessionId !== undefined) sessions.push(client.sessionId);
@@ -262,18 +243,13 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   };
 
   let client = attach(await connectAt(0));
-  const start = performance.now();
+  stats.start();
+  const start = stats.startedAt;
   const period = options.rate > 0 ? 1000 / options.rate : 0;
   const more = (): boolean =>
     untilMs === undefined ? k < framesPlanned : performance.now() - start < untilMs;
   const progress = options.progress
-    ? startProgress(() => ({
-        ...counts,
-        bytesSent,
-        start,
-        latencies,
-        framesPlanned: untilMs === undefined ? framesPlanned : undefined,
-      }))
+    ? startProgress(stats, () => skipped, untilMs === undefined ? framesPlanned : undefined)
     : undefined;
   try {
     while (more() && !signal.aborted) {
@@ -292,22 +268,18 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         if (next === undefined) break;
         client = attach(next.client);
         if (next.firstSeq > k) {
-          const skipped = next.firstSeq - k;
-          counts.skipped += skipped;
+          const count = next.firstSeq - k;
+          skipped += count;
           logger.warn(
-            { event: 'frames-skipped', from: k, count: skipped },
-            `${skipped} frames skipped while reconnecting`,
+            { event: 'frames-skipped', from: k, count },
+            `${count} frames skipped while reconnecting`,
           );
           k = next.firstSeq;
           continue;
         }
       }
-      if (period > 0) {
-        const wait = start + k * period - performance.now();
-        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
-        else if (wait < -period / 2) lateFrames++;
-        if (signal.aborted) break;
-      }
+      await pace(stats, { rate: options.rate, k, signal });
+      if (signal.aborted) break;
       let points: Float32Array;
       try {
         points = source.next();
@@ -327,12 +299,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         // Generated points, and what the filter kept, are finite: the client need not check them.
         const finite = source.finite === true || nonFinite !== undefined;
         const sent = await client.send(points, { signal, finite });
-        counts.sent++;
         nonFinitePointsDropped += dropped;
-        bytesSent += sent.bytes;
-        pointsSent += points.length / 3;
-        maxError = Math.max(maxError, sent.maxError);
-        sent.receipt.then(onReceipt, onLost);
+        void stats.track(sent, points.length / 3, onSettled);
         k++;
       } catch (error) {
         if (signal.aborted) break;
@@ -347,7 +315,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       }
     }
     await client.flush();
-    streamEnd = performance.now();
+    stats.finish();
   } finally {
     progress?.stop();
     closing = true;
@@ -398,21 +366,20 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     return undefined;
   }
 
-  const seconds = ((streamEnd ?? performance.now()) - start) / 1000;
-  const ackSpan = (lastAckAt - firstAckAt) / 1000;
-  const achievedHz = counts.acked >= 2 && ackSpan > 0 ? (counts.acked - 1) / ackSpan : 0;
+  const figures = stats.figures();
   const cpu = process.cpuUsage(cpuStart);
   // A run that sent nothing did not succeed, whatever it planned.
-  const ok = stopReason === undefined && framesPlanned > 0 && counts.acked === framesPlanned;
-  const tally = `${counts.acked} of ${framesPlanned} frames acknowledged`;
+  const ok = stopReason === undefined && framesPlanned > 0 && figures.framesAcked === framesPlanned;
+  const tally = `${figures.framesAcked} of ${framesPlanned} frames acknowledged`;
   let reason: string;
   if (ok)
     reason = `all ${framesPlanned} frames acknowledged intact${reconnects > 0 ? ` (after ${reconnects} reconnects)` : ''}`;
   else if (stopReason) reason = `${stopReason.reason} (${stopReason.code}); ${tally}`;
   else if (framesPlanned === 0) reason = 'no frame was sent';
   else
-    reason = `${tally} intact: ${counts.rejected} rejected, ${counts.lost} lost, ${counts.skipped} skipped while reconnecting`;
-  const latency = (value: number): number => (latencies.length > 0 ? round(value) : 0);
+    reason = `${tally} intact: ${figures.framesRejected} rejected, ${figures.framesLost} lost, ${skipped} skipped while reconnecting`;
+  const rejections: Record<string, number> = {};
+  for (const { code } of stats.rejections) rejections[code] = (rejections[code] ?? 0) + 1;
   return {
     ok,
     reason,
@@ -421,27 +388,23 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     recording,
     sessions,
     framesPlanned,
-    framesSent: counts.sent,
-    framesAcked: counts.acked,
-    framesRejected: counts.rejected,
-    framesLost: counts.lost,
-    framesSkipped: counts.skipped,
+    framesSent: figures.framesSent,
+    framesAcked: figures.framesAcked,
+    framesRejected: figures.framesRejected,
+    framesLost: figures.framesLost,
+    framesSkipped: skipped,
     framesNotSent,
     reconnects,
     pointsPerFrame,
     encoding: options.encoding,
-    bytesPerPoint: pointsSent > 0 ? round(bytesSent / pointsSent, 3) : 0,
-    maxError,
-    bytesSent,
-    seconds: round(seconds, 2),
-    achievedHz: round(achievedHz, 3),
-    mbPerSec: seconds > 0 ? round(bytesSent / 1e6 / seconds, 1) : 0,
-    latencyMs: {
-      p50: latency(percentile(latencies, 50)),
-      p99: latency(percentile(latencies, 99)),
-      max: latency(Math.max(0, ...latencies)),
-    },
-    lateFrames,
+    bytesPerPoint: figures.bytesPerPoint,
+    maxError: figures.maxError,
+    bytesSent: figures.bytesSent,
+    seconds: figures.seconds,
+    achievedHz: figures.achievedHz,
+    mbPerSec: figures.mbPerSec,
+    latencyMs: figures.latencyMs,
+    lateFrames: figures.lateFrames,
     chunkBytes: client.maxMessageBytes,
     route: { bindAddress: client.route.bindAddress ?? null, mtu: client.route.mtu },
     cpuSeconds: round((cpu.user + cpu.system) / 1e6, 2),
@@ -453,32 +416,23 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     errorCode: ok
       ? undefined
       : (stopReason?.code ??
-        (counts.rejected > 0 ? ErrorCodes.FRAME_REJECTED : ErrorCodes.FRAME_LOST)),
+        (figures.framesRejected > 0 ? ErrorCodes.FRAME_REJECTED : ErrorCodes.FRAME_LOST)),
   };
 }
 
-interface ProgressState {
-  sent: number;
-  acked: number;
-  rejected: number;
-  lost: number;
-  skipped: number;
-  bytesSent: number;
-  start: number;
-  latencies: number[];
-  /** Undefined for a run bounded by time. */
-  framesPlanned: number | undefined;
-}
-
 /** One status line on stderr, redrawn every second; the same counts as the summary. */
-function startProgress(read: () => ProgressState): { stop(): void } {
+function startProgress(
+  stats: RunStats,
+  skipped: () => number,
+  framesPlanned: number | undefined,
+): { stop(): void } {
   const draw = (): void => {
-    const s = read();
-    const seconds = (performance.now() - s.start) / 1000;
-    const recent = s.latencies.slice(-20);
+    const f = stats.figures();
+    const seconds = (performance.now() - stats.startedAt) / 1000;
+    const recent = stats.latencies.slice(-20);
     const line =
-      `frames ${s.sent}${s.framesPlanned === undefined ? '' : `/${s.framesPlanned}`}  acked ${s.acked}  rejected ${s.rejected}  lost ${s.lost}` +
-      `${s.skipped ? `  skipped ${s.skipped}` : ''}  ${(s.bytesSent / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s` +
+      `frames ${f.framesSent}${framesPlanned === undefined ? '' : `/${framesPlanned}`}  acked ${f.framesAcked}  rejected ${f.framesRejected}  lost ${f.framesLost}` +
+      `${skipped() ? `  skipped ${skipped()}` : ''}  ${(f.bytesSent / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s` +
       `  latency p50 ${recent.length ? percentile(recent, 50).toFixed(0) : '-'} ms  ${seconds.toFixed(0)} s`;
     process.stderr.write(`\r${line}\u001b[K`);
   };

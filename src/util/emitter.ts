@@ -1,31 +1,36 @@
-import { EventEmitter } from 'node:events';
+interface Listener {
+  readonly fn: (payload: never) => void;
+  readonly once: boolean;
+}
 
 /**
- * A typed EventEmitter whose listeners cannot break the emitter: an exception thrown by a listener
+ * A typed emitter whose listeners cannot break the emitter: an exception thrown by a listener
  * is reported to `onListenerError` instead of unwinding into the code that emitted (mediasoup's
- * safeEmit). `Events` maps each event name to its one payload.
+ * safeEmit). `Events` maps each event name to its one payload. Browser-safe (its own listener
+ * lists, no node:events), so that the Node client and the browser sender share one event style.
  */
 export class SafeEmitter<Events extends { [K in keyof Events]: unknown }> {
-  readonly #emitter = new EventEmitter({ captureRejections: false });
+  /** Per event, its listeners in order; a once-listener is kept with `once: true`. */
+  readonly #listeners = new Map<string, Listener[]>();
   readonly #onListenerError: (error: unknown, event: string) => void;
 
   constructor(onListenerError: (error: unknown, event: string) => void) {
     this.#onListenerError = onListenerError;
-    this.#emitter.setMaxListeners(100);
   }
 
   on<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
-    this.#emitter.on(event, listener);
-    return this;
+    return this.#add(event, listener, false);
   }
 
   once<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
-    this.#emitter.once(event, listener);
-    return this;
+    return this.#add(event, listener, true);
   }
 
+  /** Removes the listener added last with this function (as EventEmitter's `off`). */
   off<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
-    this.#emitter.off(event, listener);
+    const list = this.#listeners.get(event) ?? [];
+    const entry = list.findLast((candidate) => candidate.fn === listener);
+    if (entry !== undefined) this.#remove(event, entry);
     return this;
   }
 
@@ -71,16 +76,30 @@ export class SafeEmitter<Events extends { [K in keyof Events]: unknown }> {
 
   /** Calls every listener of `event`; returns whether there were any. */
   protected emit<K extends keyof Events & string>(event: K, payload: Events[K]): boolean {
-    const listeners = this.#emitter.rawListeners(event) as ((payload: unknown) => void)[];
-    if (listeners.length === 0) return false;
-    for (const listener of listeners) {
+    const list = this.#listeners.get(event);
+    if (list === undefined || list.length === 0) return false;
+    for (const entry of list) {
+      // Removed before the call, as EventEmitter's once-wrappers remove themselves.
+      if (entry.once) this.#remove(event, entry);
       try {
-        // rawListeners returns once-wrappers, which remove themselves when called.
-        listener.call(this, payload);
+        (entry.fn as (payload: Events[K]) => void).call(this, payload);
       } catch (error) {
         this.#onListenerError(error, event);
       }
     }
     return true;
+  }
+
+  #remove(event: string, entry: Listener): void {
+    // A new array: an emit in progress goes on over the list it started with.
+    const next = (this.#listeners.get(event) ?? []).filter((candidate) => candidate !== entry);
+    if (next.length === 0) this.#listeners.delete(event);
+    else this.#listeners.set(event, next);
+  }
+
+  #add(event: string, fn: (payload: never) => void, once: boolean): this {
+    // Copy-on-write, so that emit can iterate without a snapshot.
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), { fn, once }]);
+    return this;
   }
 }

@@ -10,9 +10,11 @@ import {
 } from '../../src/wire/index.js';
 import { nonFiniteNotSentError } from '../../src/wire/points.js';
 import type { PointEncodingName } from '../../src/wire/index.js';
+import { RunStats, pace, percentile, round } from '../../src/sender/run-stats.js';
+import type { RunFigures } from '../../src/sender/run-stats.js';
+import type { SentFrame } from '../../src/sender/types.js';
 import { FrameEncoder } from './encoder.js';
 import { BrowserSender } from './sender.js';
-import type { BrowserReceipt } from './sender.js';
 
 /** What one run of the browser sender does: the page's form, or `window.pointstream.start()`. */
 export interface RunOptions {
@@ -70,10 +72,12 @@ export interface RunResult {
   readonly bytesSent: number;
   readonly pointsPerFrame: number;
   readonly seconds: number;
-  /** Receipts (acknowledged or rejected) per second over the run. */
+  /** Acknowledged frames per second between the first and the last acknowledgement (as the CLI). */
   readonly achievedHz: number;
   readonly mbPerSec: number;
+  /** Paced frames that started more than half a period after their time (as the CLI). */
   readonly late: number;
+  /** Of acknowledged frames (as the CLI); all 0 when none was. */
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly maxMessageBytes: number;
   readonly encoding: PointEncodingName;
@@ -104,16 +108,8 @@ export interface Progress {
   readonly sessionId: string | null;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, index)] ?? 0;
-}
-
 /** Frames captured but not yet handed to the channel (encoding, or waiting for a slot). */
 const MAX_QUEUED = 2;
-
-const round = (value: number, digits = 1): number => Number(value.toFixed(digits));
 
 function checkOptions(o: RunOptions): void {
   const bad = (field: string, expected: string, got: unknown): never => {
@@ -153,60 +149,31 @@ export async function runSender(
   signal: AbortSignal,
   onProgress: (progress: Progress) => void = () => undefined,
 ): Promise<RunResult> {
-  const latencies: number[] = [];
-  const rejections: { seq: number; code: string; message: string }[] = [];
+  const stats = new RunStats();
   const planned = options.frames > 0 ? options.frames : null;
-  let sent = 0;
-  let acked = 0;
-  let rejected = 0;
-  let lost = 0;
-  let bytes = 0;
-  let late = 0;
-  let started = performance.now();
   let sender: BrowserSender | undefined;
   let pointsPerFrame = 0;
   let failure: PointstreamError | undefined;
   let phase: Progress['phase'] = 'connecting';
-  let points = 0;
-  let maxError = 0;
   let nonFinitePointsDropped = 0;
   const encodeMs: number[] = [];
   let encoder: FrameEncoder | undefined;
 
-  const progress = (): Progress => {
-    const seconds = (performance.now() - started) / 1000;
-    const sorted = [...latencies].sort((a, b) => a - b);
-    return {
-      phase,
-      framesSent: sent,
-      framesAcked: acked,
-      framesRejected: rejected,
-      framesLost: lost,
-      framesPlanned: planned,
-      bytesSent: bytes,
-      seconds: round(seconds, 2),
-      achievedHz: seconds > 0 ? round((acked + rejected) / seconds, 3) : 0,
-      mbPerSec: seconds > 0 ? round(bytes / 1e6 / seconds, 2) : 0,
-      latencyMs: {
-        p50: round(percentile(sorted, 50)),
-        p99: round(percentile(sorted, 99)),
-        max: round(sorted.at(-1) ?? 0),
-      },
-      sessionId: sender?.sessionId ?? null,
-    };
-  };
-  const onReceipt = (receipt: BrowserReceipt): void => {
-    if (receipt.ok) {
-      acked++;
-      latencies.push(receipt.latencyMs);
-    } else if (receipt.code === ErrorCodes.FRAME_LOST) lost++;
-    else {
-      rejected++;
-      latencies.push(receipt.latencyMs);
-      rejections.push({ seq: receipt.seq, code: receipt.code, message: receipt.message });
-    }
-    onProgress(progress());
-  };
+  const progress = (f: RunFigures = stats.figures()): Progress => ({
+    phase,
+    framesSent: f.framesSent,
+    framesAcked: f.framesAcked,
+    framesRejected: f.framesRejected,
+    framesLost: f.framesLost,
+    framesPlanned: planned,
+    bytesSent: f.bytesSent,
+    seconds: f.seconds,
+    achievedHz: f.achievedHz,
+    mbPerSec: f.mbPerSec,
+    latencyMs: f.latencyMs,
+    sessionId: sender?.sessionId ?? null,
+  });
+  const onSettled = (): void => onProgress(progress());
 
   const receipts: Promise<void>[] = [];
   try {
@@ -230,9 +197,7 @@ export async function runSender(
     sender = await BrowserSender.connect({
       offerUrl: offerUrl.toString(),
       token: options.token,
-      ...(options.maxMessageBytes === undefined
-        ? {}
-        : { maxMessageBytes: options.maxMessageBytes }),
+      maxMessageBytes: options.maxMessageBytes,
     });
     if (options.encoding !== 'raw') {
       const id = pointEncodingIdOf[options.encoding];
@@ -250,15 +215,13 @@ export async function runSender(
       encoder = new FrameEncoder();
     }
     phase = 'streaming';
-    started = performance.now();
+    stats.start();
     const live = sender;
     const nonFinite = options.dropNonFinite === true ? new NonFiniteFilter() : undefined;
     // Checked before sending (one pass): a frame the server would reject is not sent.
     const mustBeFinite = !(options.encoding === 'raw' && live.serverAllowsNonFinite);
-    const accept = (frame: { bytes: number; receipt: Promise<BrowserReceipt> }): void => {
-      sent++;
-      bytes += frame.bytes;
-      receipts.push(frame.receipt.then(onReceipt));
+    const accept = (frame: SentFrame, points: number): void => {
+      receipts.push(stats.track(frame, points, onSettled));
       onProgress(progress());
     };
     // Encoded frames go through a pipeline: the worker encodes frame k while the page captures
@@ -270,13 +233,8 @@ export async function runSender(
     const queueWaiters: (() => void)[] = [];
     for (let k = 0; planned === null || k < planned; k++) {
       if (signal.aborted || live.closed || pipelineError !== undefined) break;
-      if (options.rate > 0) {
-        // Drift-free: frame k is due at t0 + k / rate, whatever the previous frames took.
-        const wait = started + (k * 1000) / options.rate - performance.now();
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        else if (k > 0 && wait < -1000 / options.rate) late++;
-        if (signal.aborted) break;
-      }
+      await pace(stats, { rate: options.rate, k, signal });
+      if (signal.aborted) break;
       let raw = next();
       if (nonFinite !== undefined) {
         const kept = nonFinite.apply(raw);
@@ -286,10 +244,11 @@ export async function runSender(
         const bad = indexOfNonFinite(raw);
         if (bad >= 0) throw nonFiniteNotSentError(k, bad, raw[bad] as number, options.encoding);
       }
-      pointsPerFrame = raw.length / 3;
-      points += pointsPerFrame;
+      const count = raw.length / 3;
+      pointsPerFrame = count;
       if (encoder === undefined || options.encoding === 'raw') {
-        accept(await live.send(raw));
+        // Checked above (or the server accepts non-finite values): the core need not check again.
+        accept(await live.send(raw, { finite: true }), count);
         continue;
       }
       while (queued >= MAX_QUEUED) await new Promise<void>((resolve) => queueWaiters.push(resolve));
@@ -302,8 +261,7 @@ export async function runSender(
           if (pipelineError !== undefined) return;
           const encoded = await encoding;
           encodeMs.push(encoded.encodeMs);
-          maxError = Math.max(maxError, encoded.maxError);
-          accept(await live.send(encoded, captureTime));
+          accept(await live.send(encoded, { captureTime }), count);
         } catch (error) {
           pipelineError ??= error instanceof Error ? error : new Error(String(error));
         } finally {
@@ -326,12 +284,21 @@ export async function runSender(
           });
   }
   await Promise.all(receipts); // a receipt always settles: ok, rejected, or lost
+  stats.finish();
   encoder?.close();
-  const summary = progress();
+  const figures = stats.figures();
+  const summary = progress(figures);
   const closedBy = sender?.closed;
   await sender?.close();
   phase = 'done';
   const maxMessageBytes = sender?.maxMessageBytes ?? 0;
+  const {
+    framesSent: sent,
+    framesAcked: acked,
+    framesRejected: rejected,
+    framesLost: lost,
+  } = figures;
+  const rejections = stats.rejections;
 
   let ok = failure === undefined && rejected === 0 && lost === 0;
   let errorCode: string | null = failure?.code ?? null;
@@ -361,25 +328,20 @@ export async function runSender(
     framesAcked: acked,
     framesRejected: rejected,
     framesLost: lost,
-    bytesSent: bytes,
+    bytesSent: figures.bytesSent,
     pointsPerFrame,
-    seconds: summary.seconds,
-    achievedHz: summary.achievedHz,
-    mbPerSec: summary.mbPerSec,
-    late,
-    latencyMs: summary.latencyMs,
+    seconds: figures.seconds,
+    achievedHz: figures.achievedHz,
+    mbPerSec: figures.mbPerSec,
+    late: figures.lateFrames,
+    latencyMs: figures.latencyMs,
     maxMessageBytes,
     encoding: options.encoding,
-    bytesPerPoint: points > 0 ? round(bytes / points, 3) : 0,
-    maxError,
-    encodeMsP50: round(
-      percentile(
-        [...encodeMs].sort((a, b) => a - b),
-        50,
-      ),
-    ),
+    bytesPerPoint: figures.bytesPerPoint,
+    maxError: figures.maxError,
+    encodeMsP50: encodeMs.length > 0 ? round(percentile(encodeMs, 50)) : 0,
     nonFinitePointsDropped,
-    rejections,
+    rejections: [...rejections],
   };
   onProgress({ ...summary, phase: 'done' });
   return result;

@@ -1,5 +1,6 @@
 import { ErrorCodes, PointstreamError } from '../../src/errors.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../../src/signaling/sdp.js';
+import { RtcChannel } from './rtc-channel.js';
 
 /**
  * The browser's side of pointstream signaling, as the Node client does it (src/client/client.ts):
@@ -31,11 +32,10 @@ export interface OpenChannelOptions {
 
 export interface OpenedChannel {
   readonly pc: RTCPeerConnection;
-  readonly channel: RTCDataChannel;
+  /** The open channel; it holds what it received until its user listens. */
+  readonly channel: RtcChannel;
   /** Absolute URL of the session (from `Location`), for PATCH and DELETE. */
   readonly sessionUrl: string | undefined;
-  /** Starts delivering the channel's messages, those that came before first (see holdMessages). */
-  readonly listen: MessageListenerSetter;
 }
 
 export type MessageListenerSetter = (listener: (data: unknown) => void) => void;
@@ -129,8 +129,8 @@ export async function openChannel(options: OpenChannelOptions): Promise<OpenedCh
     ordered: true,
     protocol: options.protocol,
   });
-  channel.binaryType = 'arraybuffer';
-  const listen = holdMessages(channel);
+  // Made at once: it keeps what arrives before the sender listens (the hello).
+  const rtc = new RtcChannel(channel, pc);
   try {
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc, timeout);
@@ -182,7 +182,7 @@ export async function openChannel(options: OpenChannelOptions): Promise<OpenedCh
       });
       timeout.addEventListener('abort', () => fail('timeout'), { once: true });
     });
-    return { pc, channel, sessionUrl, listen };
+    return { pc, channel: rtc, sessionUrl };
   } catch (error) {
     pc.close();
     if (timeout.aborted) {

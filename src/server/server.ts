@@ -695,47 +695,55 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       decoder: this.#decoder,
     };
     const identity = { stream, recording, remoteAddress: request.ip };
-    const session = new Session(id, identity, this.#rtc, this.limits, memory, log, {
-      frame: (frame) => {
-        this.#totals.framesReceived++;
-        this.#totals.bytesReceived += frame.byteLength;
-        this.#totals.pointsReceived += frame.pointCount;
-        if (mine !== undefined) {
-          mine.framesReceived++;
-          mine.bytesReceived += frame.byteLength;
-          mine.pointsReceived += frame.pointCount;
-        }
-        this.#streams.frame(frame);
-        this.#metrics.frame(frame.captureTime, frame.receivedAt);
-        this.#recorder?.record(frame, folder);
-        try {
-          this.#viewers.onFrame(frame);
-        } catch (error) {
-          // A viewer's problem must never cost ingest a frame.
-          log.error({ event: 'viewer-error', err: error }, 'feeding viewers failed');
-        }
-        this.emit('frame', frame);
-      },
-      rejected: (sessionId, seq, error) => {
-        this.#totals.framesRejected++;
-        if (mine !== undefined) mine.framesRejected++;
-        this.#streams.rejected(stream);
-        this.#metrics.rejected(error.code);
-        this.emit('frameRejected', { sessionId, seq, error });
-      },
-      closed: (end: SessionEnd) => {
-        this.#sessions.delete(id);
-        const teardown = session.teardown;
-        this.#teardowns.add(teardown);
-        void teardown.finally(() => this.#teardowns.delete(teardown));
-        this.#clientLimiter.sessionClosed(keys);
-        if (--clientBudget.sessions === 0) this.#clientBudgets.delete(clientKey);
-        this.#owners.delete(id);
-        this.#totals.sessionsClosed++;
-        if (mine !== undefined) mine.sessionsClosed++;
-        this.#streams.closed(stream, id);
-        this.#viewers.onSessionClosed(stream, id);
-        this.emit('sessionClosed', end);
+    const session = new Session({
+      id,
+      ...identity,
+      rtc: this.#rtc,
+      limits: this.limits,
+      memory,
+      log,
+      hooks: {
+        frame: (frame) => {
+          this.#totals.framesReceived++;
+          this.#totals.bytesReceived += frame.byteLength;
+          this.#totals.pointsReceived += frame.pointCount;
+          if (mine !== undefined) {
+            mine.framesReceived++;
+            mine.bytesReceived += frame.byteLength;
+            mine.pointsReceived += frame.pointCount;
+          }
+          this.#streams.frame(frame);
+          this.#metrics.frame(frame.captureTime, frame.receivedAt);
+          this.#recorder?.record(frame, folder);
+          try {
+            this.#viewers.onFrame(frame);
+          } catch (error) {
+            // A viewer's problem must never cost ingest a frame.
+            log.error({ event: 'viewer-error', err: error }, 'feeding viewers failed');
+          }
+          this.emit('frame', frame);
+        },
+        rejected: (sessionId, seq, error) => {
+          this.#totals.framesRejected++;
+          if (mine !== undefined) mine.framesRejected++;
+          this.#streams.rejected(stream);
+          this.#metrics.rejected(error.code);
+          this.emit('frameRejected', { sessionId, seq, error });
+        },
+        closed: (end: SessionEnd) => {
+          this.#sessions.delete(id);
+          const teardown = session.teardown;
+          this.#teardowns.add(teardown);
+          void teardown.finally(() => this.#teardowns.delete(teardown));
+          this.#clientLimiter.sessionClosed(keys);
+          if (--clientBudget.sessions === 0) this.#clientBudgets.delete(clientKey);
+          this.#owners.delete(id);
+          this.#totals.sessionsClosed++;
+          if (mine !== undefined) mine.sessionsClosed++;
+          this.#streams.closed(stream, id);
+          this.#viewers.onSessionClosed(stream, id);
+          this.emit('sessionClosed', end);
+        },
       },
     });
     this.#sessions.set(id, session);

@@ -516,6 +516,8 @@ void describe('ingest: every malformed input', { timeout: 5_000 }, () => {
         assert.equal(h.endings.length, 1);
         assert.equal(h.endings[0]?.code, testCase.ends);
         assert.equal(h.endings[0]?.normal, false);
+        if (testCase.ends.startsWith('PS_ERR_CHUNK_'))
+          assert.match(h.endings[0]?.reason ?? '', /^unreadable chunk: /);
       }
       await new Promise((resolve) => setTimeout(resolve, 0));
       assert.equal(h.budget.held, 0, 'no reassembly memory left held');

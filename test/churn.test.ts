@@ -49,6 +49,7 @@ const MAX_CLIENTS_RETAINED = 0;
 /** Classes counted on the heap: the server's per-session objects and the clients' and native ones. */
 const TRACKED_CLASSES = [
   'Session',
+  'SessionIngest',
   'ChannelReceiver',
   'FrameReassembler',
   'Peer',
@@ -371,6 +372,7 @@ void test(
     // The server keeps no per-session object. Clients: only those counted above; a native class
     // also shows its prototype under its name, hence the 1.
     assert.equal(objects.Session, 0, 'Session objects left');
+    assert.equal(objects.SessionIngest, 0, 'SessionIngest objects left');
     assert.equal(objects.ChannelReceiver, 0, 'ChannelReceiver objects left');
     assert.equal(objects.FrameReassembler, 0, 'FrameReassembler objects left');
     for (const name of ['Peer', 'PointstreamClient', 'RawPeer'] as const)

@@ -86,14 +86,31 @@ export class DecodePool {
   /** Frames decoded (successfully or not) and the worker time they took. */
   framesDecoded = 0;
   decodeMs = 0;
-  /** Abuse: frames refused for a spent budget, sessions closed for repeating it. */
-  framesOverBudget = 0;
-  sessionsClosedOverBudget = 0;
+  #framesOverBudget = 0;
+  #sessionsClosedOverBudget = 0;
 
   constructor(size = defaultDecodeWorkers()) {
     if (!Number.isSafeInteger(size) || size < 1)
       throw new RangeError(`decode workers must be a positive integer; got ${size}`);
     this.size = size;
+  }
+
+  /** Abuse: frames refused for a spent budget (sessions count them: see {@link DecodeBudget}). */
+  get framesOverBudget(): number {
+    return this.#framesOverBudget;
+  }
+
+  /** Abuse: sessions closed for repeatedly spending their budget. */
+  get sessionsClosedOverBudget(): number {
+    return this.#sessionsClosedOverBudget;
+  }
+
+  countFrameOverBudget(): void {
+    this.#framesOverBudget++;
+  }
+
+  countSessionClosedOverBudget(): void {
+    this.#sessionsClosedOverBudget++;
   }
 
   /** Jobs waiting for a worker or being decoded. */

@@ -222,32 +222,40 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     );
     const memory = { budget: share.budget, pool: this.#pool, decoder: this.#decoder };
     const identity = { stream, recording, remoteAddress: request.ip };
-    const session = new Session(id, identity, this.#rtc, this.limits, memory, log, {
-      frame: (frame) => {
-        tally.frame(frame);
-        this.#streams.frame(frame);
-        this.#metrics.frame(frame.captureTime, frame.receivedAt);
-        this.#recorder?.record(frame, folder);
-        this.#viewers.onFrame(frame);
-        this.emit('frame', frame);
-      },
-      rejected: (sessionId, seq, error) => {
-        tally.rejected();
-        this.#streams.rejected(stream);
-        this.#metrics.rejected(error.code);
-        this.emit('frameRejected', { sessionId, seq, error });
-      },
-      closed: (end: SessionEnd) => {
-        this.#sessions.delete(id);
-        const teardown = session.teardown;
-        this.#teardowns.add(teardown);
-        void teardown.finally(() => this.#teardowns.delete(teardown));
-        ticket.release();
-        share.release();
-        tally.closed();
-        this.#streams.closed(stream, id);
-        this.#viewers.onSessionClosed(stream, id);
-        this.emit('sessionClosed', end);
+    const session = new Session({
+      id,
+      ...identity,
+      rtc: this.#rtc,
+      limits: this.limits,
+      memory,
+      log,
+      hooks: {
+        frame: (frame) => {
+          tally.frame(frame);
+          this.#streams.frame(frame);
+          this.#metrics.frame(frame.captureTime, frame.receivedAt);
+          this.#recorder?.record(frame, folder);
+          this.#viewers.onFrame(frame);
+          this.emit('frame', frame);
+        },
+        rejected: (sessionId, seq, error) => {
+          tally.rejected();
+          this.#streams.rejected(stream);
+          this.#metrics.rejected(error.code);
+          this.emit('frameRejected', { sessionId, seq, error });
+        },
+        closed: (end: SessionEnd) => {
+          this.#sessions.delete(id);
+          const teardown = session.teardown;
+          this.#teardowns.add(teardown);
+          void teardown.finally(() => this.#teardowns.delete(teardown));
+          ticket.release();
+          share.release();
+          tally.closed();
+          this.#streams.closed(stream, id);
+          this.#viewers.onSessionClosed(stream, id);
+          this.emit('sessionClosed', end);
+        },
       },
     });
     this.#sessions.set(id, { session, token });

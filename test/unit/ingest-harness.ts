@@ -8,6 +8,7 @@ import { crc32 } from 'node:zlib';
 import type { ErrorCode, PointstreamError } from '../../src/errors.js';
 import { FrameBufferPool } from '../../src/server/buffer-pool.js';
 import { CappedBudget } from '../../src/server/budget.js';
+import { DEFAULT_SERVER_LIMITS } from '../../src/server/limits.js';
 import { SessionIngest } from '../../src/server/ingest/ingest.js';
 import type { FrameDecoder, FrameMemory } from '../../src/server/ingest/types.js';
 import type { ReceivedFrame, ServerLimits } from '../../src/server/types.js';
@@ -22,34 +23,10 @@ import type { ServerMessage } from '../../src/wire/control.js';
 import { decodePoints, encodePoints } from '../../src/wire/encodings/index.js';
 import type { PointEncodingName } from '../../src/wire/encodings/index.js';
 import { prepareEncodedFrame, prepareFrame, writeChunk } from '../../src/wire/frame.js';
-import { DEFAULT_REASSEMBLY_LIMITS } from '../../src/wire/reassembler.js';
 import type { OutgoingFrame } from '../../src/wire/frame.js';
 
-/** The server's defaults (DEFAULT_SERVER_LIMITS), those the ingest side reads. */
-export const LIMITS: ServerLimits = {
-  ...DEFAULT_REASSEMBLY_LIMITS,
-  maxSessions: 64,
-  maxSdpBytes: 32 * 1024,
-  connectTimeoutMs: 15_000,
-  idleTimeoutMs: 30_000,
-  maxConsecutiveRejections: 16,
-  maxTotalReassemblyBytes: 1024 ** 3,
-  decodeMsPerSecond: 1000,
-  maxFramesInDecode: 4,
-  maxSessionsPerClient: 8,
-  maxSessionReassemblyBytes: 128 * 1024 * 1024,
-  maxClientReassemblyBytes: 256 * 1024 * 1024,
-  maxChannelsPerSession: 4,
-  frameStallMs: 10_000,
-  maxPlainMessageBytes: 256 * 1024,
-  maxOffersPerMinute: 60,
-  streamHoldMs: 300_000,
-  requestTimeoutMs: 10_000,
-  maxConnections: 1024,
-  maxConnectionsPerAddress: 64,
-  iceTimeoutMs: 5_000,
-  maxHalfOpenPerPrefix: 16,
-};
+/** The server's default limits: the ingest side runs under what `serve` runs under. */
+export const LIMITS: ServerLimits = DEFAULT_SERVER_LIMITS;
 
 export type Receipt = Extract<ServerMessage, { type: 'receipt' }>;
 

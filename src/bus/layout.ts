@@ -44,6 +44,11 @@ export const BusHeader = {
   CAPTURE_TIME: 'Ps-Capture-Time',
   /** Ingest node's clock when it verified the frame, ms since the Unix epoch. */
   RECEIVED_AT: 'Ps-Received-At',
+  /**
+   * When the session started on its node, ms since the Unix epoch: recordings name a session's
+   * folder `<stream>/<UTC start>_<session>`, the same from `serve --record` and `consume --record`.
+   */
+  SESSION_START: 'Ps-Session-Start',
 } as const;
 
 /** How a payload on the bus is encoded. */
@@ -54,6 +59,8 @@ export const BUS_ENCODINGS: readonly BusEncoding[] = ['npy', 'q16', 'qrice'];
 export interface BusFrameMeta {
   readonly stream: string;
   readonly session: string;
+  /** When the session started on its node (ms since the Unix epoch). */
+  readonly sessionStart: number;
   readonly node: string;
   readonly seq: number;
   readonly bytes: number;
@@ -148,6 +155,7 @@ export function chunkHeaders(
     [BusHeader.VERSION, String(BUS_LAYOUT_VERSION)],
     [BusHeader.STREAM, meta.stream],
     [BusHeader.SESSION, meta.session],
+    [BusHeader.SESSION_START, String(meta.sessionStart)],
     [BusHeader.NODE, meta.node],
     [BusHeader.SEQ, String(meta.seq)],
     [BusHeader.PART, String(part)],
@@ -194,6 +202,7 @@ export function readChunkHeaders(
   const stream = header(BusHeader.STREAM);
   if (!isStreamName(stream)) throw invalid(`malformed header ${BusHeader.STREAM}`);
   const session = text(BusHeader.SESSION, SESSION);
+  const sessionStart = Number(text(BusHeader.SESSION_START, TIME));
   const node = text(BusHeader.NODE, NAME);
   const seq = integer(BusHeader.SEQ, 0xffff_ffff);
   const bytes = integer(BusHeader.BYTES, limits.maxFrameBytes);
@@ -225,6 +234,7 @@ export function readChunkHeaders(
   return {
     stream,
     session,
+    sessionStart,
     node,
     seq,
     part,

@@ -15,6 +15,7 @@ import { ErrorCodes, PointstreamError } from '../../src/errors.js';
 const META: BusFrameMeta = {
   stream: 'cam.front',
   session: 'AbC_1-2',
+  sessionStart: 1_764_699_990_000,
   node: 'node-a',
   seq: 4711,
   bytes: 12_000_128,
@@ -48,6 +49,7 @@ void describe('bus layout', () => {
       ['Ps-V', '1'],
       ['Ps-Stream', 'cam.front'],
       ['Ps-Session', 'AbC_1-2'],
+      ['Ps-Session-Start', '1764699990000'],
       ['Ps-Node', 'node-a'],
       ['Ps-Seq', '4711'],
       ['Ps-Part', '3'],

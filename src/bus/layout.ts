@@ -29,6 +29,12 @@ export const BusHeader = {
   SESSION: 'Ps-Session',
   NODE: 'Ps-Node',
   SEQ: 'Ps-Seq',
+  /**
+   * The session's count of frames published before this one (0, 1, 2, ...): unlike `Ps-Seq` (the
+   * client's number, with gaps where frames were rejected), a gap here is a frame the consumer
+   * missed (expired from the stream, or its publish failed).
+   */
+  INDEX: 'Ps-Index',
   PART: 'Ps-Part',
   PARTS: 'Ps-Parts',
   /** Payload bytes per part (every part but the last carries exactly this many). */
@@ -63,6 +69,8 @@ export interface BusFrameMeta {
   readonly sessionStart: number;
   readonly node: string;
   readonly seq: number;
+  /** The session's published-frame count before this frame ({@link BusHeader.INDEX}). */
+  readonly index: number;
   readonly bytes: number;
   readonly crc32: number;
   readonly encoding: BusEncoding;
@@ -158,6 +166,7 @@ export function chunkHeaders(
     [BusHeader.SESSION_START, String(meta.sessionStart)],
     [BusHeader.NODE, meta.node],
     [BusHeader.SEQ, String(meta.seq)],
+    [BusHeader.INDEX, String(meta.index)],
     [BusHeader.PART, String(part)],
     [BusHeader.PARTS, String(partsOf(meta.bytes, chunkBytes))],
     [BusHeader.CHUNK, String(chunkBytes)],
@@ -205,6 +214,7 @@ export function readChunkHeaders(
   const sessionStart = Number(text(BusHeader.SESSION_START, TIME));
   const node = text(BusHeader.NODE, NAME);
   const seq = integer(BusHeader.SEQ, 0xffff_ffff);
+  const index = integer(BusHeader.INDEX, Number.MAX_SAFE_INTEGER);
   const bytes = integer(BusHeader.BYTES, limits.maxFrameBytes);
   const chunkBytes = integer(BusHeader.CHUNK, limits.maxChunkBytes);
   if (chunkBytes === 0) throw invalid(`header ${BusHeader.CHUNK} is 0`);
@@ -237,6 +247,7 @@ export function readChunkHeaders(
     sessionStart,
     node,
     seq,
+    index,
     part,
     parts,
     chunkBytes,

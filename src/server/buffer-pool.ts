@@ -11,8 +11,18 @@ export class FrameBufferPool {
   readonly #own = new WeakSet<ArrayBuffer>();
   readonly #isIdle = new WeakSet<ArrayBuffer>();
   #idleBytes = 0;
-  reused = 0;
-  allocated = 0;
+  #reused = 0;
+  #allocated = 0;
+
+  /** Buffers handed out again from the pool. */
+  get reused(): number {
+    return this.#reused;
+  }
+
+  /** Buffers newly allocated. */
+  get allocated(): number {
+    return this.#allocated;
+  }
 
   constructor(maxIdleBytes: number) {
     this.maxIdleBytes = maxIdleBytes;
@@ -30,13 +40,13 @@ export class FrameBufferPool {
     if (buffer !== undefined) {
       this.#isIdle.delete(buffer);
       this.#idleBytes -= size;
-      this.reused++;
+      this.#reused++;
       return new Uint8Array(buffer, 0, bytes);
     }
     // allocUnsafeSlow: its own ArrayBuffer (never a slice of Node's shared slab), not zero-filled.
     const fresh = Buffer.allocUnsafeSlow(size).buffer;
     this.#own.add(fresh);
-    this.allocated++;
+    this.#allocated++;
     return new Uint8Array(fresh, 0, bytes);
   }
 

@@ -83,11 +83,20 @@ export class DecodePool {
   #waiting = 0;
   #nextId = 0;
   #closed = false;
-  /** Frames decoded (successfully or not) and the worker time they took. */
-  framesDecoded = 0;
-  decodeMs = 0;
+  #framesDecoded = 0;
+  #decodeMs = 0;
   #framesOverBudget = 0;
   #sessionsClosedOverBudget = 0;
+
+  /** Frames decoded (successfully or not). */
+  get framesDecoded(): number {
+    return this.#framesDecoded;
+  }
+
+  /** Worker time the decoded frames took, in ms. */
+  get decodeMs(): number {
+    return this.#decodeMs;
+  }
 
   constructor(size = defaultDecodeWorkers()) {
     if (!Number.isSafeInteger(size) || size < 1)
@@ -189,8 +198,8 @@ export class DecodePool {
       const pending = slot.job;
       if (pending === undefined || pending.job.id !== reply.id) return;
       slot.job = undefined;
-      this.framesDecoded++;
-      this.decodeMs += reply.ms;
+      this.#framesDecoded++;
+      this.#decodeMs += reply.ms;
       const error =
         reply.error === undefined
           ? undefined

@@ -10,6 +10,8 @@ export type {
   SessionState,
   SessionStats,
 } from './server/types.js';
+export { DEFAULT_BUS_OPTIONS } from './bus/publisher.js';
+export type { BusOptions, BusStats } from './bus/publisher.js';
 export { connect, PointstreamClient } from './client/client.js';
 export type { ClientEvents } from './client/client.js';
 export type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './client/types.js';

@@ -289,7 +289,8 @@ void describe(
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       try {
         await waitFor(
-          () => /"event":"ready"/.test(output) || child.exitCode !== null,
+          () =>
+            /"event":"ready"/.test(output) || child.exitCode !== null || child.signalCode !== null,
           30_000,
           'ready',
         );

@@ -7,7 +7,7 @@ import {
   MIN_MTU,
   releaseNativeResources,
 } from '../rtc/peer.js';
-import { DEFAULT_BUS_OPTIONS } from '../bus/publisher.js';
+import { DEFAULT_BUS_OPTIONS } from '../bus/stream-config.js';
 import { DEFAULT_PORT, DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { DEFAULT_RECORD_QUEUE_BYTES } from '../server/recorder.js';
 import { DEFAULT_VIEWER_OPTIONS } from '../server/viewer.js';

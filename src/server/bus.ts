@@ -4,22 +4,24 @@
  * receipts). Without a bus there is nothing here on the ingest path.
  */
 import { tenantOf } from '../bus/layout.js';
-import { BusPublisher } from '../bus/publisher.js';
-import type { BusOptions } from '../bus/publisher.js';
+import type { BusOptions, BusPublisher } from '../bus/publisher.js';
 import type { Logger } from '../util/logger.js';
 import type { ConfirmFrame } from './ingest/types.js';
 
 /**
  * Connects to the bus when `options` is set: rejects with `PS_ERR_BUS_UNAVAILABLE` (NATS or
- * JetStream unreachable) or `PS_ERR_BUS_STREAM_MISMATCH` (a stream frames cannot use).
+ * JetStream unreachable) or `PS_ERR_BUS_STREAM_MISMATCH` (a stream frames cannot use). The NATS
+ * client is loaded only then: a server without a bus never loads it, and `serve` has changed its
+ * GC flag before it (runServe): loaded at start-up, V8 aborted ("unreachable code" in 3 GC
+ * threads) in 3 of 20 `serve --bus` starts from source; loaded here, in none of 30.
  */
 export async function openBus(
   options: BusOptions | undefined,
   log: Logger,
 ): Promise<BusPublisher | undefined> {
-  return options === undefined
-    ? undefined
-    : BusPublisher.connect(options, log.child({ component: 'bus' }));
+  if (options === undefined) return undefined;
+  const { BusPublisher } = await import('../bus/publisher.js');
+  return BusPublisher.connect(options, log.child({ component: 'bus' }));
 }
 
 /** Who a session is, for its chunks' headers and subject. */

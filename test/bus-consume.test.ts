@@ -206,7 +206,8 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     for (let i = 10; i < 14; i++) await publishParts(js, frameOf('s2', i));
     const second = consume({ bus: nats.url, stream: 'cam', durable: 'resume' });
     const b = await take(second, 14 - 3);
-    const indices = [...a.slice(0, 3), ...b].map((f) => f.index);
+    // Exactly once each (JetStream may redeliver the given-back frames after newer ones).
+    const indices = [...a.slice(0, 3), ...b].map((f) => f.index).sort((x, y) => x - y);
     assert.deepEqual(indices, Array.from({ length: 14 }, (_, i) => i));
     assert.equal(second.stats().framesMissed, 0);
     await second.close();
@@ -262,7 +263,8 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
   void it('survives hostile messages within its caps, and a good frame after them arrives', async () => {
     await freshStream();
     const good = frameOf('good', 0);
-    const base = chunkHeaders(frameOf('h', 0).meta, 0);
+    // No Nats-Msg-Id: JetStream would keep only the first of messages sharing one.
+    const base = chunkHeaders(frameOf('h', 0).meta, 0).filter(([key]) => key !== 'Nats-Msg-Id');
     const withHeader = (name: string, value: string | undefined): [string, string][] => {
       const pairs = base.filter(([key]) => key !== name);
       if (value !== undefined) pairs.push([name, value]);

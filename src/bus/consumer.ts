@@ -149,6 +149,12 @@ const ACK_WAIT_MS = 30_000;
 const POSITIONS_BUCKET = 'ps_consume';
 const POSITIONS_TTL_MS = 24 * 3600 * 1000;
 const SWEEP_MS = 1000;
+/**
+ * Messages given back at close are redelivered after this long, once this connection is gone:
+ * at once, the server would hand them to this connection's own pull request again (its reply
+ * subject stays of interest until the connection closes), and they would wait for the ack wait.
+ */
+const NAK_DELAY_MS = 300;
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Reads frames from the bus (see the module's comment); returns at once, connecting in the background. */
@@ -176,6 +182,7 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
   #nc: NatsConnection | undefined;
   #messages: ConsumerMessages | undefined;
   #positions: KV | undefined;
+  readonly #saved = new Map<string, number>();
   #sweep: ReturnType<typeof setInterval> | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
@@ -278,14 +285,16 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
     this.#closed = true;
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     await this.#ready.catch(() => undefined);
-    await this.#messages?.close().catch(() => undefined);
+    // Not messages.close(): it would drop what the client has buffered, unacknowledged, so that
+    // it waited for the ack wait (30 s). Draining the connection hands those to #onMessage, which
+    // gives them back too.
     if (!this.#latest) {
       const handles = [
         ...(this.#current?.handles ?? []),
         ...this.#queue.flatMap((queued) => queued.handles),
         ...this.#reassembly.clear(),
       ];
-      for (const handle of handles) handle.nak();
+      for (const handle of handles) handle.nak(NAK_DELAY_MS);
     }
     this.#current = undefined;
     this.#queue.length = 0;
@@ -437,7 +446,7 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
   #onMessage(m: JsMsg): void {
     if (this.#closed) {
       // Arrived while closing: back to the bus at once rather than after the ack wait.
-      if (!this.#latest) m.nak();
+      if (!this.#latest) m.nak(NAK_DELAY_MS);
       return;
     }
     let chunk;
@@ -539,7 +548,10 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
 
   #savePosition(session: string, next: number): void {
     const kv = this.#positions;
-    if (kv === undefined) return;
+    // Frames may be acknowledged out of order (a redelivered one late): positions only grow.
+    if (kv === undefined || (this.#saved.get(session) ?? -1) >= next) return;
+    if (this.#saved.size >= 10_000) this.#saved.clear();
+    this.#saved.set(session, next);
     kv.put(`${this.#durable}.${session}`, String(next)).catch((error: unknown) => {
       this.#lastError = `cannot save the position of session ${session}: ${message(error)}`;
     });

@@ -3,12 +3,15 @@
  * own. The consumer (src/bus/consumer.ts) feeds it chunks whose headers `readChunkHeaders` has
  * checked, each with a handle (the message, to acknowledge later), and acts on what it returns.
  *
- * Per session (`Ps-Session`) one frame is in assembly at a time: the node publishes a frame's
- * parts before the next frame's, so a part of a later frame means the earlier one stopped (its
- * node died mid-publish, or its publish failed): it is given up and counted incomplete, never
- * delivered. `Ps-Index` (the session's published-frame count) tells missed frames: a gap between
- * two frames of a session is the number missed, and a session first seen at index k missed k
- * (unless the consumer starts from "now", or resumes from a known index).
+ * Frames are assembled per (`Ps-Session`, `Ps-Index`). The node publishes a frame's parts before
+ * the next frame's, so when a later frame of a session is complete, an earlier one still missing
+ * parts has stopped (its node died mid-publish, or its publish failed): it is given up and
+ * counted incomplete, never delivered; so is a frame with no new part for `frameStallMs`.
+ * `Ps-Index` (the session's published-frame count) tells missed frames: a gap between two frames
+ * of a session is the number missed, and a session first seen at index k missed k (unless the
+ * consumer starts from "now", or resumes from a known index). A frame counted missed that arrives
+ * later after all (JetStream redelivers unacknowledged messages after newer ones) is assembled,
+ * delivered and no longer counted missed.
  *
  * Memory: a frame's buffer (`Ps-Bytes`, within the chunk limits) is allocated when its first part
  * arrives, and only within `maxFramesInAssembly` and `maxBytesInAssembly`; a new frame over them
@@ -101,14 +104,18 @@ interface Assembly<T> {
 }
 
 interface SessionState<T> {
-  /** The lowest index not yet resolved (delivered, given up, or missed). */
+  /** One past the highest index begun (the next index expected). */
   next: number;
-  assembly: Assembly<T> | undefined;
+  /** Frames of this session in assembly, by index. */
+  readonly assemblies: Map<number, Assembly<T>>;
   /** Recently delivered indices, to tell a duplicate from a late part. */
   readonly delivered: number[];
+  /** Recent gaps `[from, to)` counted missed: a frame from one arriving late is recovered. */
+  readonly missed: [number, number][];
 }
 
 const DELIVERED_REMEMBERED = 16;
+const GAPS_REMEMBERED = 32;
 
 export class BusReassembly<T> {
   readonly #limits: BusReassemblyLimits;
@@ -117,7 +124,8 @@ export class BusReassembly<T> {
   readonly #checksum: Checksum;
   /** Insertion order = least recently active first. */
   readonly #sessions = new Map<string, SessionState<T>>();
-  #framesInAssembly = 0;
+  /** Frames in assembly, least recently active first. */
+  readonly #active = new Map<Assembly<T>, SessionState<T>>();
   #bytesInAssembly = 0;
   #framesCompleted = 0;
   #framesMissed = 0;
@@ -145,7 +153,7 @@ export class BusReassembly<T> {
       framesCorrupt: this.#framesCorrupt,
       duplicates: this.#duplicates,
       messagesDropped: this.#messagesDropped,
-      framesInAssembly: this.#framesInAssembly,
+      framesInAssembly: this.#active.size,
       bytesInAssembly: this.#bytesInAssembly,
     };
   }
@@ -155,7 +163,7 @@ export class BusReassembly<T> {
     this.#resume = positions;
   }
 
-  /** The next index expected of each session (what a consumer persists to resume exactly). */
+  /** The next index expected of each session. */
   positions(): Map<string, number> {
     return new Map([...this.#sessions].map(([session, state]) => [session, state.next]));
   }
@@ -166,31 +174,34 @@ export class BusReassembly<T> {
    */
   push(chunk: BusChunk, body: Uint8Array, handle: T, now: number): BusReassemblyResult<T> {
     const release: T[] = [];
-    const state = this.#session(chunk.session);
-    const index = chunk.index;
-    let assembly = state.assembly;
-    if (assembly !== undefined && index > assembly.meta.index) {
-      // A later frame began: this one's parts stopped.
-      this.#giveUp(state, release);
-      assembly = undefined;
-    }
-    if (index < state.next || (assembly !== undefined && index < assembly.meta.index)) {
-      if (state.delivered.includes(index)) this.#duplicates++;
+    const drop = (counter: 'duplicates' | 'messagesDropped'): BusReassemblyResult<T> => {
+      if (counter === 'duplicates') this.#duplicates++;
       else this.#messagesDropped++;
       release.push(handle);
       return { frame: undefined, release };
-    }
+    };
+    const state = this.#session(chunk.session);
+    const index = chunk.index;
+    // A session first seen by a consumer that begins at "now" starts here.
+    if (Number.isNaN(state.next)) state.next = index;
+    let assembly = state.assemblies.get(index);
     if (assembly === undefined) {
-      if (chunk.bytes > this.#limits.maxBytesInAssembly) {
-        this.#messagesDropped++;
-        release.push(handle);
-        return { frame: undefined, release };
-      }
+      if (state.delivered.includes(index)) return drop('duplicates');
+      // Below `next`: a frame given up (late part), or one counted missed that arrives after all
+      // (JetStream redelivers unacknowledged messages after newer ones).
+      const gap = index < state.next ? state.missed.findIndex(([a, b]) => index >= a && index < b) : -1;
+      if (index < state.next && gap < 0) return drop('messagesDropped');
+      if (chunk.bytes > this.#limits.maxBytesInAssembly) return drop('messagesDropped');
       this.#makeRoom(chunk.bytes, release);
-      // A session first seen by a consumer that begins at "now" starts here.
-      if (Number.isNaN(state.next)) state.next = index;
-      this.#framesMissed += index - state.next;
-      state.next = index;
+      if (gap >= 0) this.#recover(state, gap, index);
+      else {
+        if (index > state.next) {
+          state.missed.push([state.next, index]);
+          if (state.missed.length > GAPS_REMEMBERED) state.missed.shift();
+          this.#framesMissed += index - state.next;
+        }
+        state.next = index + 1;
+      }
       assembly = {
         meta: metaOf(chunk),
         parts: chunk.parts,
@@ -201,19 +212,13 @@ export class BusReassembly<T> {
         firstPartAt: now,
         lastPartAt: now,
       };
-      state.assembly = assembly;
-      this.#framesInAssembly++;
+      state.assemblies.set(index, assembly);
       this.#bytesInAssembly += chunk.bytes;
-    } else if (!sameFrame(assembly, chunk)) {
-      this.#messagesDropped++;
-      release.push(handle);
-      return { frame: undefined, release };
-    }
-    if (assembly.handles[chunk.part] !== undefined) {
-      this.#duplicates++;
-      release.push(handle);
-      return { frame: undefined, release };
-    }
+    } else if (!sameFrame(assembly, chunk)) return drop('messagesDropped');
+    else if (assembly.handles[chunk.part] !== undefined) return drop('duplicates');
+    // Most recently active last.
+    this.#active.delete(assembly);
+    this.#active.set(assembly, state);
     const [start] = partRange(chunk.bytes, chunk.part, chunk.chunkBytes);
     assembly.payload.set(body, start);
     assembly.handles[chunk.part] = handle;
@@ -222,7 +227,10 @@ export class BusReassembly<T> {
     if (assembly.received < assembly.parts) return { frame: undefined, release };
 
     this.#forget(state, assembly);
-    state.next = index + 1;
+    // Earlier frames of this session still in assembly: their parts stopped (node died, or its
+    // publish failed), as a later frame is complete.
+    for (const [other, earlier] of state.assemblies)
+      if (other < index) this.#giveUp(state, earlier, release);
     if ((this.#checksum(assembly.payload) >>> 0) !== assembly.meta.crc32) {
       this.#framesCorrupt++;
       release.push(...(assembly.handles as T[]));
@@ -245,11 +253,9 @@ export class BusReassembly<T> {
   /** Gives up frames that received no part for `frameStallMs`; returns their handles. */
   expire(now: number): T[] {
     const release: T[] = [];
-    for (const state of this.#sessions.values()) {
-      const assembly = state.assembly;
-      if (assembly !== undefined && now - assembly.lastPartAt >= this.#limits.frameStallMs)
-        this.#giveUp(state, release);
-    }
+    for (const [assembly, state] of this.#active)
+      if (now - assembly.lastPartAt >= this.#limits.frameStallMs)
+        this.#giveUp(state, assembly, release);
     return release;
   }
 
@@ -258,16 +264,13 @@ export class BusReassembly<T> {
    * whose reader is behind: the server holds parts back until frames are acknowledged).
    */
   refresh(now: number): void {
-    for (const state of this.#sessions.values())
-      if (state.assembly !== undefined) state.assembly.lastPartAt = now;
+    for (const assembly of this.#active.keys()) assembly.lastPartAt = now;
   }
 
-  /** Gives up every frame in assembly (the consumer is closing); returns their handles. */
+  /** Gives up every frame in assembly (the consumer is closing), uncounted; returns their handles. */
   clear(): T[] {
     const release: T[] = [];
-    for (const state of this.#sessions.values()) {
-      const assembly = state.assembly;
-      if (assembly === undefined) continue;
+    for (const [assembly, state] of this.#active) {
       this.#forget(state, assembly);
       for (const handle of assembly.handles) if (handle !== undefined) release.push(handle);
     }
@@ -277,52 +280,58 @@ export class BusReassembly<T> {
   #session(session: string): SessionState<T> {
     let state = this.#sessions.get(session);
     if (state !== undefined) {
-      // Most recently active last.
       this.#sessions.delete(session);
       this.#sessions.set(session, state);
       return state;
     }
     if (this.#sessions.size >= this.#limits.maxSessions) {
       for (const [name, old] of this.#sessions) {
-        if (old.assembly !== undefined) continue;
+        if (old.assemblies.size > 0) continue;
         this.#sessions.delete(name);
         break;
       }
     }
-    const resumed = this.#resume.get(session);
     state = {
-      next: resumed ?? (this.#countFromStart ? 0 : Number.NaN),
-      assembly: undefined,
+      next: this.#resume.get(session) ?? (this.#countFromStart ? 0 : Number.NaN),
+      assemblies: new Map(),
       delivered: [],
+      missed: [],
     };
     this.#sessions.set(session, state);
     return state;
   }
 
+  /** A frame counted missed arrived after all: no longer missed. */
+  #recover(state: SessionState<T>, gap: number, index: number): void {
+    const [from, to] = state.missed[gap] as [number, number];
+    const rest: [number, number][] = [];
+    if (from < index) rest.push([from, index]);
+    if (index + 1 < to) rest.push([index + 1, to]);
+    state.missed.splice(gap, 1, ...rest);
+    this.#framesMissed--;
+  }
+
   /** Gives up least recently active frames until a frame of `bytes` fits. */
   #makeRoom(bytes: number, release: T[]): void {
-    for (const state of this.#sessions.values()) {
+    for (const [assembly, state] of this.#active) {
       if (
-        this.#framesInAssembly < this.#limits.maxFramesInAssembly &&
+        this.#active.size < this.#limits.maxFramesInAssembly &&
         this.#bytesInAssembly + bytes <= this.#limits.maxBytesInAssembly
       )
         return;
-      if (state.assembly !== undefined) this.#giveUp(state, release);
+      this.#giveUp(state, assembly, release);
     }
   }
 
-  #giveUp(state: SessionState<T>, release: T[]): void {
-    const assembly = state.assembly;
-    if (assembly === undefined) return;
+  #giveUp(state: SessionState<T>, assembly: Assembly<T>, release: T[]): void {
     this.#forget(state, assembly);
-    state.next = assembly.meta.index + 1;
     this.#framesIncomplete++;
     for (const handle of assembly.handles) if (handle !== undefined) release.push(handle);
   }
 
   #forget(state: SessionState<T>, assembly: Assembly<T>): void {
-    state.assembly = undefined;
-    this.#framesInAssembly--;
+    state.assemblies.delete(assembly.meta.index);
+    this.#active.delete(assembly);
     this.#bytesInAssembly -= assembly.payload.byteLength;
   }
 }

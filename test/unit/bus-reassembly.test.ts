@@ -96,7 +96,7 @@ void describe('bus reassembly', () => {
     assert.equal(resumed.stats().framesMissed, 2);
   });
 
-  void it('gives up a frame whose parts stop when a later frame of its session begins', () => {
+  void it('gives up a frame whose parts stop once a later frame of its session is complete', () => {
     const r = new BusReassembly<string>();
     const first = chunksOf('s', 0);
     const [p0, p1] = first;
@@ -118,6 +118,22 @@ void describe('bus reassembly', () => {
     assert.equal(r.stats().framesIncomplete, 1);
     assert.equal(r.stats().messagesDropped, 1);
     assert.equal(r.stats().framesMissed, 0);
+  });
+
+  void it('delivers a frame counted missed that arrives late after all, and un-counts it', () => {
+    const r = new BusReassembly<number>();
+    const order = [0, 3, 1, 4, 2];
+    const delivered: number[] = [];
+    for (const index of order)
+      for (const { chunk, body } of chunksOf('s', index, 10)) {
+        const frame = r.push(chunk, body, index, 0).frame;
+        if (frame) delivered.push(frame.meta.index);
+      }
+    assert.deepEqual(delivered, order);
+    assert.equal(r.stats().framesMissed, 0);
+    // Again: duplicates now.
+    for (const { chunk, body } of chunksOf('s', 2, 10)) r.push(chunk, body, 2, 0);
+    assert.equal(r.stats().duplicates, 1);
   });
 
   void it('gives up a frame that stalls, and clears on close', () => {

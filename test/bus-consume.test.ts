@@ -110,7 +110,11 @@ async function publishRaw(
   await js.publish(subject, body, { headers: pairs.length === 0 ? undefined : h });
 }
 
-async function take(consumer: Consumer, count: number, timeoutMs = 20_000): Promise<ConsumedFrame[]> {
+async function take(
+  consumer: Consumer,
+  count: number,
+  timeoutMs = 20_000,
+): Promise<ConsumedFrame[]> {
   const frames: ConsumedFrame[] = [];
   const iterator = consumer[Symbol.asyncIterator]();
   const deadline = setTimeout(() => void consumer.close(), timeoutMs);
@@ -127,7 +131,11 @@ async function take(consumer: Consumer, count: number, timeoutMs = 20_000): Prom
 }
 
 function expectedPoints(frame: Published): Float32Array {
-  const id = { npy: PointEncodingId.RAW_NPY, q16: PointEncodingId.Q16, qrice: PointEncodingId.QRICE };
+  const id = {
+    npy: PointEncodingId.RAW_NPY,
+    q16: PointEncodingId.Q16,
+    qrice: PointEncodingId.QRICE,
+  };
   return decodePoints(frame.payload, id[frame.meta.encoding], frame.meta.points);
 }
 
@@ -183,7 +191,11 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
       assert.equal(received.encoding, ENCODING_OF[frame.meta.encoding]);
       assert.deepEqual(received.npy ?? received.encoded, frame.payload);
       assert.deepEqual(
-        new Uint8Array(received.points.buffer, received.points.byteOffset, received.points.byteLength),
+        new Uint8Array(
+          received.points.buffer,
+          received.points.byteOffset,
+          received.points.byteLength,
+        ),
         new Uint8Array(expectedPoints(frame).buffer),
       );
     }
@@ -202,13 +214,19 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     const a = await take(first, 4);
     // The 4th frame was handed out but not acknowledged: close() gives it back to the bus.
     await first.close();
-    assert.deepEqual(a.map((f) => f.index), [0, 1, 2, 3]);
+    assert.deepEqual(
+      a.map((f) => f.index),
+      [0, 1, 2, 3],
+    );
     for (let i = 10; i < 14; i++) await publishParts(js, frameOf('s2', i));
     const second = consume({ bus: nats.url, stream: 'cam', durable: 'resume' });
     const b = await take(second, 14 - 3);
     // Exactly once each (JetStream may redeliver the given-back frames after newer ones).
     const indices = [...a.slice(0, 3), ...b].map((f) => f.index).sort((x, y) => x - y);
-    assert.deepEqual(indices, Array.from({ length: 14 }, (_, i) => i));
+    assert.deepEqual(
+      indices,
+      Array.from({ length: 14 }, (_, i) => i),
+    );
     assert.equal(second.stats().framesMissed, 0);
     await second.close();
   });
@@ -252,9 +270,16 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
       reassembly: { frameStallMs: 300 },
     });
     const got = await take(consumer, 1);
-    assert.deepEqual(got.map((f) => [f.session, f.index]), [['s4', 1]]);
+    assert.deepEqual(
+      got.map((f) => [f.session, f.index]),
+      [['s4', 1]],
+    );
     got[0]?.ack(); // a frame held unacknowledged would stop the stall clock (parts held back)
-    await waitFor(() => consumer.stats().framesIncomplete === 2, 10_000, 'the stalled frame given up');
+    await waitFor(
+      () => consumer.stats().framesIncomplete === 2,
+      10_000,
+      'the stalled frame given up',
+    );
     assert.equal(consumer.stats().framesInAssembly, 0);
     assert.equal(consumer.stats().framesDelivered, 1);
     await consumer.close();
@@ -273,7 +298,14 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     const body = frameOf('h', 0).payload;
     let invalid = 0;
     await publishRaw(js, [], new Uint8Array(10)); // no headers
-    await publishRaw(js, [['Ps-V', 'x'], ['Garbage', '%%% ~~~']], new Uint8Array(10));
+    await publishRaw(
+      js,
+      [
+        ['Ps-V', 'x'],
+        ['Garbage', '%%% ~~~'],
+      ],
+      new Uint8Array(10),
+    );
     await publishRaw(js, withHeader('Ps-Bytes', '999999999999'), body); // over the caps
     await publishRaw(js, withHeader('Ps-Parts', '2'), body);
     await publishRaw(js, base, body.subarray(0, body.length - 1)); // wrong body size
@@ -282,7 +314,10 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     invalid += 7;
     // Wrong CRC: complete, never delivered.
     const corrupt = frameOf('bad', 0);
-    await publishParts(js, { ...corrupt, meta: { ...corrupt.meta, crc32: corrupt.meta.crc32 ^ 1 } });
+    await publishParts(js, {
+      ...corrupt,
+      meta: { ...corrupt.meta, crc32: corrupt.meta.crc32 ^ 1 },
+    });
     invalid += 1;
     // Interleaved parts of two good frames: both arrive.
     const x = frameOf('ix', 0, { points: 250_000 });
@@ -354,7 +389,19 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     try {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', CLI, 'consume', '--bus', nats.url, '--stream', 'cam', '--record', dir, '--json'],
+        [
+          '--import',
+          'tsx',
+          CLI,
+          'consume',
+          '--bus',
+          nats.url,
+          '--stream',
+          'cam',
+          '--record',
+          dir,
+          '--json',
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let stdout = '';
@@ -363,12 +410,19 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
       child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       try {
-        await waitFor(() => (stderr.match(/"frame verified"/g) ?? []).length === 3, 30_000, `3 frames:\n${stderr}`);
+        await waitFor(
+          () => (stderr.match(/"frame verified"/g) ?? []).length === 3,
+          30_000,
+          `3 frames:\n${stderr}`,
+        );
       } finally {
         child.kill('SIGINT');
       }
       assert.equal(await exited, 0, stderr);
-      const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+      const summary = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Record<
+        string,
+        unknown
+      >;
       assert.equal(summary.framesDelivered, 3);
       assert.equal(summary.framesMissed, 0);
       assert.equal((summary.recording as { framesRecorded: number }).framesRecorded, 3);
@@ -414,7 +468,10 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 3);
-    assert.equal(JSON.parse(stdout.trim()).errorCode, ErrorCodes.BUS_UNAVAILABLE);
+    assert.equal(
+      (JSON.parse(stdout.trim()) as { errorCode: string }).errorCode,
+      ErrorCodes.BUS_UNAVAILABLE,
+    );
   });
 });
 

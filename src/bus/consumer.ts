@@ -21,12 +21,7 @@ import { crc32 } from 'node:zlib';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type {
-  Consumer as JsConsumer,
-  ConsumerMessages,
-  JsMsg,
-  JetStreamManager,
-} from '@nats-io/jetstream';
+import type { Consumer as JsConsumer, JsMsg, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import { ErrorCodes, PointstreamError } from '../errors.js';
@@ -180,7 +175,6 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
   #waiter: ((result: IteratorResult<ConsumedFrame>) => void) | undefined;
   #current: Queued | undefined;
   #nc: NatsConnection | undefined;
-  #messages: ConsumerMessages | undefined;
   #positions: KV | undefined;
   readonly #saved = new Map<string, number>();
   #sweep: ReturnType<typeof setInterval> | undefined;
@@ -395,7 +389,6 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
       max_messages: 64,
       callback: (m) => this.#onMessage(m),
     });
-    this.#messages = messages;
     void messages.closed().then((error) => {
       if (this.#closed) return;
       const reason = error instanceof Error ? error.message : 'its consumer is gone';
@@ -461,11 +454,7 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
       );
       // ps.frames.<tenant>.<stream>: the subject must name the stream the headers name.
       const tokens = m.subject.split('.');
-      if (
-        tokens.length !== 4 ||
-        !isNodeId(tokens[2]) ||
-        tokens[3] !== subjectTokenOf(chunk.stream)
-      )
+      if (tokens.length !== 4 || !isNodeId(tokens[2]) || tokens[3] !== subjectTokenOf(chunk.stream))
         throw new PointstreamError(
           ErrorCodes.BUS_MESSAGE_INVALID,
           `subject ${m.subject.slice(0, 100)} does not carry stream ${chunk.stream}`,

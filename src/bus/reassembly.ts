@@ -189,7 +189,8 @@ export class BusReassembly<T> {
       if (state.delivered.includes(index)) return drop('duplicates');
       // Below `next`: a frame given up (late part), or one counted missed that arrives after all
       // (JetStream redelivers unacknowledged messages after newer ones).
-      const gap = index < state.next ? state.missed.findIndex(([a, b]) => index >= a && index < b) : -1;
+      const gap =
+        index < state.next ? state.missed.findIndex(([a, b]) => index >= a && index < b) : -1;
       if (index < state.next && gap < 0) return drop('messagesDropped');
       if (chunk.bytes > this.#limits.maxBytesInAssembly) return drop('messagesDropped');
       this.#makeRoom(chunk.bytes, release);
@@ -231,7 +232,7 @@ export class BusReassembly<T> {
     // publish failed), as a later frame is complete.
     for (const [other, earlier] of state.assemblies)
       if (other < index) this.#giveUp(state, earlier, release);
-    if ((this.#checksum(assembly.payload) >>> 0) !== assembly.meta.crc32) {
+    if (this.#checksum(assembly.payload) >>> 0 !== assembly.meta.crc32) {
       this.#framesCorrupt++;
       release.push(...(assembly.handles as T[]));
       return { frame: undefined, release };

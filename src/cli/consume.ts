@@ -91,11 +91,25 @@ export async function runConsume(options: ConsumeCommandOptions): Promise<Consum
 }
 
 /** Logs what grew since `before` among the counters of loss, loudly; returns `after`. */
-function warnOfLosses(logger: CliLogger, before: ConsumerStats, after: ConsumerStats): ConsumerStats {
-  for (const key of ['framesMissed', 'framesIncomplete', 'framesSkipped', 'messagesInvalid'] as const) {
+function warnOfLosses(
+  logger: CliLogger,
+  before: ConsumerStats,
+  after: ConsumerStats,
+): ConsumerStats {
+  for (const key of [
+    'framesMissed',
+    'framesIncomplete',
+    'framesSkipped',
+    'messagesInvalid',
+  ] as const) {
     if (after[key] > before[key]) {
       logger.warn(
-        { event: key, count: after[key] - before[key], total: after[key], lastError: after.lastError },
+        {
+          event: key,
+          count: after[key] - before[key],
+          total: after[key],
+          lastError: after.lastError,
+        },
         `${after[key] - before[key]} more ${key} (total ${after[key]})`,
       );
     }

@@ -667,7 +667,9 @@ logOptions(
       }
     }
     if (opts.durable !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(opts.durable))
-      usageError(`--durable: letters, digits, _ and - (at most 64), got ${JSON.stringify(opts.durable)}`);
+      usageError(
+        `--durable: letters, digits, _ and - (at most 64), got ${JSON.stringify(opts.durable)}`,
+      );
     if (opts.latest === true && opts.durable !== undefined)
       usageError('--latest reads from now on and keeps no position: it takes no --durable');
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
@@ -688,10 +690,14 @@ logOptions(
       if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
       const message = (error as Error).message;
       if (opts.json)
-        process.stdout.write(`${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`,
+        );
       process.stderr.write(`pointstream: cannot consume: ${message} (${code ?? 'error'})\n`);
       logger.flush();
-      process.exit(code === ErrorCodes.BUS_STREAM_MISMATCH ? ExitCode.REFUSED : ExitCode.CONNECT_FAILED);
+      process.exit(
+        code === ErrorCodes.BUS_STREAM_MISMATCH ? ExitCode.REFUSED : ExitCode.CONNECT_FAILED,
+      );
     }
     process.stdout.write(
       opts.json ? `${JSON.stringify(summary)}\n` : `${formatConsumeSummary(summary)}\n`,

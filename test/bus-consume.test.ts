@@ -14,8 +14,8 @@ import { connect, headers } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { consume } from '../src/bus/consumer.js';
-import type { ConsumedFrame, Consumer } from '../src/bus/consumer.js';
+import { consume as openConsumer } from '../src/bus/consumer.js';
+import type { ConsumeOptions, ConsumedFrame, Consumer } from '../src/bus/consumer.js';
 import {
   BUS_CHUNK_BYTES,
   DEFAULT_BUS_STREAM,
@@ -34,6 +34,14 @@ import { NatsServer, natsUnavailable } from './support/nats.js';
 import { CLI, waitFor } from './helpers.js';
 
 const skip = natsUnavailable();
+
+/** Every consumer a test opens, closed after the suite even when a test fails. */
+const opened: Consumer[] = [];
+function consume(options: ConsumeOptions): Consumer {
+  const consumer = openConsumer(options);
+  opened.push(consumer);
+  return consumer;
+}
 
 interface Published {
   readonly meta: BusFrameMeta;
@@ -165,6 +173,7 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
   });
 
   after(async () => {
+    await Promise.all(opened.map((consumer) => consumer.close()));
     await nc?.close();
     await nats?.close();
   });
@@ -254,6 +263,32 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     await take(fresh, 10);
     assert.equal(fresh.stats().framesMissed, 13);
     await fresh.close();
+  });
+
+  void it('a reader that pauses while the stream drops old frames reports exactly the missed count', async () => {
+    await freshStream({ max_msgs: 50 });
+    const consumer = consume({ bus: nats.url, stream: 'cam', durable: 'paused' });
+    await consumer.ready();
+    // The reader takes nothing: the consumer fetches until 64 frames wait for it, the stream
+    // keeps the newest 50 of the rest and drops the others.
+    for (let i = 0; i < 300; i++) await publishParts(js, frameOf('s8', i, { points: 10 }));
+    try {
+      await waitFor(() => consumer.stats().framesQueued === 64, 10_000, '64 frames queued');
+    } catch (error) {
+      await consumer.close();
+      throw new Error(`${(error as Error).message}: ${JSON.stringify(consumer.stats())}`);
+    }
+    const got = await take(consumer, 64 + 50);
+    assert.equal(got.length, 114);
+    assert.deepEqual(
+      got.map((f) => f.index),
+      [
+        ...Array.from({ length: 64 }, (_, i) => i),
+        ...Array.from({ length: 50 }, (_, i) => 250 + i),
+      ],
+    );
+    assert.equal(consumer.stats().framesMissed, 300 - 64 - 50);
+    await consumer.close();
   });
 
   void it('never delivers a frame whose parts stop, and counts it incomplete', async () => {

@@ -144,6 +144,10 @@ const ACK_WAIT_MS = 30_000;
 const POSITIONS_BUCKET = 'ps_consume';
 const POSITIONS_TTL_MS = 24 * 3600 * 1000;
 const SWEEP_MS = 1000;
+/** Frames a durable consumer keeps waiting for the reader before it stops fetching. */
+const MAX_QUEUED_FRAMES = 64;
+const FETCH_MESSAGES = 64;
+const FETCH_EXPIRES_MS = 2000;
 /**
  * Messages given back at close are redelivered after this long, once this connection is gone:
  * at once, the server would hand them to this connection's own pull request again (its reply
@@ -178,6 +182,8 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
   #positions: KV | undefined;
   readonly #saved = new Map<string, number>();
   #sweep: ReturnType<typeof setInterval> | undefined;
+  /** Wakes the fetch loop when the reader took a frame. */
+  #room: (() => void) | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   #failure: Error | undefined;
@@ -259,7 +265,12 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
     this.#current?.frame.ack();
     this.#current = undefined;
     const queued = this.#queue.shift();
-    if (queued !== undefined) return Promise.resolve(this.#hand(queued));
+    if (queued !== undefined) {
+      const room = this.#room;
+      this.#room = undefined;
+      room?.();
+      return Promise.resolve(this.#hand(queued));
+    }
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.resolve({ done: true, value: undefined });
     if (this.#waiter !== undefined) return Promise.reject(new Error('next() called concurrently'));
@@ -292,6 +303,7 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
     }
     this.#current = undefined;
     this.#queue.length = 0;
+    this.#room?.();
     await this.#nc?.drain().catch(() => this.#nc?.close());
     this.#connected = false;
     const waiter = this.#waiter;
@@ -371,7 +383,7 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
       this.#reassembly.resume(resume);
       const consumer = await js.consumers.get(this.#streamName, this.#durable);
       if (this.#closed) return;
-      await this.#read(consumer);
+      void this.#pull(consumer);
     }
     this.#sweep = setInterval(() => {
       const now = Date.now();
@@ -394,6 +406,34 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
       const reason = error instanceof Error ? error.message : 'its consumer is gone';
       this.#fail(unavailable(`the bus stopped delivering: ${reason}`, error));
     });
+  }
+
+  /**
+   * Every frame: fetches only while fewer than {@link MAX_QUEUED_FRAMES} frames wait for the
+   * reader, so a slow reader leaves the rest on the bus (where the stream's limits may drop them:
+   * counted missed) instead of in memory. The server's max_ack_pending alone does not bound it:
+   * messages the stream drops no longer count as pending.
+   */
+  async #pull(consumer: JsConsumer): Promise<void> {
+    while (!this.#closed) {
+      const room = MAX_QUEUED_FRAMES - this.#queue.length;
+      if (room <= 0) {
+        await new Promise<void>((resolve) => (this.#room = resolve));
+        continue;
+      }
+      try {
+        const batch = await consumer.fetch({
+          max_messages: Math.min(FETCH_MESSAGES, room),
+          expires: FETCH_EXPIRES_MS,
+        });
+        for await (const m of batch) this.#onMessage(m);
+      } catch (error) {
+        if (this.#closed) return;
+        // Bus lost or consumer gone: the connection reconnects by itself; try again.
+        this.#lastError = message(error);
+        await new Promise((resolve) => setTimeout(resolve, 500).unref());
+      }
+    }
   }
 
   async #checkStream(jsm: JetStreamManager): Promise<void> {

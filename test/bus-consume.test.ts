@@ -400,6 +400,38 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
     await consumer.close();
   });
 
+  void it('goes on after nats-server is killed and restarted, with every frame delivered once', async () => {
+    await freshStream();
+    const consumer = consume({ bus: nats.url, stream: 'cam', durable: 'outage' });
+    await consumer.ready();
+    for (let i = 0; i < 3; i++) await publishParts(js, frameOf('s9', i, { points: 100_000 }));
+    const before = await take(consumer, 3);
+    before[2]?.ack();
+    await nats.stop('SIGKILL');
+    await waitFor(() => !consumer.stats().connected, 10_000, 'the consumer to see the bus gone');
+    await nats.start();
+    // The test's own connection reconnects too: its publishes fail until then.
+    for (let i = 3; i < 6; i++) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await publishParts(js, frameOf('s9', i, { points: 100_000 }));
+          break;
+        } catch (error) {
+          if (attempt > 50) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+    }
+    const after = await take(consumer, 3, 30_000);
+    assert.deepEqual(
+      [...before, ...after].map((f) => f.index),
+      [0, 1, 2, 3, 4, 5],
+    );
+    assert.equal(consumer.stats().framesMissed, 0);
+    assert.equal(consumer.stats().connected, true);
+    await consumer.close();
+  });
+
   void it('reports PS_ERR_BUS_UNAVAILABLE when the bus cannot be reached at start', async () => {
     const consumer = consume({ bus: 'nats://127.0.0.1:1', connectTimeoutMs: 1000 });
     await assert.rejects(consumer.ready(), (error: unknown) => {

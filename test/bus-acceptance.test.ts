@@ -67,6 +67,16 @@ function filesUnder(dir: string): string[] {
     .sort();
 }
 
+/** CPU seconds a process has used so far (Linux /proc), or NaN when unknown. */
+function cpuSecondsOf(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Streams one plan's frames at RATE_HZ; resolves with every frame's receipt (or loss). */
 async function streamPlan(
   client: PointstreamClient,
@@ -158,6 +168,7 @@ void test(
     const sent = new Map<string, SentFrame>();
     const sessions = new Map<string, string>();
 
+    let busBytes = 0;
     const delivered = new Set<string>();
     const lastSeq = new Map<string, number>();
     const problems: string[] = [];
@@ -171,6 +182,7 @@ void test(
         }
         if (delivered.has(key)) problems.push(`${key} delivered twice`);
         delivered.add(key);
+        busBytes += frame.byteLength;
         if ((lastSeq.get(frame.stream) ?? -1) >= frame.seq)
           problems.push(`${key} after seq ${lastSeq.get(frame.stream)}`);
         lastSeq.set(frame.stream, frame.seq);
@@ -252,6 +264,8 @@ void test(
       60_000,
       'consume --record to write every frame',
     );
+    const cliCpu = cpuSecondsOf(cli.pid);
+    const natsCpu = cpuSecondsOf(nats.pid);
     cli.kill('SIGTERM');
     assert.equal(await cliExit, 0, cliErr);
     const summary = JSON.parse(cliOut.trim().split('\n').at(-1) ?? '') as Record<string, unknown>;
@@ -273,9 +287,13 @@ void test(
       if (file.endsWith('.jsonl')) assert.equal(b.toString(), a.toString(), file);
       else assert.ok(a.equals(b), `${file} differs`);
     }
+    const own = process.cpuUsage();
     t.diagnostic(
-      `${ok.size} frames; streamed in ${((streamedAt - started) / 1000).toFixed(1)} s, ` +
-        `all checked in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      `${ok.size} frames, ${(busBytes / 1e6).toFixed(1)} MB on the bus; streamed in ` +
+        `${((streamedAt - started) / 1000).toFixed(1)} s, all checked in ` +
+        `${((performance.now() - started) / 1000).toFixed(1)} s; CPU s: nats-server ${natsCpu}, ` +
+        `consume --record ${cliCpu}, this process (node, clients, consume()) ` +
+        `${((own.user + own.system) / 1e6).toFixed(1)}`,
     );
   },
 );

@@ -10,6 +10,9 @@ export type {
   SessionState,
   SessionStats,
 } from './server/types.js';
+export { DEFAULT_BUS_OPTIONS } from './bus/stream-config.js';
+export type { BusOptions } from './bus/stream-config.js';
+export type { BusStats } from './bus/publisher.js';
 export { connect, PointstreamClient } from './client/client.js';
 export type { ClientEvents } from './client/client.js';
 export type { ClientOptions, FrameReceipt, SendOptions, SentFrame } from './client/types.js';

@@ -7,6 +7,7 @@ import {
   MIN_MTU,
   releaseNativeResources,
 } from '../rtc/peer.js';
+import { DEFAULT_BUS_OPTIONS } from '../bus/stream-config.js';
 import { DEFAULT_PORT, DEFAULT_SERVER_LIMITS } from '../server/server.js';
 import { DEFAULT_RECORD_QUEUE_BYTES } from '../server/recorder.js';
 import { DEFAULT_VIEWER_OPTIONS } from '../server/viewer.js';
@@ -263,6 +264,35 @@ logOptions(
       'frames per second sent to a viewer',
       integer(1, 60),
       DEFAULT_VIEWER_OPTIONS.maxFps,
+    )
+    .option(
+      '--bus <url>',
+      'publish every verified frame to NATS JetStream (nats://host:4222); receipts wait for its acks',
+    )
+    .option('--node-id <id>', "this node's id on the bus (default: the host name)")
+    .option('--bus-stream <name>', 'JetStream stream for frames', DEFAULT_BUS_OPTIONS.streamName)
+    .option(
+      '--bus-max-age <s>',
+      `seconds the stream keeps a frame (default ${DEFAULT_BUS_OPTIONS.maxAgeMs / 1000})`,
+      integer(1),
+    )
+    .option(
+      '--bus-max-bytes <n>',
+      `bytes the stream keeps (default ${DEFAULT_BUS_OPTIONS.maxBytes}: 4 GiB)`,
+      integer(1),
+    )
+    .addOption(
+      serveEnv(
+        new Option(
+          '--bus-discard <policy>',
+          'stream full: drop its oldest frames, or refuse new ones (their receipts fail) (default old)',
+        ).choices(['old', 'new']),
+      ),
+    )
+    .option(
+      '--bus-replicas <n>',
+      `copies of each message in a NATS cluster (default ${DEFAULT_BUS_OPTIONS.replicas})`,
+      integer(1, 5),
     ),
   'info',
   serveEnv,
@@ -294,6 +324,13 @@ logOptions(
     maxViewers: number;
     viewerMaxPoints: number;
     viewerMaxFps: number;
+    bus?: string;
+    nodeId?: string;
+    busStream: string;
+    busMaxAge?: number;
+    busMaxBytes?: number;
+    busDiscard?: 'old' | 'new';
+    busReplicas?: number;
     logLevel: LogLevel;
     logFormat?: LogFormat;
   }) => {
@@ -324,8 +361,25 @@ logOptions(
       if (tokens.length === 0)
         usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
     }
+    const busFlags = ['nodeId', 'busMaxAge', 'busMaxBytes', 'busDiscard', 'busReplicas'] as const;
+    const stray = busFlags.find((key) => opts[key] !== undefined);
+    if (opts.bus === undefined && stray !== undefined)
+      usageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --bus`);
+    const bus =
+      opts.bus === undefined
+        ? undefined
+        : {
+            url: opts.bus,
+            nodeId: opts.nodeId,
+            streamName: opts.busStream,
+            maxAgeMs: opts.busMaxAge === undefined ? undefined : opts.busMaxAge * 1000,
+            maxBytes: opts.busMaxBytes,
+            discard: opts.busDiscard,
+            replicas: opts.busReplicas,
+          };
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
     await startServe(logger, {
+      bus,
       incrementalGc: opts.incrementalGc === true,
       record:
         opts.record === undefined
@@ -371,8 +425,17 @@ async function startServe(
     // Bad option values (RangeError/TypeError) are usage errors; the rest (port in use...) not.
     if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
     // An unusable --record directory, found before listening.
-    if ((error as PointstreamError).code === ErrorCodes.INVALID_OPTION)
-      usageError((error as Error).message);
+    const code = (error as PointstreamError).code;
+    if (code === ErrorCodes.INVALID_OPTION) usageError((error as Error).message);
+    // The bus cannot be reached (3, as a connection that failed) or its stream is unusable (5).
+    if (code === ErrorCodes.BUS_UNAVAILABLE || code === ErrorCodes.BUS_STREAM_MISMATCH) {
+      process.stderr.write(
+        `pointstream: cannot start the server: ${code}: ${(error as Error).message}\n`,
+      );
+      process.exit(
+        code === ErrorCodes.BUS_UNAVAILABLE ? ExitCode.CONNECT_FAILED : ExitCode.REFUSED,
+      );
+    }
     process.stderr.write(`pointstream: cannot start the server: ${(error as Error).message}\n`);
     process.exit(1);
   }

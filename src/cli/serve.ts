@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
+import type { BusOptions } from '../bus/publisher.js';
 import { releaseNativeResources } from '../rtc/peer.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import { createServer } from '../server/server.js';
@@ -26,6 +27,8 @@ export interface ServeCommandOptions {
   readonly portRange: [number, number] | undefined;
   readonly iceServers: string[];
   readonly limits: Partial<ServerLimits>;
+  /** Publish verified frames to this bus (`--bus`); receipts wait for it. */
+  readonly bus?: BusOptions | undefined;
   readonly logger: CliLogger;
 }
 
@@ -101,7 +104,7 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
           reuseFrameBuffers: true,
           logger: options.logger,
         },
-        { tls: options.tls, tokens: options.tokens, record: options.record },
+        { tls: options.tls, tokens: options.tokens, record: options.record, bus: options.bus },
       ),
     );
   } catch (error) {

@@ -24,7 +24,8 @@ export class ServerMetrics {
   /** One `stats()` per scrape, shared by every metric's collect. */
   #snapshot: ServerStats | undefined;
 
-  constructor(stats: () => ServerStats) {
+  /** `bus`: the server publishes to a bus (its metrics are left out otherwise). */
+  constructor(stats: () => ServerStats, bus = false) {
     const registers = [this.registry];
     this.#stats = stats;
     const snapshot = (): ServerStats => this.#snapshot ?? stats();
@@ -126,6 +127,31 @@ export class ServerMetrics {
       'Bytes written to disk by the recorder.',
       (s) => s.recording?.bytesWritten ?? 0,
     );
+    if (bus) {
+      gauge('pointstream_bus_connected', 'Whether the bus (NATS) is connected: 1 or 0.', (s) =>
+        s.bus?.connected === true ? 1 : 0,
+      );
+      total(
+        'pointstream_bus_frames_published_total',
+        'Frames the bus acknowledged (every chunk).',
+        (s) => s.bus?.framesPublished ?? 0,
+      );
+      total(
+        'pointstream_bus_frames_failed_total',
+        'Frames the bus did not confirm (receipts PS_ERR_BUS_UNAVAILABLE).',
+        (s) => s.bus?.framesFailed ?? 0,
+      );
+      total(
+        'pointstream_bus_bytes_published_total',
+        'Payload bytes of frames the bus acknowledged.',
+        (s) => s.bus?.bytesPublished ?? 0,
+      );
+      gauge(
+        'pointstream_bus_pending_acks',
+        'Chunks sent to the bus and not yet acknowledged.',
+        (s) => s.bus?.pendingAcks ?? 0,
+      );
+    }
     // The process: the standard names, so that ready-made dashboards fit.
     total(
       'process_cpu_seconds_total',

@@ -1,3 +1,4 @@
+import type { BusPublisher } from '../bus/publisher.js';
 import { ErrorCodes } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import { SafeEmitter } from '../util/emitter.js';
@@ -7,23 +8,23 @@ import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import { TokenAuth } from './auth.js';
 import { ReassemblyBudgets } from './budget.js';
 import { FrameBufferPool } from './buffer-pool.js';
+import { busConfirm, openBus } from './bus.js';
 import { DecodePool } from './decode-pool.js';
 import { FrameIterators } from './frame-iterator.js';
 import type { FramesOptions } from './frame-iterator.js';
-import { registerSessionResource } from './http/session-resource.js';
 import type { AdmittedSession, SessionEntry } from './http/session-resource.js';
 import { SignalingHttp } from './http/signaling.js';
-import { registerViewerResource } from './http/viewer-offer.js';
 import { listenAddressOf, resolveLimits, sessionRtcOptions } from './limits.js';
 import { ServerMetrics } from './metrics.js';
 import { FrameRecorder, sessionFolder } from './recorder.js';
+import { registerServerRoutes } from './routes.js';
 import { Session } from './session.js';
 import { serverStats } from './stats.js';
 import type { StatsParts } from './stats.js';
 import { StreamRegistry } from './streams.js';
 import { TrafficTotals } from './totals.js';
 import { ViewerHub } from './viewer.js';
-import { isPublicAsset, registerWebRoutes } from './web.js';
+import { isPublicAsset } from './web.js';
 import type { WebRoutes } from './web.js';
 import type { ReceivedFrame, ServerEvents, ServerLimits, ServerOptions } from './types.js';
 import type { ServerStats, SessionEnd } from './types.js';
@@ -56,11 +57,12 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #pool: FrameBufferPool | undefined;
   /** Encoded frames are decoded here, never on the event loop that serves signaling. */
   readonly #decoder = new DecodePool();
+  readonly #bus: BusPublisher | undefined;
   #closing = false;
   #url = '';
 
-  /** @internal use {@link createServer} */
-  constructor(options: ServerOptions) {
+  /** @internal use {@link createServer} (which connects the `bus` first) */
+  constructor(options: ServerOptions, bus?: BusPublisher) {
     const log = options.logger ?? silentLogger;
     super((error, event) =>
       log.error(
@@ -69,6 +71,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       ),
     );
     this.#log = log;
+    this.#bus = bus;
     const limits = (this.limits = resolveLimits(options.limits));
     this.#rtc = sessionRtcOptions(options, limits);
     // Idle buffers are capped like reassembly itself: at most a quarter of its budget.
@@ -113,10 +116,22 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       recorder: this.#recorder,
       viewers: this.#viewers,
       totals: this.#totals,
+      bus,
     };
-    this.#metrics = new ServerMetrics(() => this.stats());
+    this.#metrics = new ServerMetrics(() => this.stats(), bus !== undefined);
     this.#iterators = new FrameIterators({ source: this, log });
-    this.#routes();
+    this.#web = registerServerRoutes({
+      http: this.#http,
+      log,
+      limits,
+      sessions: this.#sessions,
+      streams: this.#streams,
+      viewers: this.#viewers,
+      metrics: this.#metrics,
+      stats: (token) => this.stats(token),
+      isClosing: () => this.#closing,
+      open: (id, admitted) => this.#openSession(id, admitted),
+    });
   }
 
   /** Base URL of the signaling server, e.g. `http://127.0.0.1:8080`. */
@@ -159,6 +174,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await this.#viewers.close();
     await this.#http.close();
     await Promise.all([...this.#teardowns]);
+    await this.#bus?.close();
     await this.#decoder.close();
     await this.#recorder?.flush();
     this.#streams.clear();
@@ -170,49 +186,14 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     );
   }
 
-  #routes(): void {
-    const http = this.#http;
-    const limits = this.limits;
-    registerSessionResource({
-      http,
-      log: this.#log,
-      limits,
-      sessions: this.#sessions,
-      claim: (stream, token) => this.#streams.check(stream, token),
-      isClosing: () => this.#closing,
-      open: (id, admitted) => this.#openSession(id, admitted),
-    });
-    http.route('GET', '/stats', (request) => this.stats(http.tokenOf(request)));
-    // `auth` lets the viewer page know, before any token, whether to ask for one.
-    http.route('GET', '/healthz', () => ({
-      ok: true,
-      sessions: this.#sessions.size,
-      auth: http.authenticates,
-    }));
-    // Server-wide numbers (as /stats' totals), for any valid token when auth is on.
-    http.route('GET', '/metrics', async (_request, reply) =>
-      reply.type(this.#metrics.contentType).send(await this.#metrics.text()),
-    );
-    this.#web = registerWebRoutes(http.app, this.#log.child({ component: 'web' }));
-    registerViewerResource({
-      http,
-      hub: this.#viewers,
-      maxOffersPerMinute: limits.maxOffersPerMinute,
-      log: this.#log,
-      streams: this.#streams,
-      streamOf: (sessionId) => this.#sessions.get(sessionId)?.session.stream,
-      isClosing: () => this.#closing,
-    });
-    http.seal();
-  }
-
   /** Makes and registers the session of an admitted offer. */
   #openSession(id: string, admitted: AdmittedSession): Session {
     const { request, offer, ticket } = admitted;
     const token = this.#http.tokenOf(request);
     // A client that names no stream gets one of its own, named after its session.
     const stream = offer.stream ?? id;
-    const folder = sessionFolder(stream, id, Date.now());
+    const startedAt = Date.now();
+    const folder = sessionFolder(stream, id, startedAt);
     const recording = this.#recorder?.pathOf(folder);
     const log = this.#log.child({ session: id, stream });
     const tally = this.#totals.open(token);
@@ -229,6 +210,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       limits: this.limits,
       memory,
       log,
+      confirm: busConfirm(this.#bus, { id, stream, token, startedAt }),
       hooks: {
         frame: (frame) => {
           tally.frame(frame);
@@ -293,7 +275,14 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 export async function createServer(options: ServerOptions = {}): Promise<PointstreamServer> {
   if (!HOST_IS_LITTLE_ENDIAN) throw new Error('pointstream needs a little-endian host');
   const { host, port } = listenAddressOf(options);
-  const server = new PointstreamServer(options);
-  await server.listen(host, port);
-  return server;
+  // A bus that cannot be reached, or holds an unusable stream, stops the start here.
+  const bus = await openBus(options.bus, options.logger ?? silentLogger);
+  try {
+    const server = new PointstreamServer(options, bus);
+    await server.listen(host, port);
+    return server;
+  } catch (error) {
+    await bus?.close();
+    throw error;
+  }
 }

@@ -7,7 +7,7 @@ import { fromNodeDataChannel } from '../transport/node-channel.js';
 import type { NodeChannel } from '../transport/node-channel.js';
 import type { Logger } from '../util/logger.js';
 import { SessionIngest } from './ingest/ingest.js';
-import type { FrameMemory } from './ingest/types.js';
+import type { ConfirmFrame, FrameMemory } from './ingest/types.js';
 import type {
   ReceivedFrame,
   ServerLimits,
@@ -39,6 +39,8 @@ export interface SessionOptions {
   readonly memory: FrameMemory;
   readonly log: Logger;
   readonly hooks: SessionHooks;
+  /** Each verified frame's step before its receipt (the bus), if any. */
+  readonly confirm?: ConfirmFrame | undefined;
 }
 
 /**
@@ -81,6 +83,7 @@ export class Session {
       limits,
       memory: options.memory,
       log,
+      confirm: options.confirm,
       hooks: {
         connected: () => this.#onConnected(),
         frame: (frame) => hooks.frame(frame),

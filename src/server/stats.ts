@@ -1,3 +1,4 @@
+import type { BusPublisher } from '../bus/publisher.js';
 import type { ReassemblyBudgets } from './budget.js';
 import type { FrameBufferPool } from './buffer-pool.js';
 import type { DecodePool } from './decode-pool.js';
@@ -23,6 +24,7 @@ export interface StatsParts {
   readonly recorder: FrameRecorder | undefined;
   readonly viewers: ViewerHub;
   readonly totals: TrafficTotals;
+  readonly bus: BusPublisher | undefined;
 }
 
 /**
@@ -41,6 +43,7 @@ export function serverStats(parts: StatsParts, token: string | undefined): Serve
     decode: decodeStats(parts.decoder),
     frameBuffers: frameBufferStats(parts.pool),
     recording: recordingStats(parts.recorder, token),
+    bus: parts.bus?.stats(),
     viewers: parts.viewers
       .stats()
       .filter(

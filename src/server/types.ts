@@ -1,3 +1,4 @@
+import type { BusOptions, BusStats } from '../bus/publisher.js';
 import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
@@ -137,6 +138,8 @@ export interface ServerStats {
     { readonly allocated: number; readonly reused: number; readonly idleBytes: number } | undefined;
   /** The recording, when `record` is on. */
   readonly recording: RecorderStats | undefined;
+  /** The bus, when `bus` is on: connected, frames published and failed, pending acks. */
+  readonly bus: BusStats | undefined;
   /** Live browser viewers (with auth on, those of the asking token's sessions). */
   readonly viewers: readonly ViewerStats[];
   /** CPU seconds used by the server process since it started (user + system). */
@@ -250,13 +253,22 @@ export interface ServerOptions {
   readonly viewer?: ViewerOptions;
   /** Where the library logs (pino-compatible). (silent) */
   readonly logger?: Logger;
+  /**
+   * Publish every verified frame to NATS JetStream (docs/bus.md); a receipt is then `ok: true`
+   * only once the bus has acknowledged the whole frame, else `ok: false` with
+   * `PS_ERR_BUS_UNAVAILABLE`. `createServer` rejects when the bus cannot be reached. (off)
+   */
+  readonly bus?: BusOptions;
 }
 
 /** Events of a server; each carries one payload. */
 export interface ServerEvents {
   /** A session was created for an offer. */
   session: SessionStats;
-  /** A frame arrived and was verified. Listeners run before the receipt is sent. */
+  /**
+   * A frame arrived and was verified (and, with a bus, is on it). Listeners run before the
+   * receipt is sent.
+   */
   frame: ReceivedFrame;
   /** A frame was rejected (its sender gets a receipt with the same code). */
   frameRejected: FrameRejection;

@@ -10,7 +10,7 @@ import { FrameBufferPool } from '../../src/server/buffer-pool.js';
 import { CappedBudget } from '../../src/server/budget.js';
 import { DEFAULT_SERVER_LIMITS } from '../../src/server/limits.js';
 import { SessionIngest } from '../../src/server/ingest/ingest.js';
-import type { FrameDecoder, FrameMemory } from '../../src/server/ingest/types.js';
+import type { ConfirmFrame, FrameDecoder, FrameMemory } from '../../src/server/ingest/types.js';
 import type { ReceivedFrame, ServerLimits } from '../../src/server/types.js';
 import { createChannelPair } from '../../src/transport/memory.js';
 import type { MemoryChannel } from '../../src/transport/memory.js';
@@ -48,6 +48,8 @@ export interface HarnessOptions {
   readonly log?: Logger;
   /** Runs in the frame listener (where `frame.retain()` may be called). */
   readonly onFrame?: (frame: ReceivedFrame) => void;
+  /** The step before each receipt (the bus), as `serve --bus` gives it. */
+  readonly confirm?: ConfirmFrame;
 }
 
 export interface Harness {
@@ -120,6 +122,7 @@ export async function openIngest(options: HarnessOptions = {}): Promise<Harness>
     limits,
     memory,
     log: options.log ?? silentLogger,
+    confirm: options.confirm,
     hooks: {
       connected: () => undefined,
       frame: (frame) => {

@@ -118,3 +118,21 @@ export class FrameDelivery {
     });
   }
 }
+
+/** The fields of a verified frame's `frame` log line. */
+export function frameLogFields(frame: ReceivedFrame): Record<string, unknown> {
+  const latencyMs =
+    frame.captureTime === undefined
+      ? undefined
+      : Math.round((frame.receivedAt - frame.captureTime) * 10) / 10;
+  return {
+    event: 'frame',
+    seq: frame.seq,
+    points: frame.pointCount,
+    bytes: frame.byteLength,
+    form: frame.form,
+    latencyMs,
+    assemblyMs: Math.round(frame.assemblyMs * 10) / 10,
+    checksum: frame.crc32 === undefined ? 'none' : 'ok',
+  };
+}

@@ -7,8 +7,9 @@ import { PROTOCOL_V1 } from '../../wire/chunk.js';
 import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../../wire/encodings/index.js';
 import { DecodeBudget } from '../decode-pool.js';
 import type { ReceivedFrame, ServerLimits, SessionStats } from '../types.js';
-import { ChannelReceiver, sendControl } from './receiver.js';
-import type { FrameMemory } from './types.js';
+import { sendControl } from './control.js';
+import { ChannelReceiver } from './receiver.js';
+import type { ConfirmFrame, FrameMemory } from './types.js';
 
 /** What the ingest side of a session reports to the session. */
 export interface IngestHooks {
@@ -33,6 +34,11 @@ export interface IngestOptions {
   readonly memory: FrameMemory;
   readonly log: Logger;
   readonly hooks: IngestHooks;
+  /**
+   * A step each verified frame takes before its `frame` hook and receipt (the bus): the receipt
+   * is `ok` only once it resolves. None: frames are answered as soon as they are verified.
+   */
+  readonly confirm?: ConfirmFrame | undefined;
 }
 
 /** A channel the session must close after {@link SessionIngest.close} (as `Peer.closeInOrder` wants it). */
@@ -79,6 +85,7 @@ export class SessionIngest<C extends Channel = Channel> {
   readonly #memory: FrameMemory;
   readonly #log: Logger;
   readonly #hooks: IngestHooks;
+  readonly #confirm: ConfirmFrame | undefined;
   /** Held so that node-datachannel does not close them when their wrappers are collected. */
   readonly #receivers = new Map<ChannelReceiver, C>();
   /** Repeated warnings a client can cause (ignored text, rejected frames): at most 20 per 10 s. */
@@ -108,6 +115,7 @@ export class SessionIngest<C extends Channel = Channel> {
     this.#memory = options.memory;
     this.#log = options.log;
     this.#hooks = options.hooks;
+    this.#confirm = options.confirm;
     this.#decodeBudget = new DecodeBudget(
       options.limits.decodeMsPerSecond,
       options.limits.maxFramesInDecode,
@@ -184,6 +192,7 @@ export class SessionIngest<C extends Channel = Channel> {
       decodeBudget: this.#decodeBudget,
       warnings: this.#warnings,
       log,
+      confirm: this.#confirm,
       hooks: {
         opened: () => this.#onOpened(receiver),
         frame: (frame) => this.#onFrame(frame),

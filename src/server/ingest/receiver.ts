@@ -6,7 +6,6 @@ import type { Channel, ChannelMessage } from '../../transport/channel.js';
 import type { LogLimiter } from '../../util/log-limit.js';
 import type { Logger } from '../../util/logger.js';
 import { PROTOCOL_V1 } from '../../wire/chunk.js';
-import { encodeServerMessage } from '../../wire/control.js';
 import type { ServerMessage } from '../../wire/control.js';
 import { decodePlainFrame } from '../../wire/plain.js';
 import { FrameReassembler } from '../../wire/reassembler.js';
@@ -14,12 +13,14 @@ import type { AssembledFrame, EncodedFrame, MemoryBudget } from '../../wire/reas
 import type { FrameBufferPool } from '../buffer-pool.js';
 import type { DecodeBudget } from '../decode-pool.js';
 import type { ReceivedFrame, ServerLimits } from '../types.js';
-import { FrameDelivery } from './frames.js';
+import { ConfirmQueue } from './confirms.js';
+import { sendControl } from './control.js';
+import { FrameDelivery, frameLogFields } from './frames.js';
 import { ReceiptOutbox } from './outbox.js';
 import type { Outgoing } from './outbox.js';
 import type { FrameDecoder, ReceiverHooks, ReceiverOptions } from './types.js';
 
-/** Receipts one channel may hold back behind decoding before the session is ended. */
+/** Receipts one channel may hold back behind decoding (or the bus) before the session is ended. */
 const MAX_OUTBOX = 64;
 
 const allocate = (bytes: number): Uint8Array => Buffer.allocUnsafeSlow(bytes);
@@ -45,6 +46,8 @@ export class ChannelReceiver {
   readonly #warnings: LogLimiter;
   readonly #delivery: FrameDelivery;
   readonly #outbox = new ReceiptOutbox(MAX_OUTBOX);
+  /** Receipts behind frames the bus has not confirmed yet; none without a bus. */
+  readonly #confirms: ConfirmQueue | undefined;
   readonly #stopped = (): boolean => this.#closed;
   /** Complete frames in the outbox waiting behind a decode (their memory is out of reassembly). */
   #waitingFrames = 0;
@@ -82,6 +85,20 @@ export class ChannelReceiver {
     this.#budget = memory.budget;
     this.#decodeBudget = options.decodeBudget;
     this.#warnings = options.warnings;
+    this.#confirms =
+      options.confirm &&
+      new ConfirmQueue({
+        confirm: options.confirm,
+        budget: memory.budget,
+        capacity: MAX_OUTBOX,
+        stopped: this.#stopped,
+        hooks: {
+          deliver: (frame) => this.#deliver(frame),
+          reject: (seq, error, blame) => this.#rejectNow(seq, error, false, blame),
+          overflow: (waiting) =>
+            this.#hooks.end(ErrorCodes.BUS_UNAVAILABLE, `${waiting} receipts wait for the bus`),
+        },
+      });
     this.#delivery = new FrameDelivery({
       sessionId: options.sessionId,
       stream: options.stream,
@@ -203,7 +220,9 @@ export class ChannelReceiver {
    */
   #abandon(reason: string): number {
     let lost = 0;
-    for (const entry of this.#outbox.abandon()) {
+    // Frames waiting for the bus came before those still in decode.
+    const entries = this.#confirms?.abandon() ?? [];
+    for (const entry of entries.concat(this.#outbox.abandon())) {
       if (entry.seq === undefined) continue;
       const error = entry.error;
       if (error === undefined) lost++;
@@ -361,24 +380,17 @@ export class ChannelReceiver {
 
   #accept(frame: ReceivedFrame): void {
     this.#consecutiveRejections = 0;
+    if (this.#confirms === undefined) this.#deliver(frame);
+    else {
+      const refused = this.#confirms.add(frame);
+      if (refused !== undefined) this.#reject(frame.seq, refused, false);
+    }
+  }
+
+  /** A verified frame (confirmed, with a bus): its hook, its log line, its `ok` receipt. */
+  #deliver(frame: ReceivedFrame): void {
     this.#hooks.frame(frame);
-    const latencyMs =
-      frame.captureTime === undefined
-        ? undefined
-        : Math.round((frame.receivedAt - frame.captureTime) * 10) / 10;
-    this.log.info(
-      {
-        event: 'frame',
-        seq: frame.seq,
-        points: frame.pointCount,
-        bytes: frame.byteLength,
-        form: frame.form,
-        latencyMs,
-        assemblyMs: Math.round(frame.assemblyMs * 10) / 10,
-        checksum: frame.crc32 === undefined ? 'none' : 'ok',
-      },
-      'frame verified',
-    );
+    this.log.info(frameLogFields(frame), 'frame verified');
     this.send({
       type: 'receipt',
       seq: frame.seq,
@@ -388,7 +400,13 @@ export class ChannelReceiver {
     });
   }
 
+  /** Rejects a frame now, or behind the frames waiting for the bus. */
   #reject(seq: number | undefined, error: PointstreamError, fatal: boolean): void {
+    if (fatal || this.#confirms?.defer(seq, error) !== true) this.#rejectNow(seq, error, fatal);
+  }
+
+  /** `blame`: the client's doing, counted towards `maxConsecutiveRejections`. */
+  #rejectNow(seq: number | undefined, error: PointstreamError, fatal: boolean, blame = true): void {
     this.#hooks.rejected(seq, error);
     const suppressed = this.#warnings.take();
     if (suppressed !== undefined)
@@ -417,7 +435,7 @@ export class ChannelReceiver {
       this.#hooks.end(error.code, `unreadable chunk: ${error.message}`);
       return;
     }
-    if (++this.#consecutiveRejections >= this.#limits.maxConsecutiveRejections) {
+    if (blame && ++this.#consecutiveRejections >= this.#limits.maxConsecutiveRejections) {
       this.#hooks.end(
         ErrorCodes.TOO_MANY_ERRORS,
         `${this.#consecutiveRejections} frames in a row were rejected`,
@@ -425,14 +443,5 @@ export class ChannelReceiver {
     }
     if (this.#debug)
       this.log.debug({ event: 'reject-detail', error: error.toJSON() }, 'rejection detail');
-  }
-}
-
-/** Sends a control message if the channel is still open. */
-export function sendControl(channel: Channel, message: ServerMessage): void {
-  try {
-    if (channel.isOpen()) channel.send(encodeServerMessage(message));
-  } catch {
-    // The channel closed under us; the close handler reports it.
   }
 }

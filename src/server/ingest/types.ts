@@ -22,6 +22,13 @@ export interface FrameMemory {
   readonly decoder?: FrameDecoder | undefined;
 }
 
+/**
+ * A step between a frame's verification and its receipt (the bus: resolves once the frame is on
+ * it). The receipt says `ok: true` only when it resolves; a rejection's code is the receipt's.
+ * The frame's buffers are held until it settles; receipts stay in order.
+ */
+export type ConfirmFrame = (frame: ReceivedFrame) => Promise<void>;
+
 /** What a receiver reports to its session. */
 export interface ReceiverHooks {
   /** The channel is open (once; at `start()` when it was open already). */
@@ -49,4 +56,6 @@ export interface ReceiverOptions {
   readonly warnings: LogLimiter;
   readonly log: Logger;
   readonly hooks: ReceiverHooks;
+  /** Confirms each verified frame before its receipt (and its `frame` hook); none: at once. */
+  readonly confirm?: ConfirmFrame | undefined;
 }

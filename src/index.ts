@@ -23,3 +23,7 @@ export type { Logger } from './util/logger.js';
 export { silentLogger } from './util/logger.js';
 export { PROTOCOL_V1 } from './wire/chunk.js';
 export { encodeNpyHeader, parseNpyHeader } from './wire/npy.js';
+export { consume, Consumer } from './bus/consumer.js';
+export type { ConsumeOptions, ConsumedFrame, ConsumerStats } from './bus/consumer.js';
+export { BusReassembly, DEFAULT_BUS_REASSEMBLY_LIMITS } from './bus/reassembly.js';
+export type { BusReassemblyLimits } from './bus/reassembly.js';

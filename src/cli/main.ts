@@ -35,6 +35,8 @@ import {
 import type { LogLevel } from './options.js';
 import { runServe } from './serve.js';
 import { formatSummary, runSend } from './send.js';
+import { formatConsumeSummary, runConsume } from './consume.js';
+import type { ConsumeSummary } from './consume.js';
 import type { SendCommandOptions, SendSummary } from './send.js';
 
 /** Exit codes of the CLI (README "Exit codes"). */
@@ -685,6 +687,89 @@ logOptions(
   }
   releaseNativeResources();
 });
+
+// --- consume (issue 16): frames from the bus, as `serve` logs and records them ---
+logOptions(
+  program
+    .command('consume')
+    .description('read verified frames from the bus (NATS JetStream): log, record, count losses')
+    .option('--bus <url>', 'the NATS server, nats://HOST:PORT (required)')
+    .option('--stream <name>', "the stream to read, or 'all'", 'all')
+    .option(
+      '--record <dir>',
+      'write every frame as serve --record does: <dir>/<stream>/<start>_<session>/<seq>.npy + manifest.jsonl',
+    )
+    .option('--latest', 'only the newest complete frame of each stream, from now on (dashboards)')
+    .option(
+      '--durable <name>',
+      'durable consumer name: a restart resumes after its last frame (default ps-consume-<stream>)',
+    )
+    .option('--bus-stream <name>', 'the JetStream stream', 'PS_FRAMES')
+    .option('--json', 'print the summary as one JSON line (last line of output)'),
+  'info',
+).action(
+  async (opts: {
+    bus?: string;
+    stream: string;
+    record?: string;
+    latest?: boolean;
+    durable?: string;
+    busStream: string;
+    json?: boolean;
+    logLevel: LogLevel;
+    logFormat?: LogFormat;
+  }) => {
+    if (opts.bus === undefined) usageError("required option '--bus <url>' not specified");
+    if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(opts.bus))
+      usageError(`--bus: expected nats://HOST:PORT, got ${JSON.stringify(opts.bus)}`);
+    if (opts.stream !== 'all') {
+      try {
+        streamName(opts.stream);
+      } catch (error) {
+        usageError(`--stream: ${(error as Error).message}`);
+      }
+    }
+    if (opts.durable !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(opts.durable))
+      usageError(
+        `--durable: letters, digits, _ and - (at most 64), got ${JSON.stringify(opts.durable)}`,
+      );
+    if (opts.latest === true && opts.durable !== undefined)
+      usageError('--latest reads from now on and keeps no position: it takes no --durable');
+    const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
+    let summary: ConsumeSummary;
+    try {
+      summary = await runConsume({
+        bus: opts.bus,
+        stream: opts.stream === 'all' ? undefined : opts.stream,
+        durable: opts.durable,
+        latest: opts.latest === true,
+        streamName: opts.busStream,
+        record: opts.record,
+        logger,
+      });
+    } catch (error) {
+      const code = (error as PointstreamError).code;
+      if (code === ErrorCodes.INVALID_OPTION) usageError((error as Error).message);
+      if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
+      const message = (error as Error).message;
+      if (opts.json)
+        process.stdout.write(
+          `${JSON.stringify({ ok: false, errorCode: code, reason: message })}\n`,
+        );
+      process.stderr.write(`pointstream: cannot consume: ${message} (${code ?? 'error'})\n`);
+      logger.flush();
+      process.exit(
+        code === ErrorCodes.BUS_STREAM_MISMATCH ? ExitCode.REFUSED : ExitCode.CONNECT_FAILED,
+      );
+    }
+    process.stdout.write(
+      opts.json ? `${JSON.stringify(summary)}\n` : `${formatConsumeSummary(summary)}\n`,
+    );
+    logger.flush();
+    process.exitCode = ExitCode.OK;
+  },
+);
+// --- end consume ---
 
 // Each command points at its own help after a usage error.
 for (const command of program.commands) command.showHelpAfterError(helpPointer(command.name()));

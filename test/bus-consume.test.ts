@@ -480,7 +480,7 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
         await waitFor(
           () => (stderr.match(/"frame verified"/g) ?? []).length === 3,
           30_000,
-          `3 frames:\n${stderr}`,
+          () => `3 frames:\n${stderr}`,
         );
       } finally {
         child.kill('SIGINT');

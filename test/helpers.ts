@@ -20,11 +20,18 @@ export async function startServer(options: ServerOptions = {}): Promise<Pointstr
   });
 }
 
-export async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
+/** Waits for `condition`; `what` names it in the timeout error (a function: read at the timeout). */
+export async function waitFor(
+  condition: () => boolean,
+  ms: number,
+  what: string | (() => string),
+): Promise<void> {
   const deadline = performance.now() + ms;
   while (!condition()) {
     if (performance.now() > deadline)
-      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

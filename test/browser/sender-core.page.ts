@@ -10,10 +10,28 @@ import type { ChannelEnds, SenderEnv } from '../support/sender-behaviour.js';
  * test/browser-sender-core.test.ts bundles this file and calls `window.senderSuite.run(name)`.
  */
 
+/** The pair of the case running now, to describe it when a case hangs. */
+let current:
+  | { offerer: RTCPeerConnection; answerer: RTCPeerConnection; channels: RTCDataChannel[] }
+  | undefined;
+
+/** Where the running case's connections and channels stand (for a failure message). */
+function describePair(): string {
+  if (current === undefined) return 'no pair';
+  const pc = (name: string, c: RTCPeerConnection): string =>
+    `${name}: connection ${c.connectionState}, ice ${c.iceConnectionState}, gathering ${c.iceGatheringState}, signaling ${c.signalingState}`;
+  const channels = current.channels.map(
+    (c) => `${c.label} ${c.readyState} buffered ${c.bufferedAmount}`,
+  );
+  return [pc('offerer', current.offerer), pc('answerer', current.answerer), ...channels].join('; ');
+}
+
 async function loopbackPair(): Promise<ChannelEnds> {
   const offerer = new RTCPeerConnection({ iceServers: [] });
   const answerer = new RTCPeerConnection({ iceServers: [] });
   const native = offerer.createDataChannel('pointstream', { ordered: true, protocol: PROTOCOL_V1 });
+  current = { offerer, answerer, channels: [native] };
+  answerer.addEventListener('datachannel', (event) => current?.channels.push(event.channel));
   const sender = new RtcChannel(native, offerer);
   const remote = new Promise<RtcChannel>((resolve) =>
     answerer.addEventListener('datachannel', (event) => resolve(new RtcChannel(event.channel))),
@@ -43,6 +61,9 @@ async function loopbackPair(): Promise<ChannelEnds> {
 
 const env: SenderEnv = { connect: loopbackPair };
 
+/** Longest a case may take: each runs in well under a second here. */
+const CASE_TIMEOUT_MS = 20_000;
+
 declare global {
   interface Window {
     senderSuite: { names: string[]; run(name: string): Promise<string | null> };
@@ -55,13 +76,22 @@ window.senderSuite = {
   async run(name) {
     const testCase = senderCases.find((candidate) => candidate.name === name);
     if (testCase === undefined) return `no case named ${name}`;
+    // A case that hangs says where its connection stood, instead of only timing out in Node.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<string>((resolve) => {
+      timer = setTimeout(
+        () => resolve(`case still running after ${CASE_TIMEOUT_MS} ms: ${describePair()}`),
+        CASE_TIMEOUT_MS,
+      );
+    });
     try {
-      await testCase.run(env);
-      return null;
+      return await Promise.race([testCase.run(env).then(() => null), hung]);
     } catch (error) {
       return error instanceof Error
         ? `${error.name}: ${error.message}\n${error.stack}`
         : String(error);
+    } finally {
+      clearTimeout(timer);
     }
   },
 };

@@ -103,11 +103,6 @@ export class MemoryChannel implements Channel {
     this.#schedule();
   }
 
-  /** Messages sent by this end and not yet delivered. */
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   /** @internal */
   openNow(): void {
     if (this.#state !== 'connecting') return;

@@ -78,8 +78,3 @@ export class RtcChannel implements Channel {
     for (const message of held) handlers.message(message);
   }
 }
-
-/** Wraps a browser data channel; see {@link RtcChannel}. */
-export function fromRtcDataChannel(native: RTCDataChannel, pc?: RTCPeerConnection): RtcChannel {
-  return new RtcChannel(native, pc);
-}

@@ -1,4 +1,3 @@
-import { setFlagsFromString } from 'node:v8';
 import { consume } from '../bus/consumer.js';
 import type { ConsumerStats } from '../bus/consumer.js';
 import { FrameRecorder, sessionFolder } from '../server/recorder.js';
@@ -28,10 +27,9 @@ export interface ConsumeSummary extends ConsumerStats {
  */
 export async function runConsume(options: ConsumeCommandOptions): Promise<ConsumeSummary> {
   const { logger } = options;
-  // As serve (src/cli/serve.ts): every frame is a fresh buffer of up to 12 MB, counted as external
-  // memory, which starts an incremental full GC every few frames; without incremental marking the
-  // short-lived buffers die in scavenges.
-  setFlagsFromString('--no-incremental-marking');
+  // No `--no-incremental-marking` at run time here (serve sets it, before it loads NATS): with the
+  // NATS client loaded, flipping it aborted V8 ("unreachable code") in a CI run. It saved about
+  // a quarter of this command's CPU; a crash is not worth that.
   // Checked before connecting: an unusable directory is a usage error.
   const recorder =
     options.record === undefined ? undefined : new FrameRecorder({ dir: options.record }, logger);

@@ -27,9 +27,6 @@ export interface ConsumeSummary extends ConsumerStats {
  */
 export async function runConsume(options: ConsumeCommandOptions): Promise<ConsumeSummary> {
   const { logger } = options;
-  // No `--no-incremental-marking` at run time here (serve sets it, before it loads NATS): with the
-  // NATS client loaded, flipping it aborted V8 ("unreachable code") in a CI run. It saved about
-  // a quarter of this command's CPU; a crash is not worth that.
   // Checked before connecting: an unusable directory is a usage error.
   const recorder =
     options.record === undefined ? undefined : new FrameRecorder({ dir: options.record }, logger);

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
 import type { BusOptions } from '../bus/publisher.js';
 import { releaseNativeResources } from '../rtc/peer.js';
 import type { RtcOptions } from '../rtc/peer.js';
@@ -13,8 +12,6 @@ import { withDefaults } from '../util/options.js';
 import type { CliLogger } from './log.js';
 
 export interface ServeCommandOptions {
-  /** Keep V8's incremental marking on (see {@link runServe}). */
-  readonly incrementalGc: boolean;
   readonly record: RecordOptions | undefined;
   readonly tls: { cert: Buffer; key: Buffer } | undefined;
   readonly tokens: string[] | undefined;
@@ -34,15 +31,6 @@ export interface ServeCommandOptions {
 
 /** Runs the server until SIGINT/SIGTERM, then shuts it down in order and resolves. */
 export async function runServe(options: ServeCommandOptions): Promise<PointstreamServer> {
-  // node-datachannel hands over every message as a fresh 256 KiB Buffer. V8 counts those bytes as
-  // external memory allocated since the last full GC, and once the heap is over 8 MB (this one is
-  // ~10 MB) that starts an incremental full GC every ~32 MB received: 40 per 720 MB, about 10% of
-  // the server's CPU at line rate, measured. Without incremental marking the young Buffers die in
-  // scavenges, as in a bare receiver, and a full GC of this small heap is a ~10 ms pause when the
-  // old generation fills. V8 reads this flag each time it would start marking. Sessions now free
-  // each chunk as soon as it is copied (rtc/release.ts), which removes that cause for chunked
-  // frames; plain frames (one message each, kept as the frame's .npy) still hand V8 their bytes.
-  if (!options.incrementalGc) setFlagsFromString('--no-incremental-marking');
   let server: PointstreamServer | undefined;
   let requested: NodeJS.Signals | undefined;
   let stopping = false;

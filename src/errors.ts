@@ -53,6 +53,10 @@ export const ErrorCodes = {
   TOO_MANY_CHANNELS: 'PS_ERR_TOO_MANY_CHANNELS',
   SESSION_CLOSED: 'PS_ERR_SESSION_CLOSED',
   SESSION_NOT_FOUND: 'PS_ERR_SESSION_NOT_FOUND',
+  // Cluster: the node is draining (SIGTERM) or leaving; reconnect through the front at once.
+  SESSION_MOVED: 'PS_ERR_SESSION_MOVED',
+  // No message from the server within the liveness timeout (its heartbeat stopped).
+  PEER_SILENT: 'PS_ERR_PEER_SILENT',
   // Streams (a sensor's name, kept across its sessions)
   STREAM_INVALID: 'PS_ERR_STREAM_INVALID',
   STREAM_FORBIDDEN: 'PS_ERR_STREAM_FORBIDDEN',

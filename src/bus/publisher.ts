@@ -196,6 +196,11 @@ export class BusPublisher {
   }
 
   /** Whether the connection to NATS is up. */
+  /** The NATS connection, shared with the node's cluster membership and viewer previews. */
+  get connection(): NatsConnection {
+    return this.#nc;
+  }
+
   get connected(): boolean {
     return this.#connected && !this.#closed;
   }

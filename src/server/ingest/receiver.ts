@@ -6,6 +6,7 @@ import type { Channel, ChannelMessage } from '../../transport/channel.js';
 import type { LogLimiter } from '../../util/log-limit.js';
 import type { Logger } from '../../util/logger.js';
 import { PROTOCOL_V1 } from '../../wire/chunk.js';
+import { CLIENT_HEARTBEAT_TEXT, HEARTBEAT_TEXT } from '../../wire/control.js';
 import type { ServerMessage } from '../../wire/control.js';
 import { decodePlainFrame } from '../../wire/plain.js';
 import { FrameReassembler } from '../../wire/reassembler.js';
@@ -59,6 +60,10 @@ export class ChannelReceiver {
   #consecutiveRejections = 0;
   #closed = false;
   #lastMessageAt = -Infinity;
+  /** `performance.now()` when this channel last sent the client something. */
+  #lastSentAt = performance.now();
+  /** The client asked for heartbeats ({@link CLIENT_HEARTBEAT_TEXT}). */
+  #heartbeats = false;
 
   constructor(options: ReceiverOptions) {
     const { channel, limits, memory, log } = options;
@@ -131,7 +136,26 @@ export class ChannelReceiver {
   }
 
   send(message: ServerMessage): void {
-    if (!this.#closed) sendControl(this.channel, message);
+    if (this.#closed) return;
+    this.#lastSentAt = performance.now();
+    sendControl(this.channel, message);
+  }
+
+  /**
+   * Sends a heartbeat if the client asked for them and nothing went out for `periodMs`. Returns
+   * when the next one would be due (`performance.now()` time), for the session's one timer.
+   */
+  heartbeat(now: number, periodMs: number): number {
+    if (this.#closed || !this.#heartbeats) return now + periodMs;
+    if (now - this.#lastSentAt >= periodMs) {
+      this.#lastSentAt = now;
+      try {
+        if (this.channel.isOpen()) this.channel.send(HEARTBEAT_TEXT);
+      } catch {
+        // Closed under us; the close handler reports it.
+      }
+    }
+    return this.#lastSentAt + periodMs;
   }
 
   /** Rejects the frames that made no progress since the last sweep (releasing their memory). */
@@ -182,6 +206,10 @@ export class ChannelReceiver {
   #onMessage(message: ChannelMessage): void {
     if (this.#closed) return;
     if (typeof message === 'string') {
+      if (message === CLIENT_HEARTBEAT_TEXT) {
+        this.#heartbeats = true;
+        return;
+      }
       const suppressed = this.#warnings.take();
       if (suppressed !== undefined)
         this.log.warn(

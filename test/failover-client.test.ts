@@ -68,12 +68,17 @@ void test(
   async (t) => {
     // Session objects as the server makes them: moveAway() is what a draining node calls.
     const sessions: Session[] = [];
-    const answer = Session.prototype.answer;
-    Session.prototype.answer = function (this: Session, sdp: string) {
-      sessions.push(this);
-      return answer.call(this, sdp);
-    };
-    t.after(() => (Session.prototype.answer = answer));
+    const proto = Session.prototype;
+    const descriptor = Object.getOwnPropertyDescriptor(proto, 'answer') as PropertyDescriptor;
+    const answer = descriptor.value as (this: Session, sdp: string) => Promise<string>;
+    Object.defineProperty(proto, 'answer', {
+      ...descriptor,
+      value(this: Session, sdp: string) {
+        sessions.push(this);
+        return answer.call(this, sdp);
+      },
+    });
+    t.after(() => Object.defineProperty(proto, 'answer', descriptor));
     const server = await startServer();
     t.after(() => server.close());
     const frames: { seq: number; session: string; at: number }[] = [];

@@ -330,7 +330,7 @@ export class SessionIngest<C extends Channel = Channel> {
       const now = performance.now();
       let next = now + periodMs;
       for (const receiver of this.#receivers.keys())
-        next = Math.min(next, receiver.heartbeat(now, periodMs));
+        next = Math.min(next, receiver.control.heartbeat(now, periodMs));
       this.#armHeartbeat(Math.max(1, next - now));
     }, delayMs);
     this.#heartbeatTimer.unref();

@@ -6,7 +6,6 @@ import type { Channel, ChannelMessage } from '../../transport/channel.js';
 import type { LogLimiter } from '../../util/log-limit.js';
 import type { Logger } from '../../util/logger.js';
 import { PROTOCOL_V1 } from '../../wire/chunk.js';
-import { CLIENT_HEARTBEAT_TEXT, HEARTBEAT_TEXT } from '../../wire/control.js';
 import type { ServerMessage } from '../../wire/control.js';
 import { decodePlainFrame } from '../../wire/plain.js';
 import { FrameReassembler } from '../../wire/reassembler.js';
@@ -15,7 +14,7 @@ import type { FrameBufferPool } from '../buffer-pool.js';
 import type { DecodeBudget } from '../decode-pool.js';
 import type { ReceivedFrame, ServerLimits } from '../types.js';
 import { ConfirmQueue } from './confirms.js';
-import { sendControl } from './control.js';
+import { ControlSender } from './control.js';
 import { FrameDelivery, frameLogFields } from './frames.js';
 import { ReceiptOutbox } from './outbox.js';
 import type { Outgoing } from './outbox.js';
@@ -60,14 +59,12 @@ export class ChannelReceiver {
   #consecutiveRejections = 0;
   #closed = false;
   #lastMessageAt = -Infinity;
-  /** `performance.now()` when this channel last sent the client something. */
-  #lastSentAt = performance.now();
-  /** The client asked for heartbeats ({@link CLIENT_HEARTBEAT_TEXT}). */
-  #heartbeats = false;
+  readonly control: ControlSender; // control messages out, and heartbeats
 
   constructor(options: ReceiverOptions) {
     const { channel, limits, memory, log } = options;
     this.channel = channel;
+    this.control = new ControlSender(channel);
     this.protocol = channel.protocol;
     this.log = log;
     this.#hooks = options.hooks;
@@ -136,26 +133,7 @@ export class ChannelReceiver {
   }
 
   send(message: ServerMessage): void {
-    if (this.#closed) return;
-    this.#lastSentAt = performance.now();
-    sendControl(this.channel, message);
-  }
-
-  /**
-   * Sends a heartbeat if the client asked for them and nothing went out for `periodMs`. Returns
-   * when the next one would be due (`performance.now()` time), for the session's one timer.
-   */
-  heartbeat(now: number, periodMs: number): number {
-    if (this.#closed || !this.#heartbeats) return now + periodMs;
-    if (now - this.#lastSentAt >= periodMs) {
-      this.#lastSentAt = now;
-      try {
-        if (this.channel.isOpen()) this.channel.send(HEARTBEAT_TEXT);
-      } catch {
-        // Closed under us; the close handler reports it.
-      }
-    }
-    return this.#lastSentAt + periodMs;
+    if (!this.#closed) this.control.send(message);
   }
 
   /** Rejects the frames that made no progress since the last sweep (releasing their memory). */
@@ -206,10 +184,7 @@ export class ChannelReceiver {
   #onMessage(message: ChannelMessage): void {
     if (this.#closed) return;
     if (typeof message === 'string') {
-      if (message === CLIENT_HEARTBEAT_TEXT) {
-        this.#heartbeats = true;
-        return;
-      }
+      if (this.control.wanted(message)) return;
       const suppressed = this.#warnings.take();
       if (suppressed !== undefined)
         this.log.warn(

@@ -474,6 +474,7 @@ interface StreamFlags {
   precision?: number;
   maxInFlight: number;
   connectTimeout: number;
+  livenessTimeout: number;
   json?: boolean;
   progress?: boolean;
   dropNonFinite?: boolean;
@@ -535,6 +536,12 @@ const streamOptions = (command: Command): Command =>
       integer(1),
       SENDER_DEFAULTS.connectTimeoutMs,
     )
+    .option(
+      '--liveness-timeout <ms>',
+      'with a server that sends heartbeats: silence after which it counts as gone (PS_ERR_PEER_SILENT) and send reconnects at once',
+      integer(1, 600_000),
+      SENDER_DEFAULTS.livenessTimeoutMs,
+    )
     .addOption(
       new Option('--token <token>', 'bearer token for a server with auth').env('POINTSTREAM_TOKEN'),
     )
@@ -570,6 +577,7 @@ function streamSettings(
     precision: opts.precision,
     maxInFlight: opts.maxInFlight,
     connectTimeoutMs: opts.connectTimeout,
+    livenessTimeoutMs: opts.livenessTimeout,
     token: opts.token,
     ca: opts.ca === undefined ? undefined : readFlagFile('--ca', opts.ca),
     reconnect: opts.reconnect,

@@ -217,6 +217,17 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly iceTimeoutMs: number;
   /** Sessions not yet connected that one network (IPv4 /24, IPv6 /48) may hold; beyond it `429`. Default 16. */
   readonly maxHalfOpenPerPrefix: number;
+  /**
+   * A session's channel that sent nothing else for this long sends `{"type":"heartbeat"}` (to
+   * clients that asked for heartbeats), so that clients notice a dead server; announced in the
+   * hello. Default 500 ms.
+   */
+  readonly heartbeatMs: number;
+  /**
+   * `Session.moveAway()` (draining) closes a session itself with `PS_ERR_SESSION_MOVED` when the
+   * client has not closed it this long after being told to move. Default 5000 ms.
+   */
+  readonly moveTimeoutMs: number;
 }
 
 /** Options of {@link createServer}. Every field is optional; defaults are in parentheses. */

@@ -5,11 +5,12 @@
  * SIGTERM on `serve --bus`) and an unhealthy bus.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { NodeDirectory } from '../src/cluster/directory.js';
+import { NodeDirectory, openNodesBucket } from '../src/cluster/directory.js';
 import {
   encodeClusterMessage,
   nodeOfPeerId,
@@ -18,11 +19,11 @@ import {
 } from '../src/cluster/protocol.js';
 import type { ForwardedReply, ForwardedRequest } from '../src/cluster/protocol.js';
 import { ErrorCodes } from '../src/index.js';
-import type { ServerOptions } from '../src/index.js';
+import type { ServerOptions, SessionEnd } from '../src/index.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling/sdp.js';
 import { PROTOCOL_V1 } from '../src/wire/chunk.js';
 import { prepareFrame, writeChunk } from '../src/wire/frame.js';
-import { LOOPBACK, RawPeer, startServer, waitFor } from './helpers.js';
+import { CLI, LOOPBACK, RawPeer, startServer, waitFor } from './helpers.js';
 import { NatsServer, natsUnavailable } from './support/nats.js';
 
 const skip = natsUnavailable();
@@ -90,6 +91,30 @@ function sendFrame(peer: RawPeer, seq: number): void {
   const frame = prepareFrame(points, seq, Date.now(), 65_536, crc32);
   const scratch = Buffer.alloc(65_536);
   for (let i = 0; i < frame.chunkCount; i++) peer.send(Buffer.from(writeChunk(frame, i, scratch)));
+}
+
+/** An offer SDP from a fresh peer (for requests that are refused before any answer). */
+async function offerSdp(): Promise<string> {
+  const peer = new RawPeer(PROTOCOL_V1);
+  try {
+    await new Promise<void>((resolve) => {
+      if (peer.pc.gatheringState() === 'complete') resolve();
+      else peer.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
+    });
+    return withoutCandidates((peer.pc.localDescription() as { sdp: string }).sdp);
+  } finally {
+    peer.close();
+  }
+}
+
+/** As a client does: on `closing` PS_ERR_SESSION_MOVED it closes its side (and would reconnect). */
+function leaveWhenMoved(peer: RawPeer): Promise<void> {
+  return peer
+    .waitForMessage((m) => m.type === 'closing', 30_000)
+    .then((closing) => {
+      assert.equal(closing.type === 'closing' && closing.code, ErrorCodes.SESSION_MOVED);
+      peer.close();
+    });
 }
 
 async function receipted(peer: RawPeer, seq: number): Promise<void> {
@@ -240,5 +265,140 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
     sendFrame(peer, 0);
     await receipted(peer, 0);
     assert.equal(server.stats().cluster?.forwardedRefused, 2);
+  });
+
+  void it('drains: draining in its heartbeat, offers 503, clients moved, closed in time, key gone', async (t) => {
+    const server = await startServer(nodeOptions('gamma', nats.url));
+    t.after(() => server.close());
+    const ends: SessionEnd[] = [];
+    server.on('sessionClosed', (end) => ends.push(end));
+    const clients = [
+      await connectOverNats(nc, 'gamma', 'd1'),
+      await connectOverNats(nc, 'gamma', 'd2'),
+    ];
+    for (const { peer } of clients) t.after(() => peer.close());
+    for (const { peer } of clients) {
+      sendFrame(peer, 0);
+      await receipted(peer, 0);
+    }
+    await waitFor(() => directory.node('gamma')?.heartbeat.sessions === 2, 5_000, 'two sessions');
+    const moved = clients.map(({ peer }) => leaveWhenMoved(peer));
+    const sdp = await offerSdp();
+    const started = performance.now();
+    const drained = server.drain({ timeoutMs: 8_000 });
+    const refused = await forward(nc, 'gamma', {
+      method: 'POST',
+      url: '/offer',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sdp, type: 'offer', stream: 'late' }),
+    });
+    // A draining node answers (503) for at least a heartbeat interval before it leaves.
+    assert.equal(refused.status, 503, refused.body);
+    assert.match(refused.body, /PS_ERR_SHUTTING_DOWN/);
+    assert.ok(Number(refused.headers['retry-after']) >= 1);
+    await waitFor(
+      () => directory.node('gamma')?.heartbeat.draining === true,
+      1_000,
+      'draining in the heartbeat',
+    );
+    await Promise.all(moved);
+    await drained;
+    const took = performance.now() - started;
+    assert.ok(took < 8_000, `drained in ${took} ms`);
+    assert.equal(ends.length, 2);
+    assert.equal(server.stats().sessions.length, 0);
+    await waitFor(() => directory.node('gamma') === undefined, 1_000, 'gamma gone');
+    const kv = await openNodesBucket(nc);
+    const entry = await kv.get('gamma');
+    assert.ok(entry === null || entry.operation !== 'PUT', `gamma's key: ${entry?.operation}`);
+  });
+
+  void it('serve --bus: SIGTERM drains (clients told to move) and exits 0', async (t) => {
+    const first = (nextPorts += 200);
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        CLI,
+        'serve',
+        '--host',
+        LOOPBACK,
+        '--port',
+        '0',
+        '--rtc-bind',
+        LOOPBACK,
+        '--port-range',
+        `${first}-${first + 199}`,
+        '--bus',
+        nats.url,
+        '--node-id',
+        'delta',
+        '--drain-timeout',
+        '6',
+        '--log-format',
+        'json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (data: Buffer) => (output += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (output += data.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    await waitFor(
+      () => directory.node('delta') !== undefined || child.exitCode !== null,
+      30_000,
+      () => `delta's heartbeat: ${output}`,
+    );
+    const { peer } = await connectOverNats(nc, 'delta', 'term');
+    t.after(() => peer.close());
+    sendFrame(peer, 0);
+    await receipted(peer, 0);
+    const moved = leaveWhenMoved(peer);
+    const started = performance.now();
+    child.kill('SIGTERM');
+    await moved;
+    assert.equal(await exited, 0, output);
+    assert.ok(performance.now() - started < 6_000 + 5_000, 'exited within the drain timeout');
+    assert.match(output, /"event":"draining"[^\n]*"sessions":1/);
+    assert.match(output, /"event":"drained"[^\n]*"remaining":0/);
+    await waitFor(() => directory.node('delta') === undefined, 1_000, 'delta gone');
+  });
+
+  void it('an unhealthy bus: offers refused PS_ERR_BUS_UNAVAILABLE, sessions closed after the grace', async (t) => {
+    // A bus of its own, stopped under the node.
+    const own = await NatsServer.start();
+    t.after(() => own.close());
+    const server = await startServer(nodeOptions('epsilon', own.url));
+    t.after(() => server.close());
+    const peer = new RawPeer(PROTOCOL_V1);
+    t.after(() => peer.close());
+    await peer.connect(`${server.url}/offer`, 'json', { stream: 'bus-down' });
+    sendFrame(peer, 0);
+    await receipted(peer, 0);
+    assert.equal(server.stats().cluster?.busHealthy, true);
+    const ended = server.next('sessionClosed', { timeoutMs: 20_000 });
+    await own.stop();
+    const down = performance.now();
+    await waitFor(() => server.stats().cluster?.busHealthy === false, 5_000, 'bus unhealthy');
+    const refused = await fetch(`${server.url}/offer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ sdp: await offerSdp(), type: 'offer' }),
+    });
+    assert.equal(refused.status, 503);
+    assert.ok(refused.headers.get('retry-after'));
+    assert.match(await refused.text(), /PS_ERR_BUS_UNAVAILABLE/);
+    const end = await ended;
+    assert.equal(end.code, ErrorCodes.BUS_UNAVAILABLE);
+    const after = performance.now() - down;
+    assert.ok(after >= 4_000 && after < 9_000, `closed ${after} ms after the bus went down`);
+    const closing = await peer.waitForMessage((m) => m.type === 'closing', 1_000);
+    assert.equal(closing.type === 'closing' && closing.code, ErrorCodes.BUS_UNAVAILABLE);
+    await own.start();
+    await waitFor(() => server.stats().cluster?.busHealthy === true, 10_000, 'bus healthy again');
   });
 });

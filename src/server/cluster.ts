@@ -24,6 +24,11 @@ export const BUS_FAILURE_WINDOW_MS = 5_000;
 export const BUS_GRACE_MS = 5_000;
 /** How long a drain waits for sessions to end by default. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/**
+ * A drain lasts at least this long (unless its timeout is shorter): every front reads the
+ * `draining` heartbeat and gets a `503` from the node, rather than no answer, before it leaves.
+ */
+export const MIN_DRAIN_MS = 1_000;
 /** How often the bus's health and a drain's progress are checked. */
 const CHECK_MS = 250;
 
@@ -143,7 +148,8 @@ export class NodeCluster {
   /**
    * Drains: `draining` at once (heartbeat written now, new offers `503`), then every session is
    * moved away (its client reconnects through a front at once), and this resolves once all ended
-   * or after `timeoutMs`, with how many there were and how many are left.
+   * (and at least {@link MIN_DRAIN_MS} passed) or after `timeoutMs`, with how many there were and
+   * how many are left.
    */
   async drain(timeoutMs: number): Promise<{ sessions: number; remaining: number; ms: number }> {
     const sessions = this.#parts.sessions;
@@ -172,15 +178,20 @@ export class NodeCluster {
     };
     moveAll();
     // Offers answered just before the drain may still open sessions: they are moved too.
-    while (sessions.size > 0 && performance.now() - started < timeoutMs) {
+    const least = Math.min(MIN_DRAIN_MS, timeoutMs);
+    let movedMs: number | undefined;
+    for (;;) {
+      const elapsed = performance.now() - started;
+      if (sessions.size === 0) movedMs ??= Math.round(elapsed);
+      if (elapsed >= timeoutMs || (sessions.size === 0 && elapsed >= least)) break;
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, CHECK_MS)));
       moveAll();
     }
     const ms = Math.round(performance.now() - started);
     this.#log.info(
-      { event: 'drained', sessions: count, remaining: sessions.size, ms },
+      { event: 'drained', sessions: count, remaining: sessions.size, movedMs, ms },
       sessions.size === 0
-        ? `drained: ${count} sessions moved in ${ms} ms`
+        ? `drained: ${count} sessions moved in ${movedMs} ms`
         : `drain timed out after ${ms} ms: ${sessions.size} sessions left (closed now)`,
     );
     return { sessions: count, remaining: sessions.size, ms };

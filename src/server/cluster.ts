@@ -11,7 +11,6 @@ import { clusterPeerId } from '../cluster/protocol.js';
 import { ErrorCodes } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import type { Refusal } from './http/problem.js';
-import type { SessionEntry } from './http/session-resource.js';
 import type { SignalingHttp } from './http/signaling.js';
 import type { StatsParts } from './stats.js';
 import type { ClusterStats, ServerLimits } from './types.js';
@@ -51,9 +50,6 @@ export interface NodeClusterOptions {
   /** Bus unhealthy this long: sessions are closed. ({@link BUS_GRACE_MS}) */
   readonly busGraceMs?: number;
 }
-
-/** A session that can be moved away (the client reconnects elsewhere at once). */
-type Movable = SessionEntry['session'] & { moveAway?: () => Promise<void> };
 
 /** Draining, bus health and membership of one server; without a bus only draining applies. */
 export class NodeCluster {
@@ -166,14 +162,11 @@ export class NodeCluster {
       for (const { session } of [...sessions.values()]) {
         if (asked.has(session)) continue;
         asked.add(session);
-        const movable = session as Movable;
-        if (typeof movable.moveAway === 'function')
-          movable
-            .moveAway()
-            .catch((error: unknown) =>
-              this.#log.warn({ event: 'move-failed', err: error }, 'a session did not move'),
-            );
-        else session.close(ErrorCodes.SESSION_MOVED, 'node draining', { normal: true });
+        session
+          .moveAway()
+          .catch((error: unknown) =>
+            this.#log.warn({ event: 'move-failed', err: error }, 'a session did not move'),
+          );
       }
     };
     moveAll();

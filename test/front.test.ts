@@ -327,7 +327,7 @@ void describe(
     });
 
     void it('routes PATCH and DELETE by the node a peer id names; unknown or gone nodes are 404', async () => {
-      const a = await node('A', (request) =>
+      const a = await node('A', (request): ForwardedReply =>
         request.method === 'PATCH'
           ? { v: 1, status: 204, headers: {}, body: '' }
           : {
@@ -490,7 +490,7 @@ void describe(
         },
       );
       let stdout = '';
-      child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+      child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
       try {
         const url = await new Promise<string>((resolve, reject) => {

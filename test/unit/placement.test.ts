@@ -62,7 +62,10 @@ void describe('placement', () => {
       const counts = place(placement, nodes, 8);
       const values = [...counts.values()];
       assert.ok(counts.get('A')! <= 2 && counts.get('B')! <= 4 && counts.get('C')! <= 4);
-      assert.ok(Math.max(...values) - Math.min(...values) <= 1, `seed ${seed}: ${values}`);
+      assert.ok(
+        Math.max(...values) - Math.min(...values) <= 1,
+        `seed ${seed}: ${values.join('/')}`,
+      );
       place(placement, nodes, 2);
       assert.equal(placement.choose(nodes, 'session'), undefined, 'all 10 slots taken');
     }

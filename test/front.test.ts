@@ -429,7 +429,8 @@ void describe(
       const stats = (await (
         await fetch(`${f.url}/stats`, { headers: { authorization } })
       ).json()) as FrontStats;
-      assert.deepEqual(stats.streams, [{ stream: 'mine', session: 'A.m', node: 'A' }]);
+      assert.deepEqual(stats.streams, [{ name: 'mine', state: 'live', session: 'A.m', node: 'A' }]);
+      assert.deepEqual(stats.sessions, [{ id: 'A.m', stream: 'mine', node: 'A' }]);
       assert.equal(stats.nodes.length, 1);
       const n = stats.nodes[0]!;
       assert.equal(n.id, 'A');

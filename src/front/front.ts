@@ -121,6 +121,11 @@ export class PointstreamFront {
     const now = performance.now();
     const entries = this.#directory.nodes();
     const tenant = tenantOf(token);
+    const live = entries.flatMap(({ heartbeat }) =>
+      heartbeat.streams
+        .filter((s) => all || s.tenant === tenant)
+        .map((s) => ({ ...s, node: heartbeat.id })),
+    );
     return {
       nodes: entries.map(({ heartbeat: h, receivedAt }) => ({
         id: h.id,
@@ -138,11 +143,13 @@ export class PointstreamFront {
         heartbeatAgeMs: Math.max(0, Math.round(now - receivedAt)),
         uptimeMs: Math.max(0, h.at - h.startedAt),
       })),
-      streams: entries.flatMap(({ heartbeat }) =>
-        heartbeat.streams
-          .filter((s) => all || s.tenant === tenant)
-          .map((s) => ({ stream: s.stream, session: s.session, node: heartbeat.id })),
-      ),
+      sessions: live.map((s) => ({ id: s.session, stream: s.stream, node: s.node })),
+      streams: live.map((s) => ({
+        name: s.stream,
+        state: 'live' as const,
+        session: s.session,
+        node: s.node,
+      })),
       totals: { ...this.#totals },
     };
   }

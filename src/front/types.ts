@@ -59,9 +59,19 @@ export interface FrontNodeStats {
 /** A front's `/stats`: the cluster as it sees it, and its own totals. */
 export interface FrontStats {
   readonly nodes: readonly FrontNodeStats[];
-  /** Live streams and the node each runs on (with auth on: the asking token's only). */
-  readonly streams: readonly {
+  /**
+   * Live sessions and the node each runs on (with auth on: the asking token's only). The shape of
+   * a server's `/stats` where it can be (`sessions`, `streams[].name`), so the pages work here.
+   */
+  readonly sessions: readonly {
+    readonly id: string;
     readonly stream: string;
+    readonly node: string;
+  }[];
+  /** Live streams and their node; their counters are on the node's `/stats` and `/metrics`. */
+  readonly streams: readonly {
+    readonly name: string;
+    readonly state: 'live';
     readonly session: string;
     readonly node: string;
   }[];

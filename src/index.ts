@@ -1,5 +1,6 @@
 export { createServer, PointstreamServer, DEFAULT_SERVER_LIMITS } from './server/server.js';
 export type {
+  ClusterStats,
   FrameRejection,
   ReceivedFrame,
   ServerEvents,

@@ -296,6 +296,11 @@ logOptions(
       '--bus-replicas <n>',
       `copies of each message in a NATS cluster (default ${DEFAULT_BUS_OPTIONS.replicas})`,
       integer(1, 5),
+    )
+    .option(
+      '--drain-timeout <s>',
+      'with --bus, SIGTERM drains: new offers refused, clients told to move to another node; seconds to wait for them before closing (default 10)',
+      integer(1, 3600),
     ),
   'info',
   serveEnv,
@@ -334,6 +339,7 @@ logOptions(
     busMaxBytes?: number;
     busDiscard?: 'old' | 'new';
     busReplicas?: number;
+    drainTimeout?: number;
     logLevel: LogLevel;
     logFormat?: LogFormat;
   }) => {
@@ -364,7 +370,14 @@ logOptions(
       if (tokens.length === 0)
         usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
     }
-    const busFlags = ['nodeId', 'busMaxAge', 'busMaxBytes', 'busDiscard', 'busReplicas'] as const;
+    const busFlags = [
+      'nodeId',
+      'busMaxAge',
+      'busMaxBytes',
+      'busDiscard',
+      'busReplicas',
+      'drainTimeout',
+    ] as const;
     const stray = busFlags.find((key) => opts[key] !== undefined);
     if (opts.bus === undefined && stray !== undefined)
       usageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --bus`);
@@ -383,6 +396,7 @@ logOptions(
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
     await startServe(logger, {
       bus,
+      drainTimeoutMs: opts.drainTimeout === undefined ? undefined : opts.drainTimeout * 1000,
       record:
         opts.record === undefined
           ? undefined

@@ -15,7 +15,7 @@ import type {
   ReceivedFrame,
   SessionEnd,
 } from '../src/index.js';
-import { PointstreamError } from '../src/errors.js';
+import type { PointstreamError } from '../src/errors.js';
 import { LOOPBACK, startServer, waitFor } from './helpers.js';
 import { NatsServer, natsUnavailable } from './support/nats.js';
 

@@ -20,6 +20,7 @@ import { SignalingHttp } from '../server/http/signaling.js';
 import { DEFAULT_SERVER_LIMITS, listenAddressOf } from '../server/limits.js';
 import { isPublicAsset, registerWebRoutes } from '../server/web.js';
 import type { WebRoutes } from '../server/web.js';
+import { LogLimiter } from '../util/log-limit.js';
 import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
 import { withDefaults } from '../util/options.js';
@@ -63,6 +64,9 @@ export class PointstreamFront {
   readonly #metrics: FrontMetrics;
   readonly #admission: ClientAdmission;
   readonly #totals = { placements: 0, refusals: 0, forwardFailures: 0, forwardTimeouts: 0 };
+  /** Refusals and skipped nodes are logged at most 20 per 10 s each (then counted). */
+  readonly #refusalLog = new LogLimiter(20, 10_000);
+  readonly #skipLog = new LogLimiter(20, 10_000);
   #web: WebRoutes | undefined;
   #url = '';
   #closed = false;
@@ -115,15 +119,16 @@ export class PointstreamFront {
 
   /**
    * The cluster as this front sees it: fresh nodes with their load, streams and their nodes, and
-   * this front's totals. `token` (a token id): only that token's tenant's streams.
+   * this front's totals. `token` (a token id, as `GET /stats` with auth on): only that token's
+   * tenant's streams; without one, every stream.
    */
-  stats(token?: string, all = token === undefined): FrontStats {
+  stats(token?: string): FrontStats {
     const now = performance.now();
     const entries = this.#directory.nodes();
     const tenant = tenantOf(token);
     const live = entries.flatMap(({ heartbeat }) =>
       heartbeat.streams
-        .filter((s) => all || s.tenant === tenant)
+        .filter((s) => token === undefined || s.tenant === tenant)
         .map((s) => ({ ...s, node: heartbeat.id })),
     );
     return {
@@ -175,9 +180,7 @@ export class PointstreamFront {
           this.#toPeer(resource.noun, request, reply),
         );
     }
-    http.route('GET', '/stats', (request) =>
-      this.stats(http.tokenOf(request), !http.authenticates),
-    );
+    http.route('GET', '/stats', (request) => this.stats(http.tokenOf(request)));
     // `auth` lets the viewer page know, before any token, whether to ask for one.
     http.route('GET', '/healthz', () => ({
       ok: true,
@@ -210,10 +213,18 @@ export class PointstreamFront {
       if (node === undefined) {
         this.#totals.refusals++;
         this.#metrics.refused(kind);
-        this.#log.warn(
-          { event: 'placement-refused', kind, nodes: nodes.length, tried: [...exclude] },
-          `no node has room for a ${kind} (${nodes.length} nodes, ${exclude.size} tried)`,
-        );
+        const suppressed = this.#refusalLog.take();
+        if (suppressed !== undefined)
+          this.#log.warn(
+            {
+              event: 'placement-refused',
+              kind,
+              nodes: nodes.length,
+              tried: [...exclude],
+              ...(suppressed > 0 ? { suppressed } : {}),
+            },
+            `no node has room for a ${kind} (${nodes.length} nodes, ${exclude.size} tried)`,
+          );
         return sendRefusal(reply, {
           status: 503,
           code: ErrorCodes.SERVER_FULL,
@@ -289,6 +300,8 @@ export class PointstreamFront {
     this.#placement.release(node, kind);
     this.#directory.forget(node.id);
     this.#count(node.id, outcome);
+    const suppressed = this.#skipLog.take();
+    if (suppressed === undefined) return;
     const why = outcome.ok ? `503 ${outcome.reply.body.slice(0, 200)}` : outcome.message;
     this.#log.warn(
       {
@@ -296,6 +309,7 @@ export class PointstreamFront {
         node: node.id,
         kind,
         reason: outcome.ok ? 'unavailable' : outcome.reason,
+        ...(suppressed > 0 ? { suppressed } : {}),
       },
       `node ${node.id} skipped: ${why}`,
     );

@@ -213,7 +213,9 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
   });
 
   void it('answers a malformed forwarded request with 400 and keeps serving', async (t) => {
-    const server = await startServer(nodeOptions('beta', nats.url));
+    const server = await startServer(
+      nodeOptions('beta', nats.url, { limits: { maxOffersPerMinute: 1 } }),
+    );
     t.after(() => server.close());
     const garbage = await nc.request(signalSubject('beta'), new TextEncoder().encode('{"v":1'), {
       timeout: 5_000,
@@ -259,7 +261,23 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
       body: '',
     });
     assert.equal(unknown.status, 404);
-    // Still a healthy member.
+    // Per-client limits apply to the client's address the front passes on.
+    const sdp = await offerSdp();
+    const from = async (remoteAddress: string): Promise<ForwardedReply> =>
+      forward(nc, 'beta', {
+        method: 'POST',
+        url: '/offer',
+        headers: { 'content-type': 'application/sdp' },
+        body: sdp,
+        remoteAddress,
+      });
+    const once = await from('198.51.100.7');
+    assert.equal(once.status, 201, once.body);
+    assert.match(once.headers.location ?? '', /^\/sessions\/beta\./);
+    const twice = await from('198.51.100.7');
+    assert.equal(twice.status, 429, twice.body);
+    assert.ok(Number(twice.headers['retry-after']) > 0);
+    // Still a healthy member, and another address has its own allowance.
     const { peer } = await connectOverNats(nc, 'beta', 'after-garbage');
     t.after(() => peer.close());
     sendFrame(peer, 0);

@@ -18,6 +18,7 @@ import { openNodesBucket } from './directory.js';
 import {
   CLUSTER_LAYOUT_VERSION,
   HEARTBEAT_INTERVAL_MS,
+  NODE_TTL_MS,
   encodeClusterMessage,
   parseForwardedRequest,
   signalSubject,
@@ -26,6 +27,8 @@ import type { ForwardedReply, ForwardedRequest, NodeHeartbeat, NodeStream } from
 
 /** Forwarded requests a node runs at once; beyond it they are answered `503`. */
 export const MAX_CONCURRENT_FORWARDED = 32;
+/** How long closing waits for the heartbeat's key to be deleted. */
+const CLOSE_WAIT_MS = 2_000;
 /** Ingress bytes per second are averaged over this window. */
 export const INGRESS_WINDOW_MS = 5_000;
 
@@ -114,6 +117,8 @@ export class ClusterMember {
   #timer: NodeJS.Timeout | undefined;
   #subscription: Subscription | undefined;
   #writing: Promise<void> = Promise.resolve();
+  /** Writes queued or running: a beat on the timer is skipped while one is (a slow bus). */
+  #pending = 0;
   #running = 0;
   #closed = false;
   #lastHeartbeatAt: number | undefined;
@@ -141,10 +146,9 @@ export class ClusterMember {
       },
     });
     await member.beat();
-    member.#timer = setInterval(
-      () => void member.beat(),
-      options.intervalMs ?? HEARTBEAT_INTERVAL_MS,
-    );
+    member.#timer = setInterval(() => {
+      if (member.#pending === 0) void member.beat();
+    }, options.intervalMs ?? HEARTBEAT_INTERVAL_MS);
     member.#timer.unref();
     member.#log.info(
       { event: 'cluster-joined', node: options.nodeId, subject: signalSubject(options.nodeId) },
@@ -166,7 +170,8 @@ export class ClusterMember {
   beat(): Promise<void> {
     if (this.#closed) return this.#writing;
     // One write at a time, in order: a late write must not overwrite a newer one.
-    this.#writing = this.#writing.then(() => this.#write());
+    this.#pending++;
+    this.#writing = this.#writing.then(() => this.#write()).finally(() => this.#pending--);
     return this.#writing;
   }
 
@@ -177,13 +182,21 @@ export class ClusterMember {
     clearInterval(this.#timer);
     this.#loop.disable();
     this.#subscription?.unsubscribe();
-    await this.#writing;
-    await this.#kv.delete(this.nodeId).catch((error: unknown) => {
-      this.#log.warn(
-        { event: 'heartbeat-delete-failed', err: error },
-        `cluster: could not delete this node's heartbeat (it expires within its TTL): ${(error as Error).message}`,
-      );
-    });
+    // Bounded: with the bus down the key expires on its own within its TTL.
+    const deleted = this.#writing
+      .then(() => this.#kv.delete(this.nodeId))
+      .catch((error: unknown) => {
+        this.#log.warn(
+          { event: 'heartbeat-delete-failed', err: error },
+          `cluster: could not delete this node's heartbeat (it expires within its TTL): ${(error as Error).message}`,
+        );
+      });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      deleted,
+      new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** The heartbeat with this moment's numbers. */
@@ -233,7 +246,7 @@ export class ClusterMember {
       if (suppressed !== undefined)
         this.#log.warn(
           { event: 'heartbeat-failed', err: error, suppressed },
-          `cluster: heartbeat not written (${(error as Error).message}); fronts stop placing here after ${3} s`,
+          `cluster: heartbeat not written (${(error as Error).message}); fronts stop placing here after ${NODE_TTL_MS / 1000} s`,
         );
     }
   }

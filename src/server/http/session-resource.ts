@@ -70,6 +70,9 @@ export function registerSessionResource(options: SessionResourceOptions): void {
       read: (request) =>
         readSessionOffer(request, (stream) => options.claim(stream, http.tokenOf(request))),
       unavailable: () => {
+        // A draining node says so (the front tries another node), before "shutting down".
+        const refused = options.refusal?.();
+        if (refused !== undefined) return refused;
         if (options.isClosing())
           return {
             status: 503,
@@ -77,8 +80,6 @@ export function registerSessionResource(options: SessionResourceOptions): void {
             reason: 'server is shutting down',
             retryAfterSeconds: 5,
           };
-        const refused = options.refusal?.();
-        if (refused !== undefined) return refused;
         if (sessions.size >= limits.maxSessions)
           return {
             status: 503,

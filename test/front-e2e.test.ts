@@ -150,5 +150,44 @@ void describe(
         false,
       );
     });
+
+    void it('answers malformed offers as a node does (its own routes judge them)', async () => {
+      const direct = nodes.get('n1')!.url;
+      // A slot is free again once the node's heartbeat says so (the front places before the
+      // node's routes judge the offer).
+      await waitFor(
+        () => front.stats().nodes.some((n) => n.sessions + n.reservedSessions < n.maxSessions),
+        5_000,
+        'a free slot',
+      );
+      const cases: { name: string; type: string; body: string }[] = [
+        { name: 'JSON null', type: 'application/json', body: 'null' },
+        { name: 'JSON string', type: 'application/json', body: '"v=0"' },
+        { name: 'JSON without sdp', type: 'application/json', body: '{"type":"offer"}' },
+        {
+          name: 'bad stream',
+          type: 'application/json',
+          body: '{"type":"offer","sdp":"v=0","stream":"a b"}',
+        },
+        { name: 'not an SDP', type: 'application/sdp', body: 'hello' },
+        { name: 'text/plain', type: 'text/plain', body: 'v=0' },
+        { name: 'too large', type: 'application/sdp', body: `v=0\r\n${'a=x\r\n'.repeat(10_000)}` },
+      ];
+      for (const { name, type, body } of cases) {
+        const answers = await Promise.all(
+          [direct, front.url].map(async (base) => {
+            const response = await fetch(`${base}/offer`, {
+              method: 'POST',
+              headers: { 'content-type': type },
+              body,
+            });
+            const problem = (await response.json()) as { error?: { code?: string } };
+            return { status: response.status, code: problem.error?.code };
+          }),
+        );
+        assert.deepEqual(answers[1], answers[0], `${name}: ${JSON.stringify(answers)}`);
+        assert.ok(answers[0]!.status >= 400 && answers[0]!.status < 500, name);
+      }
+    });
   },
 );

@@ -34,7 +34,10 @@ export function forwardedRequestOf(request: FastifyRequest): ForwardedRequest {
     const value = request.headers[name];
     if (typeof value === 'string') headers[name] = value;
   }
-  const body = request.body;
+  const body: unknown = request.body;
+  // What fastify parsed as JSON goes back as JSON, whatever it holds (`"x"` and `null` too), so the
+  // node reads the body the client sent.
+  const json = /^application\/(?:[\w.+-]+\+)?json\b/i.test(headers['content-type'] ?? '');
   return {
     v: CLUSTER_LAYOUT_VERSION,
     method: request.method as ForwardedRequest['method'],
@@ -42,13 +45,15 @@ export function forwardedRequestOf(request: FastifyRequest): ForwardedRequest {
     headers,
     remoteAddress: request.ip,
     body:
-      body === undefined || body === null
+      body === undefined
         ? ''
-        : typeof body === 'string'
-          ? body
-          : Buffer.isBuffer(body)
-            ? body.toString('utf8')
-            : JSON.stringify(body),
+        : json
+          ? JSON.stringify(body)
+          : typeof body === 'string'
+            ? body
+            : Buffer.isBuffer(body)
+              ? body.toString('utf8')
+              : JSON.stringify(body),
   };
 }
 

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it, test } from 'node:test';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
@@ -519,5 +520,27 @@ void describe(
         if (child.exitCode === null) child.kill('SIGKILL');
       }
     });
+  },
+);
+
+void test(
+  'front --help: every flag has its environment variable, each documented',
+  { timeout: 30_000 },
+  async () => {
+    const help = await runCli(['front', '--help'], {}, 20_000);
+    assert.equal(help.code, 0);
+    const variables = [
+      ...help.stdout.replace(/\s+/g, ' ').matchAll(/env: (POINTSTREAM_[A-Z_]+)/g),
+    ].map((match) => match[1] as string);
+    const flags = [...help.stdout.matchAll(/^ {2}(--[a-z-]+)/gm)].map(
+      (match) => match[1] as string,
+    );
+    assert.equal(variables.length, flags.length);
+    assert.ok(variables.includes('POINTSTREAM_FORWARD_TIMEOUT'));
+    const doc = readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8');
+    assert.deepEqual(
+      variables.filter((name) => !doc.includes(`\`${name}\``)),
+      [],
+    );
   },
 );

@@ -467,6 +467,40 @@ void describe(
       await clear();
     });
 
+    void it('two fronts, 6 offers at once on 3 nodes of 2 slots: all placed, none over capacity', async () => {
+      const counts = new Map<string, number>();
+      const full =
+        (id: string): Answer =>
+        () => {
+          const used = counts.get(id) ?? 0;
+          if (used >= 2)
+            return {
+              v: 1,
+              status: 503,
+              headers: { 'content-type': 'application/json', 'retry-after': '5' },
+              body: '{"error":{"code":"PS_ERR_SERVER_FULL","message":"full"}}',
+            };
+          counts.set(id, used + 1);
+          return ok(`${id}.${used}`);
+        };
+      for (const id of ['A', 'B', 'C']) await node(id, full(id), { maxSessions: 2 });
+      const fronts = [await front(), await front()];
+      for (const f of fronts) await sees(f, ['A', 'B', 'C']);
+      const answers = await Promise.all(
+        [0, 1, 2, 3, 4, 5].map(async (i) => {
+          const response = await fetch(`${fronts[i % 2]!.url}/offer`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/sdp' },
+            body: OFFER,
+          });
+          return response.status;
+        }),
+      );
+      assert.deepEqual(answers, [200, 200, 200, 200, 200, 200]);
+      assert.deepEqual(Object.fromEntries([...counts].sort()), { A: 2, B: 2, C: 2 });
+      await clear();
+    });
+
     void it('CLI: front --bus starts, reports its URL over IPC, answers /healthz, stops on SIGTERM; exit 3 without NATS', async () => {
       const unreachable = await runCli(['front', '--bus', 'nats://127.0.0.1:1', '--port', '0']);
       assert.equal(unreachable.code, 3, unreachable.stderr);

@@ -11,6 +11,7 @@ import { crc32 } from 'node:zlib';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { NodeDirectory, openNodesBucket } from '../src/cluster/directory.js';
+import { ClusterMember } from '../src/cluster/member.js';
 import {
   encodeClusterMessage,
   nodeOfPeerId,
@@ -19,6 +20,7 @@ import {
 } from '../src/cluster/protocol.js';
 import type { ForwardedReply, ForwardedRequest } from '../src/cluster/protocol.js';
 import { ErrorCodes } from '../src/index.js';
+import { silentLogger } from '../src/util/logger.js';
 import type { ServerOptions, SessionEnd } from '../src/index.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling/sdp.js';
 import { PROTOCOL_V1 } from '../src/wire/chunk.js';
@@ -418,5 +420,59 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
     assert.equal(closing.type === 'closing' && closing.code, ErrorCodes.BUS_UNAVAILABLE);
     await own.start();
     await waitFor(() => server.stats().cluster?.busHealthy === true, 10_000, 'bus healthy again');
+  });
+
+  void it('caps forwarded requests running at once (beyond: 503), and leaves when closed', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const handled: ForwardedRequest[] = [];
+    const member = await ClusterMember.join({
+      nc,
+      nodeId: 'zeta',
+      maxConcurrent: 2,
+      sample: () => ({
+        sessions: 0,
+        maxSessions: 1,
+        viewers: 0,
+        maxViewers: 1,
+        bytesReceived: 0,
+        busHealthy: true,
+        draining: false,
+        streams: [],
+      }),
+      handle: async (request) => {
+        handled.push(request);
+        await held;
+        return { v: 1, status: 204, headers: {}, body: '' };
+      },
+      log: silentLogger,
+    });
+    try {
+      const request = { method: 'DELETE' as const, url: '/sessions/zeta.x', headers: {}, body: '' };
+      const slow = [forward(nc, 'zeta', request), forward(nc, 'zeta', request)];
+      await waitFor(() => handled.length === 2, 5_000, 'two requests running');
+      const third = await forward(nc, 'zeta', request);
+      assert.equal(third.status, 503);
+      assert.equal(third.headers['retry-after'], '1');
+      assert.match(third.body, /PS_ERR_SERVER_FULL/);
+      release();
+      assert.deepEqual(
+        (await Promise.all(slow)).map((reply) => reply.status),
+        [204, 204],
+      );
+      // Room again once they finished.
+      assert.equal((await forward(nc, 'zeta', request)).status, 204);
+      assert.deepEqual(member.stats().forwardedRequests, 3);
+      assert.deepEqual(member.stats().forwardedRefused, 1);
+      await waitFor(() => directory.node('zeta') !== undefined, 5_000, 'zeta heartbeat');
+    } finally {
+      release();
+      await member.close();
+    }
+    await waitFor(() => directory.node('zeta') === undefined, 1_000, 'zeta gone');
+    // Nobody answers its subject any more: a front gets no responders at once.
+    await assert.rejects(
+      forward(nc, 'zeta', { method: 'DELETE', url: '/x', headers: {}, body: '' }),
+    );
   });
 });

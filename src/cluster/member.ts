@@ -27,6 +27,8 @@ import type { ForwardedReply, ForwardedRequest, NodeHeartbeat, NodeStream } from
 
 /** Forwarded requests a node runs at once; beyond it they are answered `503`. */
 export const MAX_CONCURRENT_FORWARDED = 32;
+/** Event-loop delay is sampled this often (ms). */
+const LOOP_RESOLUTION_MS = 10;
 /** How long closing waits for the heartbeat's key to be deleted. */
 const CLOSE_WAIT_MS = 2_000;
 /** Ingress bytes per second are averaged over this window. */
@@ -132,7 +134,7 @@ export class ClusterMember {
     this.#kv = kv;
     this.#log = options.log;
     this.#maxConcurrent = options.maxConcurrent ?? MAX_CONCURRENT_FORWARDED;
-    this.#loop = monitorEventLoopDelay({ resolution: 10 });
+    this.#loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   }
 
   /** Opens the bucket, writes the first heartbeat, then beats and answers forwarded signaling. */
@@ -214,7 +216,8 @@ export class ClusterMember {
     const usage = process.cpuUsage(this.#cpu.usage);
     const cpu = now > this.#cpu.at ? (usage.user + usage.system) / 1000 / (now - this.#cpu.at) : 0;
     this.#cpu = { at: now, usage: process.cpuUsage() };
-    const lag = this.#loop.count > 0 ? this.#loop.percentile(99) / 1e6 : 0;
+    // The histogram holds each sampling interval whole: the lag is what exceeds the interval.
+    const lag = this.#loop.count > 0 ? this.#loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS : 0;
     this.#loop.reset();
     return {
       v: CLUSTER_LAYOUT_VERSION,
@@ -228,7 +231,7 @@ export class ClusterMember {
       maxViewers: sample.maxViewers,
       ingressBytesPerSec: Math.max(0, Math.round(ingress)),
       cpu: Math.max(0, Math.round(cpu * 1000) / 1000),
-      loopLagMs: Number.isFinite(lag) ? Math.round(lag * 10) / 10 : 0,
+      loopLagMs: Number.isFinite(lag) ? Math.max(0, Math.round(lag * 10) / 10) : 0,
       busHealthy: sample.busHealthy,
       draining: sample.draining,
       streams: sample.streams.slice(0, 4096),

@@ -28,3 +28,5 @@ export { consume, Consumer } from './bus/consumer.js';
 export type { ConsumeOptions, ConsumedFrame, ConsumerStats } from './bus/consumer.js';
 export { BusReassembly, DEFAULT_BUS_REASSEMBLY_LIMITS } from './bus/reassembly.js';
 export type { BusReassemblyLimits } from './bus/reassembly.js';
+export { createFront, PointstreamFront, DEFAULT_FRONT_LIMITS } from './front/front.js';
+export type { FrontLimits, FrontNodeStats, FrontOptions, FrontStats } from './front/types.js';

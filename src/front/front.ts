@@ -246,6 +246,10 @@ export class PointstreamFront {
       this.#metrics.answered(request.method, outcome.seconds);
       const { status } = outcome.reply;
       if (status >= 200 && status < 300) {
+        // Reserved until the node's heartbeat lists the session (`Location: /sessions/<id>`).
+        const location = outcome.reply.headers.location ?? '';
+        const peer = location.slice(location.lastIndexOf('/') + 1);
+        this.#placement.answered(node, kind, peer === '' ? undefined : peer);
         this.#totals.placements++;
         this.#metrics.placed(node.id, kind);
         this.#log.debug({ event: 'placed', kind, node: node.id, status }, `${kind} placed`);

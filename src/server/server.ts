@@ -103,7 +103,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       rtc: this.#rtc,
       log: log.child({ component: 'viewer' }),
       options: options.viewer ?? {},
-      sessionOf: (stream) => this.#streams.sessionOf(stream),
+      streams: this.#streams,
+      bus,
     });
     this.#parts = {
       startedAt: Date.now(),
@@ -141,6 +142,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
   /** @internal */
   async listen(host: string, port: number): Promise<void> {
+    await this.#viewers.started();
     this.#url = await this.#http.listen(host, port, {
       rtcBindAddress: this.#rtc.bindAddress ?? '(all)',
       limits: this.limits,

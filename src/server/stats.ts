@@ -49,6 +49,8 @@ export function serverStats(parts: StatsParts, token: string | undefined): Serve
       .filter(
         (viewer) => token === undefined || visible(parts.streams.ownerOf(viewer.stream)?.token),
       ),
+    // Previews across nodes (with a bus): node-wide counters, no stream named.
+    viewerPreviews: parts.viewers.previewStats(),
     // A token sees its own totals: the others' traffic is theirs.
     totals: parts.totals.of(token),
     ...processStats(parts.cpuAtStart),

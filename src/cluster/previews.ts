@@ -8,8 +8,9 @@
  * - The ingesting node, while a want for one of its streams arrived within {@link WANT_LEASE_MS},
  *   publishes each preview (the viewer-wire frame its ViewerHub makes for local viewers: decimated,
  *   q16, at most the viewer max fps, made once per frame) on the preview subject: the 40-byte START
- *   message, then DATA messages of at most the server's `max_payload` bytes (a 250,000-point
- *   preview is ~1.5 MB, above the 1 MB default), exactly the messages a viewer's channel carries.
+ *   message, then DATA messages of at most 256 KiB (or the server's `max_payload`, if smaller: a
+ *   250,000-point preview is ~1.5 MB, above the 1 MB default), the messages a viewer's channel
+ *   carries.
  * - The gateway reassembles them with the viewer-wire decoder (every size checked before anything
  *   is allocated, at most `maxPoints` points) and hands each complete frame to its hub, which
  *   feeds its viewers latest-only, one frame in flight. An invalid message is counted and dropped.
@@ -31,8 +32,12 @@ import { WANT_INTERVAL_MS, WANT_LEASE_MS, previewSubject, wantSubject } from './
 
 /** Subjects wanted at once that a node remembers at most (expired ones are pruned first). */
 const MAX_WANTS = 4096;
-/** Largest preview message published, whatever the server allows. */
-const MAX_PREVIEW_MESSAGE_BYTES = 1024 * 1024;
+/**
+ * Largest preview message published (below the server's `max_payload` if that is smaller): a
+ * frame in several messages interleaves with the node's other traffic instead of holding its
+ * connection for one 1.5 MB write, and a gateway allocates nothing before a START is checked.
+ */
+const MAX_PREVIEW_MESSAGE_BYTES = 256 * 1024;
 /** `max_payload` when the server did not say (the nats-server default). */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 

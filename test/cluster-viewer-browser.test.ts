@@ -81,38 +81,43 @@ void test(
   { skip: natsUnavailable(), timeout: 150_000 },
   async (t) => {
     assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
+    // Torn down in reverse order of start: the bus goes last.
+    const teardowns: (() => unknown)[] = [];
+    t.after(async () => {
+      for (const teardown of teardowns.reverse()) await teardown();
+    });
     const nats = await NatsServer.start();
-    t.after(() => nats.close());
+    teardowns.push(() => nats.close());
     const nc = await natsConnect({ servers: nats.url });
-    t.after(() => nc.close());
+    teardowns.push(() => nc.close());
     const viewer = { maxPoints: 100_000 };
     const nodeC = await startServer({
       bus: { url: nats.url, nodeId: 'C' },
       rtc: { bindAddress: LOOPBACK, portRange: [47510, 47589] },
       viewer,
     });
-    t.after(() => nodeC.close());
+    teardowns.push(() => nodeC.close());
     const nodeA = await startServer({
       bus: { url: nats.url, nodeId: 'A' },
       rtc: { bindAddress: LOOPBACK, portRange: [47610, 47689] },
       viewer,
     });
-    t.after(() => nodeA.close());
+    teardowns.push(() => nodeA.close());
     const client = await connect({
       signalingUrl: `${nodeC.url}/offer`,
       rtc: { bindAddress: LOOPBACK },
       stream: 'surface',
     });
-    t.after(() => client.close());
+    teardowns.push(() => client.close());
     const unlist = await ensureListed(nc, 'C', {
       tenant: 'public',
       stream: 'surface',
       session: client.sessionId ?? '',
     });
-    t.after(unlist);
+    teardowns.push(unlist);
 
     const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
-    t.after(() => browser.close());
+    teardowns.push(() => browser.close());
     const page = await browser.open(`${nodeA.url}/viewer`, { timeoutMs: 30_000 });
     await page.waitForFunction(() => window.pointstreamViewer !== undefined, undefined, {
       timeout: 30_000,
@@ -135,6 +140,9 @@ void test(
     assert.ok((hook.framesShown ?? 0) >= 2, `frames shown: ${hook.framesShown}`);
     // 120,000 points sent, budget 100,000: decimated on node C, drawn on node A's page.
     assert.equal(hook.lastPointCount, 100_000);
+    // The overlay says where the stream runs (the hello's node), not "between sessions".
+    const where = await page.evaluate(() => document.getElementById('o-session').textContent);
+    assert.match(where ?? '', /^stream surface · session .+ · node C$/);
     const after = await drawnPixels(page);
     t.diagnostic(`${after.drawn} of ${after.total} pixels drawn`);
     assert.ok(

@@ -4,7 +4,12 @@
  * and a node-datachannel viewer on node A. Offers go to each node's own HTTP (no front).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connect } from '../src/index.js';
@@ -240,5 +245,61 @@ void describe(
         viewer.close();
       }
     });
+  },
+);
+
+/**
+ * Which `@nats-io` modules a server loads, in a child process (the built dist/server/server.js,
+ * resolve hooks recording them): none without a bus. (The package's entry loads NATS anyway for
+ * `consume`; the server's own module graph must not.)
+ */
+function natsModulesLoaded(bus: string | undefined): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'ps-noload-'));
+  try {
+    const record = join(dir, 'loaded.txt');
+    writeFileSync(record, '');
+    const hooks = `export async function resolve(specifier, context, next) {
+      if (specifier.includes('@nats-io'))
+        (await import('node:fs')).appendFileSync(${JSON.stringify(record)}, specifier + '\\n');
+      return next(specifier, context);
+    }`;
+    const dist = new URL('../dist/server/server.js', import.meta.url).href;
+    const script = join(dir, 'start.mjs');
+    writeFileSync(
+      script,
+      `import { register } from 'node:module';
+      register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}));
+      const { createServer } = await import(${JSON.stringify(dist)});
+      const bus = ${JSON.stringify(bus)};
+      const server = await createServer({
+        host: '127.0.0.1', port: 0, rtc: { bindAddress: '127.0.0.1' },
+        ...(bus == null ? {} : { bus: { url: bus, nodeId: 'probe' } }),
+      });
+      await server.close();`,
+    );
+    execFileSync(process.execPath, [script], { timeout: 30_000, stdio: 'pipe' });
+    return readFileSync(record, 'utf8')
+      .split('\n')
+      .filter((line) => line.length > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+void test(
+  'without a bus a server loads no NATS module (with one it does)',
+  { skip, timeout: 60_000 },
+  async () => {
+    assert.ok(
+      fileURLToPath(new URL('../dist/server/server.js', import.meta.url)),
+      'dist/ is not built: run "npm run build" first',
+    );
+    assert.deepEqual(natsModulesLoaded(undefined), []);
+    const nats = await NatsServer.start();
+    try {
+      assert.ok(natsModulesLoaded(nats.url).length > 0, 'the probe saw no NATS module with a bus');
+    } finally {
+      await nats.close();
+    }
   },
 );

@@ -291,7 +291,7 @@ void test(
   { skip, timeout: 60_000 },
   async () => {
     assert.ok(
-      fileURLToPath(new URL('../dist/server/server.js', import.meta.url)),
+      existsSync(fileURLToPath(new URL('../dist/server/server.js', import.meta.url))),
       'dist/ is not built: run "npm run build" first',
     );
     assert.deepEqual(natsModulesLoaded(undefined), []);

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -301,5 +302,95 @@ void test(
     } finally {
       await nats.close();
     }
+  },
+);
+
+/** The tenant of a token on the bus: `t` and the first 8 hex digits of its SHA-256 digest. */
+function tenantOfToken(token: string): string {
+  return `t${createHash('sha256').update(token).digest('hex').slice(0, 8)}`;
+}
+
+void test(
+  "auth across nodes: a token watches its own stream on another node; another token's is 404, and so are PATCH/DELETE of its viewer",
+  { skip, timeout: 90_000 },
+  async (t) => {
+    const TOKEN_A = 'cluster-viewer-token-aaaaaaaa';
+    const TOKEN_B = 'cluster-viewer-token-bbbbbbbb';
+    const teardowns: (() => unknown)[] = [];
+    t.after(async () => {
+      for (const teardown of teardowns.reverse()) await teardown();
+    });
+    const nats = await NatsServer.start();
+    teardowns.push(() => nats.close());
+    const nc = await natsConnect({ servers: nats.url });
+    teardowns.push(() => nc.close());
+    const common = { tokens: [TOKEN_A, TOKEN_B], viewer: { maxPoints: 1000, maxFps: 50 } };
+    const nodeC = await startServer({
+      ...common,
+      bus: { url: nats.url, nodeId: 'C' },
+      rtc: { bindAddress: LOOPBACK, portRange: [47710, 47789] },
+    });
+    teardowns.push(() => nodeC.close());
+    const nodeA = await startServer({
+      ...common,
+      bus: { url: nats.url, nodeId: 'A' },
+      rtc: { bindAddress: LOOPBACK, portRange: [47810, 47889] },
+    });
+    teardowns.push(() => nodeA.close());
+    const client = await connect({
+      signalingUrl: `${nodeC.url}/offer`,
+      rtc: { bindAddress: LOOPBACK },
+      stream: STREAM,
+      token: TOKEN_A,
+    });
+    teardowns.push(() => client.close());
+    teardowns.push(
+      await ensureListed(nc, 'C', {
+        tenant: tenantOfToken(TOKEN_A),
+        stream: STREAM,
+        session: client.sessionId ?? '',
+      }),
+    );
+
+    const stranger = new NodeViewer();
+    teardowns.push(() => stranger.close());
+    assert.equal((await stranger.offer(nodeA.url, STREAM, TOKEN_B)).status, 404);
+    assert.equal((await stranger.offer(nodeA.url, STREAM)).status, 401);
+
+    const owner = new NodeViewer();
+    teardowns.push(() => owner.close());
+    const response = await owner.offer(nodeA.url, STREAM, TOKEN_A);
+    assert.equal(response.status, 200, await response.clone().text());
+    assert.equal(((await response.json()) as { node?: string }).node, 'C');
+    const small = rampPoints(1000);
+    for (let i = 0; owner.frames.length === 0 && i < 100; i++) {
+      assert.equal((await (await client.send(small)).receipt).ok, true);
+      await sleep(50);
+    }
+    assert.ok(owner.frames.length > 0, 'a preview for the owner');
+    // Its viewer is another token's business: not listed for it, not found for PATCH or DELETE.
+    const statsOf = async (token: string): Promise<{ viewers: { stream: string }[] }> =>
+      (
+        await fetch(`${nodeA.url}/stats`, { headers: { authorization: `Bearer ${token}` } })
+      ).json() as Promise<{
+        viewers: { stream: string }[];
+      }>;
+    assert.deepEqual(
+      (await statsOf(TOKEN_A)).viewers.map((v) => v.stream),
+      [STREAM],
+    );
+    assert.deepEqual((await statsOf(TOKEN_B)).viewers, []);
+    const foreign = await fetch(`${nodeA.url}${owner.location}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN_B}` },
+    });
+    assert.equal(foreign.status, 404);
+    assert.equal(owner.closed, false);
+    const own = await fetch(`${nodeA.url}${owner.location}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN_A}` },
+    });
+    assert.equal(own.status, 200);
+    await waitFor(() => owner.closed, 10_000, 'the viewer closed');
   },
 );

@@ -181,9 +181,21 @@ export class ViewerHub {
     return this.#viewers.size + this.#teardowns.size >= this.#options.maxViewers;
   }
 
-  /** Live viewers. */
-  stats(): ViewerStats[] {
-    return [...this.#viewers.values()].map((viewer) => viewer.stats());
+  /**
+   * Live viewers; with `token` (auth on), only those of its streams: here, the streams it owns;
+   * on other nodes, those of its tenant.
+   */
+  stats(token?: string): ViewerStats[] {
+    const tenant = token === undefined ? undefined : tenantOf(token);
+    return [...this.#viewers.values()]
+      .filter((viewer) => {
+        if (token === undefined) return true;
+        const remote = this.#remote.get(viewer.feed);
+        return remote === undefined
+          ? this.#deps.streams.ownerOf(viewer.stream)?.token === token
+          : remote.tenant === tenant;
+      })
+      .map((viewer) => viewer.stats());
   }
 
   /** The live viewer `id`, if any. */

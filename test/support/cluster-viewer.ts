@@ -54,7 +54,8 @@ export class NodeViewer {
   }
 
   /** Offers `{ stream }` to `baseUrl`, then trickles its candidates; returns the HTTP answer. */
-  async offer(baseUrl: string, stream: string): Promise<Response> {
+  async offer(baseUrl: string, stream: string, token?: string): Promise<Response> {
+    const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
     await new Promise<void>((resolve) => {
       if (this.pc.gatheringState() === 'complete') resolve();
       else this.pc.onGatheringStateChange((state) => state === 'complete' && resolve());
@@ -62,7 +63,7 @@ export class NodeViewer {
     const sdp = withoutCandidates((this.pc.localDescription() as { sdp: string }).sdp);
     const response = await fetch(`${baseUrl}/viewer/offer`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...auth, 'content-type': 'application/json' },
       body: JSON.stringify({ sdp, type: 'offer', stream }),
     });
     if (!response.ok) return response;
@@ -71,7 +72,7 @@ export class NodeViewer {
     this.pc.setRemoteDescription(answer.sdp, 'answer');
     const patch = await fetch(`${baseUrl}${this.location}`, {
       method: 'PATCH',
-      headers: { 'content-type': 'application/trickle-ice-sdpfrag' },
+      headers: { ...auth, 'content-type': 'application/trickle-ice-sdpfrag' },
       body: toSdpFragment(candidatesOf((this.pc.localDescription() as { sdp: string }).sdp)),
     });
     assert.equal(patch.status, 204);

@@ -52,7 +52,7 @@ export interface PreviewStats {
   /** Wants received (any stream); those carrying a payload are ignored and counted as invalid. */
   readonly wantsSeen: number;
   readonly wantsInvalid: number;
-  /** Streams of this node other nodes want now. */
+  /** Streams some node wants now (any stream: a node hears every want, its own too). */
   readonly streamsWanted: number;
   /** Preview frames published, their NATS messages and bytes. */
   readonly previewsPublished: number;

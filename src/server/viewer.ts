@@ -24,6 +24,10 @@ export type { ViewerOptions, ViewerStats } from './types.js';
  * One frame is unacknowledged per viewer at most: a frame that arrives while a viewer has one
  * out, or is still sending it, is dropped for that viewer (and counted), never queued, so a slow
  * page costs ingest nothing.
+ *
+ * With a bus, viewers may watch streams other nodes ingest, and other nodes' viewers ours: frames
+ * travel between nodes as previews over core NATS while wanted (src/cluster/previews.ts, loaded
+ * only then); a preview from another node is fed to viewers as a local frame is.
  */
 
 /**
@@ -351,6 +355,7 @@ export class ViewerHub {
   /** A stream was forgotten (no session for `streamHoldMs`): its viewers are told and closed. */
   onStreamEnded(stream: string): void {
     this.#latest.delete(stream);
+    this.#publishedAt.delete(stream);
     for (const viewer of this.#byStream.get(stream) ?? [])
       viewer.close(ErrorCodes.SESSION_CLOSED, 'its sender left');
   }

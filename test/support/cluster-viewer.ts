@@ -1,14 +1,14 @@
 /**
  * What the cluster viewer tests share: a viewer written with node-datachannel (what the page does,
- * minus the drawing), and the heartbeat of a node that ingests a stream.
+ * minus the drawing), and a wait for the heartbeat of the node that ingests a stream.
  */
 import assert from 'node:assert/strict';
 import nodeDataChannel from 'node-datachannel';
 import type { DataChannel, PeerConnection } from 'node-datachannel';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { NodeDirectory, openNodesBucket } from '../../src/cluster/directory.js';
-import { HEARTBEAT_INTERVAL_MS, encodeClusterMessage } from '../../src/cluster/protocol.js';
-import type { NodeHeartbeat, NodeStream } from '../../src/cluster/protocol.js';
+import { NodeDirectory } from '../../src/cluster/directory.js';
+import { HEARTBEAT_INTERVAL_MS } from '../../src/cluster/protocol.js';
+import type { NodeStream } from '../../src/cluster/protocol.js';
 import { candidatesOf, toSdpFragment, withoutCandidates } from '../../src/signaling/sdp.js';
 import {
   VIEWER_PROTOCOL,
@@ -89,30 +89,9 @@ export class NodeViewer {
   }
 }
 
-function heartbeat(id: string, streams: readonly NodeStream[]): NodeHeartbeat {
-  return {
-    v: 1,
-    id,
-    version: '0.0.0',
-    startedAt: Date.now(),
-    at: Date.now(),
-    sessions: streams.length,
-    maxSessions: 64,
-    viewers: 0,
-    maxViewers: 16,
-    ingressBytesPerSec: 0,
-    cpu: 0,
-    loopLagMs: 0,
-    busHealthy: true,
-    draining: false,
-    streams,
-  };
-}
-
 /**
- * Makes sure the cluster directory lists `stream` on node `nodeId`: the node's own heartbeat
- * (cluster membership, src/cluster/member.ts) when it writes one within two heartbeat
- * intervals, else one written here every interval for it. Returns the stop.
+ * Waits until node `nodeId`'s own heartbeat (src/cluster/member.ts) lists `stream`; throws after
+ * three heartbeat intervals. Returns a no-op (callers' teardown lists keep their shape).
  */
 export async function ensureListed(
   nc: NatsConnection,
@@ -120,20 +99,15 @@ export async function ensureListed(
   stream: NodeStream,
 ): Promise<() => void> {
   const directory = await NodeDirectory.open(nc);
-  const deadline = performance.now() + 2 * HEARTBEAT_INTERVAL_MS + 500;
-  while (
-    directory.nodeOfStream(stream.tenant, stream.stream)?.heartbeat.id !== nodeId &&
-    performance.now() < deadline
-  )
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  const listed = directory.nodeOfStream(stream.tenant, stream.stream)?.heartbeat.id === nodeId;
-  directory.close();
-  if (listed) return () => undefined;
-  const kv = await openNodesBucket(nc);
-  // A put cut short by the test's teardown (the connection closed) is no failure.
-  const beat = (): void =>
-    void kv.put(nodeId, encodeClusterMessage(heartbeat(nodeId, [stream]))).catch(() => undefined);
-  beat();
-  const timer = setInterval(beat, HEARTBEAT_INTERVAL_MS);
-  return () => clearInterval(timer);
+  try {
+    const deadline = performance.now() + 3 * HEARTBEAT_INTERVAL_MS + 500;
+    while (directory.nodeOfStream(stream.tenant, stream.stream)?.heartbeat.id !== nodeId) {
+      if (performance.now() > deadline)
+        throw new Error(`node ${nodeId}'s heartbeat does not list stream ${stream.stream}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    directory.close();
+  }
+  return () => undefined;
 }

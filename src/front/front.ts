@@ -154,6 +154,12 @@ export class PointstreamFront {
         state: 'live' as const,
         session: s.session,
         node: s.node,
+        // The live session's counters, from its node's heartbeat (at most a second old).
+        framesReceived: s.framesReceived ?? 0,
+        framesRejected: s.framesRejected ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+        pointsReceived: s.pointsReceived ?? 0,
+        lastFrameAt: s.lastFrameAt,
       })),
       totals: { ...this.#totals },
     };

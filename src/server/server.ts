@@ -190,7 +190,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     for (const { session } of [...this.#sessions.values()])
       session.close(code, 'server shutting down', { normal: true });
     this.#iterators.close();
-    await this.#viewers.close();
+    await this.#viewers.close(code);
     await this.#http.close();
     await Promise.all([...this.#teardowns]);
     await this.#bus?.close();

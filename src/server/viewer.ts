@@ -2,6 +2,7 @@ import { tenantOf } from '../bus/layout.js';
 import type { BusPublisher } from '../bus/publisher.js';
 import type { PreviewStats, ViewerCluster } from '../cluster/previews.js';
 import { ErrorCodes, invalidOption } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import { withDefaults } from '../util/options.js';
@@ -361,10 +362,13 @@ export class ViewerHub {
   }
 
   /** Closes every viewer connection and waits for their native teardown. */
-  async close(): Promise<void> {
+  /**
+   * Ends every viewer with `code`: `PS_ERR_SESSION_CLOSED`, or `PS_ERR_SESSION_MOVED` after a
+   * drain (the page then watches again, through the front, on another node).
+   */
+  async close(code: ErrorCode = ErrorCodes.SESSION_CLOSED): Promise<void> {
     this.#closed = true;
-    for (const viewer of [...this.#viewers.values()])
-      viewer.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+    for (const viewer of [...this.#viewers.values()]) viewer.close(code, 'server shutting down');
     await this.#cluster?.close();
     await Promise.all([...this.#teardowns]);
   }

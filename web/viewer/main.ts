@@ -206,6 +206,12 @@ async function watch(stream: string): Promise<void> {
         if (control.code === ErrorCodes.SESSION_CLOSED) {
           state = 'ended';
           showEnded(`Stream ended: ${control.message}.`);
+        } else if (control.code === ErrorCodes.SESSION_MOVED) {
+          // The node drains: watch the stream again as soon as it is listed (through a front,
+          // on another node).
+          state = 'ended';
+          wanted = stream;
+          showEnded(`The node is draining: watching ${short(stream)} again elsewhere…`);
         } else {
           state = 'closed';
           showError(`The server ended this view: ${control.message} (${control.code})`);

@@ -30,9 +30,10 @@ class Collector {
   readonly #done: Promise<void>;
 
   constructor(bus: string) {
-    this.consumer = consume({ bus, durable: `acceptance-${randomBytes(4).toString('hex')}` });
+    const consumer = consume({ bus, durable: `acceptance-${randomBytes(4).toString('hex')}` });
+    this.consumer = consumer;
     this.#done = (async () => {
-      for await (const frame of this.consumer) {
+      for await (const frame of consumer) {
         let list = this.frames.get(frame.stream);
         if (list === undefined) this.frames.set(frame.stream, (list = []));
         list.push({

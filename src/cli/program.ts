@@ -566,7 +566,12 @@ const streamOptions = (command: Command): Command =>
       'PEM CA certificate to trust for an HTTPS server with a private certificate',
     )
     .option('--no-reconnect', 'stop at the first connection failure instead of reconnecting')
-    .option('--max-reconnects <n>', 'reconnect attempts before giving up', integer(0, 1000), 5)
+    .option(
+      '--max-reconnects <n>',
+      'reconnect attempts per outage before giving up',
+      integer(0, 1000),
+      5,
+    )
     .option('--json', 'print the summary as one JSON line (last line of output)')
     .option('--no-progress', 'no progress line (default: shown on a terminal)')
     .option(

@@ -376,13 +376,15 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   ): Promise<{ client: PointstreamClient; firstSeq: number } | undefined> {
     let lastError: unknown = new PointstreamError(end.code, end.reason);
     let attempt = 0;
-    while (reconnects < options.maxReconnects && !signal.aborted) {
+    // The limit and the backoff count this outage's attempts: a sensor that lives through many
+    // failovers (a node killed, drained) keeps reconnecting, each time from the first attempt.
+    while (attempt < options.maxReconnects && !signal.aborted) {
       reconnects++;
       attempt++;
-      const delay = attempt === 1 && IMMEDIATE.has(end.code) ? 0 : backoffMs(reconnects, lastError);
+      const delay = attempt === 1 && IMMEDIATE.has(end.code) ? 0 : backoffMs(attempt, lastError);
       logger.warn(
-        { event: 'reconnecting', attempt: reconnects, delayMs: delay, after: end.code },
-        `connection lost (${end.reason}); reconnecting in ${delay} ms (attempt ${reconnects} of ${options.maxReconnects})`,
+        { event: 'reconnecting', attempt, delayMs: delay, after: end.code },
+        `connection lost (${end.reason}); reconnecting in ${delay} ms (attempt ${attempt} of ${options.maxReconnects})`,
       );
       if (delay > 0) await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) break;
@@ -407,7 +409,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       reason:
         options.maxReconnects === 0 || !options.reconnect
           ? end.reason
-          : `${end.reason}; gave up after ${reconnects} reconnect attempts: ${(lastError as Error).message}`,
+          : `${end.reason}; gave up after ${attempt} reconnect attempts: ${(lastError as Error).message}`,
     };
     return undefined;
   }

@@ -82,3 +82,22 @@ export async function waitForQuiet(
     if (performance.now() >= deadline) return false;
   }
 }
+
+/**
+ * CPU time (user + system, seconds) a live process has used so far, from /proc/<pid>/stat (Linux;
+ * USER_HZ 100); undefined when it cannot be read (the process is gone, or not Linux). Threads
+ * included (libdatachannel's, nats-server's goroutines); children not.
+ */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, in parentheses): state is field 3,
+    // utime 14 and stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -664,7 +664,7 @@ export function clusterView(b: BenchResults, o: Options, cores: number): View | 
           },
           client: summary && {
             acked: summary.framesAcked,
-            planned: summary.framesPlanned,
+            reached: summary.framesPlanned - summary.framesNotSent,
             lost: summary.framesLost,
             skipped: summary.framesSkipped,
             reconnects: summary.reconnects,
@@ -675,6 +675,7 @@ export function clusterView(b: BenchResults, o: Options, cores: number): View | 
             missed: consumer.framesMissed,
             incomplete: consumer.framesIncomplete,
             invalid: consumer.messagesInvalid,
+            lastError: consumer.lastError,
           },
         }
       : undefined,

@@ -253,7 +253,8 @@ export function everyScenarioReport(): BenchReport {
           hz: 4,
           summary: {
             framesAcked: 150,
-            framesPlanned: 160,
+            framesPlanned: 2400,
+            framesNotSent: 2240,
             framesLost: 6,
             framesSkipped: 3,
             reconnects: 3,

@@ -55,6 +55,7 @@ import {
 import type { PointScene, RateResult } from './lib/scenarios.js';
 import { waitForQuiet } from './lib/system.js';
 import { CHROMIUM_PATH, haveChromium } from '../test/browser-helpers.js';
+import { natsUnavailable } from '../test/support/nats.js';
 import { runTls } from './lib/tls.js';
 
 const errorMessage = (error: unknown): string =>
@@ -226,6 +227,12 @@ const RUNNERS: Record<ScenarioName, Runner> = {
   },
 
   async cluster(o, results) {
+    const missing = natsUnavailable();
+    if (missing) {
+      console.log(`cluster: skipped: ${missing}`);
+      results.cluster = { skipped: missing, ingest: [] };
+      return [];
+    }
     const cluster: ClusterResults = (results.cluster = { ingest: [] });
     const failures: string[] = [];
     for (const nodes of o.clusterNodeCounts) {

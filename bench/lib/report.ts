@@ -177,6 +177,8 @@ const FRAMES_IN_FLIGHT = 2;
 function clusterTargets(b: BenchResults): Target[] {
   const c = b.cluster;
   if (!c) return [];
+  if (c.skipped !== undefined)
+    return [{ target: 'cluster', measured: `skipped: ${c.skipped}`, status: 'not run' }];
   const list: Target[] = [];
   const runs = c.ingest.flatMap((r) => (r.result ? [r.result] : []));
   list.push({
@@ -396,6 +398,7 @@ export function renderSummary(report: BenchReport, path: string, svgs: readonly 
         : `clients ${r.clients}: FAILED`,
     );
   }
+  if (b.cluster?.skipped !== undefined) lines.push(`cluster: skipped (${b.cluster.skipped})`);
   for (const r of b.cluster?.ingest ?? []) {
     const s = r.result;
     lines.push(

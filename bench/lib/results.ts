@@ -56,6 +56,8 @@ export interface ClusterIngestRecord extends Outcome<ClusterIngestResult> {
 }
 
 export interface ClusterResults {
+  /** Not run, and why (no nats-server). */
+  readonly skipped?: string;
   readonly ingest: ClusterIngestRecord[];
   /** A run cut short by a kill it did not recover from has its kills so far and the error. */
   failover?: Outcome<FailoverResult>;

@@ -565,6 +565,7 @@ export function clusterView(b: BenchResults, o: Options, cores: number): View | 
   const summary = f?.result?.summary;
   const consumer = f?.result?.consumer;
   return {
+    skipped: c.skipped,
     points: int(o.clusterPoints),
     frameBytes: int(npyBytes(o.clusterPoints)),
     duration: o.clusterDuration,

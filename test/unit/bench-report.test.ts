@@ -108,6 +108,18 @@ void describe('bench report', () => {
   });
 });
 
+void describe('bench report: cluster', () => {
+  void it('without nats-server the section says it was skipped, and its targets were not run', () => {
+    const report = everyScenarioFailedReport();
+    const text = renderMarkdown({
+      ...report,
+      results: { cluster: { skipped: 'no nats-server', ingest: [] } },
+    });
+    assert.ok(text.includes('points per frame)\n\nSkipped: no nats-server.\n\n## Targets'), text);
+    assert.ok(text.includes('| cluster | skipped: no nats-server | not run |'));
+  });
+});
+
 void describe('template', () => {
   void it('fills values, dotted names and the current item', () => {
     assert.equal(

@@ -32,6 +32,8 @@ export const FAILOVER_STREAM = 'bench-failover';
 const FAILOVER_MAX_RECONNECTS = 100;
 /** A kill whose client has not streamed again on another node after this long is a failure. */
 const RECOVERY_TIMEOUT_MS = 30_000;
+/** The failover client runs `--duration 600`: it is stopped well before; this is its hard limit. */
+const FAILOVER_CLIENT_TIMEOUT_MS = 660_000;
 /** Frames of a session at the consumer before its node is killed: the client streams. */
 const FRAMES_BEFORE_KILL = 4;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -401,7 +403,8 @@ export interface FailoverResult {
   readonly hz: number;
   /** The client's summary (it is stopped with SIGINT after the last kill). */
   readonly summary: SendSummary | undefined;
-  readonly consumer: ConsumerStats;
+  /** Undefined if the consumer never ran. */
+  readonly consumer: ConsumerStats | undefined;
   readonly wallSeconds: number;
 }
 
@@ -446,72 +449,46 @@ async function waitFor<T>(what: string, timeoutMs: number, found: () => T | unde
   }
 }
 
+/** What the failover run collects as it goes. */
+interface FailoverLog {
+  readonly frames: SeenFrame[];
+  readonly events: ClientEvent[];
+  readonly kills: FailoverKill[];
+  readonly killedAt: number[];
+}
+
 /**
- * Kills the node that carries the client `o.kills` times. A kill the client does not recover from
- * within 30 s ends the run: the kills so far are returned, with the error.
+ * Starts the client, kills the node that carries it `o.kills` times (restarting it after each),
+ * then stops the client with SIGINT. Returns its summary, and why the loop stopped early if it did.
  */
-export async function runClusterFailover(
+async function killLoop(
+  label: string,
+  cluster: BenchCluster,
   o: FailoverOptions,
-): Promise<{ result: FailoverResult; error?: string }> {
-  const label = 'cluster failover';
-  const timeoutMs = 660_000;
-  const cluster = await BenchCluster.start(label, 3, timeoutMs + 60_000);
-  const frames: SeenFrame[] = [];
-  const events: ClientEvent[] = [];
-  // Timing from the chunks' own headers (a core subscription: every chunk as published, nothing
-  // checked); integrity from a real consumer (parts, CRC, gaps), whose counters are reported.
-  const watch = await connect({ servers: cluster.nats.url });
-  const watching = (async () => {
-    for await (const m of watch.subscribe(frameSubjectFilter(FAILOVER_STREAM))) {
-      const h = (name: string): string => m.headers?.get(name) ?? '';
-      // A frame is on the bus once its last part is.
-      if (Number(h(BusHeader.PART)) !== Number(h(BusHeader.PARTS)) - 1) continue;
-      frames.push({
-        seq: Number(h(BusHeader.SEQ)),
-        session: h(BusHeader.SESSION),
-        node: h(BusHeader.NODE),
-        receivedAt: Number(h(BusHeader.RECEIVED_AT)),
-        onBusAt: Date.now(),
-      });
-    }
-  })();
-  await watch.flush();
-  const consumer = consume({
-    bus: cluster.nats.url,
-    stream: FAILOVER_STREAM,
-    durable: `bench-failover-${randomBytes(4).toString('hex')}`,
-  });
-  const reading = (async () => {
-    // Read (and acknowledged) only for the consumer's counters.
-    for await (const frame of consumer) void frame;
-  })();
-  let client: ReturnType<typeof startProcess> | undefined;
-  const kills: FailoverKill[] = [];
-  const killedAt: number[] = [];
-  const started = performance.now();
+  log: FailoverLog,
+): Promise<{ summary: SendSummary | undefined; error: string | undefined }> {
+  const { frames, events, kills, killedAt } = log;
+  const client = startProcess(
+    `${label} send`,
+    failoverSendArgs(cluster.frontUrl, o.points, o.hz),
+    FAILOVER_CLIENT_TIMEOUT_MS,
+    {
+      keepStdout: true,
+      onErrorLine: (line) => {
+        const event = parseClientEvent(line);
+        if (event) events.push(event);
+      },
+    },
+  );
+  let clientExit: string | undefined;
+  void client.exited.then(
+    (r) => (clientExit = `${describeExit(r)}: ${r.stderr.trim().slice(-300)}`),
+  );
+  const alive = (): void => {
+    if (clientExit !== undefined) throw new Error(`${label}: send ended (${clientExit})`);
+  };
   let error: string | undefined;
   try {
-    await consumer.ready();
-    client = startProcess(
-      `${label} send`,
-      failoverSendArgs(cluster.frontUrl, o.points, o.hz),
-      timeoutMs,
-      {
-        keepStdout: true,
-        onErrorLine: (line) => {
-          const event = parseClientEvent(line);
-          if (event) events.push(event);
-        },
-      },
-    );
-    let clientExit: string | undefined;
-    void client.exited.then(
-      (r) => (clientExit = `${describeExit(r)}: ${r.stderr.trim().slice(-300)}`),
-    );
-    const alive = (): void => {
-      if (clientExit !== undefined) throw new Error(`${label}: send ended (${clientExit})`);
-    };
-    let seen = new Set<string>();
     for (let kill = 1; kill <= o.kills; kill++) {
       // It streams: a few frames of its current session are on the bus.
       const session = await waitFor(`${label} kill ${kill}: the client streams`, 30_000, () => {
@@ -525,7 +502,7 @@ export async function runClusterFailover(
       const node = id === undefined ? undefined : cluster.nodes.get(id);
       if (id === undefined || node === undefined)
         throw new Error(`${label}: session ${session} names no node of the cluster`);
-      seen = new Set(frames.map((f) => f.session));
+      const seen = new Set(frames.map((f) => f.session));
       const at = Date.now();
       killedAt.push(at);
       node.kill('SIGKILL');
@@ -562,24 +539,77 @@ export async function runClusterFailover(
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
   }
-  let summary: SendSummary | undefined;
+  client.kill('SIGINT');
+  const exit = await client.exited;
   try {
-    if (client) {
-      client.kill('SIGINT');
-      const exit = await client.exited;
-      try {
-        summary = parseSummary(`${label} send`, exit);
-      } catch {
-        // SIGINT: send exits 130 with ok false, which parseSummary accepts; anything else is kept.
-        error ??= failure(`${label} send: ${describeExit(exit)}, no summary`, exit.stderr).message;
+    // SIGINT: send prints its summary (ok false, interrupted) and exits.
+    return { summary: parseSummary(`${label} send`, exit), error };
+  } catch {
+    error ??= failure(`${label} send: ${describeExit(exit)}, no summary`, exit.stderr).message;
+    return { summary: undefined, error };
+  }
+}
+
+/**
+ * Kills the node that carries the client `o.kills` times. A kill the client does not recover from
+ * within 30 s ends the run: the kills so far are returned, with the error.
+ */
+export async function runClusterFailover(
+  o: FailoverOptions,
+): Promise<{ result: FailoverResult; error?: string }> {
+  const label = 'cluster failover';
+  const cluster = await BenchCluster.start(label, 3, FAILOVER_CLIENT_TIMEOUT_MS + 60_000);
+  const frames: SeenFrame[] = [];
+  const events: ClientEvent[] = [];
+  const kills: FailoverKill[] = [];
+  const killedAt: number[] = [];
+  const started = performance.now();
+  let summary: SendSummary | undefined;
+  let consumerStats: ConsumerStats | undefined;
+  let error: string | undefined;
+  try {
+    // Timing from the chunks' own headers (a core subscription: every chunk as published,
+    // nothing checked); integrity from a real consumer (parts, CRC, gaps): its counters.
+    const watch = await connect({ servers: cluster.nats.url });
+    const watching = (async () => {
+      for await (const m of watch.subscribe(frameSubjectFilter(FAILOVER_STREAM))) {
+        const h = (name: string): string => m.headers?.get(name) ?? '';
+        // A frame is on the bus once its last part is.
+        if (Number(h(BusHeader.PART)) !== Number(h(BusHeader.PARTS)) - 1) continue;
+        frames.push({
+          seq: Number(h(BusHeader.SEQ)),
+          session: h(BusHeader.SESSION),
+          node: h(BusHeader.NODE),
+          receivedAt: Number(h(BusHeader.RECEIVED_AT)),
+          onBusAt: Date.now(),
+        });
       }
+    })();
+    const consumer = consume({
+      bus: cluster.nats.url,
+      stream: FAILOVER_STREAM,
+      durable: `bench-failover-${randomBytes(4).toString('hex')}`,
+    });
+    const reading = (async () => {
+      // Read (and acknowledged) only for the consumer's counters.
+      for await (const frame of consumer) void frame;
+    })();
+    try {
+      await watch.flush();
+      await consumer.ready();
+      ({ summary, error } = await killLoop(label, cluster, o, { frames, events, kills, killedAt }));
+      // Frames published last reach the consumer.
+      await sleep(1_000);
+    } finally {
+      await consumer.close();
+      await reading.catch(() => undefined);
+      consumerStats = consumer.stats();
+      await watch.close();
+      await watching.catch(() => undefined);
     }
-    await sleep(1_000);
+  } catch (e) {
+    error ??= e instanceof Error ? e.message : String(e);
   } finally {
-    await consumer.close();
-    await reading.catch(() => undefined);
-    await watch.close();
-    await watching.catch(() => undefined);
     await cluster.close();
   }
   // Client log lines are attributed to the kill before them.
@@ -601,7 +631,7 @@ export async function runClusterFailover(
     points: o.points,
     hz: o.hz,
     summary,
-    consumer: consumer.stats(),
+    consumer: consumerStats,
     wallSeconds: (performance.now() - started) / 1000,
   };
   return error === undefined ? { result } : { result, error };

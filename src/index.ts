@@ -1,5 +1,6 @@
 export { createServer, PointstreamServer, DEFAULT_SERVER_LIMITS } from './server/server.js';
 export type {
+  ClusterStats,
   FrameRejection,
   ReceivedFrame,
   ServerEvents,
@@ -27,3 +28,5 @@ export { consume, Consumer } from './bus/consumer.js';
 export type { ConsumeOptions, ConsumedFrame, ConsumerStats } from './bus/consumer.js';
 export { BusReassembly, DEFAULT_BUS_REASSEMBLY_LIMITS } from './bus/reassembly.js';
 export type { BusReassemblyLimits } from './bus/reassembly.js';
+export { createFront, PointstreamFront, DEFAULT_FRONT_LIMITS } from './front/front.js';
+export type { FrontLimits, FrontNodeStats, FrontOptions, FrontStats } from './front/types.js';

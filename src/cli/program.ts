@@ -33,6 +33,8 @@ import {
 } from './options.js';
 import type { LogLevel } from './options.js';
 import { runServe } from './serve.js';
+import { runFront } from './front.js';
+import { DEFAULT_FORWARD_TIMEOUT_MS } from '../front/front.js';
 import { formatSummary, runSend } from './send.js';
 import { formatConsumeSummary, runConsume } from './consume.js';
 import type { ConsumeSummary } from './consume.js';
@@ -294,6 +296,11 @@ logOptions(
       '--bus-replicas <n>',
       `copies of each message in a NATS cluster (default ${DEFAULT_BUS_OPTIONS.replicas})`,
       integer(1, 5),
+    )
+    .option(
+      '--drain-timeout <s>',
+      'with --bus, SIGTERM drains: new offers refused, clients told to move to another node; seconds to wait for them before closing (default 10)',
+      integer(1, 3600),
     ),
   'info',
   serveEnv,
@@ -332,6 +339,7 @@ logOptions(
     busMaxBytes?: number;
     busDiscard?: 'old' | 'new';
     busReplicas?: number;
+    drainTimeout?: number;
     logLevel: LogLevel;
     logFormat?: LogFormat;
   }) => {
@@ -362,7 +370,14 @@ logOptions(
       if (tokens.length === 0)
         usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
     }
-    const busFlags = ['nodeId', 'busMaxAge', 'busMaxBytes', 'busDiscard', 'busReplicas'] as const;
+    const busFlags = [
+      'nodeId',
+      'busMaxAge',
+      'busMaxBytes',
+      'busDiscard',
+      'busReplicas',
+      'drainTimeout',
+    ] as const;
     const stray = busFlags.find((key) => opts[key] !== undefined);
     if (opts.bus === undefined && stray !== undefined)
       usageError(`--${stray.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --bus`);
@@ -381,6 +396,7 @@ logOptions(
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
     await startServe(logger, {
       bus,
+      drainTimeoutMs: opts.drainTimeout === undefined ? undefined : opts.drainTimeout * 1000,
       record:
         opts.record === undefined
           ? undefined
@@ -474,6 +490,7 @@ interface StreamFlags {
   precision?: number;
   maxInFlight: number;
   connectTimeout: number;
+  livenessTimeout: number;
   json?: boolean;
   progress?: boolean;
   dropNonFinite?: boolean;
@@ -535,6 +552,12 @@ const streamOptions = (command: Command): Command =>
       integer(1),
       SENDER_DEFAULTS.connectTimeoutMs,
     )
+    .option(
+      '--liveness-timeout <ms>',
+      'with a server that sends heartbeats: silence after which it counts as gone (PS_ERR_PEER_SILENT) and send reconnects at once',
+      integer(1, 600_000),
+      SENDER_DEFAULTS.livenessTimeoutMs,
+    )
     .addOption(
       new Option('--token <token>', 'bearer token for a server with auth').env('POINTSTREAM_TOKEN'),
     )
@@ -570,6 +593,7 @@ function streamSettings(
     precision: opts.precision,
     maxInFlight: opts.maxInFlight,
     connectTimeoutMs: opts.connectTimeout,
+    livenessTimeoutMs: opts.livenessTimeout,
     token: opts.token,
     ca: opts.ca === undefined ? undefined : readFlagFile('--ca', opts.ca),
     reconnect: opts.reconnect,
@@ -768,6 +792,122 @@ logOptions(
   },
 );
 // --- end consume ---
+
+// --- front (issue 17): the cluster's public signaling address ---
+// Every front flag can also come from the environment, POINTSTREAM_<FLAG>, as serve's.
+const frontCommand = program.command('front');
+frontCommand.createOption = (flags, description) => serveEnv(new Option(flags, description));
+logOptions(
+  frontCommand
+    .description(
+      "the cluster's signaling address: places each offer on a serve --bus node with room and forwards it over NATS",
+    )
+    .option('--bus <url>', 'the NATS server the nodes use, nats://HOST:PORT (required)')
+    .option('--host <address>', 'interface for HTTP signaling', '0.0.0.0')
+    .option(
+      '--port <port>',
+      'port for HTTP signaling (0: any free port)',
+      integer(0, 65535),
+      DEFAULT_PORT,
+    )
+    .option('--tls-cert <file>', 'PEM certificate (chain): serve signaling over HTTPS')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .addOption(
+      new Option(
+        '--token-file <file>',
+        "bearer tokens, one per line: turns on auth (the nodes' --token-file must hold the same)",
+      ).env('POINTSTREAM_TOKEN_FILE'),
+    )
+    .option(
+      '--cors-origin <origin>',
+      'browser origin allowed to call signaling (repeatable; env: space-separated)',
+      collectWords,
+      [],
+    )
+    .option(
+      '--max-offers-per-minute <n>',
+      'offers per token and per address per minute',
+      integer(1),
+      DEFAULT_SERVER_LIMITS.maxOffersPerMinute,
+    )
+    .option(
+      '--forward-timeout <ms>',
+      'time a node has to answer a forwarded request before the next node is tried',
+      integer(1, 600_000),
+      DEFAULT_FORWARD_TIMEOUT_MS,
+    )
+    .addHelpText(
+      'after',
+      '\nRun any number of fronts behind one address; nodes are `pointstream serve --bus URL`.\n' +
+        'No node with room: 503 PS_ERR_SERVER_FULL with Retry-After: 1. Exit code 3: NATS cannot be reached.',
+    ),
+  'info',
+  serveEnv,
+).action(
+  async (opts: {
+    bus?: string;
+    host: string;
+    port: number;
+    tlsCert?: string;
+    tlsKey?: string;
+    tokenFile?: string;
+    corsOrigin: string[];
+    maxOffersPerMinute: number;
+    forwardTimeout: number;
+    logLevel: LogLevel;
+    logFormat?: LogFormat;
+  }) => {
+    if (opts.bus === undefined) usageError("required option '--bus <url>' not specified");
+    if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(opts.bus))
+      usageError(`--bus: expected nats://HOST:PORT, got ${JSON.stringify(opts.bus)}`);
+    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
+      usageError('--tls-cert and --tls-key go together');
+    const tls =
+      opts.tlsCert && opts.tlsKey
+        ? {
+            cert: readFlagFile('--tls-cert', opts.tlsCert),
+            key: readFlagFile('--tls-key', opts.tlsKey),
+          }
+        : undefined;
+    let tokens: string[] | undefined;
+    if (opts.tokenFile !== undefined) {
+      try {
+        tokens = readTokenFile(opts.tokenFile);
+      } catch (error) {
+        usageError(
+          `--token-file: cannot read ${JSON.stringify(opts.tokenFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        );
+      }
+      if (tokens.length === 0)
+        usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
+    }
+    const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
+    try {
+      await runFront({
+        bus: opts.bus,
+        host: opts.host,
+        port: opts.port,
+        tls,
+        tokens,
+        corsOrigins: opts.corsOrigin,
+        limits: { maxOffersPerMinute: opts.maxOffersPerMinute },
+        forwardTimeoutMs: opts.forwardTimeout,
+        logger,
+      });
+    } catch (error) {
+      if (error instanceof RangeError || error instanceof TypeError) usageError(error.message);
+      const code = (error as PointstreamError).code;
+      if (code === ErrorCodes.INVALID_OPTION) usageError((error as Error).message);
+      process.stderr.write(
+        `pointstream: cannot start the front: ${code === undefined ? '' : `${code}: `}${(error as Error).message}\n`,
+      );
+      logger.flush();
+      // NATS cannot be reached: 3, as a connection that failed (serve --bus does the same).
+      process.exit(code === ErrorCodes.BUS_UNAVAILABLE ? ExitCode.CONNECT_FAILED : 1);
+    }
+  },
+);
+// --- end front ---
 
 // Each command points at its own help after a usage error.
 for (const command of program.commands) command.showHelpAfterError(helpPointer(command.name()));

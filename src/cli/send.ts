@@ -43,6 +43,8 @@ export interface SendCommandOptions {
   readonly precision: number | undefined;
   readonly maxInFlight: number;
   readonly connectTimeoutMs: number;
+  /** Silence from a server that sends heartbeats after which it counts as gone (`PS_ERR_PEER_SILENT`). */
+  readonly livenessTimeoutMs?: number | undefined;
   readonly token: string | undefined;
   readonly ca: Buffer | undefined;
   /** Connect again after a mid-stream failure. */
@@ -81,6 +83,13 @@ export interface SendSummary {
   /** Frames not sent because the run ended early (gave up, interrupted, stopped by an error). */
   readonly framesNotSent: number;
   readonly reconnects: number;
+  /**
+   * Times the server moved the session (`PS_ERR_SESSION_MOVED`, a draining node): each followed by
+   * an immediate reconnect that sends the refused frame again, nothing skipped.
+   */
+  readonly moves: number;
+  /** Times the server fell silent (`PS_ERR_PEER_SILENT`, a dead node): each followed by a reconnect. */
+  readonly peerSilent: number;
   readonly pointsPerFrame: number;
   readonly encoding: PointEncodingName;
   /** Payload bytes per point sent (12 plus the .npy header for raw). */
@@ -123,6 +132,14 @@ const RECONNECTABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCodes.CONNECT_TIMEOUT,
   ErrorCodes.SIGNALING_FAILED,
   ErrorCodes.SIGNALING_REJECTED,
+  ErrorCodes.SESSION_MOVED,
+  ErrorCodes.PEER_SILENT,
+]);
+
+/** Endings after which the first reconnect attempt goes at once (a node drained or died). */
+const IMMEDIATE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  ErrorCodes.SESSION_MOVED,
+  ErrorCodes.PEER_SILENT,
 ]);
 
 function retryable(error: unknown): boolean {
@@ -193,6 +210,9 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       ...(options.precision === undefined ? {} : { precision: options.precision }),
       maxFramesInFlight: options.maxInFlight,
       connectTimeoutMs: options.connectTimeoutMs,
+      ...(options.livenessTimeoutMs === undefined
+        ? {}
+        : { livenessTimeoutMs: options.livenessTimeoutMs }),
       logger,
       signal,
     });
@@ -218,6 +238,12 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   let skipped = 0;
   let recording: string | undefined;
   let reconnects = 0;
+  let moves = 0;
+  let peerSilent = 0;
+  /** A frame the server refused unsent (it moved the session): sent first on the next session. */
+  let held: { points: Float32Array; dropped: number } | undefined;
+  /** Resolves when the current client ended. */
+  let clientEnded: Promise<void> = Promise.resolve();
   /** Frames the loop got to: sent, or skipped while reconnecting. */
   let k = 0;
   let stopReason: { code: ErrorCode; reason: string } | undefined;
@@ -236,9 +262,12 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   const attach = (client: PointstreamClient): PointstreamClient => {
     if (client.sessionId !== undefined) sessions.push(client.sessionId);
     recording = client.recording;
-    client.on('closed', (end) => {
-      if (!closing) lastEnd = end;
-    });
+    clientEnded = new Promise((resolve) =>
+      client.on('closed', (end) => {
+        if (!closing) lastEnd = end;
+        resolve();
+      }),
+    );
     return client;
   };
 
@@ -264,6 +293,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
           period > 0
             ? Math.min(framesPlanned, Math.max(k, Math.floor((performance.now() - start) / period)))
             : k;
+        if (end.code === ErrorCodes.SESSION_MOVED) moves++;
+        else if (end.code === ErrorCodes.PEER_SILENT) peerSilent++;
         const next = await reconnect(resumeAt, end);
         if (next === undefined) break;
         client = attach(next.client);
@@ -281,19 +312,24 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       await pace(stats, { rate: options.rate, k, signal });
       if (signal.aborted) break;
       let points: Float32Array;
-      try {
-        points = source.next();
-        noteConversion(source.conversion);
-      } catch (error) {
-        // A file of a recording that cannot be read: the run stops, the summary still prints.
-        stopReason = {
-          code: (error as PointstreamError).code ?? ErrorCodes.SOURCE_UNREADABLE,
-          reason: (error as Error).message,
-        };
-        break;
-      }
       let dropped = 0;
-      if (nonFinite !== undefined) ({ points, dropped } = nonFinite.apply(points));
+      if (held !== undefined) {
+        ({ points, dropped } = held);
+        held = undefined;
+      } else {
+        try {
+          points = source.next();
+          noteConversion(source.conversion);
+        } catch (error) {
+          // A file of a recording that cannot be read: the run stops, the summary still prints.
+          stopReason = {
+            code: (error as PointstreamError).code ?? ErrorCodes.SOURCE_UNREADABLE,
+            reason: (error as Error).message,
+          };
+          break;
+        }
+        if (nonFinite !== undefined) ({ points, dropped } = nonFinite.apply(points));
+      }
       pointsPerFrame = points.length / 3;
       try {
         // Generated points, and what the filter kept, are finite: the client need not check them.
@@ -305,6 +341,13 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       } catch (error) {
         if (signal.aborted) break;
         const code = (error as PointstreamError).code ?? ErrorCodes.CHANNEL_CLOSED;
+        if (code === ErrorCodes.SESSION_MOVED) {
+          // Refused unsent: kept for the next session; the frames in flight get their receipts.
+          held = { points, dropped };
+          await clientEnded;
+          lastEnd ??= { code, reason: (error as Error).message };
+          continue;
+        }
         if (!client.closed) {
           // The frame itself is wrong (too large for the server, say): reconnecting cannot help.
           stopReason = { code, reason: (error as Error).message };
@@ -332,18 +375,21 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     end: { code: ErrorCode; reason: string },
   ): Promise<{ client: PointstreamClient; firstSeq: number } | undefined> {
     let lastError: unknown = new PointstreamError(end.code, end.reason);
+    let attempt = 0;
     while (reconnects < options.maxReconnects && !signal.aborted) {
       reconnects++;
-      const delay = backoffMs(reconnects, lastError);
+      attempt++;
+      const delay = attempt === 1 && IMMEDIATE.has(end.code) ? 0 : backoffMs(reconnects, lastError);
       logger.warn(
         { event: 'reconnecting', attempt: reconnects, delayMs: delay, after: end.code },
         `connection lost (${end.reason}); reconnecting in ${delay} ms (attempt ${reconnects} of ${options.maxReconnects})`,
       );
-      await sleep(delay, undefined, { signal }).catch(() => undefined);
+      if (delay > 0) await sleep(delay, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) break;
       try {
         lastEnd = undefined;
-        const firstSeq = resumeAt();
+        // A move skips nothing: the refused frame and those due meanwhile go out on the new session.
+        const firstSeq = end.code === ErrorCodes.SESSION_MOVED ? k : resumeAt();
         const next = await connectAt(firstSeq);
         logger.warn(
           { event: 'reconnected', session: next.sessionId, firstSeq },
@@ -395,6 +441,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     framesSkipped: skipped,
     framesNotSent,
     reconnects,
+    moves,
+    peerSilent,
     pointsPerFrame,
     encoding: options.encoding,
     bytesPerPoint: figures.bytesPerPoint,
@@ -456,7 +504,7 @@ export function formatSummary(summary: SendSummary): string {
   const lines = [
     `${summary.ok ? 'OK' : 'FAILED'}: ${summary.reason}`,
     `  stream     ${summary.stream}, session ${summary.session ?? '-'}${summary.sessions.length > 1 ? ` (${summary.sessions.length} sessions)` : ''}${summary.recording === undefined ? '' : `, recorded by the server in ${summary.recording}`}`,
-    `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''}${summary.framesNotSent ? `, not sent ${summary.framesNotSent}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}`,
+    `  frames     sent ${summary.framesSent}, acknowledged ${summary.framesAcked}, rejected ${summary.framesRejected}, lost ${summary.framesLost}${summary.framesSkipped ? `, skipped ${summary.framesSkipped}` : ''}${summary.framesNotSent ? `, not sent ${summary.framesNotSent}` : ''} (planned ${summary.framesPlanned})${summary.reconnects ? `, ${summary.reconnects} reconnects` : ''}${summary.moves ? ` (${summary.moves} moved by the server)` : ''}${summary.peerSilent ? ` (server silent ${summary.peerSilent}x)` : ''}`,
     `  rate       ${summary.achievedHz} frames/s achieved, ${summary.mbPerSec} MB/s, ${summary.pointsPerFrame.toLocaleString('en-US')} points/frame, ${summary.lateFrames} late`,
     `  encoding   ${summary.encoding}: ${summary.bytesPerPoint} bytes/point${summary.encoding === 'raw' ? ' (lossless)' : `, max error ${(summary.maxError * 1000).toPrecision(3)} mm`}`,
     summary.framesAcked === 0

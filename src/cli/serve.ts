@@ -3,6 +3,7 @@ import { networkInterfaces } from 'node:os';
 import type { BusOptions } from '../bus/publisher.js';
 import { releaseNativeResources } from '../rtc/peer.js';
 import type { RtcOptions } from '../rtc/peer.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS } from '../server/cluster.js';
 import { createServer } from '../server/server.js';
 import type { PointstreamServer } from '../server/server.js';
 import type { RecordOptions } from '../server/recorder.js';
@@ -26,10 +27,15 @@ export interface ServeCommandOptions {
   readonly limits: Partial<ServerLimits>;
   /** Publish verified frames to this bus (`--bus`); receipts wait for it. */
   readonly bus?: BusOptions | undefined;
+  /** With a bus, SIGTERM drains first, for at most this long (`--drain-timeout`). (10 s) */
+  readonly drainTimeoutMs?: number | undefined;
   readonly logger: CliLogger;
 }
 
-/** Runs the server until SIGINT/SIGTERM, then shuts it down in order and resolves. */
+/**
+ * Runs the server until SIGINT/SIGTERM, then shuts it down in order and resolves. With a bus,
+ * SIGTERM drains first (a cluster node: its clients move to other nodes); a second signal exits.
+ */
 export async function runServe(options: ServeCommandOptions): Promise<PointstreamServer> {
   let server: PointstreamServer | undefined;
   let requested: NodeJS.Signals | undefined;
@@ -46,15 +52,23 @@ export async function runServe(options: ServeCommandOptions): Promise<Pointstrea
       return;
     }
     stopping = true;
-    options.logger.status({ event: 'shutdown', signal }, `${signal}: shutting down`);
+    const drain = signal === 'SIGTERM' && options.bus !== undefined;
+    const drainMs = drain ? (options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS) : 0;
+    options.logger.status(
+      { event: 'shutdown', signal, drain },
+      drain ? `${signal}: draining, then shutting down` : `${signal}: shutting down`,
+    );
     // Bounded: a stuck native close must not keep the process alive forever.
+    const deadline = drainMs + SHUTDOWN_DEADLINE_MS;
     const force = setTimeout(() => {
-      options.logger.error({ event: 'shutdown-timeout' }, 'shutdown took more than 10 s; exiting');
+      options.logger.error(
+        { event: 'shutdown-timeout' },
+        `shutdown took more than ${deadline / 1000} s; exiting`,
+      );
       exitNow(options.logger, 1);
-    }, SHUTDOWN_DEADLINE_MS);
+    }, deadline);
     force.unref();
-    void server
-      .close()
+    void (drain ? server.drain({ timeoutMs: drainMs }) : server.close())
       .then(
         () => {
           options.logger.status({ event: 'stopped' }, 'stopped');

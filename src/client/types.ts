@@ -40,6 +40,12 @@ export interface ClientOptions {
   /** How long to wait for a frame's receipt before counting it lost. (10000 ms) */
   readonly receiptTimeoutMs?: number;
   /**
+   * With a server that announces heartbeats (`heartbeatMs` in its hello), this long without any
+   * message from it ends the connection with `PS_ERR_PEER_SILENT` (frames in flight are reported
+   * lost): a dead node is noticed in seconds, not at the receipt timeout. (2500 ms)
+   */
+  readonly livenessTimeoutMs?: number;
+  /**
    * How points travel (docs/encodings.md): `raw` float32 (lossless), `q16` (16-bit per axis within
    * the frame's bounds, 6 bytes/point) or `qrice` (quantized to `precision`, delta + Rice coded:
    * 1.6 bytes/point on a LiDAR scan at 1 mm). The server decodes any of them. (`raw`)

@@ -15,4 +15,13 @@ export const SENDER_DEFAULTS = Object.freeze({
   lowWaterMark: 1024 * 1024,
   /** A frame without a receipt after this long is counted lost. */
   receiptTimeoutMs: 10_000,
+  /**
+   * After a hello announcing heartbeats (`heartbeatMs`), this long without any message from the
+   * server ends the sender with `PS_ERR_PEER_SILENT`: the node is gone. Servers without heartbeats
+   * are not checked.
+   */
+  livenessTimeoutMs: 2_500,
 });
+
+/** After `closing` `PS_ERR_SESSION_MOVED`, the longest wait for receipts of frames in flight. */
+export const MOVE_RECEIPT_WAIT_MS = 3_000;

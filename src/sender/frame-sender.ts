@@ -3,7 +3,7 @@ import type { ErrorCode } from '../errors.js';
 import type { Channel, ChannelMessage } from '../transport/channel.js';
 import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
-import { decodeServerMessage } from '../wire/control.js';
+import { CLIENT_HEARTBEAT_TEXT, decodeServerMessage } from '../wire/control.js';
 import type { HelloMessage, ServerMessage } from '../wire/control.js';
 import { crc32Portable } from '../wire/crc32.js';
 import type { Checksum } from '../wire/crc32.js';
@@ -12,6 +12,7 @@ import type { EncodedPoints, PointEncodingName } from '../wire/encodings/index.j
 import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
 import type { OutgoingFrame } from '../wire/frame.js';
 import { indexOfNonFinite, nonFiniteNotSentError } from '../wire/points.js';
+import { MOVE_RECEIPT_WAIT_MS } from './defaults.js';
 import { resolveSenderOptions } from './options.js';
 import type { ResolvedSenderOptions, SenderLimits, SenderSettings } from './options.js';
 import type { FrameReceipt, SendOptions, SenderEnd, SenderStats, SentFrame } from './types.js';
@@ -82,6 +83,11 @@ export class FrameSender {
   #helloWaiter: ((error?: PointstreamError) => void) | undefined;
   #ended: SenderEnd | undefined;
   #opened: boolean;
+  /** `performance.now()` of the last message from the server (liveness). */
+  #heardAt = 0;
+  #livenessTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The server said `closing` `PS_ERR_SESSION_MOVED`: no new frames, receipts still awaited. */
+  #moving: { readonly reason: string; timer: ReturnType<typeof setTimeout> } | undefined;
   #channelClosed!: () => void;
   readonly #channelClosedPromise = new Promise<void>((resolve) => (this.#channelClosed = resolve));
 
@@ -104,7 +110,9 @@ export class FrameSender {
       },
       closed: () => {
         this.#channelClosed();
-        this.end(ErrorCodes.CHANNEL_CLOSED, 'data channel closed');
+        // A moved session's channel closing (the server's move timeout) is still a move.
+        if (this.#moving) this.end(ErrorCodes.SESSION_MOVED, this.#moving.reason);
+        else this.end(ErrorCodes.CHANNEL_CLOSED, 'data channel closed');
       },
       error: (message) =>
         this.#log.warn(
@@ -190,6 +198,7 @@ export class FrameSender {
         ),
       );
     }
+    if (this.#moving) return Promise.reject(this.#movedError());
     const result = this.#sendChain.then(() => this.#sendNow(points, options));
     this.#sendChain = result.catch(noop);
     return result;
@@ -209,6 +218,8 @@ export class FrameSender {
   end(code: ErrorCode, reason: string, serverCloses = false): void {
     if (this.#ended) return;
     this.#ended = { code, reason };
+    clearTimeout(this.#livenessTimer);
+    if (this.#moving) clearTimeout(this.#moving.timer);
     this.#log.info(
       { event: 'closed', code, reason, framesInFlight: this.#pending.size },
       `connection closed: ${reason}`,
@@ -233,7 +244,7 @@ export class FrameSender {
 
   async #sendNow(points: Float32Array | EncodedPoints, options: SendOptions): Promise<SentFrame> {
     const { signal } = options;
-    while (this.#pending.size >= this.#options.maxFramesInFlight && !this.#ended) {
+    while (this.#pending.size >= this.#options.maxFramesInFlight && !this.#ended && !this.#moving) {
       signal?.throwIfAborted();
       await new Promise<void>((resolve) => {
         this.#slotWaiters.push(resolve);
@@ -242,6 +253,8 @@ export class FrameSender {
     }
     signal?.throwIfAborted();
     if (this.#ended) throw this.#endedError();
+    // A frame that waited for a slot while the server moved the session is not sent here.
+    if (this.#moving) throw this.#movedError();
     const { frame, encoding, maxError } = this.#prepare(points, options);
     let pending!: PendingFrame;
     const receipt = new Promise<FrameReceipt>((resolve, reject) => {
@@ -372,6 +385,7 @@ export class FrameSender {
       this.#log.warn({ event: 'unexpected-binary' }, 'binary message from server ignored');
       return;
     }
+    this.#heardAt = performance.now();
     let control: ServerMessage;
     try {
       control = decodeServerMessage(message);
@@ -382,8 +396,11 @@ export class FrameSender {
     switch (control.type) {
       case 'hello':
         this.#hello = control;
+        if (control.heartbeatMs !== undefined && !this.#ended) this.#startLiveness();
         this.#helloWaiter?.();
         this.#helloWaiter = undefined;
+        return;
+      case 'heartbeat':
         return;
       case 'receipt': {
         const pending = this.#pending.get(control.seq);
@@ -415,7 +432,8 @@ export class FrameSender {
         return;
       }
       case 'closing':
-        this.end(control.code, `server closed the session: ${control.message}`, true);
+        if (control.code === ErrorCodes.SESSION_MOVED) this.#moveAway(control.message);
+        else this.end(control.code, `server closed the session: ${control.message}`, true);
         return;
     }
   }
@@ -436,7 +454,65 @@ export class FrameSender {
     // Every waiter re-checks the bound. Sends run one at a time, so there is one live waiter at
     // most; waking only the first could wake a send whose signal gave up, and strand the next.
     for (const waiter of this.#slotWaiters.splice(0)) waiter();
-    if (this.#pending.size === 0) for (const waiter of this.#flushWaiters.splice(0)) waiter();
+    if (this.#pending.size === 0) {
+      for (const waiter of this.#flushWaiters.splice(0)) waiter();
+      if (this.#moving) this.#movedOut();
+    }
+  }
+
+  /**
+   * Asks for heartbeats and ends the sender after `livenessTimeoutMs` without any message. One
+   * timer, re-armed when it fires early: messages only stamp `#heardAt`.
+   */
+  #startLiveness(): void {
+    try {
+      this.#channel.send(CLIENT_HEARTBEAT_TEXT);
+    } catch {
+      return; // the channel is closing; its handler ends the sender
+    }
+    const timeoutMs = this.#options.livenessTimeoutMs;
+    const check = (): void => {
+      const silentMs = performance.now() - this.#heardAt;
+      if (silentMs >= timeoutMs) {
+        this.end(
+          ErrorCodes.PEER_SILENT,
+          `nothing from the server for ${Math.round(silentMs)} ms (liveness timeout ${timeoutMs} ms)`,
+        );
+      } else this.#livenessTimer = setTimeout(check, timeoutMs - silentMs);
+    };
+    this.#livenessTimer = setTimeout(check, timeoutMs);
+  }
+
+  /**
+   * `closing` `PS_ERR_SESSION_MOVED`: new frames are refused (not sent), frames in flight keep
+   * their receipts for up to {@link MOVE_RECEIPT_WAIT_MS}, then the sender ends with that code.
+   */
+  #moveAway(message: string): void {
+    if (this.#moving || this.#ended) return;
+    const reason = `server moved the session: ${message}`;
+    this.#log.info(
+      { event: 'session-moved', framesInFlight: this.#pending.size },
+      `${reason}; waiting for ${this.#pending.size} receipts`,
+    );
+    const timer = setTimeout(() => this.#movedOut(true), MOVE_RECEIPT_WAIT_MS);
+    this.#moving = { reason, timer };
+    // A send waiting for a slot wakes and is refused, unsent.
+    for (const waiter of this.#slotWaiters.splice(0)) waiter();
+    if (this.#pending.size === 0) queueMicrotask(() => this.#movedOut());
+  }
+
+  /** Ends a moving sender once no receipt is awaited (a frame being chunked is one), or `force`d. */
+  #movedOut(force = false): void {
+    const moving = this.#moving;
+    if (moving === undefined || this.#ended || (this.#pending.size > 0 && !force)) return;
+    this.end(ErrorCodes.SESSION_MOVED, moving.reason);
+  }
+
+  #movedError(): PointstreamError {
+    return new PointstreamError(
+      ErrorCodes.SESSION_MOVED,
+      `not sent: ${this.#moving?.reason ?? 'the server moved the session'}`,
+    );
   }
 
   #endedError(): PointstreamError {

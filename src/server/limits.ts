@@ -34,6 +34,8 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({
   maxConnectionsPerAddress: 64,
   iceTimeoutMs: 5_000,
   maxHalfOpenPerPrefix: 16,
+  heartbeatMs: 500,
+  moveTimeoutMs: 5_000,
 });
 
 /**

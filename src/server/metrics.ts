@@ -107,6 +107,9 @@ export class ServerMetrics {
       (s) => s.decode.queued,
     );
     gauge('pointstream_viewers', 'Live browser viewers.', (s) => s.viewers.length);
+    gauge('pointstream_draining', 'Whether the node is draining (cluster): 1 or 0.', (s) =>
+      s.cluster?.draining === true ? 1 : 0,
+    );
     gauge(
       'pointstream_recorder_queued_bytes',
       'Bytes of frames waiting for the disk (0 without --record).',

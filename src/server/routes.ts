@@ -1,6 +1,7 @@
 import type { Logger } from '../util/logger.js';
 import { registerSessionResource } from './http/session-resource.js';
 import type { AdmittedSession, SessionEntry } from './http/session-resource.js';
+import type { Refusal } from './http/problem.js';
 import type { SignalingHttp } from './http/signaling.js';
 import { registerViewerResource } from './http/viewer-offer.js';
 import type { ServerMetrics } from './metrics.js';
@@ -23,6 +24,8 @@ export interface ServerRoutesOptions {
   /** `/stats` for a token (auth on: its id), or for all. */
   readonly stats: (token: string | undefined) => ServerStats;
   readonly isClosing: () => boolean;
+  /** Why new sessions are refused now (draining, an unhealthy bus), if so. */
+  readonly refusal: () => Refusal | undefined;
   /** Makes and registers the session of an admitted offer. */
   readonly open: (id: string, admitted: AdmittedSession) => Session;
 }
@@ -40,6 +43,7 @@ export function registerServerRoutes(options: ServerRoutesOptions): WebRoutes {
     sessions,
     claim: (stream, token) => streams.check(stream, token),
     isClosing: options.isClosing,
+    refusal: options.refusal,
     open: options.open,
   });
   http.route('GET', '/stats', (request) => options.stats(http.tokenOf(request)));

@@ -9,9 +9,11 @@ import { TokenAuth } from './auth.js';
 import { ReassemblyBudgets } from './budget.js';
 import { FrameBufferPool } from './buffer-pool.js';
 import { busConfirm, openBus } from './bus.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, NodeCluster, clusterPeerIds } from './cluster.js';
 import { DecodePool } from './decode-pool.js';
 import { FrameIterators } from './frame-iterator.js';
 import type { FramesOptions } from './frame-iterator.js';
+import { offerLogFields } from './http/session-offer.js';
 import type { AdmittedSession, SessionEntry } from './http/session-resource.js';
 import { SignalingHttp } from './http/signaling.js';
 import { listenAddressOf, resolveLimits, sessionRtcOptions } from './limits.js';
@@ -58,6 +60,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   /** Encoded frames are decoded here, never on the event loop that serves signaling. */
   readonly #decoder = new DecodePool();
   readonly #bus: BusPublisher | undefined;
+  /** Membership (with a bus), draining, the bus's health. */
+  readonly #cluster: NodeCluster;
   #closing = false;
   #url = '';
 
@@ -92,6 +96,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       tls: options.tls,
       auth: options.tokens === undefined ? undefined : new TokenAuth(options.tokens),
       corsOrigins: options.corsOrigins,
+      peerId: clusterPeerIds(bus),
       isPublic: (request) =>
         this.#web !== undefined && isPublicAsset(this.#web, request.method, request.url),
       log,
@@ -117,7 +122,9 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       viewers: this.#viewers,
       totals: this.#totals,
       bus,
+      cluster: () => this.#cluster.stats(),
     };
+    this.#cluster = new NodeCluster(this.#parts, this.#http, { ...options, bus, log, limits });
     this.#metrics = new ServerMetrics(() => this.stats(), bus !== undefined);
     this.#iterators = new FrameIterators({ source: this, log });
     this.#web = registerServerRoutes({
@@ -129,7 +136,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       viewers: this.#viewers,
       metrics: this.#metrics,
       stats: (token) => this.stats(token),
-      isClosing: () => this.#closing,
+      isClosing: () => this.#closing || this.#cluster.draining,
+      refusal: () => this.#cluster.refusal(),
       open: (id, admitted) => this.#openSession(id, admitted),
     });
   }
@@ -145,6 +153,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       rtcBindAddress: this.#rtc.bindAddress ?? '(all)',
       limits: this.limits,
     });
+    await this.#cluster.start();
   }
 
   /**
@@ -164,12 +173,23 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     return this.#iterators.frames(options);
   }
 
+  /** Drains ({@link NodeCluster.drain}: offers `503`, sessions moved away), then closes. */
+  async drain(options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    if (this.#closing || this.#cluster.draining) return;
+    await this.#cluster.drain(options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
+    await this.close();
+  }
+
   /** Stops accepting offers, ends every session (telling clients why) and closes the HTTP server. */
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    // Out of the cluster first (the heartbeat key goes), so that fronts stop placing here.
+    await this.#cluster.close();
+    // After a drain that timed out, the clients left are still told to move.
+    const code = this.#cluster.draining ? ErrorCodes.SESSION_MOVED : ErrorCodes.SESSION_CLOSED;
     for (const { session } of [...this.#sessions.values()])
-      session.close(ErrorCodes.SESSION_CLOSED, 'server shutting down', { normal: true });
+      session.close(code, 'server shutting down', { normal: true });
     this.#iterators.close();
     await this.#viewers.close();
     await this.#http.close();
@@ -249,17 +269,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       this.#sessions
         .get(offer.replaces)
         ?.session.close(ErrorCodes.STREAM_REPLACED, why, { normal: true });
-    log.info(
-      {
-        event: 'session-new',
-        remoteAddress: request.ip,
-        replaces: offer.replaces,
-        form: offer.json ? 'json' : 'sdp',
-        offerCandidates: offer.summary.candidates,
-        offerMaxMessageSize: offer.summary.maxMessageSize,
-      },
-      'new session',
-    );
+    log.info({ event: 'session-new', ...offerLogFields(offer, request.ip) }, 'new session');
     this.emit('session', session.stats());
     return session;
   }

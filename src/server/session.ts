@@ -67,6 +67,12 @@ export class Session {
   /** Half-open sessions end sooner: ICE must connect within `iceTimeoutMs`. */
   #iceTimer: NodeJS.Timeout | undefined;
   #teardown: Promise<void> = Promise.resolve();
+  readonly #moveTimeoutMs: number;
+  #moveTimer: NodeJS.Timeout | undefined;
+  #moved: Promise<void> | undefined;
+  #ended!: () => void;
+  /** Resolves when the session closed, whoever closed it. */
+  readonly #endedPromise = new Promise<void>((resolve) => (this.#ended = resolve));
 
   constructor(options: SessionOptions) {
     const { limits, log, hooks } = options;
@@ -76,6 +82,7 @@ export class Session {
     this.remoteAddress = options.remoteAddress;
     this.#log = log;
     this.#hooks = hooks;
+    this.#moveTimeoutMs = limits.moveTimeoutMs;
     this.#ingest = new SessionIngest({
       sessionId: this.id,
       stream: this.stream,
@@ -137,6 +144,27 @@ export class Session {
     if (this.#state === 'closed')
       throw new PointstreamError(ErrorCodes.SESSION_CLOSED, 'session closed while answering');
     return answer;
+  }
+
+  /**
+   * Moves the client to another node (draining): sends `closing` `PS_ERR_SESSION_MOVED`, keeps
+   * receiving and receipting the frames in flight (the client sends no new ones), and resolves once
+   * the session ended: the client closed it, or `moveTimeoutMs` passed and it was closed here with
+   * that code. Idempotent: later calls return the same promise.
+   */
+  moveAway(): Promise<void> {
+    if (this.#moved) return this.#moved;
+    if (this.#state === 'closed') return (this.#moved = Promise.resolve());
+    this.#log.info({ event: 'session-moving' }, 'telling the client to move');
+    this.#ingest.moveAway('the node is draining: reconnect through the front');
+    const timeoutMs = this.#moveTimeoutMs;
+    this.#moveTimer = setTimeout(() => {
+      this.close(ErrorCodes.SESSION_MOVED, `the client did not move within ${timeoutMs} ms`, {
+        normal: true,
+      });
+    }, timeoutMs);
+    this.#moved = this.#endedPromise;
+    return this.#moved;
   }
 
   addRemoteCandidates(candidates: readonly { candidate: string; mid: string }[]): void {
@@ -210,7 +238,8 @@ export class Session {
     this.#state = 'closed';
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#iceTimer);
-    this.#connectTimer = this.#iceTimer = undefined;
+    clearTimeout(this.#moveTimer);
+    this.#connectTimer = this.#iceTimer = this.#moveTimer = undefined;
     // Frames caught mid-way get their receipt too: nothing ends without an answer.
     const ended = this.#ingest.close(code, reason);
     framesLost += ended.framesLost;
@@ -236,5 +265,6 @@ export class Session {
       `session ended: ${reason}`,
     );
     this.#hooks.closed(end);
+    this.#ended();
   }
 }

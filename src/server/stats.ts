@@ -3,9 +3,10 @@ import type { ReassemblyBudgets } from './budget.js';
 import type { FrameBufferPool } from './buffer-pool.js';
 import type { DecodePool } from './decode-pool.js';
 import type { FrameRecorder } from './recorder.js';
+import type { SessionEntry } from './http/session-resource.js';
 import type { StreamRegistry } from './streams.js';
 import type { TrafficTotals } from './totals.js';
-import type { ServerStats, SessionStats } from './types.js';
+import type { ServerStats } from './types.js';
 import type { ViewerHub } from './viewer.js';
 
 /** The server's parts that `/stats` reports on. */
@@ -13,10 +14,7 @@ export interface StatsParts {
   readonly startedAt: number;
   readonly cpuAtStart: NodeJS.CpuUsage;
   /** Live sessions, with the token that created each. */
-  readonly sessions: ReadonlyMap<
-    string,
-    { readonly session: { stats(): SessionStats }; readonly token: string | undefined }
-  >;
+  readonly sessions: ReadonlyMap<string, SessionEntry>;
   readonly streams: StreamRegistry;
   readonly budgets: ReassemblyBudgets;
   readonly decoder: DecodePool;
@@ -25,6 +23,8 @@ export interface StatsParts {
   readonly viewers: ViewerHub;
   readonly totals: TrafficTotals;
   readonly bus: BusPublisher | undefined;
+  /** The node's cluster membership (with a bus). */
+  readonly cluster: () => ServerStats['cluster'];
 }
 
 /**
@@ -44,6 +44,7 @@ export function serverStats(parts: StatsParts, token: string | undefined): Serve
     frameBuffers: frameBufferStats(parts.pool),
     recording: recordingStats(parts.recorder, token),
     bus: parts.bus?.stats(),
+    cluster: parts.cluster(),
     viewers: parts.viewers
       .stats()
       .filter(

@@ -140,6 +140,8 @@ export interface ServerStats {
   readonly recording: RecorderStats | undefined;
   /** The bus, when `bus` is on: connected, frames published and failed, pending acks. */
   readonly bus: BusStats | undefined;
+  /** The node in its cluster, when `bus` is on: its id, draining, bus health, last heartbeat. */
+  readonly cluster: ClusterStats | undefined;
   /** Live browser viewers (with auth on, those of the asking token's sessions). */
   readonly viewers: readonly ViewerStats[];
   /** CPU seconds used by the server process since it started (user + system). */
@@ -149,6 +151,19 @@ export interface ServerStats {
     readonly peakRssBytes: number;
     readonly heapUsedBytes: number;
   };
+}
+
+/** What `/stats` shows of the node's cluster membership (`cluster`, with a bus). */
+export interface ClusterStats {
+  readonly nodeId: string;
+  readonly draining: boolean;
+  readonly busHealthy: boolean;
+  /** When the last heartbeat was written (ms since the Unix epoch). */
+  readonly lastHeartbeatAt: number | undefined;
+  readonly heartbeatsFailed: number;
+  /** Signaling requests fronts forwarded here, and those refused (malformed, too many at once). */
+  readonly forwardedRequests: number;
+  readonly forwardedRefused: number;
 }
 
 /** Limits of the server beyond those of frame reassembly. */
@@ -217,6 +232,17 @@ export interface ServerLimits extends ReassemblyLimits {
   readonly iceTimeoutMs: number;
   /** Sessions not yet connected that one network (IPv4 /24, IPv6 /48) may hold; beyond it `429`. Default 16. */
   readonly maxHalfOpenPerPrefix: number;
+  /**
+   * A session's channel that sent nothing else for this long sends `{"type":"heartbeat"}` (to
+   * clients that asked for heartbeats), so that clients notice a dead server; announced in the
+   * hello. Default 500 ms.
+   */
+  readonly heartbeatMs: number;
+  /**
+   * `Session.moveAway()` (draining) closes a session itself with `PS_ERR_SESSION_MOVED` when the
+   * client has not closed it this long after being told to move. Default 5000 ms.
+   */
+  readonly moveTimeoutMs: number;
 }
 
 /** Options of {@link createServer}. Every field is optional; defaults are in parentheses. */

@@ -48,6 +48,20 @@ export interface HelloMessage {
    * servers: false. Clients check frames before sending them to a server that does not.
    */
   readonly allowNonFinite?: boolean;
+  /**
+   * The server sends a {@link HeartbeatMessage} on a channel that sent nothing else for this many
+   * ms, once the client asked for them ({@link CLIENT_HEARTBEAT_TEXT}); absent from older servers:
+   * no heartbeats, and no liveness check.
+   */
+  readonly heartbeatMs?: number;
+}
+
+/**
+ * The server is alive and the channel works: sent when the channel carried nothing else for the
+ * hello's `heartbeatMs`, only to clients that asked for it (older clients log unknown types).
+ */
+export interface HeartbeatMessage {
+  readonly type: 'heartbeat';
 }
 
 /** One per frame: it arrived intact and was handed to consumers, or it was rejected. */
@@ -76,7 +90,17 @@ export interface ClosingMessage {
   readonly message: string;
 }
 
-export type ServerMessage = HelloMessage | ReceiptMessage | ClosingMessage;
+export type ServerMessage = HelloMessage | ReceiptMessage | ClosingMessage | HeartbeatMessage;
+
+/**
+ * The one text message a client sends: after a hello with `heartbeatMs`, it asks the server for
+ * heartbeats on this channel. Sent only to servers that announced them (older servers log text
+ * from clients); the server compares the exact text.
+ */
+export const CLIENT_HEARTBEAT_TEXT = '{"type":"heartbeat"}';
+
+/** The heartbeat's text, encoded once. */
+export const HEARTBEAT_TEXT = CLIENT_HEARTBEAT_TEXT;
 
 /** Longest control message accepted; receipts are about 100 bytes. */
 export const MAX_CONTROL_MESSAGE_CHARS = 4096;
@@ -142,6 +166,12 @@ function recordingPath(value: unknown): string {
   return value;
 }
 
+function heartbeatPeriod(value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 600_000)
+    throw invalid('hello with a bad heartbeatMs');
+  return value as number;
+}
+
 /** Parses and validates a server control message. Throws PS_ERR_CONTROL_INVALID. */
 export function decodeServerMessage(text: string): ServerMessage {
   if (text.length > MAX_CONTROL_MESSAGE_CHARS) throw invalid(`${text.length} characters`);
@@ -176,7 +206,10 @@ export function decodeServerMessage(text: string): ServerMessage {
         ...(m.allowNonFinite === undefined ? {} : { allowNonFinite: flag(m.allowNonFinite) }),
         ...(m.stream === undefined ? {} : { stream: streamName(m.stream) }),
         ...(m.recording === undefined ? {} : { recording: recordingPath(m.recording) }),
+        ...(m.heartbeatMs === undefined ? {} : { heartbeatMs: heartbeatPeriod(m.heartbeatMs) }),
       };
+    case 'heartbeat':
+      return { type: 'heartbeat' };
     case 'receipt':
       if (!isCount(m.seq) || !isTime(m.receivedAt))
         throw invalid('receipt without seq or receivedAt');

@@ -5,7 +5,7 @@ import type { FrameSenderOptions } from '../../src/sender/frame-sender.js';
 import type { FrameReceipt, SenderEnd } from '../../src/sender/types.js';
 import type { Channel, ChannelHandlers, ChannelMessage } from '../../src/transport/channel.js';
 import { PROTOCOL_V1 } from '../../src/wire/chunk.js';
-import { encodeServerMessage } from '../../src/wire/control.js';
+import { CLIENT_HEARTBEAT_TEXT, encodeServerMessage } from '../../src/wire/control.js';
 import type { HelloMessage } from '../../src/wire/control.js';
 
 /**
@@ -91,12 +91,17 @@ class FakeServer {
   bytes = 0;
   chunks = 0;
   closed = false;
+  /** Text messages from the sender (its request for heartbeats). */
+  readonly texts: string[] = [];
 
   constructor(channel: Channel) {
     this.#channel = channel;
     channel.listen({
       message: (data: ChannelMessage) => {
-        if (typeof data === 'string') return;
+        if (typeof data === 'string') {
+          this.texts.push(data);
+          return;
+        }
         this.bytes += data.byteLength;
         this.chunks++;
       },
@@ -123,6 +128,10 @@ class FakeServer {
         message,
       }),
     );
+  }
+
+  heartbeat(): void {
+    this.#channel.send(encodeServerMessage({ type: 'heartbeat' }));
   }
 
   closing(code: ErrorCode, message: string): void {
@@ -395,5 +404,81 @@ export const senderCases: readonly SenderCase[] = [
         },
         { maxPointsPerFrame: 100 },
       ),
+  },
+  {
+    name: 'liveness: heartbeats keep the sender alive; silence ends it with PS_ERR_PEER_SILENT',
+    run: (env) =>
+      withSender(
+        env,
+        { livenessTimeoutMs: 400 },
+        async ({ sender, server, ends }) => {
+          await waitFor(() => server.texts.length > 0, 'the request for heartbeats');
+          equal(server.texts[0], CLIENT_HEARTBEAT_TEXT, 'the request');
+          for (let i = 0; i < 12; i++) {
+            await sleep(100);
+            server.heartbeat();
+          }
+          equal(sender.ended, undefined, 'alive after 1.2 s of heartbeats (3 timeouts)');
+          const sent = await sender.send(points(10));
+          const silentFrom = Date.now();
+          await rejectsWith(sent.receipt, ErrorCodes.FRAME_LOST, 'the frame in flight');
+          const detectedMs = Date.now() - silentFrom;
+          equal(sender.ended?.code, ErrorCodes.PEER_SILENT, 'end code');
+          check(detectedMs >= 300, `not before the timeout (${detectedMs} ms)`);
+          check(detectedMs <= 400 + 1000, `within the timeout + 1 s (${detectedMs} ms)`);
+          equal(ends[0]?.serverCloses, false, 'the shell closes the connection');
+          equal(sender.stats.framesLost, 1, 'the frame in flight is counted lost');
+        },
+        { heartbeatMs: 100 },
+      ),
+  },
+  {
+    name: 'liveness: no heartbeatMs in the hello, no request and no liveness check',
+    run: (env) =>
+      withSender(env, { livenessTimeoutMs: 100 }, async ({ sender, server }) => {
+        await sleep(400);
+        equal(sender.ended, undefined, 'still running after 4 timeouts of silence');
+        equal(server.texts.length, 0, 'no text sent to an older server');
+      }),
+  },
+  {
+    name: 'moved: receipts in flight still resolve, a new send is refused unsent, then it ends',
+    run: (env) =>
+      withSender(env, { maxFramesInFlight: 2 }, async ({ sender, server, ends }) => {
+        const first = await sender.send(points(10));
+        const second = await sender.send(points(10));
+        await waitFor(() => server.chunks >= 2, 'both frames to arrive');
+        server.closing(ErrorCodes.SESSION_MOVED, 'draining');
+        await sleep(20);
+        await rejectsWith(sender.send(points(10)), ErrorCodes.SESSION_MOVED, 'a new send');
+        await sleep(20);
+        equal(server.chunks, 2, 'nothing more sent');
+        equal(sender.ended, undefined, 'still waiting for receipts');
+        server.ack(0, 10);
+        server.ack(1, 10);
+        check((await first.receipt).ok, 'first receipt ok after the closing');
+        check((await second.receipt).ok, 'second receipt ok after the closing');
+        await waitFor(() => sender.ended !== undefined, 'the end');
+        equal(sender.ended?.code, ErrorCodes.SESSION_MOVED, 'end code');
+        equal(ends[0]?.serverCloses, false, 'the client closes (the server waits for it)');
+        equal(sender.stats.framesLost, 0, 'nothing lost');
+        equal(sender.stats.framesSent, 2, 'the refused frame is not counted sent');
+      }),
+  },
+  {
+    name: 'moved: a send waiting for a slot is refused unsent; with nothing in flight it ends at once',
+    run: (env) =>
+      withSender(env, { maxFramesInFlight: 1 }, async ({ sender, server }) => {
+        const first = await sender.send(points(10));
+        const waiting = sender.send(points(10));
+        await sleep(20);
+        server.closing(ErrorCodes.SESSION_MOVED, 'draining');
+        await rejectsWith(waiting, ErrorCodes.SESSION_MOVED, 'the waiting send');
+        equal(server.chunks, 1, 'the waiting frame was not sent');
+        server.ack(0, 10);
+        check((await first.receipt).ok, 'the frame in flight is acknowledged');
+        await waitFor(() => sender.ended !== undefined, 'the end');
+        equal(sender.ended?.code, ErrorCodes.SESSION_MOVED, 'end code');
+      }),
   },
 ];

@@ -39,6 +39,7 @@ void describe('ingest: frames and receipts', { timeout: 5_000 }, () => {
       maxFramesInReassembly: h.limits.maxFramesInReassembly,
       encodings: [1, 2, 3],
       allowNonFinite: true,
+      heartbeatMs: 500,
     });
     const plain = h.addChannel('');
     await until(() => plain.messages.length > 0);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, PointstreamError } from '../../errors.js';
 import type { ErrorCode } from '../../errors.js';
@@ -108,7 +107,7 @@ export function registerPeerResource<P extends PeerLike, O extends ReadOffer>(
         );
       return sendRefusal(reply, refused);
     }
-    const id = randomBytes(16).toString('base64url');
+    const id = http.newPeerId();
     const peer = hooks.create({ id, request, offer, ticket: refused });
     let answer: string;
     try {

@@ -57,6 +57,20 @@ export function readSessionOffer(
   };
 }
 
+/** What the `session-new` log line says of the offer. */
+export function offerLogFields(
+  offer: SessionOffer,
+  remoteAddress: string,
+): Record<string, unknown> {
+  return {
+    remoteAddress,
+    replaces: offer.replaces,
+    form: offer.json ? 'json' : 'sdp',
+    offerCandidates: offer.summary.candidates,
+    offerMaxMessageSize: offer.summary.maxMessageSize,
+  };
+}
+
 /** Answers a session's offer in the offer's own form: JSON `200`, or `201` `application/sdp`. */
 export function sendSessionAnswer(
   reply: FastifyReply,

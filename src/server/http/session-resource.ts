@@ -5,6 +5,7 @@ import type { Session } from '../session.js';
 import type { ServerLimits } from '../types.js';
 import { ClientAdmission, halfOpenRefusal } from './admission.js';
 import type { Ticket } from './admission.js';
+import type { Refusal } from './problem.js';
 import { registerPeerResource } from './peer-resource.js';
 import { readSessionOffer, sendSessionAnswer } from './session-offer.js';
 import type { SessionOffer } from './session-offer.js';
@@ -42,6 +43,8 @@ export interface SessionResourceOptions {
   claim(stream: string, token: string | undefined): string | undefined;
   /** Whether the server is shutting down. */
   isClosing(): boolean;
+  /** Why new sessions are refused now (a draining node, an unhealthy bus), if so. (none) */
+  refusal?(): Refusal | undefined;
   /** Makes and registers the session of an admitted offer. */
   open(id: string, admitted: AdmittedSession): Session;
 }
@@ -67,6 +70,9 @@ export function registerSessionResource(options: SessionResourceOptions): void {
       read: (request) =>
         readSessionOffer(request, (stream) => options.claim(stream, http.tokenOf(request))),
       unavailable: () => {
+        // A draining node says so (the front tries another node), before "shutting down".
+        const refused = options.refusal?.();
+        if (refused !== undefined) return refused;
         if (options.isClosing())
           return {
             status: 503,

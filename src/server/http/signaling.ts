@@ -1,7 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CLUSTER_LAYOUT_VERSION, FORWARDED_REPLY_HEADERS } from '../../cluster/protocol.js';
+import { FORWARDED_REQUEST_HEADERS } from '../../cluster/protocol.js';
+import type { ForwardedReply, ForwardedRequest } from '../../cluster/protocol.js';
 import { ErrorCodes } from '../../errors.js';
 import type { ErrorCode, PointstreamError } from '../../errors.js';
 import { LogLimiter } from '../../util/log-limit.js';
@@ -31,6 +35,8 @@ export interface SignalingHttpOptions {
   readonly corsOrigins?: readonly string[] | undefined;
   /** Requests that need no token (the pages' files). */
   readonly isPublic?: ((request: FastifyRequest) => boolean) | undefined;
+  /** Makes the id of a new session or viewer. (16 random bytes, base64url; a cluster node prefixes its id) */
+  readonly peerId?: (() => string) | undefined;
   readonly log: Logger;
 }
 
@@ -103,6 +109,45 @@ export class SignalingHttp {
   /** The id of the token `request` presented (undefined without auth or on public requests). */
   tokenOf(request: FastifyRequest): string | undefined {
     return this.#tokens.get(request);
+  }
+
+  /** The id of a new peer (session or viewer). */
+  newPeerId(): string {
+    return this.#options.peerId?.() ?? randomBytes(16).toString('base64url');
+  }
+
+  /**
+   * Runs a request a front forwarded over the bus through these routes (auth, limits, problem
+   * replies all apply; `remoteAddress` is the client's, for its per-client limits) and gives the
+   * reply to send back. Only the signaling headers are taken from it.
+   */
+  async inject(request: ForwardedRequest): Promise<ForwardedReply> {
+    const headers: Record<string, string> = {};
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const value = request.headers[name];
+      if (value !== undefined) headers[name] = value;
+    }
+    // A body-less request (DELETE) with a content type would be refused as an empty body.
+    if (request.body.length === 0) delete headers['content-type'];
+    const response = await this.#app.inject({
+      method: request.method,
+      url: request.url,
+      headers,
+      payload: request.body,
+      remoteAddress: request.remoteAddress,
+    });
+    const replyHeaders: Record<string, string> = {};
+    for (const name of FORWARDED_REPLY_HEADERS) {
+      const value = response.headers[name];
+      if (value !== undefined)
+        replyHeaders[name] = Array.isArray(value) ? value.join(', ') : String(value);
+    }
+    return {
+      v: CLUSTER_LAYOUT_VERSION,
+      status: response.statusCode,
+      headers: replyHeaders,
+      body: response.body,
+    };
   }
 
   /** Registers a signaling route; its other methods get `405` with `Allow` at {@link seal}. */

@@ -99,6 +99,11 @@ export class SessionIngest<C extends Channel = Channel> {
   #idleTimer: NodeJS.Timeout | undefined;
   /** Rejects frames that stall (no chunk for `frameStallMs`); one per session, not per frame. */
   #sweepTimer: NodeJS.Timeout | undefined;
+  /** Heartbeats of every channel: one timer per session, woken when the earliest could be due. */
+  #heartbeatTimer: NodeJS.Timeout | undefined;
+  /** The session was told to move (`closing` `PS_ERR_SESSION_MOVED`) and still receives. */
+  #moving = false;
+  #moveReason = '';
   /** Last frame bytes of channels gone (their receivers keep their own until then). */
   #lastMessageAt = performance.now();
   #framesReceived = 0;
@@ -217,7 +222,8 @@ export class SessionIngest<C extends Channel = Channel> {
     this.#closed = true;
     clearTimeout(this.#idleTimer);
     clearInterval(this.#sweepTimer);
-    this.#idleTimer = this.#sweepTimer = undefined;
+    clearTimeout(this.#heartbeatTimer);
+    this.#idleTimer = this.#sweepTimer = this.#heartbeatTimer = undefined;
     let framesLost = 0;
     for (const [receiver, channel] of this.#receivers) {
       framesLost += receiver.end(code, reason);
@@ -225,6 +231,27 @@ export class SessionIngest<C extends Channel = Channel> {
     }
     this.#receivers.clear();
     return { framesLost, channels };
+  }
+
+  /** Whether the session was told to move. */
+  get moving(): boolean {
+    return this.#moving;
+  }
+
+  /**
+   * Tells the client to move (`closing` `PS_ERR_SESSION_MOVED` on every channel) without ending
+   * anything: frames keep arriving and getting receipts until the client closes or the session
+   * closes it. Channels opened later are told too. Idempotent.
+   */
+  moveAway(reason: string): void {
+    if (this.#closed || this.#moving) return;
+    this.#moving = true;
+    this.#moveReason = reason;
+    for (const receiver of this.#receivers.keys()) this.#tellMove(receiver);
+  }
+
+  #tellMove(receiver: ChannelReceiver): void {
+    receiver.send({ type: 'closing', code: ErrorCodes.SESSION_MOVED, message: this.#moveReason });
   }
 
   #onOpened(receiver: ChannelReceiver): void {
@@ -249,8 +276,11 @@ export class SessionIngest<C extends Channel = Channel> {
       maxFramesInReassembly: limits.maxFramesInReassembly,
       encodings: ENCODING_IDS,
       allowNonFinite: limits.allowNonFinite,
+      heartbeatMs: limits.heartbeatMs,
     });
+    if (this.#moving) this.#tellMove(receiver);
     this.#armIdleTimer();
+    this.#armHeartbeat(limits.heartbeatMs);
     if (this.#sweepTimer === undefined && !this.#closed) {
       const stallMs = limits.frameStallMs;
       this.#sweepTimer = setInterval(
@@ -289,6 +319,21 @@ export class SessionIngest<C extends Channel = Channel> {
     let last = this.#lastMessageAt;
     for (const receiver of this.#receivers.keys()) last = Math.max(last, receiver.lastMessageAt);
     return last;
+  }
+
+  /** One heartbeat timer per session; it sleeps until the earliest channel's heartbeat is due. */
+  #armHeartbeat(delayMs: number): void {
+    if (this.#heartbeatTimer || this.#closed) return;
+    this.#heartbeatTimer = setTimeout(() => {
+      this.#heartbeatTimer = undefined;
+      const periodMs = this.#limits.heartbeatMs;
+      const now = performance.now();
+      let next = now + periodMs;
+      for (const receiver of this.#receivers.keys())
+        next = Math.min(next, receiver.control.heartbeat(now, periodMs));
+      this.#armHeartbeat(Math.max(1, next - now));
+    }, delayMs);
+    this.#heartbeatTimer.unref();
   }
 
   /** One timer for the whole session, not one per message: it wakes when the silence could be over. */

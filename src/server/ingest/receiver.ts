@@ -14,7 +14,7 @@ import type { FrameBufferPool } from '../buffer-pool.js';
 import type { DecodeBudget } from '../decode-pool.js';
 import type { ReceivedFrame, ServerLimits } from '../types.js';
 import { ConfirmQueue } from './confirms.js';
-import { sendControl } from './control.js';
+import { ControlSender } from './control.js';
 import { FrameDelivery, frameLogFields } from './frames.js';
 import { ReceiptOutbox } from './outbox.js';
 import type { Outgoing } from './outbox.js';
@@ -59,10 +59,12 @@ export class ChannelReceiver {
   #consecutiveRejections = 0;
   #closed = false;
   #lastMessageAt = -Infinity;
+  readonly control: ControlSender; // control messages out, and heartbeats
 
   constructor(options: ReceiverOptions) {
     const { channel, limits, memory, log } = options;
     this.channel = channel;
+    this.control = new ControlSender(channel);
     this.protocol = channel.protocol;
     this.log = log;
     this.#hooks = options.hooks;
@@ -131,7 +133,7 @@ export class ChannelReceiver {
   }
 
   send(message: ServerMessage): void {
-    if (!this.#closed) sendControl(this.channel, message);
+    if (!this.#closed) this.control.send(message);
   }
 
   /** Rejects the frames that made no progress since the last sweep (releasing their memory). */
@@ -182,6 +184,7 @@ export class ChannelReceiver {
   #onMessage(message: ChannelMessage): void {
     if (this.#closed) return;
     if (typeof message === 'string') {
+      if (this.control.wanted(message)) return;
       const suppressed = this.#warnings.take();
       if (suppressed !== undefined)
         this.log.warn(

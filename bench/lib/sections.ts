@@ -610,13 +610,14 @@ export function clusterView(b: BenchResults, o: Options, cores: number): View | 
             nodeCore === undefined
               ? undefined
               : {
+                  nodePerCore: nodeCore.toFixed(0),
                   nodePer2Cores: (2 * nodeCore).toFixed(0),
                   natsPerCore: natsCore === undefined ? 'n/a' : natsCore.toFixed(0),
                   natsPer2Cores: natsCore === undefined ? 'n/a' : (2 * natsCore).toFixed(0),
                   table: table(
                     [
                       'node machines (2 cores each)',
-                      'nodes carry (MB/s)',
+                      'nodes carry at most (MB/s)',
                       'with one 2-core nats-server (MB/s)',
                     ],
                     PROJECTED_MACHINES.map((n) => {

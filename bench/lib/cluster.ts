@@ -20,7 +20,12 @@ import { NatsServer } from '../../test/support/nats.js';
 import { describeExit, failure, runNode, startDaemon, startProcess } from './proc.js';
 import type { Daemon } from './proc.js';
 import { CLI, getJson, npyBytes, parseSummary } from './scenarios.js';
-import { countersSince, processCpuSeconds, readCounters } from './system.js';
+import {
+  countersSince,
+  kernelThreadsCpuSeconds,
+  processCpuSeconds,
+  readCounters,
+} from './system.js';
 
 const HOST = '127.0.0.1';
 /** First UDP port of the nodes' ranges (node i gets the i-th block), above the tests' ranges. */
@@ -286,7 +291,11 @@ export interface ClusterIngestResult {
   /** From the clients' start to the last one's exit. */
   readonly wallSeconds: number;
   readonly udpDrops: number | undefined;
-  /** busySec minus every role's CPU: other processes, and the clients' start-up. */
+  /** Kernel threads over the run (writeback of nats-server's store, softirq...; some of it not ours). */
+  readonly kernelCpuSec: number;
+  /** Time the hypervisor gave other guests (in busySec). */
+  readonly stealSec: number;
+  /** busySec minus every role's CPU and the kernel threads': other processes, steal, the clients' start-up. */
   readonly otherCpuSec: number;
 }
 
@@ -296,6 +305,7 @@ export async function runClusterIngest(o: ClusterIngestOptions): Promise<Cluster
   const cluster = await BenchCluster.start(label, o.nodes, timeoutMs + 60_000);
   try {
     const cpuBefore = cluster.cpu();
+    const kernelBefore = kernelThreadsCpuSeconds();
     const counters = readCounters();
     const started = performance.now();
     const settled = await Promise.allSettled(
@@ -309,6 +319,7 @@ export async function runClusterIngest(o: ClusterIngestOptions): Promise<Cluster
     );
     const wallSeconds = (performance.now() - started) / 1000;
     const system = countersSince(counters);
+    const kernelCpuSec = kernelThreadsCpuSeconds() - kernelBefore;
     const used = cpuBetween(label, cpuBefore, cluster.cpu());
     const summaries = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const errors = settled.flatMap((s) =>
@@ -349,7 +360,9 @@ export async function runClusterIngest(o: ClusterIngestOptions): Promise<Cluster
       busySec: system.busySec,
       wallSeconds,
       udpDrops: system.udpDrops,
-      otherCpuSec: system.busySec - roles,
+      kernelCpuSec,
+      stealSec: system.stealSec,
+      otherCpuSec: system.busySec - roles - kernelCpuSec,
     };
   } finally {
     await cluster.close();

@@ -1,16 +1,22 @@
 /** Machine-wide counters read around each run, to see what else happened meanwhile. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 
 export interface SystemCounters {
-  /** CPU time of all cores spent outside idle, in seconds. */
+  /** CPU time of all cores spent outside idle, in seconds (steal included). */
   readonly busySec: number;
+  /** Of it, time the hypervisor gave to others ("steal", /proc/stat); 0 where unknown. */
+  readonly stealSec: number;
   /** UDP datagrams dropped because a receive buffer was full; undefined if unreadable. */
   readonly udpDrops: number | undefined;
 }
 
 export function readCounters(): SystemCounters {
-  return { busySec: busyCpuSeconds(), udpDrops: udpReceiveBufferErrors() };
+  return {
+    busySec: busyCpuSeconds(),
+    stealSec: stealSeconds(),
+    udpDrops: udpReceiveBufferErrors(),
+  };
 }
 
 /**
@@ -32,6 +38,18 @@ function busyCpuSeconds(): number {
   return busyMs / 1000;
 }
 
+/** The steal column of /proc/stat's first line, in seconds (USER_HZ 100); 0 elsewhere. */
+function stealSeconds(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const steal = Number(line.split(/\s+/)[8]);
+    if (line.startsWith('cpu ') && Number.isFinite(steal)) return steal / 100;
+  } catch {
+    // not Linux
+  }
+  return 0;
+}
+
 /** What happened between two readings. */
 export function countersSince(before: SystemCounters): SystemCounters {
   const after = readCounters();
@@ -39,7 +57,11 @@ export function countersSince(before: SystemCounters): SystemCounters {
     before.udpDrops === undefined || after.udpDrops === undefined
       ? undefined
       : after.udpDrops - before.udpDrops;
-  return { busySec: after.busySec - before.busySec, udpDrops: drops };
+  return {
+    busySec: after.busySec - before.busySec,
+    stealSec: after.stealSec - before.stealSec,
+    udpDrops: drops,
+  };
 }
 
 /**
@@ -100,4 +122,32 @@ export function processCpuSeconds(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU time (seconds) of the kernel's own threads (kthreadd and its children: writeback workers,
+ * the journal, ksoftirqd...), from /proc (Linux); 0 elsewhere. With tick-based accounting, softirq
+ * work is charged to whichever task was running, these threads included.
+ */
+export function kernelThreadsCpuSeconds(): number {
+  let ticks = 0;
+  let names: string[];
+  try {
+    names = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return 0;
+  }
+  for (const pid of names) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields[1] is the parent's PID (field 4); kthreadd is PID 2.
+      if (pid !== '2' && fields[1] !== '2') continue;
+      const used = Number(fields[11]) + Number(fields[12]);
+      if (Number.isFinite(used)) ticks += used;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
 }

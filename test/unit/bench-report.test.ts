@@ -73,7 +73,7 @@ void describe('bench report', () => {
       '- raw (random): largest frame sustained at 4 Hz: **none of the sizes tried**',
       '## Failures\n\n- scale 4000000: send timed out / after 60 s\n- clients 8: server exited\n- cluster 3 nodes: cluster 3 nodes front: exit code 1 before it was ready\n\n## Targets',
       '![server memory over time](x-endurance-memory.svg)\n\nPlot: [x-endurance-memory.svg](x-endurance-memory.svg)\n',
-      '| 2 | N1, N2 | 120 / 128 | 58.4 | N1 0.25, N2 0.25 | 0.50 | 0.25 | 0.00 | 0.60 | 1.92 | 0.4 | 0 | 0 |',
+      '| 2 | N1, N2 | 120 / 128 | 58.4 | N1 0.25, N2 0.25 | 0.50 | 0.25 | 0.00 | 0.60 | 1.92 | 1.2 | 0.1 | 0.4 | 0 | 0 |',
       '| 3 | FAILED: cluster 3 nodes front: exit code 1 before it was ready |',
       '| node | 10.80 | 0.500 | 200 |\n| nats-server | 5.40 | 0.250 | 400 |\n| front | 0.01 | 0.000 | – (no media) |',
       '| 4 | 1600 | 800 (nats-server bound) |',

@@ -157,6 +157,8 @@ function clusterIngest(placement: readonly string[], mbPerSec: number): ClusterI
     busySec: 11.5,
     wallSeconds: 6,
     udpDrops: 0,
+    kernelCpuSec: 1.2,
+    stealSec: 0.1,
     otherCpuSec: 0.4,
   };
 }

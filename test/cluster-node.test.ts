@@ -26,6 +26,7 @@ import { candidatesOf, toSdpFragment, withoutCandidates } from '../src/signaling
 import { PROTOCOL_V1 } from '../src/wire/chunk.js';
 import { prepareFrame, writeChunk } from '../src/wire/frame.js';
 import { CLI, LOOPBACK, RawPeer, startServer, waitFor } from './helpers.js';
+import { NodeViewer } from './support/cluster-viewer.js';
 import { NatsServer, natsUnavailable } from './support/nats.js';
 
 const skip = natsUnavailable();
@@ -302,6 +303,11 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
       await receipted(peer, 0);
     }
     await waitFor(() => directory.node('gamma')?.heartbeat.sessions === 2, 5_000, 'two sessions');
+    // A viewer of d1 on this node: a drain tells it to move too (the page watches again elsewhere).
+    const viewer = new NodeViewer();
+    t.after(() => viewer.close());
+    assert.equal((await viewer.offer(server.url, 'd1')).status, 200);
+    await waitFor(() => viewer.controls.some((c) => c.type === 'hello'), 5_000, 'viewer hello');
     const moved = clients.map(({ peer }) => leaveWhenMoved(peer));
     const sdp = await offerSdp();
     const started = performance.now();
@@ -327,6 +333,14 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
     assert.ok(took < 8_000, `drained in ${took} ms`);
     assert.equal(ends.length, 2);
     assert.equal(server.stats().sessions.length, 0);
+    await server.close();
+    await waitFor(
+      () => viewer.controls.some((c) => c.type === 'closing'),
+      5_000,
+      'the viewer told to move',
+    );
+    const closing = viewer.controls.find((c) => c.type === 'closing');
+    assert.equal(closing?.type === 'closing' ? closing.code : undefined, 'PS_ERR_SESSION_MOVED');
     await waitFor(() => directory.node('gamma') === undefined, 1_000, 'gamma gone');
     const kv = await openNodesBucket(nc);
     const entry = await kv.get('gamma');

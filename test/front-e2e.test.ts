@@ -94,14 +94,24 @@ void describe(
       }
 
       // The front's /stats shows where each stream runs (from the nodes' heartbeats).
+      // Each row carries its session's counters, as a server's /stats does (the viewer page
+      // shows them): 3 frames of 1,000 points each, once a heartbeat counted them.
       await waitFor(
-        () => front.stats().streams.length === 4,
+        () =>
+          front.stats().streams.length === 4 &&
+          front.stats().streams.every((s) => s.framesReceived === 3),
         5_000,
         () => `4 streams in the front's /stats: ${JSON.stringify(front.stats().streams)}`,
       );
       for (const client of clients) {
         const row = front.stats().streams.find((s) => s.session === client.sessionId);
         assert.equal(row?.node, nodeOfPeerId(client.sessionId ?? ''));
+        assert.equal(row?.pointsReceived, 3_000);
+        assert.equal(row?.framesRejected, 0);
+        assert.ok(row?.bytesReceived !== undefined && row.bytesReceived >= 36_000);
+        assert.ok(
+          row?.lastFrameAt !== undefined && Math.abs(Date.now() - row.lastFrameAt) < 60_000,
+        );
       }
 
       // Every node is full: a fifth client is refused by the front (503, Retry-After: 1).

@@ -104,7 +104,8 @@ export const DEFAULT_BUS_CHUNK_LIMITS: BusChunkLimits = Object.freeze({
 
 /** Node ids and tenants: what a NATS subject token and a header value can carry. */
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const SESSION = /^[A-Za-z0-9_-]{1,64}$/;
+/** A session id: 1-64 of A-Z a-z 0-9 _ -, on a cluster node prefixed `<node id>.` (src/cluster). */
+const SESSION = /^(?:[A-Za-z0-9_-]{1,64}\.)?[A-Za-z0-9_-]{1,64}$/;
 const DECIMAL = /^(0|[1-9][0-9]{0,15})$/;
 const TIME = /^-?[0-9]{1,16}(\.[0-9]{1,6})?$/;
 

@@ -45,7 +45,23 @@ export interface NodeStream {
   readonly tenant: string;
   readonly stream: string;
   readonly session: string;
+  /** The session's counters (the front's `/stats` and the viewer page show them). */
+  readonly framesReceived?: number;
+  readonly framesRejected?: number;
+  readonly bytesReceived?: number;
+  readonly pointsReceived?: number;
+  /** When its last frame arrived (ms since the Unix epoch). */
+  readonly lastFrameAt?: number;
 }
+
+/** The optional counters of a {@link NodeStream}. */
+const STREAM_COUNTERS = [
+  'framesReceived',
+  'framesRejected',
+  'bytesReceived',
+  'pointsReceived',
+  'lastFrameAt',
+] as const;
 
 /** What a node writes to `ps_nodes/<id>` every {@link HEARTBEAT_INTERVAL_MS}. */
 export interface NodeHeartbeat {
@@ -178,7 +194,14 @@ export function parseHeartbeat(bytes: Uint8Array): NodeHeartbeat {
       s.session.length > 128
     )
       return bad('streams entry');
-    return { tenant: s.tenant, stream: s.stream, session: s.session };
+    const counters: Record<string, number> = {};
+    for (const field of STREAM_COUNTERS) {
+      const value = s[field];
+      if (value === undefined) continue;
+      if (!count(value)) return bad(`streams entry ${field}`);
+      counters[field] = value;
+    }
+    return { tenant: s.tenant, stream: s.stream, session: s.session, ...counters };
   });
   return { ...(o as unknown as NodeHeartbeat), streams };
 }

@@ -154,6 +154,12 @@ export class PointstreamFront {
         state: 'live' as const,
         session: s.session,
         node: s.node,
+        // The live session's counters, from its node's heartbeat (at most a second old).
+        framesReceived: s.framesReceived ?? 0,
+        framesRejected: s.framesRejected ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+        pointsReceived: s.pointsReceived ?? 0,
+        lastFrameAt: s.lastFrameAt,
       })),
       totals: { ...this.#totals },
     };
@@ -246,6 +252,10 @@ export class PointstreamFront {
       this.#metrics.answered(request.method, outcome.seconds);
       const { status } = outcome.reply;
       if (status >= 200 && status < 300) {
+        // Reserved until the node's heartbeat lists the session (`Location: /sessions/<id>`).
+        const location = outcome.reply.headers.location ?? '';
+        const peer = location.slice(location.lastIndexOf('/') + 1);
+        this.#placement.answered(node, kind, peer === '' ? undefined : peer);
         this.#totals.placements++;
         this.#metrics.placed(node.id, kind);
         this.#log.debug({ event: 'placed', kind, node: node.id, status }, `${kind} placed`);

@@ -1,12 +1,15 @@
 /**
- * Where a front places an offer (pure: no sockets, no clocks, an injected random source).
+ * Where a front places an offer (pure: no sockets; the clock and the random source are injected).
  *
  * Among the nodes the directory holds fresh, those that are bus-healthy, not draining and have a
  * free slot are candidates. A node's free slots are its capacity less what its last heartbeat
- * counted less what this front placed on it since that heartbeat: without those reservations, a
- * burst of offers between two heartbeats (1 s) would all land on the node that looked emptiest.
- * Reservations belong to the heartbeat they were made against (its `at`), so the next heartbeat,
- * which counts the sessions itself, clears them: no clock is shared with the node.
+ * counted less this front's placements that heartbeat does not count yet. Without those
+ * reservations a burst of offers between two heartbeats (1 s) would all land on the node that
+ * looked emptiest. A reservation lasts from the choice until the node's heartbeat lists the
+ * session it became (heartbeats list every live session), so it is never counted twice nor
+ * dropped early: a heartbeat written while the offer was still being answered does not clear it.
+ * A session that ended before any heartbeat listed it, and viewers (heartbeats count them but do
+ * not list them), are released after {@link SETTLED_MS}, by when two heartbeats were written.
  *
  * The candidate with the most free slots wins; among equals, the one with fewest sessions (so
  * that unequal capacities still spread evenly: 2/4/4 and 8 offers end 2/3/3), and among exact ties
@@ -34,26 +37,38 @@ export interface NodeLoad {
   readonly free: number;
 }
 
+/** How long an answered placement stays reserved when no heartbeat lists it (ms). */
+export const SETTLED_MS = 2_500;
+/** How long a placement waits for its node's answer at most before it is forgotten (ms). */
+export const UNANSWERED_MS = 60_000;
+
 interface Reservation {
-  /** The heartbeat (`at`) the reservations were made against. */
-  readonly at: number;
-  sessions: number;
-  viewers: number;
+  readonly node: string;
+  readonly kind: PlacementKind;
+  /** The session or viewer id the node answered with; undefined while the offer is in flight. */
+  peer: string | undefined;
+  /** When it was made, and when the node answered (the injected clock). */
+  readonly madeAt: number;
+  answeredAt: number | undefined;
 }
 
 /** Options of {@link Placement}. */
 export interface PlacementOptions {
   /** A number in [0, 1), for tie-breaks. (Math.random) */
   readonly random?: () => number;
+  /** Milliseconds, monotonic. (performance.now) */
+  readonly now?: () => number;
 }
 
-/** One front's placement state: its reservations since each node's heartbeat. */
+/** One front's placement state: its placements that the nodes' heartbeats do not count yet. */
 export class Placement {
-  readonly #reservations = new Map<string, Reservation>();
+  readonly #reservations = new Set<Reservation>();
   readonly #random: () => number;
+  readonly #now: () => number;
 
   constructor(options: PlacementOptions = {}) {
     this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Whether a node may take anything new at all (bus healthy, not draining). */
@@ -61,17 +76,11 @@ export class Placement {
     return node.busHealthy && !node.draining;
   }
 
-  /** Slots of `kind` on `node`: used (heartbeat), reserved (this front, since it), free. */
+  /** Slots of `kind` on `node`: used (heartbeat), reserved (this front, not counted yet), free. */
   load(node: NodeHeartbeat, kind: PlacementKind): NodeLoad {
     const used = kind === 'session' ? node.sessions : node.viewers;
     const capacity = kind === 'session' ? node.maxSessions : node.maxViewers;
-    const reservation = this.#current(node);
-    const reserved =
-      reservation === undefined
-        ? 0
-        : kind === 'session'
-          ? reservation.sessions
-          : reservation.viewers;
+    const reserved = this.#outstanding(node, kind);
     return { id: node.id, used, capacity, reserved, free: Math.max(0, capacity - used - reserved) };
   }
 
@@ -118,37 +127,68 @@ export class Placement {
     return chosen === undefined ? undefined : this.#reserve(chosen, kind);
   }
 
+  /**
+   * The node answered the offer {@link choose} placed on it: `peer` is the session or viewer id it
+   * made (undefined if the answer did not say), reserved until a heartbeat lists it.
+   */
+  answered(node: NodeHeartbeat, kind: PlacementKind, peer: string | undefined): void {
+    const reservation = this.#pending(node.id, kind);
+    if (reservation === undefined) return;
+    reservation.peer = peer;
+    reservation.answeredAt = this.#now();
+  }
+
   /** Gives back a slot {@link choose} reserved (the node refused or failed the offer). */
   release(node: NodeHeartbeat, kind: PlacementKind): void {
-    const reservation = this.#current(node);
-    if (reservation === undefined) return;
-    if (kind === 'session') reservation.sessions = Math.max(0, reservation.sessions - 1);
-    else reservation.viewers = Math.max(0, reservation.viewers - 1);
+    const reservation = this.#pending(node.id, kind);
+    if (reservation !== undefined) this.#reservations.delete(reservation);
   }
 
-  /** Forgets nodes no longer listed (bounded state: one entry per live node). */
+  /** Forgets nodes no longer listed (bounded state: reservations of live nodes only). */
   prune(live: Iterable<string>): void {
     const keep = new Set(live);
-    for (const id of this.#reservations.keys()) if (!keep.has(id)) this.#reservations.delete(id);
+    for (const reservation of this.#reservations)
+      if (!keep.has(reservation.node)) this.#reservations.delete(reservation);
   }
 
-  /** The reservations made against `node`'s current heartbeat (older ones are dropped). */
-  #current(node: NodeHeartbeat): Reservation | undefined {
-    const reservation = this.#reservations.get(node.id);
-    if (reservation === undefined) return undefined;
-    if (reservation.at === node.at) return reservation;
-    this.#reservations.delete(node.id);
+  /** The oldest reservation of `kind` on `node` whose offer is still in flight. */
+  #pending(node: string, kind: PlacementKind): Reservation | undefined {
+    for (const reservation of this.#reservations)
+      if (
+        reservation.node === node &&
+        reservation.kind === kind &&
+        reservation.answeredAt === undefined
+      )
+        return reservation;
     return undefined;
   }
 
-  #reserve(node: NodeHeartbeat, kind: PlacementKind): NodeHeartbeat {
-    let reservation = this.#current(node);
-    if (reservation === undefined) {
-      reservation = { at: node.at, sessions: 0, viewers: 0 };
-      this.#reservations.set(node.id, reservation);
+  /** This front's placements on `node` that its heartbeat does not count yet (settled ones dropped). */
+  #outstanding(node: NodeHeartbeat, kind: PlacementKind): number {
+    const now = this.#now();
+    let count = 0;
+    for (const reservation of this.#reservations) {
+      if (reservation.node !== node.id) continue;
+      const settled =
+        reservation.answeredAt === undefined
+          ? now - reservation.madeAt > UNANSWERED_MS
+          : now - reservation.answeredAt > SETTLED_MS ||
+            (reservation.peer !== undefined &&
+              node.streams.some((stream) => stream.session === reservation.peer));
+      if (settled) this.#reservations.delete(reservation);
+      else if (reservation.kind === kind) count++;
     }
-    if (kind === 'session') reservation.sessions++;
-    else reservation.viewers++;
+    return count;
+  }
+
+  #reserve(node: NodeHeartbeat, kind: PlacementKind): NodeHeartbeat {
+    this.#reservations.add({
+      node: node.id,
+      kind,
+      peer: undefined,
+      madeAt: this.#now(),
+      answeredAt: undefined,
+    });
     return node;
   }
 }

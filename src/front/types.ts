@@ -68,12 +68,17 @@ export interface FrontStats {
     readonly stream: string;
     readonly node: string;
   }[];
-  /** Live streams and their node; their counters are on the node's `/stats` and `/metrics`. */
+  /** Live streams, their node and their live session's counters (from the node's heartbeat). */
   readonly streams: readonly {
     readonly name: string;
     readonly state: 'live';
     readonly session: string;
     readonly node: string;
+    readonly framesReceived: number;
+    readonly framesRejected: number;
+    readonly bytesReceived: number;
+    readonly pointsReceived: number;
+    readonly lastFrameAt: number | undefined;
   }[];
   readonly totals: {
     /** Offers a node answered with success, sessions and viewers. */

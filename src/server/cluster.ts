@@ -198,11 +198,19 @@ export class NodeCluster {
 
   #sample(): NodeSample {
     const { sessions, viewers, totals } = this.#parts;
-    const streams = [...sessions].map(([id, entry]) => ({
-      tenant: tenantOf(entry.token),
-      stream: entry.session.stream,
-      session: id,
-    }));
+    const streams = [...sessions].map(([id, entry]) => {
+      const stats = entry.session.stats();
+      return {
+        tenant: tenantOf(entry.token),
+        stream: entry.session.stream,
+        session: id,
+        framesReceived: stats.framesReceived,
+        framesRejected: stats.framesRejected,
+        bytesReceived: stats.bytesReceived,
+        pointsReceived: stats.pointsReceived,
+        ...(stats.lastFrameAt === undefined ? {} : { lastFrameAt: Math.round(stats.lastFrameAt) }),
+      };
+    });
     return {
       sessions: sessions.size,
       maxSessions: this.#options.limits.maxSessions,

@@ -108,7 +108,8 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       rtc: this.#rtc,
       log: log.child({ component: 'viewer' }),
       options: options.viewer ?? {},
-      sessionOf: (stream) => this.#streams.sessionOf(stream),
+      streams: this.#streams,
+      bus,
     });
     this.#parts = {
       startedAt: Date.now(),
@@ -149,6 +150,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
 
   /** @internal */
   async listen(host: string, port: number): Promise<void> {
+    await this.#viewers.started();
     this.#url = await this.#http.listen(host, port, {
       rtcBindAddress: this.#rtc.bindAddress ?? '(all)',
       limits: this.limits,
@@ -156,10 +158,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     await this.#cluster.start();
   }
 
-  /**
-   * Live sessions and totals since start. With auth on, `GET /stats` lists only the sessions of
-   * the token that asks (`token`: its id); the library call lists all.
-   */
+  /** Live sessions and totals since start; `token` (auth on: the asker's id) shows only its own. */
   stats(token?: string): ServerStats {
     return serverStats(this.#parts, token);
   }
@@ -191,7 +190,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     for (const { session } of [...this.#sessions.values()])
       session.close(code, 'server shutting down', { normal: true });
     this.#iterators.close();
-    await this.#viewers.close();
+    await this.#viewers.close(code);
     await this.#http.close();
     await Promise.all([...this.#teardowns]);
     await this.#bus?.close();

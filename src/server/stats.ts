@@ -45,11 +45,10 @@ export function serverStats(parts: StatsParts, token: string | undefined): Serve
     recording: recordingStats(parts.recorder, token),
     bus: parts.bus?.stats(),
     cluster: parts.cluster(),
-    viewers: parts.viewers
-      .stats()
-      .filter(
-        (viewer) => token === undefined || visible(parts.streams.ownerOf(viewer.stream)?.token),
-      ),
+    // With auth on, a token's viewers: of its streams here, or of its tenant's on other nodes.
+    viewers: parts.viewers.stats(token),
+    // Previews across nodes (with a bus): node-wide counters, no stream named.
+    viewerPreviews: parts.viewers.previewStats(),
     // A token sees its own totals: the others' traffic is theirs.
     totals: parts.totals.of(token),
     ...processStats(parts.cpuAtStart),

@@ -1,4 +1,5 @@
 import type { BusOptions, BusStats } from '../bus/publisher.js';
+import type { PreviewStats } from '../cluster/previews.js';
 import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
@@ -144,6 +145,8 @@ export interface ServerStats {
   readonly cluster: ClusterStats | undefined;
   /** Live browser viewers (with auth on, those of the asking token's sessions). */
   readonly viewers: readonly ViewerStats[];
+  /** Previews across nodes (docs/bus.md, "Viewer previews"), with a bus only. */
+  readonly viewerPreviews: PreviewStats | undefined;
   /** CPU seconds used by the server process since it started (user + system). */
   readonly cpuSeconds: number;
   readonly memory: {

@@ -41,8 +41,8 @@ export interface PreparedFrame {
 export interface ViewerHooks {
   /** Ready for a frame (opened, acknowledged one, or drained): the hub may send the latest. */
   ready(viewer: ViewerPeer): void;
-  /** The live session of `stream`, if any (for `hello`). */
-  sessionOf(stream: string): string | undefined;
+  /** Where its frames come from (for `hello`): the stream's live session, and its node if remote. */
+  origin(viewer: ViewerPeer): { readonly session: string; readonly node?: string };
   /** Ended (once); `teardown` resolves when its native connection is released. */
   closed(viewer: ViewerPeer, teardown: Promise<void>): void;
 }
@@ -52,6 +52,8 @@ export interface ViewerPeerOptions {
   readonly id: string;
   /** The stream watched. */
   readonly stream: string;
+  /** The hub's feed it is on: the stream's name, or a remote stream's key. (the stream) */
+  readonly feed?: string;
   /** Largest message the page accepts (its `a=max-message-size`, capped). */
   readonly maxMessageBytes: number;
   readonly rtc: RtcOptions;
@@ -66,6 +68,8 @@ export interface ViewerPeerOptions {
 export class ViewerPeer {
   readonly id: string;
   readonly stream: string;
+  /** The hub's feed it is on (the stream, or the key of a stream ingested on another node). */
+  readonly feed: string;
   readonly log: Logger;
   readonly #peer: Peer;
   readonly #maxMessageBytes: number;
@@ -92,6 +96,7 @@ export class ViewerPeer {
   constructor(options: ViewerPeerOptions) {
     this.id = options.id;
     this.stream = options.stream;
+    this.feed = options.feed ?? options.stream;
     this.log = options.log;
     this.#maxMessageBytes = options.maxMessageBytes;
     this.#options = options.options;
@@ -275,7 +280,7 @@ export class ViewerPeer {
       type: 'hello',
       viewer: this.id,
       stream: this.stream,
-      session: this.#hooks.sessionOf(this.stream) ?? '',
+      ...this.#hooks.origin(this),
       maxPoints: this.#options.maxPoints,
       maxFps: this.#options.maxFps,
     });

@@ -1,9 +1,14 @@
+import { tenantOf } from '../bus/layout.js';
+import type { BusPublisher } from '../bus/publisher.js';
+import type { PreviewStats, ViewerCluster } from '../cluster/previews.js';
 import { ErrorCodes, invalidOption } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import { withDefaults } from '../util/options.js';
 import { VIEWER_MAX_POINTS, encodeViewerFrame, viewerFrameOfQ16 } from '../wire/viewer.js';
 import type { EncodedViewerFrame } from '../wire/viewer.js';
+import type { StreamRegistry } from './streams.js';
 import type { ReceivedFrame, ViewerOptions, ViewerStats } from './types.js';
 import { ViewerPeer } from './viewer-peer.js';
 import type { PreparedFrame, ViewerHooks } from './viewer-peer.js';
@@ -20,6 +25,10 @@ export type { ViewerOptions, ViewerStats } from './types.js';
  * One frame is unacknowledged per viewer at most: a frame that arrives while a viewer has one
  * out, or is still sending it, is dropped for that viewer (and counted), never queued, so a slow
  * page costs ingest nothing.
+ *
+ * With a bus, viewers may watch streams other nodes ingest, and other nodes' viewers ours: frames
+ * travel between nodes as previews over core NATS while wanted (src/cluster/previews.ts, loaded
+ * only then); a preview from another node is fed to viewers as a local frame is.
  */
 
 /**
@@ -60,8 +69,14 @@ export interface ViewerHubOptions {
   readonly rtc: RtcOptions;
   readonly log: Logger;
   readonly options: ViewerOptions;
-  /** The live session of a stream, if any. */
-  sessionOf(stream: string): string | undefined;
+  /** The streams this node ingests: their live session, and their owner (the tenant of previews). */
+  readonly streams: Pick<StreamRegistry, 'sessionOf' | 'ownerOf'>;
+  /**
+   * The node's bus (`serve --bus`): viewers may then watch streams ingested on other nodes, and
+   * other nodes' viewers watch ours, through previews over core NATS (src/cluster/previews.ts).
+   * Without it no NATS module is loaded. (none)
+   */
+  readonly bus?: BusPublisher;
 }
 
 /** What the hub needs to open a viewer (its offer was read and admitted). */
@@ -73,6 +88,15 @@ export interface ViewerOpen {
   readonly remoteAddress: string;
   /** Gives the client's viewer slot back, once, when the viewer ends. */
   readonly release: () => void;
+  /** A stream ingested on another node (see {@link ViewerHub.locate}): of this tenant. */
+  readonly remote?: { readonly tenant: string };
+}
+
+/** A remote stream watched: its viewers' feed, and the stop of its previews. */
+interface RemoteFeed {
+  readonly tenant: string;
+  readonly stream: string;
+  readonly stop: () => void;
 }
 
 /**
@@ -91,15 +115,61 @@ export class ViewerHub {
   readonly #teardowns = new Set<Promise<void>>();
   readonly #hooks: ViewerHooks = {
     ready: (viewer) => this.#pump(viewer),
-    sessionOf: (stream) => this.#deps.sessionOf(stream),
+    origin: (viewer) => this.origin(viewer),
     closed: (viewer, teardown) => this.#viewerClosed(viewer, teardown),
   };
+  /** Previews across nodes, once opened (with a bus only). */
+  #cluster: ViewerCluster | undefined;
+  readonly #clusterOpened: Promise<void>;
+  /** Feeds of remote streams watched here, by feed key. */
+  readonly #remote = new Map<string, RemoteFeed>();
+  /** When each local stream's last preview was published (performance.now()). */
+  readonly #publishedAt = new Map<string, number>();
   #closed = false;
 
   constructor(options: ViewerHubOptions) {
     this.#deps = options;
     this.#options = resolveViewerOptions(options.options);
     this.#log = options.log;
+    this.#clusterOpened = this.#openCluster(options.bus);
+    // Failing to open previews is logged there; the hub then serves local streams only.
+    this.#clusterOpened.catch(() => undefined);
+  }
+
+  /** Resolves once previews across nodes are ready (at once without a bus). */
+  async started(): Promise<void> {
+    await this.#clusterOpened;
+  }
+
+  async #openCluster(bus: BusPublisher | undefined): Promise<void> {
+    if (bus === undefined) return;
+    try {
+      const { ClusterPreviews } = await import('../cluster/previews.js');
+      this.#cluster = await ClusterPreviews.open({
+        nc: bus.connection,
+        maxPoints: this.#options.maxPoints,
+        log: this.#log.child({ component: 'previews' }),
+      });
+      if (this.#closed) await this.#cluster.close();
+    } catch (error) {
+      this.#log.error(
+        { event: 'previews-failed', err: error },
+        'previews across nodes are off: the cluster directory could not be opened',
+      );
+    }
+  }
+
+  /**
+   * The node that ingests `stream` of the token `token` (its tenant), when this node does not and
+   * the cluster directory knows it. A viewer of it is fed the previews that node publishes.
+   */
+  locate(token: string | undefined, stream: string): { node: string; session: string } | undefined {
+    return this.#cluster?.locate(tenantOf(token), stream);
+  }
+
+  /** Previews across nodes, when there is a bus. */
+  previewStats(): PreviewStats | undefined {
+    return this.#cluster?.stats();
   }
 
   get options(): ResolvedViewerOptions {
@@ -116,9 +186,21 @@ export class ViewerHub {
     return this.#viewers.size + this.#teardowns.size >= this.#options.maxViewers;
   }
 
-  /** Live viewers. */
-  stats(): ViewerStats[] {
-    return [...this.#viewers.values()].map((viewer) => viewer.stats());
+  /**
+   * Live viewers; with `token` (auth on), only those of its streams: here, the streams it owns;
+   * on other nodes, those of its tenant.
+   */
+  stats(token?: string): ViewerStats[] {
+    const tenant = token === undefined ? undefined : tenantOf(token);
+    return [...this.#viewers.values()]
+      .filter((viewer) => {
+        if (token === undefined) return true;
+        const remote = this.#remote.get(viewer.feed);
+        return remote === undefined
+          ? this.#deps.streams.ownerOf(viewer.stream)?.token === token
+          : remote.tenant === tenant;
+      })
+      .map((viewer) => viewer.stats());
   }
 
   /** The live viewer `id`, if any. */
@@ -128,9 +210,12 @@ export class ViewerHub {
 
   /** Opens a viewer of `open.stream`; it is sent frames once its channel opens. */
   open(open: ViewerOpen): ViewerPeer {
+    const feed =
+      open.remote === undefined ? open.stream : remoteKey(open.remote.tenant, open.stream);
     const viewer = new ViewerPeer({
       id: open.id,
       stream: open.stream,
+      feed,
       maxMessageBytes: open.maxMessageBytes,
       rtc: { ...this.#deps.rtc, maxMessageSize: VIEWER_MAX_MESSAGE_BYTES },
       options: this.#options,
@@ -139,9 +224,10 @@ export class ViewerHub {
       hooks: this.#hooks,
     });
     this.#viewers.set(open.id, viewer);
-    let watchers = this.#byStream.get(open.stream);
-    if (watchers === undefined) this.#byStream.set(open.stream, (watchers = new Set()));
+    let watchers = this.#byStream.get(feed);
+    if (watchers === undefined) this.#byStream.set(feed, (watchers = new Set()));
     watchers.add(viewer);
+    if (open.remote !== undefined && !this.#remote.has(feed)) this.#watch(feed, open);
     viewer.log.info({ event: 'viewer-new', remoteAddress: open.remoteAddress }, 'new viewer');
     return viewer;
   }
@@ -160,21 +246,85 @@ export class ViewerHub {
   }
 
   #feed(frame: ReceivedFrame): void {
-    const watchers = this.#byStream.get(frame.stream);
-    if (watchers === undefined) return;
     const now = performance.now();
-    let prepared: PreparedFrame | undefined;
-    for (const viewer of watchers) {
-      if (!viewer.takesFrame(now)) continue;
-      if (prepared === undefined) {
-        // The only copy of the frame's points: taken now, because its buffer may be reused.
-        prepared = { sessionId: frame.sessionId, frame: this.#encode(frame), data: new Map() };
-        this.#latest.set(frame.stream, prepared);
-      }
-      viewer.sendFrame(prepared, now);
+    const tenant = this.#cluster === undefined ? undefined : this.#wantedBy(frame.stream, now);
+    const watchers = this.#byStream.get(frame.stream);
+    if (watchers === undefined && tenant === undefined) return;
+    // Encoded at most once, however many watch (here and on other nodes).
+    const made: { prepared?: PreparedFrame } = {};
+    // The only copy of the frame's points: taken now, because its buffer may be reused.
+    const prepare = (): PreparedFrame =>
+      (made.prepared ??= {
+        sessionId: frame.sessionId,
+        frame: this.#encode(frame),
+        data: new Map(),
+      });
+    if (tenant !== undefined) {
+      this.#publishedAt.set(frame.stream, now);
+      this.#cluster?.publish(tenant, frame.stream, prepare().frame);
     }
-    // Nobody was ready: the cached older frame is now stale; drop it so nobody is sent it.
-    if (prepared === undefined) this.#latest.delete(frame.stream);
+    if (watchers === undefined) return;
+    this.#deliver(watchers, prepare, now);
+    // The newest frame waits for the viewers not ready for it yet; when nobody was ready and it
+    // was not encoded, the cached older frame is stale: dropped so nobody is sent it.
+    if (made.prepared !== undefined) this.#latest.set(frame.stream, made.prepared);
+    else this.#latest.delete(frame.stream);
+  }
+
+  /**
+   * Sends a new frame to the viewers ready for it (the others count a drop); `prepare` encodes it
+   * the first time one is.
+   */
+  #deliver(watchers: Set<ViewerPeer>, prepare: () => PreparedFrame, now: number): void {
+    for (const viewer of watchers) if (viewer.takesFrame(now)) viewer.sendFrame(prepare(), now);
+  }
+
+  /**
+   * The tenant of a stream of this node another node wants previews of, when one is due now (at
+   * most `maxFps` a second); undefined otherwise.
+   */
+  #wantedBy(stream: string, now: number): string | undefined {
+    const owner = this.#deps.streams.ownerOf(stream);
+    if (owner === undefined) return undefined;
+    const tenant = tenantOf(owner.token);
+    if (this.#cluster?.wants(tenant, stream) !== true) return undefined;
+    const last = this.#publishedAt.get(stream);
+    return last === undefined || now - last >= 1000 / this.#options.maxFps ? tenant : undefined;
+  }
+
+  /** Starts the previews of a remote stream for the first viewer of it. */
+  #watch(feed: string, open: ViewerOpen): void {
+    const cluster = this.#cluster;
+    if (cluster === undefined || open.remote === undefined) return;
+    const { tenant } = open.remote;
+    const stream = open.stream;
+    const stop = cluster.watch(tenant, stream, (frame) => {
+      const sessionId = cluster.locate(tenant, stream)?.session ?? '';
+      const prepared: PreparedFrame = { sessionId, frame, data: new Map() };
+      const watchers = this.#byStream.get(feed);
+      if (watchers === undefined) return;
+      this.#deliver(watchers, () => prepared, performance.now());
+      // Ready or not, this frame is the newest: the next viewer to become ready gets it.
+      this.#latest.set(feed, prepared);
+    });
+    this.#remote.set(feed, { tenant, stream, stop });
+    this.#log.info(
+      { event: 'previews-wanted', stream, tenant },
+      `wanting previews of ${stream} from another node`,
+    );
+  }
+
+  /** The tenant of the remote stream `viewer` watches; undefined for a stream of this node. */
+  remoteTenantOf(viewer: ViewerPeer): string | undefined {
+    return this.#remote.get(viewer.feed)?.tenant;
+  }
+
+  /** Where a viewer's frames come from (its `hello`): the stream's session, its node when remote. */
+  origin(viewer: ViewerPeer): { session: string; node?: string } {
+    const remote = this.#remote.get(viewer.feed);
+    if (remote === undefined) return { session: this.#deps.streams.sessionOf(viewer.stream) ?? '' };
+    const where = this.#cluster?.locate(remote.tenant, remote.stream);
+    return { session: where?.session ?? '', ...(where ? { node: where.node } : {}) };
   }
 
   /**
@@ -206,21 +356,26 @@ export class ViewerHub {
   /** A stream was forgotten (no session for `streamHoldMs`): its viewers are told and closed. */
   onStreamEnded(stream: string): void {
     this.#latest.delete(stream);
+    this.#publishedAt.delete(stream);
     for (const viewer of this.#byStream.get(stream) ?? [])
       viewer.close(ErrorCodes.SESSION_CLOSED, 'its sender left');
   }
 
   /** Closes every viewer connection and waits for their native teardown. */
-  async close(): Promise<void> {
+  /**
+   * Ends every viewer with `code`: `PS_ERR_SESSION_CLOSED`, or `PS_ERR_SESSION_MOVED` after a
+   * drain (the page then watches again, through the front, on another node).
+   */
+  async close(code: ErrorCode = ErrorCodes.SESSION_CLOSED): Promise<void> {
     this.#closed = true;
-    for (const viewer of [...this.#viewers.values()])
-      viewer.close(ErrorCodes.SESSION_CLOSED, 'server shutting down');
+    for (const viewer of [...this.#viewers.values()]) viewer.close(code, 'server shutting down');
+    await this.#cluster?.close();
     await Promise.all([...this.#teardowns]);
   }
 
   /** A viewer became ready (opened, or acknowledged a frame): send the cached frame if it is new to it. */
   #pump(viewer: ViewerPeer): void {
-    const prepared = this.#latest.get(viewer.stream);
+    const prepared = this.#latest.get(viewer.feed);
     const now = performance.now();
     if (
       prepared &&
@@ -232,13 +387,28 @@ export class ViewerHub {
 
   #viewerClosed(viewer: ViewerPeer, teardown: Promise<void>): void {
     this.#viewers.delete(viewer.id);
-    const watchers = this.#byStream.get(viewer.stream);
+    const watchers = this.#byStream.get(viewer.feed);
     watchers?.delete(viewer);
     if (watchers?.size === 0) {
-      this.#byStream.delete(viewer.stream);
-      this.#latest.delete(viewer.stream);
+      this.#byStream.delete(viewer.feed);
+      this.#latest.delete(viewer.feed);
+      // The last viewer of a remote stream left: no more wants, unsubscribed.
+      const remote = this.#remote.get(viewer.feed);
+      if (remote !== undefined) {
+        this.#remote.delete(viewer.feed);
+        remote.stop();
+        this.#log.info(
+          { event: 'previews-unwanted', stream: remote.stream, tenant: remote.tenant },
+          `no more viewers of ${remote.stream}: previews no longer wanted`,
+        );
+      }
     }
     this.#teardowns.add(teardown);
     void teardown.finally(() => this.#teardowns.delete(teardown));
   }
+}
+
+/** The feed of a remote stream: apart from any local stream's (a stream name has no `/`). */
+function remoteKey(tenant: string, stream: string): string {
+  return `${tenant}/${stream}`;
 }

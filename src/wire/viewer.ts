@@ -388,6 +388,8 @@ export type ViewerControl =
       readonly stream?: string;
       /** The stream's live session when the viewer opened ('' between sessions). */
       readonly session: string;
+      /** The node that ingests the stream, when it is not the viewer's (a cluster). */
+      readonly node?: string;
       readonly maxPoints: number;
       readonly maxFps: number;
     }
@@ -413,6 +415,7 @@ export function decodeViewerControl(text: string): ViewerControl | undefined {
       viewer: message.viewer,
       ...(typeof message.stream === 'string' ? { stream: message.stream } : {}),
       session: message.session,
+      ...(typeof message.node === 'string' ? { node: message.node } : {}),
       maxPoints: message.maxPoints as number,
       maxFps: message.maxFps,
     };

@@ -210,6 +210,18 @@ export class TestCluster {
     }
   }
 
+  /** Waits until the nodes' heartbeats (as the front sees them) count `count` sessions in all. */
+  async waitForSessions(count: number, timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const stats = await this.frontStats();
+      const sessions = stats.nodes.reduce((sum, node) => sum + node.sessions, 0);
+      if (sessions >= count) return;
+      if (Date.now() > until) throw new Error(`${sessions} sessions placed, not ${count}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** `pointstream send` through the front (`--json`, JSON logs), as a user runs it. */
   send(name: string, args: readonly string[]): CliProcess {
     const client = new CliProcess(`send ${name}`, [

@@ -72,6 +72,12 @@ void describe('bus layout', () => {
     });
   });
 
+  void it('reads a cluster node session id, <node>.<random>', () => {
+    const meta = { ...META, session: 'node-a.K-LQUDwEO9iBVM8zWvglIg' };
+    const pairs = chunkHeaders(meta, 0);
+    assert.equal(readChunkHeaders(headerOf(pairs), BUS_CHUNK_BYTES).session, meta.session);
+  });
+
   void it('refuses malformed or hostile headers before allocating, with one code', () => {
     const good = chunkHeaders(META, 11);
     const lastBytes = 12_000_128 - 11 * BUS_CHUNK_BYTES;
@@ -91,6 +97,8 @@ void describe('bus layout', () => {
       ['bad time', [['Ps-Received-At', 'soon']], lastBytes, /Ps-Received-At/],
       ['msg id of another chunk', [['Nats-Msg-Id', 'x:1:2']], lastBytes, /Nats-Msg-Id/],
       ['leading zero', [['Ps-Seq', '04711']], lastBytes, /malformed/],
+      ['session of two dots', [['Ps-Session', 'a.b.c']], lastBytes, /Ps-Session/],
+      ['session after an empty node', [['Ps-Session', '.abc']], lastBytes, /Ps-Session/],
     ];
     for (const [name, changes, body, message] of cases) {
       const pairs = new Map<string, string | undefined>(good);

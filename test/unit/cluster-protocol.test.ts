@@ -36,7 +36,19 @@ const heartbeat: NodeHeartbeat = {
   loopLagMs: 12.5,
   busHealthy: true,
   draining: false,
-  streams: [{ tenant: 'public', stream: 'lidar.front', session: 'node-1.abc' }],
+  streams: [
+    { tenant: 'public', stream: 'lidar.front', session: 'node-1.abc' },
+    {
+      tenant: 'public',
+      stream: 'cam',
+      session: 'node-1.def',
+      framesReceived: 12,
+      framesRejected: 1,
+      bytesReceived: 144_000_000,
+      pointsReceived: 12_000_000,
+      lastFrameAt: 1_796_284_800_123,
+    },
+  ],
 };
 const request: ForwardedRequest = {
   v: 1,
@@ -102,6 +114,14 @@ void describe('cluster protocol', () => {
       [{ streams: [{ tenant: '', stream: 'a', session: 's' }] }, /bad streams entry/],
       [{ streams: [{ tenant: 'public', stream: '', session: 's' }] }, /bad streams entry/],
       [{ streams: [{ tenant: 'public', stream: 'a', session: 5 }] }, /bad streams entry/],
+      [
+        { streams: [{ tenant: 'public', stream: 'a', session: 's', framesReceived: -1 }] },
+        /bad streams entry framesReceived/,
+      ],
+      [
+        { streams: [{ tenant: 'public', stream: 'a', session: 's', lastFrameAt: 'soon' }] },
+        /bad streams entry lastFrameAt/,
+      ],
       [
         { streams: [{ tenant: 'public', stream: 'a', session: 's'.repeat(129) }] },
         /bad streams entry/,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NodeHeartbeat } from '../../src/cluster/protocol.js';
-import { Placement } from '../../src/front/placement.js';
+import { Placement, SETTLED_MS } from '../../src/front/placement.js';
 
 function node(id: string, fields: Partial<NodeHeartbeat> = {}): NodeHeartbeat {
   return {
@@ -91,27 +91,43 @@ void describe('placement', () => {
     assert.equal(placement.choose(nodes, 'session', { exclude: new Set(['A', 'B']) }), undefined);
   });
 
-  void it('reservations expire with the next heartbeat, and a released slot is free again', () => {
-    const placement = new Placement();
-    const before = node('A', { maxSessions: 2 });
-    assert.ok(placement.choose([before], 'session'));
-    assert.ok(placement.choose([before], 'session'));
-    assert.equal(placement.choose([before], 'session'), undefined);
-    assert.equal(placement.load(before, 'session').reserved, 2);
-    // The node's next heartbeat counts the sessions itself (here: one came up, one did not).
-    const after = node('A', { maxSessions: 2, at: 2000, sessions: 1 });
+  void it('a reservation lasts until a heartbeat lists its session, however the heartbeats fall', () => {
+    let now = 0;
+    const placement = new Placement({ now: () => now });
+    const first = node('A', { maxSessions: 2 });
+    assert.ok(placement.choose([first], 'session'));
+    assert.ok(placement.choose([first], 'session'));
+    assert.equal(placement.choose([first], 'session'), undefined);
+    assert.equal(placement.load(first, 'session').reserved, 2);
+    // A heartbeat written while both offers were still being answered counts neither.
+    now = 50;
+    const during = node('A', { maxSessions: 2, at: 2000 });
+    assert.equal(placement.load(during, 'session').free, 0, 'still reserved');
+    placement.answered(first, 'session', 'A.one');
+    placement.answered(first, 'session', 'A.two');
+    // The next one lists A.one (counted now), not A.two (its offer failed on the node's side).
+    now = 1_000;
+    const after = node('A', {
+      maxSessions: 2,
+      at: 3000,
+      sessions: 1,
+      streams: [{ tenant: 'public', stream: 's', session: 'A.one' }],
+    });
     assert.deepEqual(placement.load(after, 'session'), {
       id: 'A',
       used: 1,
       capacity: 2,
-      reserved: 0,
-      free: 1,
+      reserved: 1,
+      free: 0,
     });
+    // Unlisted after SETTLED_MS: the node's own count is right, the slot is free again.
+    now = 1_000 + SETTLED_MS;
+    assert.equal(placement.load(after, 'session').free, 1);
     const chosen = placement.choose([after], 'session');
     assert.ok(chosen);
     assert.equal(placement.choose([after], 'session'), undefined);
     placement.release(chosen, 'session');
-    assert.equal(placement.load(after, 'session').free, 1);
+    assert.equal(placement.load(after, 'session').free, 1, 'a released slot is free again');
   });
 
   void it('two fronts with the same stale view do not always pick the same node when tied', () => {

@@ -558,6 +558,9 @@ void describe('signaling HTTP: the viewer resource', { timeout: 10_000 }, () => 
         return viewer;
       },
       get: (id: string) => open.get(id),
+      // No cluster: no stream is ingested on another node.
+      locate: () => undefined,
+      remoteTenantOf: () => undefined,
     } as unknown as ViewerHub;
     registerViewerResource({
       http,

@@ -108,6 +108,8 @@ let lastError = '';
 let current: { stream: string; connection: ViewerConnection } | undefined;
 /** The session that fed the watched stream at the last refresh: a new one is framed afresh. */
 let watchedSession: string | undefined;
+/** The node that ingests the watched stream, when it is not this one (a cluster: from `hello`). */
+let watchedNode: string | undefined;
 let framesShown = 0;
 let lastPointCount = 0;
 let dropped = 0;
@@ -153,6 +155,7 @@ async function watch(stream: string): Promise<void> {
   scene.clear();
   wanted = undefined;
   watchedSession = listed.find((row) => row.name === stream)?.session;
+  watchedNode = undefined;
   framesShown = lastPointCount = dropped = sourcePoints = 0;
   lastCaptureTime = undefined;
   shownAt.length = 0;
@@ -191,6 +194,11 @@ async function watch(stream: string): Promise<void> {
           stop();
           return;
         }
+        // A stream of another node: this node's /stats does not list it; the hello says where.
+        if (control.node !== undefined) {
+          watchedNode = control.node;
+          watchedSession = control.session === '' ? undefined : control.session;
+        }
         state = 'watching';
         hello();
       } else if (control?.type === 'closing') {
@@ -198,6 +206,12 @@ async function watch(stream: string): Promise<void> {
         if (control.code === ErrorCodes.SESSION_CLOSED) {
           state = 'ended';
           showEnded(`Stream ended: ${control.message}.`);
+        } else if (control.code === ErrorCodes.SESSION_MOVED) {
+          // The node drains: watch the stream again as soon as it is listed (through a front,
+          // on another node).
+          state = 'ended';
+          wanted = stream;
+          showEnded(`The node is draining: watching ${short(stream)} again elsewhere…`);
         } else {
           state = 'closed';
           showError(`The server ended this view: ${control.message} (${control.code})`);
@@ -303,7 +317,7 @@ function updateOverlay(): void {
   overlay.session.textContent =
     stream === undefined
       ? `no stream watched (${state})`
-      : `stream ${short(stream)}${watchedSession === undefined ? ' (between sessions)' : ` · session ${watchedSession.slice(0, 8)}…`}`;
+      : `stream ${short(stream)}${watchedSession === undefined ? ' (between sessions)' : ` · session ${watchedSession.slice(0, 8)}…`}${watchedNode === undefined ? '' : ` · node ${short(watchedNode)}`}`;
   overlay.points.textContent =
     framesShown === 0
       ? '–'
@@ -358,7 +372,7 @@ async function refresh(): Promise<void> {
   statusText.textContent = `${stats.sessions.length} live session${stats.sessions.length === 1 ? '' : 's'}, ${listed.length} stream${listed.length === 1 ? '' : 's'}, updated ${new Date().toLocaleTimeString()}`;
   statusText.className = 'hint';
   renderRows(listed);
-  if (current !== undefined) {
+  if (current !== undefined && watchedNode === undefined) {
     const session = listed.find((row) => row.name === current?.stream)?.session;
     // The sender came back as a new session: frame its cloud afresh when it arrives.
     if (session !== undefined && watchedSession !== undefined && session !== watchedSession)

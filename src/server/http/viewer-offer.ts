@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { ErrorCodes, PointstreamError } from '../../errors.js';
 import { inspectOffer, maxMessageSizeOf, withIpCandidatesOnly } from '../../signaling/sdp.js';
 import type { Logger } from '../../util/logger.js';
+import { tenantOf } from '../../bus/layout.js';
 import { isStreamName } from '../../wire/control.js';
 import { VIEWER_DATA_HEADER_BYTES, VIEWER_START_BYTES } from '../../wire/viewer.js';
 import type { StreamRegistry } from '../streams.js';
@@ -19,6 +20,8 @@ const DEFAULT_REMOTE_MESSAGE_BYTES = 65_536;
 /** A viewer's offer, read and checked. */
 interface ViewerOffer extends ReadOffer {
   readonly stream: string;
+  /** A stream ingested on another node of the cluster: of this tenant, there. */
+  readonly remote: { readonly tenant: string; readonly node: string } | undefined;
   readonly maxMessageBytes: number;
 }
 
@@ -77,8 +80,15 @@ export function registerViewerResource(options: ViewerResourceOptions): void {
         );
       stream = options.streamOf(sessionId);
     }
-    // Before anything else: another token's stream is answered like a missing one.
-    if (stream === undefined || !canWatch(http.tokenOf(request), stream))
+    // Before anything else: another token's stream is answered like a missing one. A stream this
+    // node does not ingest may run on another node (a cluster): tenants are named by token ids, so
+    // the directory only finds the token's own streams.
+    const token = http.tokenOf(request);
+    const where =
+      stream === undefined || streams.ownerOf(stream) !== undefined
+        ? undefined
+        : hub.locate(token, stream);
+    if (stream === undefined || (where === undefined && !canWatch(token, stream)))
       throw new PointstreamError(ErrorCodes.SESSION_NOT_FOUND, 'no such stream');
     if (body.type !== 'offer')
       throw new PointstreamError(ErrorCodes.SDP_INVALID, 'JSON "type" must be "offer"');
@@ -98,6 +108,7 @@ export function registerViewerResource(options: ViewerResourceOptions): void {
       sdp: withIpCandidatesOnly(body.sdp, MAX_CANDIDATES_PER_PEER),
       stream,
       maxMessageBytes,
+      remote: where && { tenant: tenantOf(token), node: where.node },
     };
   };
 
@@ -134,20 +145,26 @@ export function registerViewerResource(options: ViewerResourceOptions): void {
           maxMessageBytes: offer.maxMessageBytes,
           remoteAddress: request.ip,
           release: () => ticket.release(),
+          ...(offer.remote ? { remote: { tenant: offer.remote.tenant } } : {}),
         }),
-      answered: ({ peer, answer, reply }) =>
+      answered: ({ peer, answer, reply, offer }) =>
         reply.code(200).send({
           sdp: answer,
           type: 'answer',
           viewer: peer.id,
           stream: peer.stream,
-          session: streams.sessionOf(peer.stream) ?? '',
+          ...(offer.remote === undefined
+            ? { session: streams.sessionOf(peer.stream) ?? '' }
+            : hub.origin(peer)),
         }),
       find: (request, id) => {
         const viewer = hub.get(id);
-        return viewer !== undefined && canWatch(http.tokenOf(request), viewer.stream)
-          ? viewer
-          : undefined;
+        if (viewer === undefined) return undefined;
+        const token = http.tokenOf(request);
+        const remote = hub.remoteTenantOf(viewer);
+        const mine =
+          remote === undefined ? canWatch(token, viewer.stream) : remote === tenantOf(token);
+        return mine ? viewer : undefined;
       },
       failed: (viewer, code, reason) => viewer.close(code, reason),
       deleted: (viewer) => viewer.close(ErrorCodes.SESSION_CLOSED, 'ended by the viewer (DELETE)'),

@@ -22,7 +22,8 @@ import type { Daemon } from './proc.js';
 import { CLI, getJson, npyBytes, parseSummary } from './scenarios.js';
 import {
   countersSince,
-  kernelThreadsCpuSeconds,
+  kernelThreadsCpu,
+  kernelThreadsCpuSince,
   processCpuSeconds,
   readCounters,
 } from './system.js';
@@ -305,7 +306,7 @@ export async function runClusterIngest(o: ClusterIngestOptions): Promise<Cluster
   const cluster = await BenchCluster.start(label, o.nodes, timeoutMs + 60_000);
   try {
     const cpuBefore = cluster.cpu();
-    const kernelBefore = kernelThreadsCpuSeconds();
+    const kernelBefore = kernelThreadsCpu();
     const counters = readCounters();
     const started = performance.now();
     const settled = await Promise.allSettled(
@@ -319,7 +320,7 @@ export async function runClusterIngest(o: ClusterIngestOptions): Promise<Cluster
     );
     const wallSeconds = (performance.now() - started) / 1000;
     const system = countersSince(counters);
-    const kernelCpuSec = kernelThreadsCpuSeconds() - kernelBefore;
+    const kernelCpuSec = kernelThreadsCpuSince(kernelBefore);
     const used = cpuBetween(label, cpuBefore, cluster.cpu());
     const summaries = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const errors = settled.flatMap((s) =>

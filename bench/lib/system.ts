@@ -125,17 +125,17 @@ export function processCpuSeconds(pid: number | undefined): number | undefined {
 }
 
 /**
- * CPU time (seconds) of the kernel's own threads (kthreadd and its children: writeback workers,
- * the journal, ksoftirqd...), from /proc (Linux); 0 elsewhere. With tick-based accounting, softirq
- * work is charged to whichever task was running, these threads included.
+ * CPU time (seconds) of each of the kernel's own threads (kthreadd and its children: writeback
+ * workers, the journal, ksoftirqd...) by PID, from /proc (Linux); empty elsewhere. With tick-based
+ * accounting, softirq work is charged to whichever task was running, these threads included.
  */
-export function kernelThreadsCpuSeconds(): number {
-  let ticks = 0;
+export function kernelThreadsCpu(): Map<string, number> {
+  const cpu = new Map<string, number>();
   let names: string[];
   try {
     names = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
   } catch {
-    return 0;
+    return cpu;
   }
   for (const pid of names) {
     try {
@@ -143,11 +143,21 @@ export function kernelThreadsCpuSeconds(): number {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       // fields[1] is the parent's PID (field 4); kthreadd is PID 2.
       if (pid !== '2' && fields[1] !== '2') continue;
-      const used = Number(fields[11]) + Number(fields[12]);
-      if (Number.isFinite(used)) ticks += used;
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      if (Number.isFinite(ticks)) cpu.set(pid, ticks / 100);
     } catch {
       // exited meanwhile
     }
   }
-  return ticks / 100;
+  return cpu;
+}
+
+/**
+ * Kernel threads' CPU seconds since `before` ({@link kernelThreadsCpu}): each thread's growth, a
+ * thread started since counted whole. Workers come and go: one that exited meanwhile is missed.
+ */
+export function kernelThreadsCpuSince(before: ReadonlyMap<string, number>): number {
+  let seconds = 0;
+  for (const [pid, now] of kernelThreadsCpu()) seconds += Math.max(0, now - (before.get(pid) ?? 0));
+  return seconds;
 }

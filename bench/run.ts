@@ -8,6 +8,9 @@
  *   chunks     `send --rate 0` and bare against chunk size 64 KiB ... 1 MiB, interleaved repeats
  *   scale      100k ... 4M points per frame at 4 Hz for 20 s
  *   clients    1, 2, 4, 8 concurrent `send` processes against one server
+ *   cluster    nats-server + 1, 2, 3 `serve --bus` nodes + a `front`, one `send --rate 0` per
+ *              node (aggregate MB/s, CPU per role); then 3 nodes and a 4 Hz client whose node is
+ *              SIGKILLed 10 times (failover time per kill)
  *   aiortc     the Python aiortc fixture sending 1M-point .npy frames (skipped without aiortc)
  *   encodings  codec table (bytes/point, encode/decode ms per 1M points; LiDAR scene at 1 and
  *              2 mm, random points), then the seed workload for each encoding on both scenes
@@ -16,7 +19,7 @@
  *
  *   npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N]
  *       [--seed-duration S] [--scale-duration S] [--clients-duration S] [--endurance-minutes N]
- *       [--aiortc-frames N] [--encodings-duration S] [--browser-repeats N] [--browser-seconds S]
+ *       [--cluster-duration S] [--cluster-kills N] [--aiortc-frames N] [--encodings-duration S] [--browser-repeats N] [--browser-seconds S]
  *       [--quiet-wait S]
  *
  * --quiet-wait S (default 30, --quick 5): before each run, wait up to S s for an idle machine.
@@ -30,6 +33,8 @@ import { join, relative } from 'node:path';
 import { PYTHON, aiortcUnavailable, runAiortc } from './lib/aiortc.js';
 import type { BrowserBenchRow } from './lib/browser.js';
 import { runClients } from './lib/clients.js';
+import { ingestProblems, runClusterFailover, runClusterIngest } from './lib/cluster.js';
+import type { FailoverResult } from './lib/cluster.js';
 import { runEncodingBench } from './lib/encodings.js';
 import { runEndurance } from './lib/endurance.js';
 import { parseOptions } from './lib/options.js';
@@ -39,7 +44,7 @@ import { ROOT } from './lib/proc.js';
 import { describeMachine, renderMarkdown, renderSummary } from './lib/report.js';
 import type { BenchReport } from './lib/report.js';
 import { HZ, LOOPBACK_MTU, MTUS, PRECISION_ENCODINGS, sustained } from './lib/results.js';
-import type { BenchResults, EncodingsResults, Outcome } from './lib/results.js';
+import type { BenchResults, ClusterResults, EncodingsResults, Outcome } from './lib/results.js';
 import {
   POINTS_PER_FRAME,
   bareCeilingFrames,
@@ -50,6 +55,7 @@ import {
 import type { PointScene, RateResult } from './lib/scenarios.js';
 import { waitForQuiet } from './lib/system.js';
 import { CHROMIUM_PATH, haveChromium } from '../test/browser-helpers.js';
+import { natsUnavailable } from '../test/support/nats.js';
 import { runTls } from './lib/tls.js';
 
 const errorMessage = (error: unknown): string =>
@@ -220,6 +226,62 @@ const RUNNERS: Record<ScenarioName, Runner> = {
     return failures;
   },
 
+  async cluster(o, results) {
+    const missing = natsUnavailable();
+    if (missing) {
+      console.log(`cluster: skipped: ${missing}`);
+      results.cluster = { skipped: missing, ingest: [] };
+      return [];
+    }
+    const cluster: ClusterResults = (results.cluster = { ingest: [] });
+    const failures: string[] = [];
+    for (const nodes of o.clusterNodeCounts) {
+      const label = `cluster ${nodes} node${nodes === 1 ? '' : 's'}`;
+      console.log(
+        `${label}: ${nodes} x send --points ${o.clusterPoints} --rate 0 --duration ` +
+          `${o.clusterDuration} through the front ...`,
+      );
+      const outcome = await attempt(() =>
+        runClusterIngest({ nodes, points: o.clusterPoints, seconds: o.clusterDuration }),
+      );
+      cluster.ingest.push({ ...outcome, nodes });
+      const r = outcome.result;
+      console.log(
+        r
+          ? `${label}: ${r.aggregateMbPerSec.toFixed(1)} MB/s acknowledged, ` +
+              `${r.framesAcked}/${r.framesPlanned} frames, placement ${r.placement.join(' ')}, ` +
+              `CPU s nodes ${Object.values(r.nodeCpuSec)
+                .map((c) => c.toFixed(1))
+                .join('+')} nats ${r.natsCpuSec.toFixed(1)} front ${r.frontCpuSec.toFixed(2)} ` +
+              `clients ${r.clientCpuSec.toFixed(1)}, machine busy ${r.busySec.toFixed(1)} s ` +
+              `of ${r.wallSeconds.toFixed(1)} s`
+          : `${label}: FAILED`,
+      );
+      if (outcome.error) failures.push(`${label}: ${outcome.error}`);
+      for (const p of r ? ingestProblems(r) : []) failures.push(`${label}: ${p}`);
+    }
+    console.log(
+      `cluster failover: ${o.clusterKills} SIGKILLs of the node carrying a 4 Hz client ...`,
+    );
+    // A run cut short by a kill it did not recover from keeps its kills so far, with the error.
+    const run = await attempt(() =>
+      runClusterFailover({ kills: o.clusterKills, points: o.clusterPoints, hz: HZ }),
+    );
+    const failover: Outcome<FailoverResult> = run.result
+      ? { result: run.result.result, ...(run.result.error ? { error: run.result.error } : {}) }
+      : { error: run.error ?? 'no result' };
+    cluster.failover = failover;
+    for (const k of failover.result?.kills ?? []) {
+      console.log(
+        `cluster kill ${k.kill}: ${k.node} -> ${k.newNode ?? '?'} in ${k.recoveryMs ?? '?'} ms ` +
+          `(on the bus ${k.busMs ?? '?'} ms), lost ${k.lost}, skipped ${k.skipped}, ` +
+          `bus gap ${k.busGap ?? '?'}, attempts ${k.attempts}`,
+      );
+    }
+    if (failover.error) failures.push(`cluster failover: ${failover.error}`);
+    return failures;
+  },
+
   async aiortc(o, results) {
     const missing = aiortcUnavailable();
     if (missing) {
@@ -347,6 +409,7 @@ const ORDER: readonly ScenarioName[] = [
   'chunks',
   'scale',
   'clients',
+  'cluster',
   'aiortc',
   'encodings',
   'browser',

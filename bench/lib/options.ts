@@ -7,6 +7,7 @@ export const SCENARIOS = [
   'chunks',
   'scale',
   'clients',
+  'cluster',
   'endurance',
   'tls',
   'aiortc',
@@ -18,7 +19,7 @@ export type ScenarioName = (typeof SCENARIOS)[number];
 export const USAGE =
   'usage: npm run bench -- [--scenarios a,b,...] [--quick] [--repeats N] [--frames N] [--ceiling-seconds S]\n' +
   '    [--seed-duration S] [--scale-duration S] [--clients-duration S] [--endurance-minutes N]\n' +
-  '    [--aiortc-frames N] [--quiet-wait S]\n' +
+  '    [--aiortc-frames N] [--cluster-duration S] [--cluster-kills N] [--quiet-wait S]\n' +
   `  scenarios: ${SCENARIOS.join(', ')} (default: all but endurance; ` +
   '--endurance-minutes alone adds it)';
 
@@ -38,6 +39,13 @@ export interface Options {
   readonly clientCounts: readonly number[];
   readonly clientPoints: number;
   readonly clientsDuration: number;
+  /** Nodes of each cluster ingest run (one `send --rate 0` client per node). */
+  readonly clusterNodeCounts: readonly number[];
+  readonly clusterPoints: number;
+  /** `send --duration S` of each cluster ingest run. */
+  readonly clusterDuration: number;
+  /** SIGKILLs of the cluster failover run. */
+  readonly clusterKills: number;
   readonly enduranceMinutes: number;
   readonly aiortcFrames: number;
   readonly aiortcPoints: number;
@@ -73,6 +81,8 @@ export function parseOptions(argv: string[]): Options {
       'seed-duration': { type: 'string' },
       'scale-duration': { type: 'string' },
       'clients-duration': { type: 'string' },
+      'cluster-duration': { type: 'string' },
+      'cluster-kills': { type: 'string' },
       'endurance-minutes': { type: 'string' },
       'aiortc-frames': { type: 'string' },
       'encodings-duration': { type: 'string' },
@@ -103,6 +113,10 @@ export function parseOptions(argv: string[]): Options {
     clientCounts: [1, 2, 4, 8],
     clientPoints: 250_000,
     clientsDuration: int('clients-duration', 20, 5),
+    clusterNodeCounts: [1, 2, 3],
+    clusterPoints: 1_000_000,
+    clusterDuration: int('cluster-duration', 15, 5),
+    clusterKills: int('cluster-kills', 10, 3),
     enduranceMinutes: int('endurance-minutes', 10, 1),
     aiortcFrames: int('aiortc-frames', 8, 2),
     aiortcPoints: 1_000_000,

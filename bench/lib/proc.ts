@@ -105,12 +105,98 @@ export function describeExit(result: Pick<ChildResult, 'code' | 'signal'>): stri
   return result.signal ? `killed by ${result.signal}` : `exit code ${result.code}`;
 }
 
-/** A long-running child (the server) that reports readiness over IPC. */
-export interface Daemon {
-  /** Resolves with the first IPC message accepted by `ready`. */
-  readonly ready: Promise<unknown>;
+/** A long-running child: its PID, signals, and its exit. */
+export interface Process {
+  /** Undefined if it could not be started (then `exited` resolves at once with the error). */
+  readonly pid: number | undefined;
+  /** Resolves with the exit; `stdout` holds what it printed (all of it, or the tail: see below). */
+  readonly exited: Promise<ChildResult>;
+  /** Sends `signal` if it is still running. */
+  kill(signal: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit. */
   stop(graceMs: number): Promise<ChildResult>;
+}
+
+export interface ProcessOptions {
+  /** Every complete stdout line, as it comes. */
+  readonly onLine?: ((line: string) => void) | undefined;
+  /** Every complete stderr line, as it comes. */
+  readonly onErrorLine?: ((line: string) => void) | undefined;
+  /** Keep all of stdout for `exited` (a `--json` summary comes last); default: the last 4000 characters. */
+  readonly keepStdout?: boolean;
+  /** An IPC channel (readiness messages). */
+  readonly ipc?: boolean;
+}
+
+/** Calls `onLine` with each complete line of `stream`. */
+function eachLine(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  let partial = '';
+  stream?.on('data', (chunk: Buffer) => {
+    const lines = (partial + String(chunk)).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+}
+
+/**
+ * Starts `node ...args`; it is killed (SIGKILL) once `timeoutMs` has passed, whatever it is doing.
+ * `ChildProcess` stays inside: callers get its PID, signals and exit.
+ */
+export function startProcess(
+  label: string,
+  args: readonly string[],
+  timeoutMs: number,
+  options: ProcessOptions = {},
+): Process & { readonly child: ChildProcess } {
+  const child = spawnChild(process.execPath, args, options.ipc === true);
+  const stderr = new Tail();
+  const tail = new Tail();
+  let stdout = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    if (options.keepStdout) stdout += String(chunk);
+    else tail.push(chunk);
+  });
+  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+  if (options.onLine) eachLine(child.stdout, options.onLine);
+  if (options.onErrorLine) eachLine(child.stderr, options.onErrorLine);
+  const deadline = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const exited = new Promise<ChildResult>((resolve) => {
+    child.once('error', (error) => {
+      clearTimeout(deadline);
+      resolve({
+        code: null,
+        signal: null,
+        stdout: '',
+        stderr: `${label}: could not start: ${error.message}`,
+      });
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(deadline);
+      resolve({
+        code,
+        signal,
+        stdout: options.keepStdout ? stdout : tail.text,
+        stderr: stderr.text,
+      });
+    });
+  });
+  const kill = (signal: NodeJS.Signals): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  const stop = async (graceMs: number): Promise<ChildResult> => {
+    kill('SIGTERM');
+    const grace = setTimeout(() => kill('SIGKILL'), graceMs);
+    const result = await exited;
+    clearTimeout(grace);
+    return result;
+  };
+  return { child, pid: child.pid, exited, kill, stop };
+}
+
+/** A long-running child (a server) that reports readiness over IPC. */
+export interface Daemon extends Process {
+  /** Resolves with the first IPC message accepted by `ready`. */
+  readonly ready: Promise<unknown>;
 }
 
 /**
@@ -124,41 +210,33 @@ export function startDaemon(
   isReady: (message: unknown) => boolean,
   onLine?: (line: string) => void,
 ): Daemon {
-  const child = spawnChild(process.execPath, args, true);
+  const started = startProcess(label, args, timeoutMs, { onLine, ipc: true });
+  const { child } = started;
+  // The output's tail, stdout and stderr together, for the messages below.
   const output = new Tail();
-  let partial = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    output.push(chunk);
-    if (!onLine) return;
-    const lines = (partial + String(chunk)).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) onLine(line);
-  });
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk));
   child.stderr?.on('data', (chunk: Buffer) => output.push(chunk));
-  const deadline = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const exited = new Promise<ChildResult>((resolve) => {
-    child.once('close', (code, signal) => {
-      clearTimeout(deadline);
-      resolve({ code, signal, stdout: '', stderr: output.text });
-    });
+  const withOutput = (r: ChildResult): ChildResult => ({
+    ...r,
+    stdout: '',
+    stderr: output.text || r.stderr,
   });
+  const exited = started.exited.then(withOutput);
   const ready = new Promise<unknown>((resolve, reject) => {
     child.on('message', (message) => {
       if (isReady(message)) resolve(message);
     });
-    child.once('error', (error) =>
-      reject(new Error(`${label}: could not start: ${error.message}`)),
-    );
     void exited.then((r) =>
       reject(failure(`${label}: ${describeExit(r)} before it was ready`, r.stderr)),
     );
   });
-  const stop = async (graceMs: number): Promise<ChildResult> => {
-    child.kill('SIGTERM');
-    const grace = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    const result = await exited;
-    clearTimeout(grace);
-    return result;
+  // Nobody may be waiting for readiness when a daemon dies later: that is not an unhandled error.
+  ready.catch(() => undefined);
+  return {
+    pid: started.pid,
+    kill: (signal) => started.kill(signal),
+    exited,
+    ready,
+    stop: async (graceMs) => withOutput(await started.stop(graceMs)),
   };
-  return { ready, stop };
 }

@@ -3,6 +3,7 @@ import type { PointEncodingName } from '../../src/wire/encodings/index.js';
 import type { AiortcResult } from './aiortc.js';
 import type { BrowserBenchRow } from './browser.js';
 import type { ClientsResult } from './clients.js';
+import type { ClusterIngestResult, FailoverResult } from './cluster.js';
 import type { EncodingBenchRow } from './encodings.js';
 import type { EnduranceResult } from './endurance.js';
 import type { PointScene, RateResult, TransferResult } from './scenarios.js';
@@ -50,6 +51,18 @@ export interface ClientsRecord extends Outcome<ClientsResult> {
   readonly clients: number;
 }
 
+export interface ClusterIngestRecord extends Outcome<ClusterIngestResult> {
+  readonly nodes: number;
+}
+
+export interface ClusterResults {
+  /** Not run, and why (no nats-server). */
+  readonly skipped?: string;
+  readonly ingest: ClusterIngestRecord[];
+  /** A run cut short by a kill it did not recover from has its kills so far and the error. */
+  failover?: Outcome<FailoverResult>;
+}
+
 /** The codec bench (runEncodingBench) at one precision. */
 export interface CodecRecord extends Outcome<EncodingBenchRow[]> {
   readonly precision: number;
@@ -76,6 +89,7 @@ export interface BenchResults {
   chunks?: ChunkRecord[];
   scale?: ScaleRecord[];
   clients?: ClientsRecord[];
+  cluster?: ClusterResults;
   aiortc?: Outcome<AiortcResult>;
   endurance?: Outcome<EnduranceResult>;
   encodings?: EncodingsResults;
@@ -212,6 +226,10 @@ export function noiseEntries(b: BenchResults): NoiseEntry[] {
     if (r.result)
       add(`clients ${r.clients}`, r.result.otherCpuSec, r.result.wallSeconds, r.clients);
   }
+  for (const r of b.cluster?.ingest ?? []) {
+    if (r.result)
+      add(`cluster ${r.nodes} nodes`, r.result.otherCpuSec, r.result.wallSeconds, r.nodes);
+  }
   for (const r of b.encodings?.runs ?? []) {
     if (r.result)
       add(`encodings ${r.encoding} ${r.source}`, r.result.otherCpuSec, r.result.seconds);
@@ -273,4 +291,45 @@ export function lidarRowsWithin(
       r.maxError <= precision + tolerance &&
       r.measuredMaxError <= precision + tolerance,
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+
+/** A role of the cluster whose CPU the ingest runs measure. */
+export interface ClusterRoleCost {
+  readonly role: 'node' | 'nats-server' | 'front' | 'clients';
+  readonly cpuSec: number;
+  /** CPU seconds per 100 MB acknowledged; NaN without bytes. */
+  readonly per100MB: number;
+  /** MB/s one core of this role carries, 100 / per100MB; undefined when it used (next to) no CPU. */
+  readonly mbPerSecPerCore: number | undefined;
+}
+
+/** Below this much CPU per 100 MB a role carries no media (the front): no per-core figure. */
+const NO_MEDIA_CPU_PER_100MB = 0.01;
+
+/**
+ * Each role's CPU per 100 MB acknowledged, pooled over the ingest runs that succeeded (every byte
+ * passes through exactly one node, nats-server, and one client).
+ */
+export function clusterRoleCosts(runs: readonly ClusterIngestResult[]): ClusterRoleCost[] {
+  const bytes = runs.reduce((n, r) => n + r.ackedBytes, 0);
+  const total = (f: (r: ClusterIngestResult) => number): number =>
+    runs.reduce((n, r) => n + f(r), 0);
+  const roles: [ClusterRoleCost['role'], number][] = [
+    ['node', total((r) => Object.values(r.nodeCpuSec).reduce((a, b) => a + b, 0))],
+    ['nats-server', total((r) => r.natsCpuSec)],
+    ['front', total((r) => r.frontCpuSec)],
+    ['clients', total((r) => r.clientCpuSec)],
+  ];
+  return roles.map(([role, cpuSec]) => {
+    const per100MB = bytes > 0 ? (cpuSec * 1e8) / bytes : NaN;
+    return {
+      role,
+      cpuSec,
+      per100MB,
+      mbPerSecPerCore: per100MB >= NO_MEDIA_CPU_PER_100MB ? 100 / per100MB : undefined,
+    };
+  });
 }

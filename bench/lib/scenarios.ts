@@ -27,7 +27,8 @@ export const CHUNK_BYTES = 256 * 1024;
 /** What pointstream's server advertises as max-message-size (64 MiB frame limit + 1024). */
 export const RECEIVER_MAX_MESSAGE_SIZE = 64 * 1024 * 1024 + 1024;
 
-const CLI = 'dist/cli/main.js';
+/** The built CLI, run as users run it (`node dist/cli/main.js`). */
+export const CLI = 'dist/cli/main.js';
 const BARE = 'bench/ceilings/bare-datachannel.ts';
 const HOST = '127.0.0.1';
 

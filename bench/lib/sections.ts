@@ -4,6 +4,15 @@
  */
 import { CPU_WRAPPER, PYTHON, aiortcArgs } from './aiortc.js';
 import { clientSendArgs, clientsServeArgs } from './clients.js';
+import {
+  clusterNodeArgs,
+  failoverSendArgs,
+  frontArgs,
+  ingestSendArgs,
+  nodeId,
+  portRange,
+} from './cluster.js';
+import type { ClusterIngestResult, FailoverKill } from './cluster.js';
 import { SAMPLE_EVERY_MS } from './endurance.js';
 import type { BrowserBenchRow } from './browser.js';
 import type { EncodingBenchRow } from './encodings.js';
@@ -14,6 +23,7 @@ import {
   LOOPBACK_MTU,
   ceilingRuns,
   chunkRuns,
+  clusterRoleCosts,
   codecRows,
   logLogSlope,
   ok,
@@ -462,6 +472,219 @@ export function clientsView(
     ),
     bareReceiver: bareReceiver && bareReceiver.n ? formatSpread(bareReceiver, 2) : undefined,
     clientsPlot: plots.get('clients'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+
+/** The nats-server configuration the bench writes (test/support/nats.ts), for the report. */
+export const NATS_CONFIG = [
+  'listen: 127.0.0.1:-1  # -1: a free port',
+  'max_payload: 8MB  # the bus publishes 1 MiB chunks + headers; the default 1 MB is too small',
+  'jetstream { store_dir: "<temporary directory>/js" }',
+].join('\n');
+
+const sumOf = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
+const per100 = (cpu: number, bytes: number): string =>
+  bytes > 0 ? ((cpu * 1e8) / bytes).toFixed(2) : 'n/a';
+
+function clusterIngestRow(nodes: number, r: ClusterIngestResult): string[] {
+  const nodeCpu = Object.entries(r.nodeCpuSec)
+    .map(([id, cpu]) => `${id} ${per100(cpu, r.ackedBytes)}`)
+    .join(', ');
+  return [
+    String(nodes),
+    r.placement.join(', ') || 'none',
+    `${r.framesAcked} / ${r.framesPlanned}`,
+    r.aggregateMbPerSec.toFixed(1),
+    nodeCpu,
+    per100(sumOf(Object.values(r.nodeCpuSec)), r.ackedBytes),
+    per100(r.natsCpuSec, r.ackedBytes),
+    per100(r.frontCpuSec, r.ackedBytes),
+    per100(r.clientCpuSec, r.ackedBytes),
+    r.wallSeconds > 0 ? (r.busySec / r.wallSeconds).toFixed(2) : 'n/a',
+    r.kernelCpuSec.toFixed(1),
+    r.stealSec.toFixed(1),
+    r.otherCpuSec.toFixed(1),
+    String(r.udpDrops ?? 'n/a'),
+    r.errors.length ? `${r.errors.length}: ${r.errors[0]?.split('\n')[0]}` : '0',
+  ];
+}
+
+const ms = (x: number | undefined): string => (x === undefined ? '–' : x.toFixed(0));
+
+function failoverRow(k: FailoverKill): string[] {
+  return [
+    String(k.kill),
+    k.node,
+    k.newNode ?? '–',
+    ms(k.recoveryMs),
+    ms(k.busMs),
+    String(k.lost),
+    String(k.skipped),
+    k.busGap === undefined ? '–' : String(k.busGap),
+    String(k.attempts),
+    ms(k.rejoinMs),
+  ];
+}
+
+/** Median, p90 (nearest rank) and max of the kills' recovery times, ms; undefined without any. */
+export function recoveryStats(
+  kills: readonly FailoverKill[],
+): { n: number; median: number; p90: number; max: number } | undefined {
+  const values = kills.flatMap((k) => (k.recoveryMs === undefined ? [] : [k.recoveryMs]));
+  if (values.length === 0) return undefined;
+  return {
+    n: values.length,
+    median: spread(values).median,
+    p90: percentile(values, 90),
+    max: Math.max(...values),
+  };
+}
+
+/** Projection of what N dedicated 2-core node machines would carry. */
+const PROJECTED_MACHINES = [1, 2, 4, 8];
+
+export function clusterView(b: BenchResults, o: Options, cores: number): View | undefined {
+  const c = b.cluster;
+  if (!c) return undefined;
+  const nodes = Math.max(...o.clusterNodeCounts, 3);
+  const commonCommands = [
+    '/usr/sbin/nats-server -c nats.conf',
+    ...Array.from({ length: nodes }, (_, i) => node(clusterNodeArgs('<nats-url>', i))),
+    node(frontArgs('<nats-url>')),
+  ];
+  const ingestRuns = ok(c.ingest);
+  const costs = clusterRoleCosts(ingestRuns);
+  const cost = (role: string): (typeof costs)[number] | undefined =>
+    costs.find((x) => x.role === role);
+  const nodeCore = cost('node')?.mbPerSecPerCore;
+  const natsCore = cost('nats-server')?.mbPerSecPerCore;
+  const f = c.failover;
+  const kills = f?.result?.kills ?? [];
+  const rec = recoveryStats(kills);
+  const summary = f?.result?.summary;
+  const consumer = f?.result?.consumer;
+  return {
+    skipped: c.skipped,
+    points: int(o.clusterPoints),
+    frameBytes: int(npyBytes(o.clusterPoints)),
+    duration: o.clusterDuration,
+    cores,
+    natsConfig: NATS_CONFIG,
+    ranges: Array.from({ length: nodes }, (_, i) => `${nodeId(i)} ${portRange(i)}`).join(', '),
+    commonCommands: lines(commonCommands),
+    ingestSend: node(ingestSendArgs('<front-url>', o.clusterPoints, o.clusterDuration)),
+    ingestTable: table(
+      [
+        'nodes',
+        'client -> node',
+        'frames acked / planned',
+        'aggregate MB/s acked',
+        'CPU s / 100 MB per node',
+        'nodes (all)',
+        'nats-server',
+        'front',
+        'clients (all)',
+        'machine busy (cores)',
+        'kernel threads CPU s',
+        'steal s',
+        'other CPU s',
+        'UDP drops',
+        'failed sends',
+      ],
+      c.ingest.map((r) =>
+        r.result ? clusterIngestRow(r.nodes, r.result) : [String(r.nodes), failedRow(r)],
+      ),
+    ),
+    roles: ingestRuns.length
+      ? {
+          runs: ingestRuns.length,
+          table: table(
+            ['role', 'CPU s (all runs)', 'CPU s / 100 MB acked', 'MB/s per dedicated core'],
+            costs.map((x) => [
+              x.role,
+              x.cpuSec.toFixed(2),
+              Number.isFinite(x.per100MB) ? x.per100MB.toFixed(3) : 'n/a',
+              x.mbPerSecPerCore === undefined ? '– (no media)' : x.mbPerSecPerCore.toFixed(0),
+            ]),
+          ),
+          projection:
+            nodeCore === undefined
+              ? undefined
+              : {
+                  nodePerCore: nodeCore.toFixed(0),
+                  nodePer2Cores: (2 * nodeCore).toFixed(0),
+                  natsPerCore: natsCore === undefined ? 'n/a' : natsCore.toFixed(0),
+                  natsPer2Cores: natsCore === undefined ? 'n/a' : (2 * natsCore).toFixed(0),
+                  table: table(
+                    [
+                      'node machines (2 cores each)',
+                      'nodes carry at most (MB/s)',
+                      'with one 2-core nats-server (MB/s)',
+                    ],
+                    PROJECTED_MACHINES.map((n) => {
+                      const carry = n * 2 * nodeCore;
+                      const bound = natsCore === undefined ? carry : Math.min(carry, 2 * natsCore);
+                      return [
+                        String(n),
+                        carry.toFixed(0),
+                        `${bound.toFixed(0)}${bound < carry ? ' (nats-server bound)' : ''}`,
+                      ];
+                    }),
+                  ),
+                },
+        }
+      : undefined,
+    failover: f
+      ? {
+          kills: o.clusterKills,
+          hz: HZ,
+          failoverSend: node(failoverSendArgs('<front-url>', o.clusterPoints, HZ)),
+          failed: f.result ? undefined : failedRow(f),
+          error: f.result && f.error ? f.error.split('\n')[0] : undefined,
+          table: f.result
+            ? table(
+                [
+                  'kill',
+                  'node killed',
+                  'new node',
+                  'kill -> first frame on the new node (ms)',
+                  'kill -> on the bus (ms)',
+                  'lost',
+                  'skipped',
+                  'bus gap',
+                  'connection attempts',
+                  'restarted node seen by the front (ms)',
+                ],
+                kills.map(failoverRow),
+              )
+            : undefined,
+          recovery: rec && {
+            n: rec.n,
+            median: rec.median.toFixed(0),
+            p90: rec.p90.toFixed(0),
+            max: rec.max.toFixed(0),
+            values: kills.map((k) => ms(k.recoveryMs)).join(', '),
+          },
+          client: summary && {
+            acked: summary.framesAcked,
+            reached: summary.framesPlanned - summary.framesNotSent,
+            lost: summary.framesLost,
+            skipped: summary.framesSkipped,
+            reconnects: summary.reconnects,
+            sessions: summary.sessions.length,
+          },
+          consumer: consumer && {
+            delivered: consumer.framesDelivered,
+            missed: consumer.framesMissed,
+            incomplete: consumer.framesIncomplete,
+            invalid: consumer.messagesInvalid,
+            lastError: consumer.lastError,
+          },
+        }
+      : undefined,
   };
 }
 

@@ -1,16 +1,22 @@
 /** Machine-wide counters read around each run, to see what else happened meanwhile. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 
 export interface SystemCounters {
-  /** CPU time of all cores spent outside idle, in seconds. */
+  /** CPU time of all cores spent outside idle, in seconds (steal included). */
   readonly busySec: number;
+  /** Of it, time the hypervisor gave to others ("steal", /proc/stat); 0 where unknown. */
+  readonly stealSec: number;
   /** UDP datagrams dropped because a receive buffer was full; undefined if unreadable. */
   readonly udpDrops: number | undefined;
 }
 
 export function readCounters(): SystemCounters {
-  return { busySec: busyCpuSeconds(), udpDrops: udpReceiveBufferErrors() };
+  return {
+    busySec: busyCpuSeconds(),
+    stealSec: stealSeconds(),
+    udpDrops: udpReceiveBufferErrors(),
+  };
 }
 
 /**
@@ -32,6 +38,18 @@ function busyCpuSeconds(): number {
   return busyMs / 1000;
 }
 
+/** The steal column of /proc/stat's first line, in seconds (USER_HZ 100); 0 elsewhere. */
+function stealSeconds(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+    const steal = Number(line.split(/\s+/)[8]);
+    if (line.startsWith('cpu ') && Number.isFinite(steal)) return steal / 100;
+  } catch {
+    // not Linux
+  }
+  return 0;
+}
+
 /** What happened between two readings. */
 export function countersSince(before: SystemCounters): SystemCounters {
   const after = readCounters();
@@ -39,7 +57,11 @@ export function countersSince(before: SystemCounters): SystemCounters {
     before.udpDrops === undefined || after.udpDrops === undefined
       ? undefined
       : after.udpDrops - before.udpDrops;
-  return { busySec: after.busySec - before.busySec, udpDrops: drops };
+  return {
+    busySec: after.busySec - before.busySec,
+    stealSec: after.stealSec - before.stealSec,
+    udpDrops: drops,
+  };
 }
 
 /**
@@ -81,4 +103,61 @@ export async function waitForQuiet(
     if (performance.now() - quietSince >= quietMs) return true;
     if (performance.now() >= deadline) return false;
   }
+}
+
+/**
+ * CPU time (user + system, seconds) a live process has used so far, from /proc/<pid>/stat (Linux;
+ * USER_HZ 100); undefined when it cannot be read (the process is gone, or not Linux). Threads
+ * included (libdatachannel's, nats-server's goroutines); children not.
+ */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, in parentheses): state is field 3,
+    // utime 14 and stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / 100 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time (seconds) of each of the kernel's own threads (kthreadd and its children: writeback
+ * workers, the journal, ksoftirqd...) by PID, from /proc (Linux); empty elsewhere. With tick-based
+ * accounting, softirq work is charged to whichever task was running, these threads included.
+ */
+export function kernelThreadsCpu(): Map<string, number> {
+  const cpu = new Map<string, number>();
+  let names: string[];
+  try {
+    names = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return cpu;
+  }
+  for (const pid of names) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields[1] is the parent's PID (field 4); kthreadd is PID 2.
+      if (pid !== '2' && fields[1] !== '2') continue;
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      if (Number.isFinite(ticks)) cpu.set(pid, ticks / 100);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return cpu;
+}
+
+/**
+ * Kernel threads' CPU seconds since `before` ({@link kernelThreadsCpu}): each thread's growth, a
+ * thread started since counted whole. Workers come and go: one that exited meanwhile is missed.
+ */
+export function kernelThreadsCpuSince(before: ReadonlyMap<string, number>): number {
+  let seconds = 0;
+  for (const [pid, now] of kernelThreadsCpu()) seconds += Math.max(0, now - (before.get(pid) ?? 0));
+  return seconds;
 }

@@ -53,6 +53,7 @@ void describe('bench report', () => {
         '## Throughput against chunk size',
         '## Frame size',
         '## Concurrent clients',
+        '## Cluster',
         '## aiortc',
         '## Point encodings',
         '## Browser sender',
@@ -62,7 +63,7 @@ void describe('bench report', () => {
       ],
     );
     for (const part of [
-      'Scenarios: ceilings, seed, tls, chunks, scale, clients, aiortc, encodings, browser, endurance (--quick: brief runs, not for comparison).',
+      'Scenarios: ceilings, seed, tls, chunks, scale, clients, cluster, aiortc, encodings, browser, endurance (--quick: brief runs, not for comparison).',
       '**The client did not use the chunk size it was asked for:** asked 1,048,576 bytes, used 262,144.',
       '**Largest frame sustained at 4 Hz with nothing lost: 1,000,000 points (12 MB per frame, 48 MB/s), latency p99 79.8 ms.** The next size, 2,000,000 points (96 MB/s offered), reached 3.71 Hz / 89 MB/s with 5 late and 2 missing frames.',
       'For comparison, the bare receiver in the ceilings (MTU 4096, --rate 0): 0.47 (0.43–0.48) CPU s / 100 MB.',
@@ -70,8 +71,18 @@ void describe('bench report', () => {
       '(raw: 12 exactly, without the .npy header). **--quick: 100,000 points, 3 runs.**',
       '- qrice (lidar): largest frame sustained at 4 Hz: **1,000,000 points** (9.8 (9.7–9.8) MB/s)',
       '- raw (random): largest frame sustained at 4 Hz: **none of the sizes tried**',
-      '## Failures\n\n- scale 4000000: send timed out / after 60 s\n- clients 8: server exited\n\n## Targets',
+      '## Failures\n\n- scale 4000000: send timed out / after 60 s\n- clients 8: server exited\n- cluster 3 nodes: cluster 3 nodes front: exit code 1 before it was ready\n\n## Targets',
       '![server memory over time](x-endurance-memory.svg)\n\nPlot: [x-endurance-memory.svg](x-endurance-memory.svg)\n',
+      '| 2 | N1, N2 | 120 / 128 | 58.4 | N1 0.25, N2 0.25 | 0.50 | 0.25 | 0.00 | 0.60 | 1.92 | 1.2 | 0.1 | 0.4 | 0 | 0 |',
+      '| 3 | FAILED: cluster 3 nodes front: exit code 1 before it was ready |',
+      '| node | 10.80 | 0.500 | 200 |\n| nats-server | 5.40 | 0.250 | 400 |\n| front | 0.01 | 0.000 | – (no media) |',
+      '| 4 | 1600 | 800 (nats-server bound) |',
+      '| 3 | N3 | N4 | 4200 | 4260 | 2 | 2 | 3 | 1 | 1500 |',
+      '**Kill -> first frame on the new node over 3 kill(s): median 3100 ms, p90 4200 ms, max 4200 ms** (all: 3100, 2900, 4200 ms).',
+      '1 incomplete, 0 invalid.\n\n## aiortc',
+      'of the 160 frames it got to, 150 acknowledged, 6 lost, 3 skipped; 3 reconnects, 4 sessions.',
+      '| cluster failover: kill -> first frame on the new node, median <= 5 s, max <= 12 s (issue 17) | median 3100 ms, max 4200 ms over 3 kills | met |',
+      '| cluster ingest: clients placed one per node (1, 2, 3 nodes) | 1: N1; 2: N1 N2; 3: failed | not met |',
     ]) {
       assert.ok(text.includes(part), `missing: ${part}`);
     }
@@ -86,11 +97,26 @@ void describe('bench report', () => {
       'Skipped: aiortc is not installed.\n\n## Point encodings',
       '\nskipped: no Chromium\n\n## Endurance',
       '\nFAILED: server died\n\n## Targets',
+      '| 1 | FAILED: nats-server did not start |',
+      '\nFAILED: front exited\n\n## aiortc',
+      '| cluster failover: kill -> first frame on the new node, median <= 5 s, max <= 12 s (issue 17) | front exited | not met |',
     ]) {
       assert.ok(text.includes(part), `missing: ${part}`);
     }
     assert.ok(!text.includes('Largest frame sustained'), 'no verdict without a scale result');
     assert.ok(!text.includes('## Failures'), 'no failures listed');
+  });
+});
+
+void describe('bench report: cluster', () => {
+  void it('without nats-server the section says it was skipped, and its targets were not run', () => {
+    const report = everyScenarioFailedReport();
+    const text = renderMarkdown({
+      ...report,
+      results: { cluster: { skipped: 'no nats-server', ingest: [] } },
+    });
+    assert.ok(text.includes('points per frame)\n\nSkipped: no nats-server.\n\n## Targets'), text);
+    assert.ok(text.includes('| cluster | skipped: no nats-server | not run |'));
   });
 });
 

@@ -3,7 +3,9 @@
  * figures (bench/results/2026-12-03.md: ceilings and seed), and a made-up run of every scenario,
  * with failures and skips, so that every branch of the report is rendered.
  */
+import type { ConsumerStats } from '../../src/bus/consumer.js';
 import type { SendSummary } from '../../src/cli/send.js';
+import type { ClusterIngestResult } from '../../bench/lib/cluster.js';
 import { parseOptions } from '../../bench/lib/options.js';
 import type { BenchReport, Machine } from '../../bench/lib/report.js';
 import type { BenchResults, RunRecord } from '../../bench/lib/results.js';
@@ -133,6 +135,34 @@ export function lastRunReport(): BenchReport {
 const one = (x: number): Spread => ({ median: x, min: x, max: x, n: 1 });
 const three = (median: number, min: number, max: number): Spread => ({ median, min, max, n: 3 });
 
+/** A cluster ingest run: one client per node in `placement`, each with 60 of 64 frames acked. */
+function clusterIngest(placement: readonly string[], mbPerSec: number): ClusterIngestResult {
+  const n = placement.length;
+  const ackedBytes = n * 60 * 12_000_128;
+  return {
+    nodes: n,
+    points: 1_000_000,
+    seconds: 5,
+    summaries: [],
+    errors: [],
+    placement,
+    framesAcked: n * 60,
+    framesPlanned: n * 64,
+    ackedBytes,
+    aggregateMbPerSec: mbPerSec,
+    nodeCpuSec: Object.fromEntries(placement.map((id) => [id, (0.5 * ackedBytes) / 1e8 / n])),
+    natsCpuSec: (0.25 * ackedBytes) / 1e8,
+    frontCpuSec: 0.004,
+    clientCpuSec: (0.6 * ackedBytes) / 1e8,
+    busySec: 11.5,
+    wallSeconds: 6,
+    udpDrops: 0,
+    kernelCpuSec: 1.2,
+    stealSec: 0.1,
+    otherCpuSec: 0.4,
+  };
+}
+
 /** Every scenario, made-up figures: each section's ordinary branches. */
 export function everyScenarioReport(): BenchReport {
   const chunkRecords = [65_536, 131_072, 262_144, 1_048_576].flatMap((size, i) =>
@@ -201,6 +231,47 @@ export function everyScenarioReport(): BenchReport {
       },
       { clients: 8, error: 'server exited' },
     ],
+    cluster: {
+      ingest: [
+        { nodes: 1, result: clusterIngest(['N1'], 61.2) },
+        { nodes: 2, result: clusterIngest(['N1', 'N2'], 58.4) },
+        { nodes: 3, error: 'cluster 3 nodes front: exit code 1 before it was ready' },
+      ],
+      failover: {
+        result: {
+          kills: [3100, 2900, 4200].map((recoveryMs, i) => ({
+            kill: i + 1,
+            node: `N${i + 1}`,
+            newNode: `N${i + 2}`,
+            recoveryMs,
+            busMs: recoveryMs + 60,
+            lost: 2,
+            skipped: i,
+            busGap: i + 1,
+            attempts: 1,
+            rejoinMs: 1500,
+          })),
+          points: 1_000_000,
+          hz: 4,
+          summary: {
+            framesAcked: 150,
+            framesPlanned: 2400,
+            framesNotSent: 2240,
+            framesLost: 6,
+            framesSkipped: 3,
+            reconnects: 3,
+            sessions: ['N1.a', 'N2.b', 'N3.c', 'N4.d'],
+          } as unknown as SendSummary,
+          consumer: {
+            framesDelivered: 154,
+            framesMissed: 0,
+            framesIncomplete: 1,
+            messagesInvalid: 0,
+          } as ConsumerStats,
+          wallSeconds: 40,
+        },
+      },
+    },
     aiortc: {
       result: {
         points: 1_000_000,
@@ -321,10 +392,14 @@ export function everyScenarioReport(): BenchReport {
       '--endurance-minutes',
       '10',
       '--scenarios',
-      'ceilings,seed,tls,chunks,scale,clients,aiortc,encodings,browser,endurance',
+      'ceilings,seed,tls,chunks,scale,clients,cluster,aiortc,encodings,browser,endurance',
     ]),
     results,
-    failures: ['scale 4000000: send timed out\nafter 60 s', 'clients 8: server exited'],
+    failures: [
+      'scale 4000000: send timed out\nafter 60 s',
+      'clients 8: server exited',
+      'cluster 3 nodes: cluster 3 nodes front: exit code 1 before it was ready',
+    ],
     plots: new Map([
       ['seed-latency', 'x-seed-latency.svg'],
       ['chunks', 'x-chunks.svg'],
@@ -348,6 +423,10 @@ export function everyScenarioFailedReport(): BenchReport {
     chunks: [],
     scale: [{ points: 100_000, error: 'crashed' }],
     clients: [],
+    cluster: {
+      ingest: [{ nodes: 1, error: 'nats-server did not start' }],
+      failover: { error: 'front exited' },
+    },
     aiortc: { skipped: 'aiortc is not installed' },
     encodings: { codec: [], runs: [] },
     browser: { skipped: 'no Chromium' },

@@ -34,8 +34,6 @@ const UDP_PORT_BASE = 58_000;
 const UDP_PORTS_PER_NODE = 200;
 /** The failover client's stream name. */
 export const FAILOVER_STREAM = 'bench-failover';
-/** `send` gives up after 5 reconnects in a whole run by default; the failover run needs one per kill. */
-const FAILOVER_MAX_RECONNECTS = 100;
 /** A kill whose client has not streamed again on another node after this long is a failure. */
 const RECOVERY_TIMEOUT_MS = 30_000;
 /** The failover client runs `--duration 600`: it is stopped well before; this is its hard limit. */
@@ -133,8 +131,6 @@ export const failoverSendArgs = (front: string, points: number, hz: number): str
   'json',
   '--stream',
   FAILOVER_STREAM,
-  '--max-reconnects',
-  String(FAILOVER_MAX_RECONNECTS),
 ];
 
 // ---------------------------------------------------------------------------------------------

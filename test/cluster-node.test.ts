@@ -166,13 +166,30 @@ void describe('cluster node (real nats-server, real WebRTC)', { skip, timeout: 1
     await waitFor(
       () => {
         const beat = directory.node('alpha')?.heartbeat;
-        return beat !== undefined && beat.sessions === 1 && beat.ingressBytesPerSec > 0;
+        return (
+          beat !== undefined &&
+          beat.sessions === 1 &&
+          beat.ingressBytesPerSec > 0 &&
+          beat.streams[0]?.framesReceived === 8
+        );
       },
       5_000,
       () => `a heartbeat with the session: ${JSON.stringify(directory.node('alpha')?.heartbeat)}`,
     );
     const beat = directory.node('alpha')!.heartbeat;
-    assert.deepEqual(beat.streams, [{ tenant: 'public', stream: 'lidar', session: id }]);
+    const { lastFrameAt, bytesReceived, ...stream } = beat.streams[0] ?? { session: '' };
+    assert.equal(beat.streams.length, 1);
+    // The session's counters: 8 frames of 30,000 points, lately.
+    assert.deepEqual(stream, {
+      tenant: 'public',
+      stream: 'lidar',
+      session: id,
+      framesReceived: 8,
+      framesRejected: 0,
+      pointsReceived: 240_000,
+    });
+    assert.ok(bytesReceived !== undefined && bytesReceived >= 8 * 360_000);
+    assert.ok(lastFrameAt !== undefined && Math.abs(Date.now() - lastFrameAt) < 10_000);
     assert.equal(directory.nodeOfStream('public', 'lidar')?.heartbeat.id, 'alpha');
     // 8 frames of 360 KB within a few seconds: at least 8*360000/5 B/s over the 5 s window.
     assert.ok(beat.ingressBytesPerSec >= 500_000, String(beat.ingressBytesPerSec));

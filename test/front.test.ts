@@ -430,7 +430,19 @@ void describe(
       const stats = (await (
         await fetch(`${f.url}/stats`, { headers: { authorization } })
       ).json()) as FrontStats;
-      assert.deepEqual(stats.streams, [{ name: 'mine', state: 'live', session: 'A.m', node: 'A' }]);
+      assert.deepEqual(stats.streams, [
+        {
+          name: 'mine',
+          state: 'live',
+          session: 'A.m',
+          node: 'A',
+          // The heartbeat here carries no counters: zeros, never NaN on the viewer page.
+          framesReceived: 0,
+          framesRejected: 0,
+          bytesReceived: 0,
+          pointsReceived: 0,
+        },
+      ]);
       assert.deepEqual(stats.sessions, [{ id: 'A.m', stream: 'mine', node: 'A' }]);
       assert.equal(stats.nodes.length, 1);
       const n = stats.nodes[0]!;

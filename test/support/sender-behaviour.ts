@@ -143,12 +143,19 @@ class FakeServer {
   }
 }
 
-/** A channel that records the buffer level at each send and each drained report. */
+/**
+ * A channel that records, at each send, the buffer level the sender last saw (its own
+ * `bufferedAmount()` call, or the level when `drained` was reported) and whether it paused since
+ * the send before. What the sender saw, not a fresh reading: libdatachannel accounts a send's
+ * bytes on its own thread, so a reading taken just after the sender's check can already include
+ * a chunk sent before it (one CI run under load read 80 KiB right after the sender saw 64 KiB).
+ */
 class SpyChannel implements Channel {
   readonly #inner: Channel;
-  /** The buffer level at each `send`, and whether the sender paused (found it above the mark) since the send before. */
+  /** The buffer level the sender saw before each `send`, and whether it paused since the send before. */
   readonly sends: { buffered: number; afterPause: boolean }[] = [];
   #paused = false;
+  #seen = 0;
   readonly #highWaterMark: number;
 
   constructor(inner: Channel, highWaterMark: number) {
@@ -167,6 +174,7 @@ class SpyChannel implements Channel {
   }
   bufferedAmount(): number {
     const amount = this.#inner.bufferedAmount();
+    this.#seen = amount;
     if (amount > this.#highWaterMark) this.#paused = true;
     return amount;
   }
@@ -177,7 +185,7 @@ class SpyChannel implements Channel {
     this.#inner.setLowWaterMark(bytes);
   }
   send(data: ChannelMessage): void {
-    this.sends.push({ buffered: this.#inner.bufferedAmount(), afterPause: this.#paused });
+    this.sends.push({ buffered: this.#seen, afterPause: this.#paused });
     this.#paused = false;
     this.#inner.send(data);
   }
@@ -185,7 +193,14 @@ class SpyChannel implements Channel {
     this.#inner.close();
   }
   listen(handlers: Partial<ChannelHandlers>): void {
-    this.#inner.listen(handlers);
+    const { drained } = handlers;
+    this.#inner.listen({
+      ...handlers,
+      drained: () => {
+        this.#seen = this.#inner.bufferedAmount();
+        drained?.();
+      },
+    });
   }
 }
 

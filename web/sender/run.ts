@@ -9,7 +9,7 @@ import {
   pointEncodingIdOf,
 } from '../../src/wire/index.js';
 import { nonFiniteNotSentError } from '../../src/wire/points.js';
-import type { PointEncodingName } from '../../src/wire/index.js';
+import type { EncodedPoints, PointEncodingName } from '../../src/wire/index.js';
 import { RunStats, pace, percentile, round } from '../../src/sender/run-stats.js';
 import type { RunFigures } from '../../src/sender/run-stats.js';
 import type { SentFrame } from '../../src/sender/types.js';
@@ -90,6 +90,8 @@ export interface RunResult {
   /** Points dropped for a NaN or infinite coordinate (`dropNonFinite`), over all frames sent. */
   readonly nonFinitePointsDropped: number;
   readonly rejections: readonly { seq: number; code: string; message: string }[];
+  /** Connections made again after a node drained or went silent (as the CLI's `reconnects`). */
+  readonly reconnects: number;
 }
 
 /** Live figures while a run goes on. */
@@ -110,6 +112,26 @@ export interface Progress {
 
 /** Frames captured but not yet handed to the channel (encoding, or waiting for a slot). */
 const MAX_QUEUED = 2;
+/** Ends after which the page connects again (as `send`): a drained node, a silent one. */
+const RECONNECT_AFTER: ReadonlySet<string> = new Set([
+  ErrorCodes.SESSION_MOVED,
+  ErrorCodes.PEER_SILENT,
+]);
+/** Connection attempts per outage (as `send --max-reconnects`). */
+const MAX_RECONNECT_ATTEMPTS = 5;
+
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
 
 function checkOptions(o: RunOptions): void {
   const bad = (field: string, expected: string, got: unknown): never => {
@@ -176,6 +198,11 @@ export async function runSender(
   const onSettled = (): void => onProgress(progress());
 
   const receipts: Promise<void>[] = [];
+  let reconnects = 0;
+  /** The number of the next frame: a new connection goes on from it. */
+  let nextSeq = 0;
+  let reconnectAt: (nextSeq: number) => Promise<BrowserSender | undefined> = () =>
+    Promise.resolve(undefined);
   try {
     checkOptions(options);
     let next: () => Float32Array;
@@ -194,11 +221,38 @@ export async function runSender(
     const offerUrl = new URL(options.offerUrl);
     // The offer is plain SDP: the stream's name travels as `?stream=`.
     if (options.stream !== undefined) offerUrl.searchParams.set('stream', options.stream);
-    sender = await BrowserSender.connect({
-      offerUrl: offerUrl.toString(),
-      token: options.token,
-      maxMessageBytes: options.maxMessageBytes,
-    });
+    const connectAt = (firstSeq: number): Promise<BrowserSender> =>
+      BrowserSender.connect({
+        offerUrl: offerUrl.toString(),
+        token: options.token,
+        maxMessageBytes: options.maxMessageBytes,
+        firstSeq,
+      });
+    sender = await connectAt(0);
+    /**
+     * After a node drained (`PS_ERR_SESSION_MOVED`) or went silent (`PS_ERR_PEER_SILENT`), as
+     * `send` does: connect again at once through the same address (a front places the stream on
+     * another node), numbering on from `nextSeq`; later attempts back off 0.5 s doubling.
+     */
+    reconnectAt = async (firstSeq: number): Promise<BrowserSender | undefined> => {
+      const end = sender?.closed;
+      if (end === undefined || !RECONNECT_AFTER.has(end.code)) return undefined;
+      await sender?.close();
+      let lastError: unknown;
+      for (let attempt = 1; attempt <= MAX_RECONNECT_ATTEMPTS && !signal.aborted; attempt++) {
+        if (attempt > 1) await sleep(500 * 2 ** (attempt - 2), signal);
+        try {
+          sender = await connectAt(firstSeq);
+          reconnects++;
+          onProgress(progress());
+          return sender;
+        } catch (error) {
+          lastError = error;
+        }
+      }
+      if (lastError instanceof Error) throw lastError;
+      return undefined;
+    };
     if (options.encoding !== 'raw') {
       const id = pointEncodingIdOf[options.encoding];
       if (id === undefined)
@@ -216,7 +270,7 @@ export async function runSender(
     }
     phase = 'streaming';
     stats.start();
-    const live = sender;
+    let live = sender;
     const nonFinite = options.dropNonFinite === true ? new NonFiniteFilter() : undefined;
     // Checked before sending (one pass): a frame the server would reject is not sent.
     const mustBeFinite = !(options.encoding === 'raw' && live.serverAllowsNonFinite);
@@ -231,8 +285,36 @@ export async function runSender(
     let queued = 0;
     let pipelineError: Error | undefined;
     const queueWaiters: (() => void)[] = [];
+    /** Sends on the current connection; a frame refused unsent because it moved goes on the next one. */
+    const sendOn = async (
+      points: Float32Array | EncodedPoints,
+      sendOptions: Parameters<BrowserSender['send']>[1],
+    ): Promise<SentFrame> => {
+      for (;;) {
+        try {
+          const frame = await live.send(points, sendOptions);
+          nextSeq = frame.seq + 1;
+          return frame;
+        } catch (error) {
+          const code = (error as PointstreamError).code;
+          if (code !== ErrorCodes.SESSION_MOVED) throw error;
+          await live.ended;
+          const next = await reconnectAt(nextSeq);
+          if (next === undefined) throw error;
+          live = next;
+        }
+      }
+    };
     for (let k = 0; planned === null || k < planned; k++) {
-      if (signal.aborted || live.closed || pipelineError !== undefined) break;
+      if (signal.aborted || pipelineError !== undefined) break;
+      if (live.closed) {
+        await pipeline;
+        if (live.closed) {
+          const next = await reconnectAt(nextSeq);
+          if (next === undefined) break;
+          live = next;
+        }
+      }
       await pace(stats, { rate: options.rate, k, signal });
       if (signal.aborted) break;
       let raw = next();
@@ -248,7 +330,7 @@ export async function runSender(
       pointsPerFrame = count;
       if (encoder === undefined || options.encoding === 'raw') {
         // Checked above (or the server accepts non-finite values): the core need not check again.
-        accept(await live.send(raw, { finite: true }), count);
+        accept(await sendOn(raw, { finite: true }), count);
         continue;
       }
       while (queued >= MAX_QUEUED) await new Promise<void>((resolve) => queueWaiters.push(resolve));
@@ -261,7 +343,7 @@ export async function runSender(
           if (pipelineError !== undefined) return;
           const encoded = await encoding;
           encodeMs.push(encoded.encodeMs);
-          accept(await live.send(encoded, { captureTime }), count);
+          accept(await sendOn(encoded, { captureTime }), count);
         } catch (error) {
           pipelineError ??= error instanceof Error ? error : new Error(String(error));
         } finally {
@@ -342,6 +424,7 @@ export async function runSender(
     encodeMsP50: encodeMs.length > 0 ? round(percentile(encodeMs, 50)) : 0,
     nonFinitePointsDropped,
     rejections: [...rejections],
+    reconnects,
   };
   onProgress({ ...summary, phase: 'done' });
   return result;

@@ -26,6 +26,8 @@ export interface BrowserSenderOptions extends Partial<SenderLimits> {
   /** Absolute URL of the offer endpoint. */
   readonly offerUrl: string;
   readonly token?: string | undefined;
+  /** Sequence number of the first frame (a reconnection goes on numbering). (0) */
+  readonly firstSeq?: number | undefined;
 }
 
 /** Events of a browser sender, as the Node client's (`ClientEvents`). */
@@ -45,6 +47,7 @@ export class BrowserSender extends SafeEmitter<BrowserSenderEvents> {
   readonly #sessionUrl: string | undefined;
   readonly #token: string | undefined;
   readonly #sender: FrameSender;
+  readonly #ended: Promise<SenderEnd>;
   #closing: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -62,6 +65,8 @@ export class BrowserSender extends SafeEmitter<BrowserSenderEvents> {
     this.#channel = channel;
     this.#sessionUrl = opened.sessionUrl;
     this.#token = options.token;
+    let ended!: (end: SenderEnd) => void;
+    this.#ended = new Promise((resolve) => (ended = resolve));
     // Last: the hello may be among the messages the channel held since it opened.
     this.#sender = new FrameSender({
       ...options,
@@ -70,6 +75,7 @@ export class BrowserSender extends SafeEmitter<BrowserSenderEvents> {
         receipt: (receipt) => this.emit('receipt', receipt),
         closed: ({ code, reason, serverCloses }) => {
           this.#closing = this.#closeConnection(serverCloses);
+          ended({ code, reason });
           this.emit('closed', { code, reason });
         },
       },
@@ -111,6 +117,11 @@ export class BrowserSender extends SafeEmitter<BrowserSenderEvents> {
   /** Chunk size in use: the smaller of the option and the server's maximum message size. */
   get maxMessageBytes(): number {
     return this.#sender.maxMessageBytes;
+  }
+
+  /** Resolves once the connection ended (after the receipts of a move), with why. */
+  get ended(): Promise<SenderEnd> {
+    return this.#ended;
   }
 
   /** Why the connection ended; `undefined` while it is up. */

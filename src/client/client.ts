@@ -258,10 +258,20 @@ export class PointstreamClient extends SafeEmitter<ClientEvents> {
   #onPeerState(state: PeerState): void {
     this.#log.debug({ event: 'peer-state', peerState: state }, `peer connection ${state}`);
     if (state === 'failed' || state === 'disconnected' || state === 'closed') {
-      this.#sender.end(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`);
+      // A little later: node-datachannel delivers channel messages and state changes through
+      // separate queues, so the server's `closing` (which says why) can arrive just after the
+      // state change it caused; the end keeps the server's code then (a CI run under load saw
+      // PS_ERR_CONNECTION_FAILED instead of PS_ERR_STREAM_REPLACED).
+      setTimeout(
+        () => this.#sender.end(ErrorCodes.CONNECTION_FAILED, `peer connection ${state}`),
+        PEER_END_GRACE_MS,
+      ).unref();
     }
   }
 }
+
+/** How long a failed or closed peer connection waits for the server's `closing` (see #onPeerState). */
+const PEER_END_GRACE_MS = 250;
 
 /** The offer URL with the stream's name as `?stream=` (the offer itself is plain SDP). */
 function offerUrl(signalingUrl: string, stream: string | undefined): string {

@@ -371,12 +371,17 @@ export class FrameSender {
 
   #drained(): Promise<void> {
     return new Promise((resolve) => {
-      this.#drainWaiter = resolve;
-      // The threshold may have been crossed before the waiter was set.
-      if (this.#channel.bufferedAmount() <= this.#options.lowWaterMark || this.#ended) {
-        this.#drainWaiter = undefined;
-        resolve();
-      }
+      // Checked now (the threshold may have been crossed before the waiter was set) and again at
+      // each `drained` report: one from an earlier pause can be delivered late, after this send
+      // filled the buffer again (seen with node-datachannel: a resume at 80 KiB over a 64 KiB
+      // mark). The channel reports again when the level next falls to the mark.
+      const check = (): void => {
+        if (this.#channel.bufferedAmount() <= this.#options.lowWaterMark || this.#ended) {
+          this.#drainWaiter = undefined;
+          resolve();
+        } else this.#drainWaiter = check;
+      };
+      check();
     });
   }
 

@@ -51,6 +51,7 @@ export class RawPeer {
     json?: unknown;
   } = {};
   closed = false;
+  #closedAt: number | undefined;
   #waiters: (() => void)[] = [];
 
   constructor(protocol: string, options: { maxMessageSize?: number } = {}) {
@@ -69,6 +70,7 @@ export class RawPeer {
     });
     this.dc.onClosed(() => {
       this.closed = true;
+      this.#closedAt = performance.now();
       for (const waiter of this.#waiters.splice(0)) waiter();
     });
   }
@@ -130,12 +132,17 @@ export class RawPeer {
     for (;;) {
       const found = this.messages.find(match);
       if (found) return found;
-      if (this.closed) throw new Error('channel closed before the expected message');
+      // node-datachannel delivers messages and the closed event through separate queues: a
+      // message sent just before the close can come just after it. Give it a moment.
+      if (this.closed && this.#closedAt !== undefined && performance.now() - this.#closedAt > 500)
+        throw new Error('channel closed before the expected message');
       const left = deadline - performance.now();
       if (left <= 0) throw new Error(`expected message not received within ${ms} ms`);
       await Promise.race([
         new Promise<void>((resolve) => this.#waiters.push(resolve)),
-        new Promise<void>((resolve) => setTimeout(resolve, left).unref()),
+        new Promise<void>((resolve) =>
+          setTimeout(resolve, this.closed ? Math.min(left, 50) : left).unref(),
+        ),
       ]);
     }
   }

@@ -139,6 +139,36 @@ function envBoolean(option: string): boolean {
 
 // Every serve flag can also come from the environment, POINTSTREAM_<FLAG> (what a service manager
 // sets); a flag on the command line wins.
+/** `--tls-cert`/`--tls-key` and `--token-file` of `serve` and `front`, read and checked (usage errors). */
+function readSecurityFlags(opts: {
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tokenFile?: string | undefined;
+}): { tls: { cert: Buffer; key: Buffer } | undefined; tokens: string[] | undefined } {
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
+    usageError('--tls-cert and --tls-key go together');
+  const tls =
+    opts.tlsCert && opts.tlsKey
+      ? {
+          cert: readFlagFile('--tls-cert', opts.tlsCert),
+          key: readFlagFile('--tls-key', opts.tlsKey),
+        }
+      : undefined;
+  let tokens: string[] | undefined;
+  if (opts.tokenFile !== undefined) {
+    try {
+      tokens = readTokenFile(opts.tokenFile);
+    } catch (error) {
+      usageError(
+        `--token-file: cannot read ${JSON.stringify(opts.tokenFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+    if (tokens.length === 0)
+      usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
+  }
+  return { tls, tokens };
+}
+
 const serveCommand = program.command('serve');
 serveCommand.createOption = (flags, description) => serveEnv(new Option(flags, description));
 
@@ -349,27 +379,7 @@ logOptions(
     ] as const) {
       if (serveCommand.getOptionValueSource(key) === 'env') opts[key] = envBoolean(flag);
     }
-    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
-      usageError('--tls-cert and --tls-key go together');
-    const tls =
-      opts.tlsCert && opts.tlsKey
-        ? {
-            cert: readFlagFile('--tls-cert', opts.tlsCert),
-            key: readFlagFile('--tls-key', opts.tlsKey),
-          }
-        : undefined;
-    let tokens: string[] | undefined;
-    if (opts.tokenFile !== undefined) {
-      try {
-        tokens = readTokenFile(opts.tokenFile);
-      } catch (error) {
-        usageError(
-          `--token-file: cannot read ${JSON.stringify(opts.tokenFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        );
-      }
-      if (tokens.length === 0)
-        usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
-    }
+    const { tls, tokens } = readSecurityFlags(opts);
     const busFlags = [
       'nodeId',
       'busMaxAge',
@@ -865,27 +875,7 @@ logOptions(
     if (opts.bus === undefined) usageError("required option '--bus <url>' not specified");
     if (!/^(nats|tls|ws|wss):\/\/\S+$/.test(opts.bus))
       usageError(`--bus: expected nats://HOST:PORT, got ${JSON.stringify(opts.bus)}`);
-    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
-      usageError('--tls-cert and --tls-key go together');
-    const tls =
-      opts.tlsCert && opts.tlsKey
-        ? {
-            cert: readFlagFile('--tls-cert', opts.tlsCert),
-            key: readFlagFile('--tls-key', opts.tlsKey),
-          }
-        : undefined;
-    let tokens: string[] | undefined;
-    if (opts.tokenFile !== undefined) {
-      try {
-        tokens = readTokenFile(opts.tokenFile);
-      } catch (error) {
-        usageError(
-          `--token-file: cannot read ${JSON.stringify(opts.tokenFile)}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-        );
-      }
-      if (tokens.length === 0)
-        usageError(`--token-file: ${JSON.stringify(opts.tokenFile)} holds no token`);
-    }
+    const { tls, tokens } = readSecurityFlags(opts);
     const logger = createCliLogger(opts.logLevel, opts.logFormat, 1);
     try {
       await runFront({

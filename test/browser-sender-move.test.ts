@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ReceivedFrame } from '../src/index.js';
-import { Session } from '../src/server/session.js';
 import { haveWebBuild, launchBrowser } from './browser-helpers.js';
-import { startServer, waitFor } from './helpers.js';
+import { captureSessions, startServer, waitFor } from './helpers.js';
 
 interface RunResult {
   ok: boolean;
@@ -35,19 +34,8 @@ void test(
   'the /send page moves with its session: reconnects at once, nothing lost, numbering goes on',
   { timeout: 120_000 },
   async (t) => {
-    // The server's sessions, as it makes them (moveAway() is what a draining node calls).
-    const sessions: Session[] = [];
-    const proto = Session.prototype;
-    const descriptor = Object.getOwnPropertyDescriptor(proto, 'answer') as PropertyDescriptor;
-    const answer = descriptor.value as (this: Session, sdp: string) => Promise<string>;
-    Object.defineProperty(proto, 'answer', {
-      ...descriptor,
-      value(this: Session, sdp: string) {
-        sessions.push(this);
-        return answer.call(this, sdp);
-      },
-    });
-    t.after(() => Object.defineProperty(proto, 'answer', descriptor));
+    // moveAway() on one of them is what a draining node does.
+    const sessions = captureSessions(t);
     const server = await startServer();
     const browser = await launchBrowser();
     t.after(async () => {

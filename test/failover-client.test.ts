@@ -9,8 +9,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import type { ReceivedFrame } from '../src/index.js';
-import { Session } from '../src/server/session.js';
-import { CLI, LOOPBACK, lastJsonLine, startServer, waitFor } from './helpers.js';
+import { CLI, LOOPBACK, captureSessions, lastJsonLine, startServer, waitFor } from './helpers.js';
 
 /** A CLI child process, its output collected as it comes, each line stamped with its arrival. */
 interface Child {
@@ -71,19 +70,8 @@ for (const { rate, points, label, moves } of [
     `a session moved away mid-stream (${label}): send reconnects at once, nothing lost or skipped, numbering goes on`,
     { timeout: 120_000 },
     async (t) => {
-      // Session objects as the server makes them: moveAway() is what a draining node calls.
-      const sessions: Session[] = [];
-      const proto = Session.prototype;
-      const descriptor = Object.getOwnPropertyDescriptor(proto, 'answer') as PropertyDescriptor;
-      const answer = descriptor.value as (this: Session, sdp: string) => Promise<string>;
-      Object.defineProperty(proto, 'answer', {
-        ...descriptor,
-        value(this: Session, sdp: string) {
-          sessions.push(this);
-          return answer.call(this, sdp);
-        },
-      });
-      t.after(() => Object.defineProperty(proto, 'answer', descriptor));
+      // moveAway() on one of them is what a draining node does.
+      const sessions = captureSessions(t);
       const server = await startServer();
       t.after(() => server.close());
       const frames: { seq: number; session: string; at: number }[] = [];

@@ -1,3 +1,4 @@
+import { Session } from '../src/server/session.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import nodeDataChannel from 'node-datachannel';
@@ -228,4 +229,24 @@ export function findPython(modules: string): string {
     }
   }
   throw new Error(`no python3 with ${modules}: apt-get install python3-numpy python3-aiortc`);
+}
+
+/**
+ * The server's sessions as it makes them, in order (for tests that call `moveAway()`, what a
+ * draining cluster node calls): wraps `Session.prototype.answer` until the test ends.
+ */
+export function captureSessions(t: { after(fn: () => void): void }): Session[] {
+  const sessions: Session[] = [];
+  const proto = Session.prototype;
+  const descriptor = Object.getOwnPropertyDescriptor(proto, 'answer') as PropertyDescriptor;
+  const answer = descriptor.value as (this: Session, sdp: string) => Promise<string>;
+  Object.defineProperty(proto, 'answer', {
+    ...descriptor,
+    value(this: Session, sdp: string) {
+      sessions.push(this);
+      return answer.call(this, sdp);
+    },
+  });
+  t.after(() => Object.defineProperty(proto, 'answer', descriptor));
+  return sessions;
 }

@@ -36,6 +36,9 @@ export const ErrorCodes = {
   // Point encodings (q16 and compressed payloads, src/wire/encodings)
   ENCODING_UNSUPPORTED: 'PS_ERR_ENCODING_UNSUPPORTED',
   ENCODING_CORRUPT: 'PS_ERR_ENCODING_CORRUPT',
+  // Per-point fields (docs/protocol.md, "Per-point fields")
+  FIELDS_INVALID: 'PS_ERR_FIELDS_INVALID',
+  FIELDS_UNSUPPORTED: 'PS_ERR_FIELDS_UNSUPPORTED',
   // Point files (send --from)
   SOURCE_UNREADABLE: 'PS_ERR_SOURCE_UNREADABLE',
   SOURCE_EMPTY: 'PS_ERR_SOURCE_EMPTY',

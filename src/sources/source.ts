@@ -1,3 +1,4 @@
+import type { PointFields } from '../wire/fields.js';
 import type { PointFileConversion } from './point-files.js';
 
 /** Where `send` gets its frames. */
@@ -6,6 +7,11 @@ export interface PointSource {
   readonly frameCount: number | undefined;
   /** The next frame's x, y, z triples. May reuse its array: the previous frame is then gone. */
   next(): Float32Array;
+  /**
+   * The per-point fields of the frame `next()` returned last (intensity, ring, colour...), in
+   * wire order; absent or empty when the source has none. Valid until the next `next()`.
+   */
+  readonly fields?: PointFields;
   describe(): string;
   /** Generators whose coordinates are finite by construction (the client need not check them). */
   readonly finite?: boolean;

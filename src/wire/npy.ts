@@ -33,16 +33,37 @@ const headerCache = new Map<string, Uint8Array>();
  * for byte. The result is shared and cached: do not modify it.
  */
 export function encodeNpyHeader(shape: readonly number[], descr = '<f4'): Uint8Array {
+  return encodeHeader(shape, `'${descr}'`);
+}
+
+/**
+ * The `.npy` v1.0 header `numpy.save` writes for a 1-D structured array of `rowCount` records
+ * with these fields (name and NumPy dtype string, e.g. `['x', '<f4']`), packed (no alignment
+ * padding), byte for byte. Names must be plain (letters, digits, `_`). Shared and cached.
+ */
+export function encodeStructuredNpyHeader(
+  rowCount: number,
+  fields: readonly (readonly [name: string, dtype: string])[],
+): Uint8Array {
+  for (const [name, dtype] of fields) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || !/^[<>|=][a-zA-Z][0-9]{1,2}$/.test(dtype))
+      throw new RangeError(`invalid structured field ${name}: ${dtype}`);
+  }
+  const descr = `[${fields.map(([name, dtype]) => `('${name}', '${dtype}')`).join(', ')}]`;
+  return encodeHeader([rowCount], descr);
+}
+
+function encodeHeader(shape: readonly number[], descrRepr: string): Uint8Array {
   for (const dim of shape) {
     if (!Number.isSafeInteger(dim) || dim < 0)
       throw new RangeError(`invalid npy shape dimension ${dim}`);
   }
   const shapeRepr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  const key = `${descr}${shapeRepr}`;
+  const key = `${descrRepr}${shapeRepr}`;
   const cached = headerCache.get(key);
   if (cached) return cached;
 
-  let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
+  let dict = `{'descr': ${descrRepr}, 'fortran_order': False, 'shape': ${shapeRepr}, }`;
   if (shape.length > 0)
     dict += ' '.repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(shape[0]).length));
   const unpadded = NPY_MAGIC.length + 2 + 2 + dict.length + 1;

@@ -23,6 +23,24 @@ export interface NpyHeader {
   readonly descr: string;
   readonly fortranOrder: boolean;
   readonly shape: readonly number[];
+  /**
+   * For a structured dtype (`descr` a list such as `[('x', '<f4'), ('intensity', '<f4')]`): its
+   * fields in order, packed; `descr` is then the list as written. Undefined for plain dtypes.
+   */
+  readonly fields?: readonly NpyStructField[];
+  /** Bytes per record of a structured dtype (the sum of its fields' sizes). */
+  readonly itemSize?: number;
+}
+
+/** One field of a structured `.npy` dtype. */
+export interface NpyStructField {
+  readonly name: string;
+  /** NumPy's dtype string as written, e.g. `'<f4'`, `'|u1'`, `'<f8'`. */
+  readonly dtype: string;
+  /** Byte offset of the field in a record. */
+  readonly offset: number;
+  /** Bytes of one value. */
+  readonly size: number;
 }
 
 const encoder = new TextEncoder();
@@ -136,18 +154,70 @@ export function parseNpyHeader(bytes: Uint8Array): NpyHeader {
   }
   const text = decodeHeaderText(bytes.subarray(preamble, dataOffset), major);
   const dict = parseHeaderDict(text);
-  const descr = dict.get('descr');
+  const descrValue = dict.get('descr');
   const fortranOrder = dict.get('fortran_order');
   const shape = dict.get('shape');
-  if (typeof descr !== 'string')
-    throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a string 'descr'");
+  let descr: string;
+  let fields: NpyStructField[] | undefined;
+  let itemSize: number | undefined;
+  if (isRecordList(descrValue)) {
+    ({ fields, itemSize } = structLayout(descrValue));
+    descr = `[${descrValue.map(([name, dtype]) => `('${name}', '${dtype}')`).join(', ')}]`;
+  } else if (typeof descrValue === 'string') {
+    descr = descrValue;
+  } else {
+    throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a string or list 'descr'");
+  }
   if (typeof fortranOrder !== 'boolean') {
     throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a boolean 'fortran_order'");
   }
   if (!Array.isArray(shape))
     throw npyError(ErrorCodes.NPY_BAD_HEADER, ".npy header lacks a tuple 'shape'");
   if (dict.size !== 3) throw npyError(ErrorCodes.NPY_BAD_HEADER, '.npy header has unexpected keys');
-  return { version: [major, minor], dataOffset, descr, fortranOrder, shape };
+  if (fields !== undefined && !shape.every((dim) => typeof dim === 'number'))
+    throw npyError(ErrorCodes.NPY_BAD_HEADER, '.npy shape is not a tuple of integers');
+  return {
+    version: [major, minor],
+    dataOffset,
+    descr,
+    fortranOrder,
+    shape: shape as number[],
+    ...(fields === undefined ? {} : { fields, itemSize }),
+  };
+}
+
+/** At most this many fields in a structured dtype we read (PCL and PLY files have a dozen). */
+const MAX_STRUCT_FIELDS = 64;
+
+function isRecordList(value: DictValue | undefined): value is RecordList {
+  return Array.isArray(value) && value.length > 0 && Array.isArray(value[0]);
+}
+
+/** Offsets and sizes of a packed structured dtype; refuses what is not plain numbers. */
+function structLayout(list: RecordList): { fields: NpyStructField[]; itemSize: number } {
+  if (list.length > MAX_STRUCT_FIELDS)
+    throw npyError(
+      ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+      `.npy dtype has over ${MAX_STRUCT_FIELDS} fields`,
+    );
+  const fields: NpyStructField[] = [];
+  const names = new Set<string>();
+  let offset = 0;
+  for (const [name, dtype] of list) {
+    const match = /^[<>|=]?([fiub])([1248])$/.exec(dtype);
+    if (match === null || name.length === 0) {
+      throw npyError(
+        ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+        `.npy field ${JSON.stringify(name)} has dtype ${dtype}: only plain numbers (f4, f8, u1-u8, i1-i8) are read`,
+      );
+    }
+    if (names.has(name)) throw npyError(ErrorCodes.NPY_BAD_HEADER, `.npy field ${name} twice`);
+    names.add(name);
+    const size = Number(match[2]);
+    fields.push({ name, dtype, offset, size });
+    offset += size;
+  }
+  return { fields, itemSize: offset };
 }
 
 function decodeHeaderText(bytes: Uint8Array, major: number): string {
@@ -168,7 +238,8 @@ function decodeHeaderText(bytes: Uint8Array, major: number): string {
   }
 }
 
-type DictValue = string | boolean | number[];
+type RecordList = [name: string, dtype: string][];
+type DictValue = string | boolean | number[] | RecordList;
 
 /** A strict reader for the Python literal dict numpy writes: string keys, str/bool/int-tuple values. */
 function parseHeaderDict(text: string): Map<string, DictValue> {
@@ -217,11 +288,42 @@ function parseHeaderDict(text: string): Map<string, DictValue> {
     pos++;
     return dims;
   };
+  // A structured dtype: `[('name', 'dtype'), ...]`; sub-arrays (a third tuple item) are refused.
+  const readRecordList = (): RecordList => {
+    expect('[');
+    const list: RecordList = [];
+    skipSpace();
+    while (text[pos] !== ']') {
+      expect('(');
+      const name = readString();
+      expect(',');
+      const dtype = readString();
+      skipSpace();
+      if (text[pos] === ',') {
+        pos++;
+        skipSpace();
+      }
+      if (text[pos] !== ')') fail('only (name, dtype) pairs are supported in a structured dtype');
+      pos++;
+      list.push([name, dtype]);
+      if (list.length > MAX_STRUCT_FIELDS) fail('too many fields');
+      skipSpace();
+      if (text[pos] === ',') {
+        pos++;
+        skipSpace();
+      } else if (text[pos] !== ']') fail("expected ',' or ']'");
+      if (pos >= text.length) fail('unterminated list');
+    }
+    pos++;
+    if (list.length === 0) fail('empty structured dtype');
+    return list;
+  };
   const readValue = (): DictValue => {
     skipSpace();
     const char = text[pos];
     if (char === "'" || char === '"') return readString();
     if (char === '(') return readTuple();
+    if (char === '[') return readRecordList();
     if (text.startsWith('True', pos)) {
       pos += 4;
       return true;

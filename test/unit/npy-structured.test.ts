@@ -11,7 +11,7 @@ v = b.getvalue(); n = 10 + int.from_bytes(v[8:10], 'little'); sys.stdout.buffer.
   return execFileSync('python3', ['-c', script]);
 }
 
-describe('structured .npy headers', { timeout: 30_000 }, () => {
+void describe('structured .npy headers', { timeout: 30_000 }, () => {
   const dtype =
     "[('x','<f4'),('y','<f4'),('z','<f4'),('intensity','<f4'),('ring','<u2'),('time','<f8'),('r','u1')]";
   const fields = [
@@ -24,7 +24,7 @@ describe('structured .npy headers', { timeout: 30_000 }, () => {
     ['r', '|u1'],
   ] as const;
 
-  it('writes what numpy.save writes, byte for byte', () => {
+  void it('writes what numpy.save writes, byte for byte', () => {
     for (const rows of [0, 7, 1_000_000]) {
       assert.deepEqual(
         Buffer.from(encodeStructuredNpyHeader(rows, fields)),
@@ -33,7 +33,7 @@ describe('structured .npy headers', { timeout: 30_000 }, () => {
     }
   });
 
-  it('reads the fields, their offsets and the record size', () => {
+  void it('reads the fields, their offsets and the record size', () => {
     const header = parseNpyHeader(numpyHeader(dtype, 5));
     assert.deepEqual(header.shape, [5]);
     assert.equal(header.itemSize, 27);
@@ -51,7 +51,7 @@ describe('structured .npy headers', { timeout: 30_000 }, () => {
     );
   });
 
-  it('refuses sub-arrays, strings and duplicated names with stable codes', () => {
+  void it('refuses sub-arrays, strings and duplicated names with stable codes', () => {
     const bad = (descr: string): Uint8Array => {
       const dict = `{'descr': ${descr}, 'fortran_order': False, 'shape': (2,), }`;
       const text = dict.padEnd(118, ' ') + '\n';

@@ -32,6 +32,7 @@ import { silentLogger } from '../src/util/logger.js';
 import { PointEncodingId, decodePoints, encodePoints } from '../src/wire/encodings/index.js';
 import { NatsServer, natsUnavailable } from './support/nats.js';
 import { CLI, waitFor } from './helpers.js';
+import { NO_FIELDS } from '../src/wire/fields.js';
 
 const skip = natsUnavailable();
 
@@ -503,6 +504,9 @@ void describe('consume (real nats-server)', { skip, timeout: 180_000 }, () => {
           seq: meta.seq,
           pointCount: meta.points,
           points: expectedPoints(frame),
+          fields: NO_FIELDS,
+          fieldTable: undefined,
+          payload: undefined,
           form: 'chunked',
           encoding: ENCODING_OF[meta.encoding],
           npy: meta.encoding === 'npy' ? payload : undefined,

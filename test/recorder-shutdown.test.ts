@@ -12,6 +12,7 @@ import type { ReceivedFrame } from '../src/server/types.js';
 import { silentLogger } from '../src/util/logger.js';
 import { encodeNpyHeader } from '../src/wire/npy.js';
 import { CLI, RawPeer } from './helpers.js';
+import { NO_FIELDS } from '../src/wire/fields.js';
 
 const MiB = 1024 * 1024;
 
@@ -45,6 +46,9 @@ function encodedFrame(seq: number): ReceivedFrame {
     encoding: 'qrice',
     npy: undefined,
     encoded: new Uint8Array(MiB),
+    fields: NO_FIELDS,
+    fieldTable: undefined,
+    payload: undefined,
     byteLength: MiB,
     captureTime: undefined,
     receivedAt: Date.now(),

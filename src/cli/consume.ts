@@ -3,6 +3,7 @@ import type { ConsumerStats } from '../bus/consumer.js';
 import { FrameRecorder, sessionFolder } from '../server/recorder.js';
 import type { RecorderStats } from '../server/recorder.js';
 import type { CliLogger } from './log.js';
+import { NO_FIELDS } from '../wire/fields.js';
 
 export interface ConsumeCommandOptions {
   readonly bus: string;
@@ -73,7 +74,9 @@ export async function runConsume(options: ConsumeCommandOptions): Promise<Consum
         'frame verified',
       );
       if (recorder !== undefined) {
-        recorder.record(frame, sessionFolder(frame.stream, frame.session, frame.sessionStart));
+        // Until the bus carries fields (issue 18, record helper): a bus frame has none.
+        const received = { ...frame, fields: NO_FIELDS, fieldTable: undefined, payload: undefined };
+        recorder.record(received, sessionFolder(frame.stream, frame.session, frame.sessionStart));
         await recorder.flush();
       }
       frame.ack();

@@ -53,6 +53,12 @@ export interface ClientOptions {
   readonly encoding?: PointEncodingName;
   /** Largest error per coordinate for `qrice`, in metres. (0.001) */
   readonly precision?: number;
+  /**
+   * Largest error per float field of `q16`/`qrice` frames, by field name, in the field's units
+   * (`{ intensity: 0.01, time: 1e-6 }`); integer fields and fields it does not name travel
+   * losslessly, and `raw` frames carry every field as it is. (none: lossless)
+   */
+  readonly fieldPrecision?: Readonly<Record<string, number>>;
   /** Cancels connecting. */
   readonly signal?: AbortSignal;
   readonly logger?: Logger;

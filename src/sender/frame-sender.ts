@@ -8,6 +8,9 @@ import type { HelloMessage, ServerMessage } from '../wire/control.js';
 import { crc32Portable } from '../wire/crc32.js';
 import type { Checksum } from '../wire/crc32.js';
 import { POINT_ENCODING_NAMES, encodePoints, pointEncodingIdOf } from '../wire/encodings/index.js';
+import { encodeFields } from '../wire/encodings/fields.js';
+import { describeFields } from '../wire/fields.js';
+import type { EncodedFields } from '../wire/fields.js';
 import type { EncodedPoints, PointEncodingName } from '../wire/encodings/index.js';
 import { MIN_MESSAGE_BYTES, prepareEncodedFrame, prepareFrame, writeChunk } from '../wire/frame.js';
 import type { OutgoingFrame } from '../wire/frame.js';
@@ -255,7 +258,7 @@ export class FrameSender {
     if (this.#ended) throw this.#endedError();
     // A frame that waited for a slot while the server moved the session is not sent here.
     if (this.#moving) throw this.#movedError();
-    const { frame, encoding, maxError } = this.#prepare(points, options);
+    const { frame, encoding, maxError, fieldMaxErrors } = this.#prepare(points, options);
     let pending!: PendingFrame;
     const receipt = new Promise<FrameReceipt>((resolve, reject) => {
       pending = { seq: frame.seq, firstChunkAt: 0, timer: undefined, resolve, reject };
@@ -298,6 +301,7 @@ export class FrameSender {
       chunks: frame.chunkCount,
       encoding,
       maxError,
+      ...(fieldMaxErrors === undefined ? {} : { fieldMaxErrors }),
       receipt,
     };
   }
@@ -306,7 +310,12 @@ export class FrameSender {
   #prepare(
     points: Float32Array | EncodedPoints,
     options: SendOptions,
-  ): { frame: OutgoingFrame; encoding: PointEncodingName; maxError: number } {
+  ): {
+    frame: OutgoingFrame;
+    encoding: PointEncodingName;
+    maxError: number;
+    fieldMaxErrors: Readonly<Record<string, number>> | undefined;
+  } {
     const hello = this.#hello as HelloMessage;
     const pointCount = points instanceof Float32Array ? points.length / 3 : points.pointCount;
     if (pointCount > hello.maxPointsPerFrame) {
@@ -318,6 +327,10 @@ export class FrameSender {
     const encoding =
       points instanceof Float32Array ? this.#options.encoding : encodingNameOf(points.encoding);
     const captureTime = options.captureTime ?? Date.now();
+    const fields =
+      points instanceof Float32Array || points.fields === undefined
+        ? this.#fields(options, pointCount, encoding)
+        : this.#checkFieldsAccepted(points.fields);
     let frame: OutgoingFrame;
     let maxError = 0;
     if (encoding === 'raw' && points instanceof Float32Array) {
@@ -327,7 +340,14 @@ export class FrameSender {
         if (bad >= 0)
           throw nonFiniteNotSentError(this.#nextSeq, bad, points[bad] as number, encoding);
       }
-      frame = prepareFrame(points, this.#nextSeq, captureTime, this.#maxMessageBytes, this.#crc32);
+      frame = prepareFrame(
+        points,
+        this.#nextSeq,
+        captureTime,
+        this.#maxMessageBytes,
+        this.#crc32,
+        fields,
+      );
     } else {
       const encoded = points instanceof Float32Array ? undefined : points;
       const id = encoded?.encoding ?? pointEncodingIdOf[encoding];
@@ -340,7 +360,7 @@ export class FrameSender {
       const payload = encoded ?? this.#encode(points as Float32Array, encoding);
       maxError = payload.maxError;
       frame = prepareEncodedFrame(
-        payload,
+        fields === payload.fields ? payload : { ...payload, fields },
         this.#nextSeq,
         captureTime,
         this.#maxMessageBytes,
@@ -354,7 +374,42 @@ export class FrameSender {
         `${frame.payloadBytes} bytes exceed the server's limit of ${hello.maxFrameBytes}`,
       );
     }
-    return { frame, encoding, maxError };
+    return { frame, encoding, maxError, fieldMaxErrors: fields?.maxErrors };
+  }
+
+  /**
+   * The frame's fields (`options.fields`), checked and encoded for `encoding`: raw columns for
+   * `.npy` frames, coded ones for q16/qrice. Throws before anything is sent.
+   */
+  #fields(
+    options: SendOptions,
+    pointCount: number,
+    encoding: PointEncodingName,
+  ): EncodedFields | undefined {
+    const { fields } = options;
+    if (fields === undefined) return undefined;
+    const names = describeFields(fields, pointCount);
+    if (names.length === 0) return undefined;
+    this.#checkFieldsAccepted(undefined);
+    const { fieldPrecision } = this.#options;
+    return encodeFields(
+      fields,
+      pointCount,
+      encoding === 'raw'
+        ? { mode: 'raw' }
+        : { mode: 'coded', ...(fieldPrecision === undefined ? {} : { fieldPrecision }) },
+    );
+  }
+
+  /** Refuses fields to a server whose hello does not say it reads them. */
+  #checkFieldsAccepted<T>(fields: T): T {
+    if ((this.#hello as HelloMessage).fields !== true) {
+      throw new PointstreamError(
+        ErrorCodes.FIELDS_UNSUPPORTED,
+        'the server does not read per-point fields (its hello lacks "fields": true): not sent rather than sent without them',
+      );
+    }
+    return fields;
   }
 
   #encode(points: Float32Array, encoding: PointEncodingName): EncodedPoints {

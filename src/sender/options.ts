@@ -2,6 +2,7 @@ import { invalidOption } from '../errors.js';
 import { withDefaults } from '../util/options.js';
 import { POINT_ENCODING_NAMES } from '../wire/encodings/index.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import { isFieldName } from '../wire/fields.js';
 import { MIN_MESSAGE_BYTES } from '../wire/frame.js';
 import { SENDER_DEFAULTS } from './defaults.js';
 
@@ -16,6 +17,12 @@ export interface SenderSettings {
   readonly encoding?: PointEncodingName | undefined;
   /** Largest error per coordinate for `qrice`, in metres. (0.001) */
   readonly precision?: number | undefined;
+  /**
+   * Largest error per float field of `q16`/`qrice` frames, by field name, in the field's units
+   * (e.g. `{ intensity: 0.01, time: 1e-6 }`); fields it does not name travel losslessly. `raw`
+   * frames ignore it. (none: every field lossless)
+   */
+  readonly fieldPrecision?: Readonly<Record<string, number>> | undefined;
 }
 
 /** The options after defaults and checks. */
@@ -23,6 +30,7 @@ export type ResolvedSenderOptions = SenderLimits & {
   readonly firstSeq: number;
   readonly encoding: PointEncodingName;
   readonly precision: number | undefined;
+  readonly fieldPrecision: Readonly<Record<string, number>> | undefined;
 };
 
 /**
@@ -39,7 +47,7 @@ export function resolveSenderOptions(
     if (!Number.isSafeInteger(value) || value < 1)
       throw invalidOption(key, 'a positive integer', value);
   }
-  const { firstSeq, encoding, precision } = options;
+  const { firstSeq, encoding, precision, fieldPrecision } = options;
   if (
     firstSeq !== undefined &&
     (!Number.isSafeInteger(firstSeq) || firstSeq < 0 || firstSeq > 0xffff_ffff)
@@ -58,6 +66,7 @@ export function resolveSenderOptions(
   ) {
     throw invalidOption('precision', 'a positive number of metres', precision);
   }
+  if (fieldPrecision !== undefined) checkFieldPrecision(fieldPrecision);
   if (limits.lowWaterMark > limits.highWaterMark) {
     throw invalidOption(
       'lowWaterMark',
@@ -65,5 +74,22 @@ export function resolveSenderOptions(
       limits.lowWaterMark,
     );
   }
-  return { ...limits, firstSeq: firstSeq ?? 0, encoding: encoding ?? 'raw', precision };
+  return {
+    ...limits,
+    firstSeq: firstSeq ?? 0,
+    encoding: encoding ?? 'raw',
+    precision,
+    fieldPrecision: fieldPrecision === undefined ? undefined : Object.freeze({ ...fieldPrecision }),
+  };
+}
+
+function checkFieldPrecision(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw invalidOption('fieldPrecision', 'an object of maximum errors by field name', value);
+  for (const [name, error] of Object.entries(value)) {
+    if (!isFieldName(name))
+      throw invalidOption('fieldPrecision', 'field names (A-Z a-z 0-9 _, not x, y or z)', name);
+    if (typeof error !== 'number' || !Number.isFinite(error) || error <= 0)
+      throw invalidOption(`fieldPrecision.${name}`, 'a finite number above 0', error);
+  }
 }

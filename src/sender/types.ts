@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../errors.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import type { PointFields } from '../wire/fields.js';
 
 /** The server's answer for one frame. */
 export type FrameReceipt =
@@ -29,6 +30,8 @@ export interface SentFrame {
   readonly encoding: PointEncodingName;
   /** Bound on the error of every coordinate, in metres (0 for `raw`). */
   readonly maxError: number;
+  /** With fields: the bound on each field's error, by name (0: lossless); none without. */
+  readonly fieldMaxErrors?: Readonly<Record<string, number>>;
   /**
    * Resolves with the server's receipt (which may say rejected). Rejects with
    * `PS_ERR_FRAME_LOST` when the connection ends or the receipt times out first.
@@ -46,6 +49,16 @@ export interface SendOptions {
    * anyway is rejected by the server. (false)
    */
   readonly finite?: boolean;
+  /**
+   * Per-point fields sent with the points (docs/protocol.md, "Per-point fields"): typed arrays
+   * of one value per point by name (`{ intensity: Float32Array, ring: Uint16Array }`), in the
+   * order given. Raw frames carry them as they are (not copied: they must not change until
+   * `send` resolves); q16/qrice frames code them (`fieldPrecision`). Refused with
+   * `PS_ERR_FIELDS_UNSUPPORTED` by a server that does not read fields, `PS_ERR_FIELDS_INVALID`
+   * for bad names, types or lengths: nothing is sent then. Ignored for points encoded already
+   * that carry their own fields. (none)
+   */
+  readonly fields?: PointFields | undefined;
 }
 
 /** Why a sender ended. */

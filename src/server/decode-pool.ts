@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
+import type { FieldTable, PointFields } from '../wire/fields.js';
 
 /**
  * Decodes q16/qrice payloads on worker threads. Decoding is CPU-bound and its cost is set by the
@@ -21,6 +22,8 @@ export interface DecodeJob {
   readonly encoding: number;
   readonly pointCount: number;
   readonly maxPoints: number;
+  /** The frame's field table: its fields are decoded too, the points from the points part. */
+  readonly fieldTable?: FieldTable | undefined;
 }
 
 /** @internal posted back by a worker */
@@ -28,17 +31,23 @@ export interface DecodeReply {
   readonly id: number;
   readonly payload: Uint8Array;
   readonly points?: Float32Array;
+  /** With a field table: raw columns as views into `payload`, coded ones decoded (transferred). */
+  readonly fields?: PointFields;
   /** Time the decode took on the worker. */
   readonly ms: number;
   readonly error?: { readonly code: string; readonly message: string };
 }
 
-/** What a decode ends with: the points, or the error; `payload` is the (transferred back) input. */
+/**
+ * What a decode ends with: the points (and fields: undefined without a table), or the error;
+ * `payload` is the (transferred back) input.
+ */
 export type DecodeDone = (
   error: PointstreamError | undefined,
   points: Float32Array | undefined,
   payload: Uint8Array,
   ms: number,
+  fields?: PointFields,
 ) => void;
 
 interface Pending {
@@ -129,7 +138,10 @@ export class DecodePool {
     return this.#waiting + running;
   }
 
-  /** Decodes `payload` on a worker; `payload` is detached here until `done` gives it back. */
+  /**
+   * Decodes `payload` (with `fieldTable`: its points part and its fields) on a worker; `payload`
+   * is detached here until `done` gives it back.
+   */
   decode(
     owner: object,
     payload: Uint8Array,
@@ -137,12 +149,20 @@ export class DecodePool {
     pointCount: number,
     maxPoints: number,
     done: DecodeDone,
+    fieldTable?: FieldTable,
   ): void {
     if (this.#closed) {
       done(closedError(), undefined, payload, 0);
       return;
     }
-    const job = { id: this.#nextId++, payload, encoding, pointCount, maxPoints };
+    const job: DecodeJob = {
+      id: this.#nextId++,
+      payload,
+      encoding,
+      pointCount,
+      maxPoints,
+      fieldTable,
+    };
     const queue = this.#queues.get(owner);
     if (queue === undefined) this.#queues.set(owner, [{ job, done }]);
     else queue.push({ job, done });
@@ -204,7 +224,7 @@ export class DecodePool {
         reply.error === undefined
           ? undefined
           : new PointstreamError(reply.error.code as ErrorCode, reply.error.message);
-      pending.done(error, reply.points, reply.payload, reply.ms);
+      pending.done(error, reply.points, reply.payload, reply.ms, reply.fields);
       this.#dispatch();
     });
     // A worker that dies (out of memory, a bug) fails its job and is replaced on next use.

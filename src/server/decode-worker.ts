@@ -1,11 +1,13 @@
 import { parentPort } from 'node:worker_threads';
 import { PointstreamError } from '../errors.js';
 import { decodePoints, encodePoints } from '../wire/encodings/index.js';
+import { decodeFields } from '../wire/encodings/fields.js';
 import type { DecodeJob, DecodeReply } from './decode-pool.js';
 
 /**
  * A decode worker (decode-pool.ts): decodes one payload per message. The payload comes in and goes
- * back transferred, the points go back transferred: nothing is copied between threads.
+ * back transferred, the points and decoded field columns go back transferred (raw columns as views
+ * of the payload, which the transfer keeps): nothing is copied between threads.
  */
 const port = parentPort;
 if (port === null) throw new Error('decode-worker.ts runs as a worker thread');
@@ -14,11 +16,29 @@ port.on('message', (job: DecodeJob) => {
   const started = performance.now();
   let reply: DecodeReply;
   try {
-    const points = decodePoints(job.payload, job.encoding, job.pointCount, {
+    const table = job.fieldTable;
+    const pointsPart =
+      table === undefined ? job.payload : job.payload.subarray(0, table.pointsBytes);
+    const points = decodePoints(pointsPart, job.encoding, job.pointCount, {
       maxPoints: job.maxPoints,
     });
-    reply = { id: job.id, payload: job.payload, points, ms: performance.now() - started };
-    port.postMessage(reply, [job.payload.buffer as ArrayBuffer, points.buffer as ArrayBuffer]);
+    const transfer = new Set<ArrayBuffer>([
+      job.payload.buffer as ArrayBuffer,
+      points.buffer as ArrayBuffer,
+    ]);
+    let fields;
+    if (table !== undefined) {
+      fields = decodeFields(job.payload, table, job.pointCount);
+      for (const values of Object.values(fields)) transfer.add(values.buffer as ArrayBuffer);
+    }
+    reply = {
+      id: job.id,
+      payload: job.payload,
+      points,
+      ms: performance.now() - started,
+      ...(fields === undefined ? {} : { fields }),
+    };
+    port.postMessage(reply, [...transfer]);
   } catch (error) {
     const known = error instanceof PointstreamError;
     reply = {

@@ -4,6 +4,7 @@ import type { ErrorCode, PointstreamError } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import type { FieldTable, PointFields } from '../wire/fields.js';
 import type { ReassemblyLimits } from '../wire/reassembler.js';
 
 /** A verified frame, as consumers of the server receive it. */
@@ -28,6 +29,19 @@ export interface ReceivedFrame {
   readonly npy: Uint8Array | undefined;
   /** The encoded payload as received (`q16`, `qrice`), to store or forward without re-encoding. */
   readonly encoded: Uint8Array | undefined;
+  /**
+   * Per-point fields by name, in the sender's order (docs/protocol.md, "Per-point fields");
+   * {@link NO_FIELDS} when the frame has none. Raw columns are views into `payload`, valid as
+   * long as `points` (`retain()` covers them); coded ones are decoded.
+   */
+  readonly fields: PointFields;
+  /** The frame's field table (names, types, codecs, sizes); undefined without fields. */
+  readonly fieldTable: FieldTable | undefined;
+  /**
+   * With fields: the whole payload in the protocol's layout (points part, then the columns), which
+   * `crc32` covers; `npy`/`encoded` are its points part. Undefined without fields.
+   */
+  readonly payload: Uint8Array | undefined;
   /** Bytes of payload received for this frame. */
   readonly byteLength: number;
   /** Sender's capture time (ms since the Unix epoch, sender's clock); undefined in the plain form. */
@@ -39,7 +53,7 @@ export interface ReceivedFrame {
   /** Milliseconds from the first chunk's arrival to verification (0 in the plain form). */
   readonly assemblyMs: number;
   /**
-   * With `reuseFrameBuffers` on, `points`, `npy` and `encoded` are valid only until the `'frame'` listeners
+   * With `reuseFrameBuffers` on, `points`, `npy`, `encoded`, `payload` and raw `fields` are valid only until the `'frame'` listeners
    * return; `retain()` keeps them valid until the function it returns is called (once). Without
    * reuse it does nothing: the buffers are the frame's own.
    */

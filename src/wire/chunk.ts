@@ -22,6 +22,11 @@ export const START_HEADER_BYTES = 40;
 export const DType = { FLOAT32: 1 } as const;
 /** Payload encodings (docs/encodings.md): `.npy` float32, 16-bit quantized, quantized + Rice coded. */
 export const Encoding = { NPY: 1, Q16: 2, QRICE: 3 } as const;
+/** START header flags (byte 27); every other bit is reserved and refused. */
+export const StartFlags = {
+  /** A field table (docs/protocol.md, "Per-point fields") follows the 40 fixed bytes. */
+  FIELDS: 0x01,
+} as const;
 
 /** What a START chunk says about its frame. */
 export interface FrameMeta {
@@ -39,6 +44,11 @@ export interface FrameMeta {
   readonly dtype: number;
   readonly components: number;
   readonly encoding: number;
+  /**
+   * The field table's bytes (flag {@link StartFlags.FIELDS}): when reading, a view into the
+   * message, valid only as long as the message; undefined for a frame without fields.
+   */
+  readonly fieldTable?: Uint8Array | undefined;
 }
 
 export interface ChunkHeader {
@@ -59,7 +69,10 @@ function checkU32(name: string, value: number): void {
   }
 }
 
-/** Writes a START header into `target` at offset 0 and returns the header length. */
+/**
+ * Writes a START header into `target` at offset 0 (with `meta.fieldTable`: flag and table after
+ * the 40 fixed bytes) and returns the header length.
+ */
 export function writeStartHeader(target: Uint8Array, meta: FrameMeta): number {
   checkU32('seq', meta.seq);
   checkU32('payloadBytes', meta.payloadBytes);
@@ -67,12 +80,14 @@ export function writeStartHeader(target: Uint8Array, meta: FrameMeta): number {
   checkU32('crc32', meta.crc32);
   checkU32('chunkCount', meta.chunkCount);
   if (meta.chunkCount < 1) throw new RangeError('chunkCount must be at least 1');
-  if (target.length < START_HEADER_BYTES)
-    throw new RangeError('target too small for a START header');
+  const table = meta.fieldTable;
+  const headerBytes = START_HEADER_BYTES + (table?.length ?? 0);
+  if (headerBytes > 0xffff) throw new RangeError('field table too large for a START header');
+  if (target.length < headerBytes) throw new RangeError('target too small for a START header');
   const view = new DataView(target.buffer, target.byteOffset, START_HEADER_BYTES);
   view.setUint8(0, WIRE_VERSION);
   view.setUint8(1, ChunkType.START);
-  view.setUint16(2, START_HEADER_BYTES, true);
+  view.setUint16(2, headerBytes, true);
   view.setUint32(4, meta.seq, true);
   view.setUint32(8, 0, true);
   view.setUint32(12, meta.payloadBytes, true);
@@ -81,10 +96,11 @@ export function writeStartHeader(target: Uint8Array, meta: FrameMeta): number {
   view.setUint8(24, meta.dtype);
   view.setUint8(25, meta.components);
   view.setUint8(26, meta.encoding);
-  view.setUint8(27, 0);
+  view.setUint8(27, table === undefined ? 0 : StartFlags.FIELDS);
   view.setFloat64(28, meta.captureTime, true);
   view.setUint32(36, meta.chunkCount, true);
-  return START_HEADER_BYTES;
+  if (table !== undefined) target.set(table, START_HEADER_BYTES);
+  return headerBytes;
 }
 
 /** Writes a DATA header into `target` at offset 0 and returns the header length. */
@@ -145,19 +161,23 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
   if (type !== ChunkType.START) {
     throw new PointstreamError(ErrorCodes.CHUNK_BAD_TYPE, `unknown chunk type ${type}`);
   }
-  if (headerBytes !== START_HEADER_BYTES) {
+  // Byte 27 (flags) says whether a field table lengthens the header; a chunk too short to hold
+  // it is refused below as truncated whatever it says.
+  const flags = message.length > 27 ? view.getUint8(27) : 0;
+  const withTable = flags === StartFlags.FIELDS;
+  if (withTable ? headerBytes < START_HEADER_BYTES : headerBytes !== START_HEADER_BYTES) {
     throw new PointstreamError(
       ErrorCodes.CHUNK_BAD_HEADER,
-      `START header length ${headerBytes} is not 40`,
+      `START header length ${headerBytes} is ${withTable ? 'below' : 'not'} 40`,
       {
         details: { seq },
       },
     );
   }
-  if (message.length < START_HEADER_BYTES) {
+  if (message.length < headerBytes) {
     throw new PointstreamError(
       ErrorCodes.CHUNK_TRUNCATED,
-      `START chunk of ${message.length} bytes is shorter than its ${START_HEADER_BYTES}-byte header`,
+      `START chunk of ${message.length} bytes is shorter than its ${headerBytes}-byte header`,
       { details: { seq } },
     );
   }
@@ -170,8 +190,7 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
       },
     );
   }
-  const flags = view.getUint8(27);
-  if (flags !== 0) {
+  if (flags !== 0 && !withTable) {
     throw new PointstreamError(
       ErrorCodes.CHUNK_BAD_HEADER,
       `START chunk with unknown flags 0x${flags.toString(16)}`,
@@ -190,6 +209,8 @@ export function readChunkHeader(message: Uint8Array): ChunkHeader {
     encoding: view.getUint8(26),
     captureTime: view.getFloat64(28, true),
     chunkCount: view.getUint32(36, true),
+    // Checked by the reassembler (parseFieldTable): a bad table rejects one frame, not the session.
+    ...(withTable ? { fieldTable: message.subarray(START_HEADER_BYTES, headerBytes) } : {}),
   };
   if (meta.chunkCount === 0) {
     throw new PointstreamError(ErrorCodes.CHUNK_BAD_HEADER, 'START chunk declares 0 chunks', {

@@ -54,6 +54,11 @@ export interface HelloMessage {
    * no heartbeats, and no liveness check.
    */
   readonly heartbeatMs?: number;
+  /**
+   * The server reads field tables (docs/protocol.md, "Per-point fields"); absent from older
+   * servers, which refuse them: clients then refuse to send fields (`PS_ERR_FIELDS_UNSUPPORTED`).
+   */
+  readonly fields?: boolean;
 }
 
 /**
@@ -150,8 +155,8 @@ function encodingList(value: unknown): number[] {
   return value as number[];
 }
 
-function flag(value: unknown): boolean {
-  if (typeof value !== 'boolean') throw invalid('hello with a non-boolean allowNonFinite');
+function flag(value: unknown, name = 'allowNonFinite'): boolean {
+  if (typeof value !== 'boolean') throw invalid(`hello with a non-boolean ${name}`);
   return value;
 }
 
@@ -207,6 +212,7 @@ export function decodeServerMessage(text: string): ServerMessage {
         ...(m.stream === undefined ? {} : { stream: streamName(m.stream) }),
         ...(m.recording === undefined ? {} : { recording: recordingPath(m.recording) }),
         ...(m.heartbeatMs === undefined ? {} : { heartbeatMs: heartbeatPeriod(m.heartbeatMs) }),
+        ...(m.fields === undefined ? {} : { fields: flag(m.fields, 'fields') }),
       };
     case 'heartbeat':
       return { type: 'heartbeat' };

@@ -4,6 +4,9 @@ import { ChunkType, DType, Encoding, readChunkHeader } from './chunk.js';
 import type { FrameMeta } from './chunk.js';
 import { crc32Portable } from './crc32.js';
 import { decodePoints } from './encodings/index.js';
+import { decodeFields } from './encodings/fields.js';
+import { FIELD_TYPES, FieldCodec, NO_FIELDS, parseFieldTable, viewRawFields } from './fields.js';
+import type { FieldTable, PointFields } from './fields.js';
 import { QUANT_HEADER_BYTES } from './encodings/quantize.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from './limits.js';
 import type { ReassemblyLimits } from './limits.js';
@@ -56,8 +59,16 @@ export interface AssembledFrame {
   readonly encoding: number;
   /** x, y, z interleaved: a view into `payload` for `.npy` frames, decoded for the others. */
   readonly points: Float32Array;
-  /** The payload as received: a complete `.npy` file, or the encoded points. */
+  /**
+   * The payload as received: a complete `.npy` file, or the encoded points; with fields, then
+   * the columns (docs/protocol.md, "Per-point fields"): the points part is its first
+   * `fieldTable.pointsBytes` bytes.
+   */
   readonly payload: Uint8Array;
+  /** The START chunk's field table, parsed and checked; undefined for a frame without fields. */
+  readonly fieldTable: FieldTable | undefined;
+  /** Per-point fields: raw columns are views into `payload`, coded ones decoded. */
+  readonly fields: PointFields;
   readonly crc32: number;
   readonly chunkCount: number;
   /** `now()` when the START chunk arrived and when the frame was verified. */
@@ -69,7 +80,7 @@ export interface AssembledFrame {
  * An encoded frame whose checksum was verified but which is not decoded yet (`deferDecode`):
  * `reserved` budget bytes stay held for it until `releaseDecoded(reserved)`.
  */
-export interface EncodedFrame extends Omit<AssembledFrame, 'points'> {
+export interface EncodedFrame extends Omit<AssembledFrame, 'points' | 'fields'> {
   readonly reserved: number;
 }
 
@@ -123,19 +134,41 @@ function memoryOf(meta: FrameMeta): number {
   return meta.payloadBytes;
 }
 
+/**
+ * Bytes an encoded frame decodes to, reserved once its payload passed the checksum: the float32
+ * points, and each coded field column (raw columns stay views into the payload).
+ */
+function decodedBytesOf(meta: FrameMeta, table: FieldTable | undefined): number {
+  let bytes = meta.pointCount * 12;
+  if (table !== undefined) {
+    for (const column of table.columns)
+      if (column.codec !== FieldCodec.RAW)
+        bytes += meta.pointCount * FIELD_TYPES[column.type].bytes;
+  }
+  return bytes;
+}
+
+/** The points part of a payload: all of it without fields. */
+function pointsPart(payload: Uint8Array, table: FieldTable | undefined): Uint8Array {
+  return table === undefined ? payload : payload.subarray(0, table.pointsBytes);
+}
+
 /** Chunk count assumed for a frame whose START never arrived: its chunks are dropped until forgotten. */
 const UNKNOWN_CHUNK_COUNT = 0x1_0000_0000;
 
 /** A frame being reassembled. */
 interface FrameState {
+  /** The START's meta without its table bytes (a view into a message that is gone). */
   readonly meta: FrameMeta;
+  readonly table: FieldTable | undefined;
   readonly payload: Uint8Array;
   nextIndex: number;
   received: number;
   crc: number;
   readonly startedAt: number;
-  /** Where the float32 points start in `payload`. */
+  /** Where the float32 points start in `payload`, and where they end (the points part's end). */
   readonly dataOffset: number;
+  readonly pointsEnd: number;
   /**
    * Points are checked for NaN/Inf chunk by chunk, while the bytes are still in the CPU cache
    * (measured: 5 ms less per 1M-point frame than one pass at the end), up to this offset; -1 when
@@ -300,10 +333,10 @@ export class FrameReassembler {
     }
     this.#lastStartedSeq = seq;
 
-    const problem = this.#checkStart(meta, data);
-    if (problem !== undefined) {
+    const checked = this.#checkStart(meta, data);
+    if (Array.isArray(checked)) {
       this.#discard(seq, meta.chunkCount);
-      return this.#reject(seq, problem[0], problem[1]);
+      return this.#reject(seq, checked[0], checked[1]);
     }
     // Live data: when every slot is taken, the oldest unfinished frame is the stale one.
     let evicted: Rejection | undefined;
@@ -325,15 +358,18 @@ export class FrameReassembler {
       );
       return evicted === undefined ? rejected : { ...rejected, evicted };
     }
-    const state = this.#newState(meta, this.#allocate(meta.payloadBytes));
+    const state = this.#newState(meta, checked, this.#allocate(meta.payloadBytes));
     this.#bytesBuffered += memoryOf(meta);
     this.#frames.set(seq, state);
     const result = this.#append(state, data);
     return evicted === undefined ? result : { ...result, evicted };
   }
 
-  /** Everything a START can be checked for before anything is allocated. */
-  #checkStart(meta: FrameMeta, data: Uint8Array): [ErrorCode, string] | undefined {
+  /**
+   * Everything a START can be checked for before anything is allocated: a problem, or the
+   * frame's field table (undefined without fields).
+   */
+  #checkStart(meta: FrameMeta, data: Uint8Array): [ErrorCode, string] | FieldTable | undefined {
     const limits = this.limits;
     if (
       meta.dtype !== DType.FLOAT32 ||
@@ -371,24 +407,37 @@ export class FrameReassembler {
         `first chunk carries ${data.length} bytes of a ${meta.payloadBytes}-byte payload`,
       ];
     }
+    let table: FieldTable | undefined;
+    if (meta.fieldTable !== undefined) {
+      try {
+        table = parseFieldTable(meta.fieldTable, meta.pointCount, meta.payloadBytes);
+      } catch (error) {
+        if (!(error instanceof PointstreamError)) throw error;
+        return [error.code, `frame ${meta.seq}: ${error.message}`];
+      }
+      if (meta.encoding === Encoding.NPY && table.columns.some((c) => c.codec !== FieldCodec.RAW))
+        return [ErrorCodes.FIELDS_INVALID, `frame ${meta.seq}: .npy frames carry raw fields only`];
+    }
+    // The points part: the whole payload without fields.
+    const pointsBytes = table?.pointsBytes ?? meta.payloadBytes;
     if (
       meta.encoding === Encoding.Q16 &&
-      meta.payloadBytes !== QUANT_HEADER_BYTES + meta.pointCount * 6
+      pointsBytes !== QUANT_HEADER_BYTES + meta.pointCount * 6
     ) {
       return [
         ErrorCodes.FRAME_LENGTH_MISMATCH,
-        `a q16 frame of ${meta.pointCount} points is ${QUANT_HEADER_BYTES + meta.pointCount * 6} bytes, not ${meta.payloadBytes}`,
+        `a q16 frame of ${meta.pointCount} points is ${QUANT_HEADER_BYTES + meta.pointCount * 6} bytes, not ${pointsBytes}`,
       ];
     }
     // The decoder checks the rest of an encoded payload once it is complete.
-    if (meta.encoding !== Encoding.NPY) return undefined;
+    if (meta.encoding !== Encoding.NPY) return table;
     try {
       const npy = parseNpyHeader(data);
       const rows = pointCountOfNpyHeader(npy);
-      if (rows !== meta.pointCount || meta.payloadBytes !== npy.dataOffset + meta.pointCount * 12) {
+      if (rows !== meta.pointCount || pointsBytes !== npy.dataOffset + meta.pointCount * 12) {
         return [
           ErrorCodes.FRAME_LENGTH_MISMATCH,
-          `header says ${meta.pointCount} points in ${meta.payloadBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`,
+          `header says ${meta.pointCount} points in ${pointsBytes} bytes, .npy says ${rows} points in ${npy.dataOffset + rows * 12} bytes`,
         ];
       }
     } catch (error) {
@@ -399,7 +448,7 @@ export class FrameReassembler {
         error.message,
       ];
     }
-    return undefined;
+    return table;
   }
 
   /** Remembers a rejected frame so that its remaining chunks are dropped without more reports. */
@@ -411,29 +460,42 @@ export class FrameReassembler {
       this.#discarding.delete(this.#discarding.keys().next().value as number);
   }
 
-  #newState(meta: FrameMeta, payload: Uint8Array): FrameState {
-    const dataOffset = meta.payloadBytes - meta.pointCount * 12;
+  #newState(start: FrameMeta, table: FieldTable | undefined, payload: Uint8Array): FrameState {
+    let meta = start;
+    if (meta.fieldTable !== undefined) {
+      const { fieldTable, ...rest } = meta;
+      void fieldTable;
+      meta = rest;
+    }
+    const pointsEnd = table?.pointsBytes ?? meta.payloadBytes;
+    const dataOffset = pointsEnd - meta.pointCount * 12;
     const incremental =
       meta.encoding === Encoding.NPY &&
       !this.limits.allowNonFinite &&
       (payload.byteOffset + dataOffset) % 4 === 0;
     return {
       meta,
+      table,
       payload,
       nextIndex: 0,
       received: 0,
       crc: 0,
       startedAt: this.#now(),
       dataOffset,
+      pointsEnd,
       checkedTo: incremental ? dataOffset : -1,
       sweptIndex: -1,
       staleSweeps: 0,
     };
   }
 
-  /** Checks the whole floats received since the last check; a rejection if one is not finite. */
+  /**
+   * Checks the whole floats received since the last check (of the points part: field values may
+   * be NaN); a rejection if one is not finite.
+   */
   #checkFinite(state: FrameState): PushResult | undefined {
-    const { dataOffset, received, checkedTo } = state;
+    const { dataOffset, checkedTo } = state;
+    const received = Math.min(state.received, state.pointsEnd);
     if (received <= checkedTo) return undefined;
     const end = received - ((received - dataOffset) % 4);
     if (end <= checkedTo) return undefined;
@@ -530,6 +592,8 @@ export class FrameReassembler {
     if (meta.encoding !== Encoding.NPY)
       return this.#deferDecode ? this.#handOver(state) : this.#decode(state);
     const points = float32View(payload, state.dataOffset, meta.pointCount * 3);
+    let fields = NO_FIELDS;
+    if (state.table !== undefined) fields = viewRawFields(payload, state.table, meta.pointCount);
     if (!this.limits.allowNonFinite && state.checkedTo < 0) {
       const bad = indexOfNonFinite(points);
       if (bad >= 0) {
@@ -537,10 +601,10 @@ export class FrameReassembler {
         return this.#fail(state, error.code, error.message);
       }
     }
-    return this.#deliver(state, points);
+    return this.#deliver(state, points, fields);
   }
 
-  /** Reserves the float32 points an encoded frame decodes to; a refusal rejects the frame. */
+  /** Reserves what an encoded frame decodes to; a refusal rejects the frame. */
   #reserveDecoded(state: FrameState, decodedBytes: number): PushResult | undefined {
     if (!this.#budget || this.#budget.reserve(decodedBytes)) return undefined;
     return this.#fail(
@@ -555,15 +619,17 @@ export class FrameReassembler {
    * points are reserved first, now that the payload is known to be what its sender checksummed.
    */
   #decode(state: FrameState): PushResult {
-    const { meta } = state;
-    const decodedBytes = meta.pointCount * 12;
+    const { meta, table } = state;
+    const decodedBytes = decodedBytesOf(meta, table);
     const refused = this.#reserveDecoded(state, decodedBytes);
     if (refused !== undefined) return refused;
     let points: Float32Array;
+    let fields = NO_FIELDS;
     try {
-      points = decodePoints(state.payload, meta.encoding, meta.pointCount, {
+      points = decodePoints(pointsPart(state.payload, table), meta.encoding, meta.pointCount, {
         maxPoints: this.limits.maxPointsPerFrame,
       });
+      if (table !== undefined) fields = decodeFields(state.payload, table, meta.pointCount);
     } catch (error) {
       if (!(error instanceof PointstreamError)) throw error;
       return this.#fail(state, error.code, `frame ${meta.seq}: ${error.message}`);
@@ -571,7 +637,7 @@ export class FrameReassembler {
       // Once delivered the points are the consumer's (the recorder counts what it keeps).
       this.#budget?.release(decodedBytes);
     }
-    return this.#deliver(state, points);
+    return this.#deliver(state, points, fields);
   }
 
   /**
@@ -581,7 +647,7 @@ export class FrameReassembler {
    */
   #handOver(state: FrameState): PushResult {
     const { meta } = state;
-    const decodedBytes = meta.pointCount * 12;
+    const decodedBytes = decodedBytesOf(meta, state.table);
     const refused = this.#reserveDecoded(state, decodedBytes);
     if (refused !== undefined) return refused;
     const reserved = memoryOf(meta) + decodedBytes;
@@ -595,6 +661,7 @@ export class FrameReassembler {
         pointCount: meta.pointCount,
         encoding: meta.encoding,
         payload: state.payload,
+        fieldTable: state.table,
         crc32: meta.crc32,
         chunkCount: meta.chunkCount,
         startedAt: state.startedAt,
@@ -604,7 +671,7 @@ export class FrameReassembler {
     };
   }
 
-  #deliver(state: FrameState, points: Float32Array): PushResult {
+  #deliver(state: FrameState, points: Float32Array, fields: PointFields): PushResult {
     const { meta } = state;
     this.#release(state);
     this.#frames.delete(meta.seq);
@@ -617,6 +684,8 @@ export class FrameReassembler {
         encoding: meta.encoding,
         points,
         payload: state.payload,
+        fieldTable: state.table,
+        fields,
         crc32: meta.crc32,
         chunkCount: meta.chunkCount,
         startedAt: state.startedAt,

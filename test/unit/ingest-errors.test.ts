@@ -10,6 +10,7 @@
  * | PS_ERR_CHUNK_BAD_VERSION        | chunked | version 2                                       | -       | ends (same code)     |
  * | PS_ERR_CHUNK_BAD_TYPE           | chunked | chunk type 3                                    | -       | ends (same code)     |
  * | PS_ERR_CHUNK_BAD_HEADER         | chunked | a START with unknown flags                      | yes     | ends (same code)     |
+ * | PS_ERR_FIELDS_INVALID           | chunked | a START whose field table declares 0 fields     | yes     | survives             |
  * | PS_ERR_CHUNK_OUT_OF_ORDER       | chunked | chunk 2 where chunk 1 was due                   | yes     | survives             |
  * | PS_ERR_CHUNK_UNKNOWN_FRAME      | chunked | a DATA chunk of a frame never started           | yes     | survives             |
  * | PS_ERR_CHUNK_OVERFLOW           | chunked | more bytes than the START declared              | yes     | survives             |
@@ -109,6 +110,17 @@ function poke(bytes: Uint8Array, offset: number, value: number): Uint8Array {
   return out;
 }
 
+/** A START chunk with `table` after its 40 fixed bytes (flag 0x01, headerLength 40 + table). */
+function withTable(start: Uint8Array, table: Uint8Array): Uint8Array {
+  const out = new Uint8Array(start.length + table.length);
+  out.set(start.subarray(0, 40));
+  out.set(table, 40);
+  out.set(start.subarray(40), 40 + table.length);
+  new DataView(out.buffer).setUint16(2, 40 + table.length, true);
+  out[27] = 1;
+  return out;
+}
+
 /** A START chunk with a u32 header field changed. */
 function startWith(offset: number, value: (old: number) => number, seq = 0): Uint8Array[] {
   const all = chunks(seq);
@@ -175,10 +187,19 @@ const CASES: readonly Case[] = [
   },
   {
     code: C.CHUNK_BAD_HEADER,
-    input: 'START flags 1',
-    send: (c) => c.send(poke(chunks(4)[0] as Uint8Array, 27, 1)),
+    input: 'START flags 2',
+    send: (c) => c.send(poke(chunks(4)[0] as Uint8Array, 27, 2)),
     expect: [[4, C.CHUNK_BAD_HEADER], C.CHUNK_BAD_HEADER],
     ends: C.CHUNK_BAD_HEADER,
+  },
+  {
+    code: C.FIELDS_INVALID,
+    input: 'a field table of 0 fields',
+    send: sendAll(() => {
+      const all = chunks(4);
+      return [withTable(all[0] as Uint8Array, new Uint8Array(8)), ...all.slice(1)];
+    }),
+    expect: [[4, C.FIELDS_INVALID]],
   },
   {
     code: C.CHUNK_OUT_OF_ORDER,

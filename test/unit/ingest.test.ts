@@ -40,6 +40,7 @@ void describe('ingest: frames and receipts', { timeout: 5_000 }, () => {
       encodings: [1, 2, 3],
       allowNonFinite: true,
       heartbeatMs: 500,
+      fields: true,
     });
     const plain = h.addChannel('');
     await until(() => plain.messages.length > 0);

@@ -80,7 +80,8 @@ void describe('reassembler: fatal chunk header errors', () => {
       ErrorCodes.CHUNK_BAD_HEADER,
       0xffffffff,
     ],
-    ['START with flags 0x01', withU8(start, 27, 0x01), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START with flags 0x02', withU8(start, 27, 0x02), ErrorCodes.CHUNK_BAD_HEADER, 9],
+    ['START with flags 0x03', withU8(start, 27, 0x03), ErrorCodes.CHUNK_BAD_HEADER, 9],
     ['START with flags 0x80', withU8(start, 27, 0x80), ErrorCodes.CHUNK_BAD_HEADER, 9],
     ['START declaring 0 chunks', withU32(start, 36, 0), ErrorCodes.CHUNK_BAD_HEADER, 9],
     [

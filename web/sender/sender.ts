@@ -28,6 +28,11 @@ export interface BrowserSenderOptions extends Partial<SenderLimits> {
   readonly token?: string | undefined;
   /** Sequence number of the first frame (a reconnection goes on numbering). (0) */
   readonly firstSeq?: number | undefined;
+  /**
+   * Largest error per float field when fields of points encoded already (q16/qrice) are coded
+   * here (`send(encoded, { fields })`), by name. (none: lossless)
+   */
+  readonly fieldPrecision?: Readonly<Record<string, number>> | undefined;
 }
 
 /** Events of a browser sender, as the Node client's (`ClientEvents`). */
@@ -142,13 +147,19 @@ export class BrowserSender extends SafeEmitter<BrowserSenderEvents> {
     return this.#sender.hello?.encodings ?? [PointEncodingId.RAW_NPY];
   }
 
+  /** The server reads per-point fields (its hello; false from older servers, which refuse them). */
+  get serverReadsFields(): boolean {
+    return this.#sender.hello?.fields === true;
+  }
+
   /** The server accepts NaN and infinite coordinates (its hello; false from older servers). */
   get serverAllowsNonFinite(): boolean {
     return this.#sender.hello?.allowNonFinite === true;
   }
 
   /**
-   * Sends one frame: x, y, z interleaved, or points already encoded (`encodePoints`). Resolves
+   * Sends one frame: x, y, z interleaved, or points already encoded (`encodePoints`), with
+   * `options.fields` (or the encoded points' own `fields`, from the encode worker). Resolves
    * once every chunk is handed to the channel; `points` may then be reused. `receipt` settles
    * later (rejecting with `PS_ERR_FRAME_LOST` when none came), as with the Node client.
    */

@@ -3,6 +3,8 @@ import { POINT_ENCODING_NAMES, pointEncodingIdOf } from '../../wire/encodings/in
 import type { PointEncodingName } from '../../wire/encodings/index.js';
 import type { PlainFrame } from '../../wire/plain.js';
 import type { AssembledFrame } from '../../wire/reassembler.js';
+import { NO_FIELDS } from '../../wire/fields.js';
+import type { PointFields } from '../../wire/fields.js';
 import type { FrameBufferPool } from '../buffer-pool.js';
 import type { ReceivedFrame } from '../types.js';
 
@@ -56,7 +58,9 @@ export class FrameDelivery {
    * A reassembled (and decoded) frame. With buffer reuse its payload goes back to the pool once
    * `accept` has returned, unless a listener called `retain()`: then once every hold is released.
    */
-  chunked(frame: AssembledFrame): void {
+  chunked(
+    frame: Omit<AssembledFrame, 'fields'> & { readonly fields?: PointFields | undefined },
+  ): void {
     const pool = this.#pool;
     // The receiver's own hold, dropped once the listeners have run; `retain()` adds more.
     let holds = 1;
@@ -77,6 +81,9 @@ export class FrameDelivery {
               }
             };
           };
+    const table = frame.fieldTable;
+    const pointsPart =
+      table === undefined ? frame.payload : frame.payload.subarray(0, table.pointsBytes);
     this.#accept({
       sessionId: this.#sessionId,
       stream: this.#stream,
@@ -85,8 +92,11 @@ export class FrameDelivery {
       points: frame.points,
       form: 'chunked',
       encoding: ENCODING_NAMES[frame.encoding] ?? 'raw',
-      npy: frame.encoding === Encoding.NPY ? frame.payload : undefined,
-      encoded: frame.encoding === Encoding.NPY ? undefined : frame.payload,
+      npy: frame.encoding === Encoding.NPY ? pointsPart : undefined,
+      encoded: frame.encoding === Encoding.NPY ? undefined : pointsPart,
+      fields: frame.fields ?? NO_FIELDS,
+      fieldTable: table,
+      payload: table === undefined ? undefined : frame.payload,
       byteLength: frame.payload.length,
       captureTime: frame.captureTime,
       receivedAt: Date.now(),
@@ -107,8 +117,12 @@ export class FrameDelivery {
       points: frame.points,
       form: frame.format === 'npy' ? 'plain-npy' : 'plain-raw',
       encoding: 'raw',
-      npy: frame.format === 'npy' ? bytes : undefined,
+      // A structured .npy's x, y, z and fields were copied apart into the protocol's layout.
+      npy: frame.format !== 'npy' ? undefined : frame.payload === undefined ? bytes : frame.npy,
       encoded: undefined,
+      fields: frame.fields,
+      fieldTable: frame.fieldTable,
+      payload: frame.payload,
       byteLength: bytes.length,
       captureTime: undefined,
       receivedAt: Date.now(),
@@ -134,5 +148,9 @@ export function frameLogFields(frame: ReceivedFrame): Record<string, unknown> {
     latencyMs,
     assemblyMs: Math.round(frame.assemblyMs * 10) / 10,
     checksum: frame.crc32 === undefined ? 'none' : 'ok',
+    // Names only (cheap), and only for frames that have fields: other lines stay as they were.
+    ...(frame.fieldTable === undefined
+      ? {}
+      : { fields: frame.fieldTable.columns.map((column) => column.name) }),
   };
 }

@@ -277,6 +277,7 @@ export class SessionIngest<C extends Channel = Channel> {
       encodings: ENCODING_IDS,
       allowNonFinite: limits.allowNonFinite,
       heartbeatMs: limits.heartbeatMs,
+      fields: true,
     });
     if (this.#moving) this.#tellMove(receiver);
     this.#armIdleTimer();

@@ -314,9 +314,9 @@ export class ChannelReceiver {
       frame.encoding,
       frame.pointCount,
       this.#limits.maxPointsPerFrame,
-      (error, points, payload, ms) => {
+      (error, points, payload, ms, fields) => {
         budget.charge(ms, advance, frame.pointCount);
-        // The budget covers payload and points until the frame is delivered or dropped.
+        // The budget covers payload, points and fields until the frame is delivered or dropped.
         const release = (): void => reassembler.releaseDecoded(frame.reserved);
         if (entry.abandoned) {
           release();
@@ -326,17 +326,15 @@ export class ChannelReceiver {
         entry.run = () => {
           release();
           if (points === undefined) {
-            const cause = error as PointstreamError;
-            const rejection = new PointstreamError(
-              cause.code,
-              `frame ${frame.seq}: ${cause.message}`,
-              { details: { seq: frame.seq } },
-            );
+            const { code, message } = error as PointstreamError;
+            const reason = `frame ${frame.seq}: ${message}`;
+            const rejection = new PointstreamError(code, reason, { details: { seq: frame.seq } });
             this.#reject(frame.seq, rejection, false);
-          } else this.#delivery.chunked({ ...frame, points, payload });
+          } else this.#delivery.chunked({ ...frame, points, payload, fields });
         };
         this.#outbox.flush(this.#stopped);
       },
+      frame.fieldTable,
     );
   }
 

@@ -3,6 +3,7 @@ import { Encoding } from '../chunk.js';
 import { encodeNpyHeader, parseNpyHeader, pointCountOfNpyHeader } from '../npy.js';
 import { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from '../points.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../limits.js';
+import type { EncodedFields } from '../fields.js';
 import { decodeQ16, encodeQ16 } from './q16.js';
 import { throwNonFinite } from './quantize.js';
 import { decodeQrice, encodeQrice } from './qrice.js';
@@ -51,6 +52,8 @@ export interface EncodedPoints {
   readonly pointCount: number;
   /** Bound on |decoded - original| for every coordinate; 0 for `raw`. */
   readonly maxError: number;
+  /** The frame's fields, encoded (`encodeFields`), sent after the points; none: no fields. */
+  readonly fields?: EncodedFields | undefined;
 }
 
 /** Limits of {@link decodePoints}. */

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import type { PointstreamError } from '../../src/errors.js';
+import { ErrorCodes } from '../../src/errors.js';
 import { FrameSender } from '../../src/sender/frame-sender.js';
 import { resolveSenderOptions } from '../../src/sender/options.js';
 import { createChannelPair } from '../../src/transport/memory.js';
@@ -207,7 +208,7 @@ void describe('field tables on the wire', T, () => {
     const reassembler = new FrameReassembler({ checksum: crc32, deferDecode: true });
     const result = assemble(chunksOf(frame), reassembler);
     assert.equal(result.kind, 'encoded');
-    const handed = (result as Extract<PushResult, { kind: 'encoded' }>).frame;
+    const handed = result.frame;
     assert.equal(handed.fieldTable?.columns[0]?.name, 'ring');
     assert.equal(handed.reserved, frame.payloadBytes + 100 * 12);
   });

@@ -46,6 +46,8 @@ import {
   writeDataHeader,
   writeStartHeader,
 } from '../../src/wire/index.js';
+import { FIELD_TYPES, FIELD_TYPE_NAMES, payloadBytesOf, rawFields } from '../../src/wire/fields.js';
+import type { FieldArray, FieldTypeName, PointFields } from '../../src/wire/fields.js';
 import type {
   AssembledFrame,
   Checksum,
@@ -131,6 +133,12 @@ const FRAME_CODES: ReadonlySet<ErrorCode> = new Set([
   ErrorCodes.NPY_UNSUPPORTED_DTYPE,
   ErrorCodes.NPY_BAD_SHAPE,
   ErrorCodes.NPY_FORTRAN_ORDER,
+]);
+
+/** What a frame may be rejected with once START chunks carry field tables too. */
+const FRAME_OR_FIELD_CODES: ReadonlySet<ErrorCode> = new Set([
+  ...FRAME_CODES,
+  ErrorCodes.FIELDS_INVALID,
 ]);
 
 const NPY_CODES: ReadonlySet<ErrorCode> = new Set(
@@ -337,7 +345,7 @@ class Harness {
     if (rejection.fatal) {
       assert.ok(rejection.seq === undefined || isU32(rejection.seq), `seq ${rejection.seq}`);
     } else {
-      assertStable(rejection.error, FRAME_CODES, 'frame rejection');
+      assertStable(rejection.error, FRAME_OR_FIELD_CODES, 'frame rejection');
       assert.ok(isU32(rejection.seq), `frame rejection without a u32 seq: ${rejection.seq}`);
     }
     if (rejection.seq !== undefined) assert.equal(rejection.error.details?.seq, rejection.seq);
@@ -352,10 +360,22 @@ class Harness {
     assert.ok(Number.isFinite(frame.captureTime));
     const header = parseNpyHeader(frame.payload);
     assert.equal(pointCountOfNpyHeader(header), frame.pointCount);
-    assert.equal(header.dataOffset + frame.pointCount * 12, frame.payload.length);
+    const pointsBytes = frame.fieldTable?.pointsBytes ?? frame.payload.length;
+    assert.equal(header.dataOffset + frame.pointCount * 12, pointsBytes);
+    assert.equal(
+      payloadBytesOf(frame.fieldTable ?? { pointsBytes, columns: [] }),
+      frame.payload.length,
+    );
+    assert.deepEqual(Object.keys(frame.fields), frame.fieldTable?.columns.map((c) => c.name) ?? []);
+    for (const values of Object.values(frame.fields)) {
+      assert.equal(values.length, frame.pointCount, 'a field of another length');
+      assert.ok(values.buffer === frame.payload.buffer, 'a raw field that is not a view');
+    }
     assert.equal(frame.points.length, frame.pointCount * 3);
     assert.ok(
-      Buffer.from(frame.payload.subarray(header.dataOffset)).equals(bytesOf(frame.points)),
+      Buffer.from(frame.payload.subarray(header.dataOffset, pointsBytes)).equals(
+        bytesOf(frame.points),
+      ),
       'points are not the payload after the .npy header',
     );
     if (!this.limits.allowNonFinite) assert.ok(frame.points.every((v) => Number.isFinite(v)));
@@ -1543,6 +1563,153 @@ void describe('fuzz: decodeServerMessage', () => {
         ),
         P7B,
       );
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// START chunks with field tables (docs/protocol.md, "Per-point fields")
+
+const PF1 = settings(0x1f2e_3d31, 400);
+const PF2 = settings(0x1f2e_3d32, 1500);
+
+const FIELD_NAMES = ['intensity', 'ring', 'time', 'r', 'g', 'b', '_t0', 'a1'] as const;
+
+/** 1-5 fields of `n` values each, of any type and any bits (NaN included). */
+function fieldsOf(n: number): fc.Arbitrary<PointFields> {
+  return fc
+    .uniqueArray(
+      fc.record({
+        name: fc.constantFrom(...FIELD_NAMES),
+        type: fc.constantFrom<FieldTypeName>(...FIELD_TYPE_NAMES),
+        seed: fc.integer(),
+      }),
+      { minLength: 1, maxLength: 5, selector: (f) => f.name },
+    )
+    .map((specs) => {
+      const fields: Record<string, FieldArray> = {};
+      for (const { name, type, seed } of specs) {
+        const info = FIELD_TYPES[type];
+        const bytes = new Uint8Array(n * info.bytes);
+        for (let i = 0; i < bytes.length; i++) bytes[i] = (seed * 31 + i * 97) & 0xff;
+        fields[name] = new info.array(bytes.buffer, 0, n);
+      }
+      return fields;
+    });
+}
+
+function chunksWithFields(
+  points: Float32Array,
+  fields: PointFields,
+  seq: number,
+  maxMessageBytes: number,
+): Uint8Array[] {
+  const n = points.length / 3;
+  const frame = prepareFrame(
+    points,
+    seq,
+    1_000,
+    maxMessageBytes,
+    zlibChecksum,
+    rawFields(fields, n),
+  );
+  const scratch = new Uint8Array(maxMessageBytes);
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < frame.chunkCount; i++) chunks.push(writeChunk(frame, i, scratch).slice());
+  return chunks;
+}
+
+const FIELD_LIMITS_FOR_FUZZ: ReassemblyLimits = { ...SMALL_LIMITS, maxFrameBytes: 1 << 16 };
+
+void describe('fuzz: START chunks with field tables', () => {
+  void it(
+    label('round trip: points and every field bit for bit, fields as views', PF1),
+    { timeout: 60_000 },
+    () => {
+      fc.assert(
+        fc.property(
+          finitePoints(60).chain((points) =>
+            fc.tuple(fc.constant(points), fieldsOf(points.length / 3)),
+          ),
+          fc.integer({ min: 320, max: 900 }),
+          ([points, fields], maxMessageBytes) => {
+            const harness = new Harness(FIELD_LIMITS_FOR_FUZZ);
+            for (const m of chunksWithFields(points, fields, 3, maxMessageBytes)) harness.push(m);
+            assert.equal(harness.rejections.length, 0, harness.rejections[0]?.error.message);
+            const [frame] = harness.frames;
+            assert.ok(frame !== undefined && sameBits(frame.points, points));
+            assert.deepEqual(Object.keys(frame.fields), Object.keys(fields));
+            for (const [name, values] of Object.entries(fields)) {
+              const got = frame.fields[name] as FieldArray;
+              assert.ok(
+                Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(
+                  Buffer.from(values.buffer, values.byteOffset, values.byteLength),
+                ),
+                name,
+              );
+            }
+          },
+        ),
+        PF1,
+      );
+    },
+  );
+
+  void it(
+    label('hostile tables: no throw, stable codes, no allocation for a rejected START', PF2),
+    { timeout: 60_000 },
+    () => {
+      const codes = new Set<ErrorCode>();
+      let frames = 0;
+      fc.assert(
+        fc.property(
+          finitePoints(20).chain((points) =>
+            fc.tuple(fc.constant(points), fieldsOf(points.length / 3)),
+          ),
+          fc.array(fc.tuple(fc.nat({ max: 200 }), byte), { maxLength: 4 }),
+          fc.oneof(
+            { weight: 3, arbitrary: fc.constant(0) },
+            { weight: 1, arbitrary: fc.integer({ min: -40, max: 40 }) },
+          ),
+          fc.oneof(
+            { weight: 3, arbitrary: fc.constant(0) },
+            { weight: 1, arbitrary: fc.integer({ min: -16, max: 16 }) },
+          ),
+          ([points, fields], pokes, tableDelta, payloadDelta) => {
+            const chunks = chunksWithFields(points, fields, 5, 600);
+            const start = chunks[0] as Uint8Array;
+            const view = new DataView(start.buffer);
+            const tableBytes = view.getUint16(2, true) - START_HEADER_BYTES;
+            let table: Uint8Array = start.slice(
+              START_HEADER_BYTES,
+              START_HEADER_BYTES + tableBytes,
+            );
+            for (const [at, value] of pokes) if (at < table.length) table[at] = value;
+            // Cut the table short or lengthen it with zeros (headerLength follows).
+            const length = Math.max(0, table.length + tableDelta);
+            table =
+              length <= table.length
+                ? table.subarray(0, length)
+                : concat(table, new Uint8Array(length - table.length));
+            const rest = start.subarray(START_HEADER_BYTES + tableBytes);
+            const mutated = concat(start.subarray(0, START_HEADER_BYTES), table, rest);
+            const mv = new DataView(mutated.buffer, mutated.byteOffset);
+            mv.setUint16(2, START_HEADER_BYTES + table.length, true);
+            const payloadBytes = mv.getUint32(12, true) + payloadDelta;
+            mv.setUint32(12, Math.max(0, payloadBytes), true);
+            const harness = new Harness(FIELD_LIMITS_FOR_FUZZ);
+            const first = harness.push(mutated);
+            if (first.kind === 'rejected') assert.equal(harness.allocations, 0);
+            for (const chunk of chunks.slice(1)) harness.push(chunk);
+            for (const rejection of harness.rejections) codes.add(rejection.error.code);
+            frames += harness.frames.length;
+            harness.reset();
+          },
+        ),
+        PF2,
+      );
+      assert.ok(codes.has(ErrorCodes.FIELDS_INVALID), 'coverage: no bad table');
+      assert.ok(frames > 0, 'coverage: no frame completed');
     },
   );
 });

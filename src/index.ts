@@ -24,6 +24,8 @@ export type { Logger } from './util/logger.js';
 export { silentLogger } from './util/logger.js';
 export { PROTOCOL_V1 } from './wire/chunk.js';
 export { encodeNpyHeader, parseNpyHeader } from './wire/npy.js';
+export { NO_FIELDS, encodeFieldTable, parseFieldTable } from './wire/fields.js';
+export type { FieldArray, FieldColumn, FieldTable, PointFields } from './wire/fields.js';
 export { consume, Consumer } from './bus/consumer.js';
 export type { ConsumeOptions, ConsumedFrame, ConsumerStats } from './bus/consumer.js';
 export { BusReassembly, DEFAULT_BUS_REASSEMBLY_LIMITS } from './bus/reassembly.js';

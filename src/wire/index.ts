@@ -10,11 +10,37 @@ export {
   Encoding,
   DATA_HEADER_BYTES,
   START_HEADER_BYTES,
+  StartFlags,
   readChunkHeader,
   writeDataHeader,
   writeStartHeader,
 } from './chunk.js';
 export type { ChunkHeader, FrameMeta } from './chunk.js';
+export {
+  FIELD_LIMITS,
+  FIELD_TYPES,
+  FIELD_TYPE_NAMES,
+  FieldCodec,
+  NO_FIELDS,
+  columnOffsets,
+  describeFields,
+  encodeFieldTable,
+  fieldTypeOf,
+  isFieldName,
+  parseFieldTable,
+  payloadBytesOf,
+  rawFields,
+  viewRawFields,
+} from './fields.js';
+export type {
+  EncodedFields,
+  FieldArray,
+  FieldColumn,
+  FieldTable,
+  FieldTypeName,
+  PointCloud,
+  PointFields,
+} from './fields.js';
 export { crc32Portable } from './crc32.js';
 export type { Checksum } from './crc32.js';
 export {

@@ -176,13 +176,7 @@ function structuredFrame(
   copyStrided(source, itemSize, 0, 12, payload.subarray(npyHeader.length));
   const offsets = columnOffsets(table);
   rest.forEach((record, i) => {
-    copyStrided(
-      source,
-      itemSize,
-      record.offset,
-      record.size,
-      payload.subarray(offsets[i]),
-    );
+    copyStrided(source, itemSize, record.offset, record.size, payload.subarray(offsets[i]));
   });
   const points = float32View(payload, npyHeader.length, pointCount * 3);
   if (!limits.allowNonFinite) assertFinite(points, seq);

@@ -212,6 +212,45 @@ void describe('field tables on the wire', T, () => {
     assert.equal(handed.fieldTable?.columns[0]?.name, 'ring');
     assert.equal(handed.reserved, frame.payloadBytes + 100 * 12);
   });
+
+  void it('reserves N x size per coded column at completion, and releases it', () => {
+    const points = Float32Array.from({ length: 300 }, (_, i) => Math.cos(i));
+    // A delta-rice column (its bytes are not decoded here: only the budget is looked at).
+    const coded = {
+      columns: [
+        { name: 'ring', type: 'u16', codec: FieldCodec.DELTA_RICE, param: 0, byteLength: 10 },
+      ] as FieldColumn[],
+      bytes: [new Uint8Array(10)],
+      maxErrors: { ring: 0 },
+    };
+    const encoded = { ...encodePoints(points, 'q16'), fields: coded };
+    const frame = prepareEncodedFrame(encoded, 3, 0, 262_144, crc32);
+    let held = 0;
+    let most = 0;
+    const budget = {
+      reserve: (bytes: number) => {
+        held += bytes;
+        most = Math.max(most, held);
+        return true;
+      },
+      release: (bytes: number) => (held -= bytes),
+    };
+    const deferred = new FrameReassembler({ checksum: crc32, deferDecode: true, budget });
+    const handed = assemble(chunksOf(frame), deferred);
+    assert.equal(handed.kind, 'encoded');
+    const reserved = handed.frame.reserved;
+    assert.equal(reserved, frame.payloadBytes + 100 * 12 + 100 * 2);
+    assert.equal(held, reserved);
+    deferred.releaseDecoded(reserved);
+    assert.equal(held, 0);
+    // Decoded inline: reserved while decoding (whether these 10 bytes decode or not), then
+    // released.
+    most = 0;
+    const inline = assemble(chunksOf(frame), new FrameReassembler({ checksum: crc32, budget }));
+    assert.ok(inline.kind === 'rejected' || inline.kind === 'frame');
+    assert.equal(most, frame.payloadBytes + 100 * 12 + 100 * 2);
+    assert.equal(held, 0);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

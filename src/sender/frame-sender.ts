@@ -328,7 +328,7 @@ export class FrameSender {
       points instanceof Float32Array ? this.#options.encoding : encodingNameOf(points.encoding);
     const captureTime = options.captureTime ?? Date.now();
     const fields =
-      points instanceof Float32Array || points.fields === undefined
+      points instanceof Float32Array || (points.fields?.columns.length ?? 0) === 0
         ? this.#fields(options, pointCount, encoding)
         : this.#checkFieldsAccepted(points.fields);
     let frame: OutgoingFrame;

@@ -567,6 +567,11 @@ void describe('hello fields and the sender', T, () => {
         sender.send(examplePoints, { fields: exampleFields }),
         (error: PointstreamError) => error.code === ErrorCodes.FIELDS_UNSUPPORTED,
       );
+      // Points encoded already (a browser's worker) that carry their fields: refused too.
+      await assert.rejects(
+        sender.send({ ...encodePoints(examplePoints, 'q16'), fields: rawFields(exampleFields, 2) }),
+        (error: PointstreamError) => error.code === ErrorCodes.FIELDS_UNSUPPORTED,
+      );
       // Without fields (or an empty object) it still sends.
       await sender.send(examplePoints, { fields: NO_FIELDS });
       await new Promise((resolve) => setTimeout(resolve, 10));

@@ -272,6 +272,7 @@ void describe('bus: frames with fields (real nats-server)', { skip, timeout: 180
       child.kill('SIGINT');
     }
     assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /"fields":\["intensity","ring","time"\]/);
     const [stream] = readdirSync(dir);
     assert.equal(stream, 'rec');
     const [folder] = readdirSync(join(dir, 'rec'));

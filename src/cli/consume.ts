@@ -65,6 +65,8 @@ export async function runConsume(options: ConsumeCommandOptions): Promise<Consum
           points: frame.pointCount,
           bytes: frame.byteLength,
           encoding: frame.encoding,
+          // Only frames with fields say so: lines of frames without are as before.
+          ...(frame.fieldTable === undefined ? {} : { fields: Object.keys(frame.fields) }),
           latencyMs,
           busMs: Math.round((frame.consumedAt - frame.receivedAt) * 10) / 10,
           assemblyMs: Math.round(frame.assemblyMs * 10) / 10,

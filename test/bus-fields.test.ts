@@ -218,7 +218,10 @@ void describe('bus: frames with fields (real nats-server)', { skip, timeout: 180
       chunkHeaders(meta, 0).map(([k, v]) => [k, k === BusHeader.FIELDS ? 'x!' : v]),
     );
     await publishAt(2, (meta) =>
-      chunkHeaders({ ...meta, fieldTable: { ...meta.fieldTable, pointsBytes: 8 } as never }, 0),
+      chunkHeaders(
+        { ...meta, fieldTable: { ...(meta.fieldTable as FieldTable), pointsBytes: 8 } },
+        0,
+      ),
     );
     await publishAt(3, (meta) => {
       const table = meta.fieldTable as FieldTable;

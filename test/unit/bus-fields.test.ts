@@ -228,8 +228,8 @@ void describe('bus: Ps-Fields', { timeout: 10_000 }, () => {
     const other: FieldTable = {
       ...TABLE,
       columns: [
-        { ...(TABLE.columns[0] as never), name: 'reflectivity' },
-        TABLE.columns[1] as never,
+        { name: 'reflectivity', type: 'f32', codec: FieldCodec.RAW, param: 0, byteLength: 8 },
+        { name: 'ring', type: 'u16', codec: FieldCodec.RAW, param: 0, byteLength: 4 },
       ],
     };
     const partOf = (part: number, table: FieldTable) => {

@@ -237,17 +237,18 @@ void describe('bus: frames with fields (real nats-server)', { skip, timeout: 180
     await publishAt(4, (meta) => chunkHeaders(meta, 0));
     const consumer = consume({ bus: nats.url, stream: 'bad', durable: 'bad-fields' });
     opened.push(consumer);
+    // Read before any frame is acknowledged: acks write positions, whose errors set lastError too.
+    await waitFor(
+      () => consumer.stats().messagesInvalid === 3 && consumer.stats().framesQueued === 2,
+      20_000,
+      () => JSON.stringify(consumer.stats()),
+    );
+    assert.match(consumer.stats().lastError ?? '', /\.npy of 1324 bytes with 100 rows/);
     const got = await take(consumer, 2);
     assert.deepEqual(
       got.map((frame) => frame.seq),
       [0, 4],
     );
-    await waitFor(
-      () => consumer.stats().messagesInvalid === 3,
-      10_000,
-      () => JSON.stringify(consumer.stats()),
-    );
-    assert.match(consumer.stats().lastError ?? '', /\.npy of 1324 bytes with 100 rows/);
     await consumer.close();
   });
 

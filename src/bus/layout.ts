@@ -6,7 +6,12 @@
  */
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import { isStreamName } from '../wire/control.js';
-import { MAX_FIELD_TABLE_BYTES, encodeFieldTable, parseFieldTable } from '../wire/fields.js';
+import {
+  FIELD_TYPES,
+  MAX_FIELD_TABLE_BYTES,
+  encodeFieldTable,
+  parseFieldTable,
+} from '../wire/fields.js';
 import type { FieldTable } from '../wire/fields.js';
 
 /** Version of this layout, in every chunk's `Ps-V` header. */
@@ -303,6 +308,16 @@ export function readChunkHeaders(
   // Read from every part (a few microseconds): a bad table is refused before the frame's buffer
   // is allocated, and every part must carry the same one.
   const fieldTable = fields === undefined ? undefined : readFieldsHeader(fields, points, bytes);
+  if (fieldTable !== undefined) {
+    // Coded columns decode to N values each: a few MB of Rice codes could claim gigabytes. Their
+    // decoded size is held to what the fields could take raw in a frame (`maxFrameBytes`).
+    let decoded = 0;
+    for (const column of fieldTable.columns) decoded += points * FIELD_TYPES[column.type].bytes;
+    if (decoded > limits.maxFrameBytes)
+      throw invalid(
+        `the fields of ${points} points take ${decoded} bytes decoded, over ${limits.maxFrameBytes}`,
+      );
+  }
   const chunk: BusChunk = {
     stream,
     session,

@@ -136,6 +136,45 @@ void describe('bus: Ps-Fields', { timeout: 10_000 }, () => {
       k === BusHeader.FIELDS ? [k, '!!!!'] : [k, v],
     );
     assert.throws(() => readChunkHeaders(headerOf(pairs), 164), busInvalid(/Ps-Fields/));
+    // Coded columns of 1 byte each that would decode to 16M x (8 + 8 + 8 + 8 + 4) bytes.
+    const points = 16 * 1024 * 1024;
+    const column = (name: string, type: 'f64' | 'u32') => ({
+      name,
+      type,
+      codec: type === 'f64' ? FieldCodec.QUANT_RICE : FieldCodec.DELTA_RICE,
+      param: type === 'f64' ? 0.5 : 0,
+      byteLength: 1,
+    });
+    const bomb: BusFrameMeta = {
+      ...META,
+      encoding: 'qrice',
+      points,
+      bytes: 1000 + 8 * 4 + 1,
+      fieldTable: {
+        pointsBytes: 1000,
+        columns: [
+          column('a', 'f64'),
+          column('b', 'f64'),
+          column('c', 'f64'),
+          column('d', 'f64'),
+          column('e', 'u32'),
+        ],
+      },
+    };
+    assert.throws(
+      () => readChunkHeaders(headerOf(chunkHeaders(bomb, 0)), bomb.bytes),
+      busInvalid(/take 603979776 bytes decoded, over 67108864/),
+    );
+    // Within the cap: 4 f64 fields of 2M points (64 MiB).
+    const fits = {
+      ...bomb,
+      points: 2 * 1024 * 1024,
+      fieldTable: { ...bomb.fieldTable, columns: bomb.fieldTable?.columns.slice(0, 4) ?? [] },
+    };
+    const fitsBytes = 1000 + 8 * 3 + 1;
+    assert.doesNotThrow(() =>
+      readChunkHeaders(headerOf(chunkHeaders({ ...fits, bytes: fitsBytes }, 0)), fitsBytes),
+    );
   });
 
   void it('keeps every message within max_msg_size, even with the largest table and names', () => {

@@ -166,10 +166,13 @@ void describe('bus: Ps-Fields', { timeout: 10_000 }, () => {
       busInvalid(/take 603979776 bytes decoded, over 67108864/),
     );
     // Within the cap: 4 f64 fields of 2M points (64 MiB).
-    const fits = {
+    const fits: BusFrameMeta = {
       ...bomb,
       points: 2 * 1024 * 1024,
-      fieldTable: { ...bomb.fieldTable, columns: bomb.fieldTable?.columns.slice(0, 4) ?? [] },
+      fieldTable: {
+        pointsBytes: 1000,
+        columns: [column('a', 'f64'), column('b', 'f64'), column('c', 'f64'), column('d', 'f64')],
+      },
     };
     const fitsBytes = 1000 + 8 * 3 + 1;
     assert.doesNotThrow(() =>

@@ -25,8 +25,11 @@ import type { Consumer as JsConsumer, JsMsg, JetStreamManager } from '@nats-io/j
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import { ErrorCodes, PointstreamError } from '../errors.js';
+import { decodeFields } from '../wire/encodings/fields.js';
 import { PointEncodingId, decodePoints } from '../wire/encodings/index.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import { NO_FIELDS } from '../wire/fields.js';
+import type { FieldTable, PointFields } from '../wire/fields.js';
 import { parseNpyHeader, pointCountOfNpyHeader } from '../wire/npy.js';
 import { float32View } from '../wire/points.js';
 import {
@@ -89,10 +92,20 @@ export interface ConsumedFrame {
   readonly encoding: PointEncodingName;
   /** Bus frames were carried by `pointstream/1` chunks (recordings say so). */
   readonly form: 'chunked';
-  /** The `.npy` file as published (raw frames). */
+  /** The `.npy` file as published (raw frames; with fields, the payload's points part). */
   readonly npy: Uint8Array | undefined;
-  /** The encoded payload as published (q16, qrice). */
+  /** The encoded points as published (q16, qrice; with fields, the payload's points part). */
   readonly encoded: Uint8Array | undefined;
+  /**
+   * Per-point fields by name, in their wire order; `NO_FIELDS` when the frame has none. Raw
+   * columns are views into `payload`, coded ones decoded.
+   */
+  readonly fields: PointFields;
+  /** The frame's field table (`Ps-Fields`), when it has fields. */
+  readonly fieldTable: FieldTable | undefined;
+  /** With fields, the whole payload as published (points part, then the columns); else undefined. */
+  readonly payload: Uint8Array | undefined;
+  /** Bytes of the whole payload. */
   readonly byteLength: number;
   /** CRC-32 of the payload, verified. */
   readonly crc32: number;
@@ -520,9 +533,14 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
 
   #complete(done: CompletedBusFrame<JsMsg>, tenant: string): void {
     const { meta, payload, handles } = done;
+    const table = meta.fieldTable;
+    // With fields, the points part is what a frame without fields carries whole.
+    const part = table === undefined ? payload : payload.subarray(0, table.pointsBytes);
     let points: Float32Array;
+    let fields = NO_FIELDS;
     try {
-      points = decode(payload, meta.encoding, meta.points, this.#chunkLimits.maxPoints);
+      points = decode(part, meta.encoding, meta.points, this.#chunkLimits.maxPoints);
+      if (table !== undefined) fields = decodeFields(payload, table, meta.points);
     } catch (error) {
       this.#invalid(error);
       for (const handle of handles) this.#release(handle);
@@ -543,8 +561,11 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
       points,
       encoding: meta.encoding === 'npy' ? 'raw' : meta.encoding,
       form: 'chunked',
-      npy: meta.encoding === 'npy' ? payload : undefined,
-      encoded: meta.encoding === 'npy' ? undefined : payload,
+      npy: meta.encoding === 'npy' ? part : undefined,
+      encoded: meta.encoding === 'npy' ? undefined : part,
+      fields,
+      fieldTable: table,
+      payload: table === undefined ? undefined : payload,
       byteLength: payload.byteLength,
       crc32: meta.crc32,
       captureTime: meta.captureTime,
@@ -587,7 +608,7 @@ export class Consumer implements AsyncIterable<ConsumedFrame> {
   }
 }
 
-/** A payload as float32 points: a view over a `.npy` (checked against the count), or decoded. */
+/** A points part as float32 points: a view over a `.npy` (checked against the count), or decoded. */
 function decode(
   payload: Uint8Array,
   encoding: BusEncoding,

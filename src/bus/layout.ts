@@ -6,6 +6,13 @@
  */
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import { isStreamName } from '../wire/control.js';
+import {
+  FIELD_TYPES,
+  MAX_FIELD_TABLE_BYTES,
+  encodeFieldTable,
+  parseFieldTable,
+} from '../wire/fields.js';
+import type { FieldTable } from '../wire/fields.js';
 
 /** Version of this layout, in every chunk's `Ps-V` header. */
 export const BUS_LAYOUT_VERSION = 1;
@@ -55,7 +62,15 @@ export const BusHeader = {
    * folder `<stream>/<UTC start>_<session>`, the same from `serve --record` and `consume --record`.
    */
   SESSION_START: 'Ps-Session-Start',
+  /**
+   * Base64 (RFC 4648, padded) of the frame's field table, exactly the START chunk's
+   * (docs/protocol.md, "Per-point fields"); absent when the frame has no fields.
+   */
+  FIELDS: 'Ps-Fields',
 } as const;
+
+/** Longest `Ps-Fields` value: the largest field table, in base64. Checked before decoding. */
+export const MAX_FIELDS_HEADER_CHARS = 4 * Math.ceil(MAX_FIELD_TABLE_BYTES / 3);
 
 /** How a payload on the bus is encoded. */
 export type BusEncoding = 'npy' | 'q16' | 'qrice';
@@ -77,6 +92,11 @@ export interface BusFrameMeta {
   readonly points: number;
   readonly captureTime: number | undefined;
   readonly receivedAt: number;
+  /**
+   * The frame's field table, when it has fields: the payload is then its points part
+   * (`pointsBytes`) and the columns (docs/protocol.md, "Per-point fields").
+   */
+  readonly fieldTable?: FieldTable;
 }
 
 /** One chunk's headers, read and checked. */
@@ -179,11 +199,53 @@ export function chunkHeaders(
   ];
   if (meta.captureTime !== undefined)
     headers.push([BusHeader.CAPTURE_TIME, String(meta.captureTime)]);
+  if (meta.fieldTable !== undefined)
+    headers.push([BusHeader.FIELDS, fieldsHeaderOf(meta.fieldTable, meta.points)]);
   return headers;
 }
 
 const invalid = (message: string): PointstreamError =>
   new PointstreamError(ErrorCodes.BUS_MESSAGE_INVALID, message);
+
+/** Bytes of a NATS header block: `NATS/1.0\r\n`, then `Name: value\r\n` per header, then `\r\n`. */
+export function headerBlockBytes(pairs: readonly (readonly [string, string])[]): number {
+  let bytes = 'NATS/1.0\r\n'.length + 2;
+  for (const [name, value] of pairs) bytes += name.length + 2 + value.length + 2;
+  return bytes;
+}
+
+/** The `Ps-Fields` value of a table: base64 of its bytes (checked by `encodeFieldTable`). */
+export function fieldsHeaderOf(table: FieldTable, points: number): string {
+  return Buffer.from(encodeFieldTable(table, points)).toString('base64');
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Reads a `Ps-Fields` value: its length checked before anything is decoded, canonical base64
+ * only, then the table checked against the frame's points and payload size (`parseFieldTable`).
+ * Throws `PS_ERR_BUS_MESSAGE_INVALID` (a bad table's `PS_ERR_FIELDS_INVALID` as its cause).
+ */
+export function readFieldsHeader(value: string, points: number, bytes: number): FieldTable {
+  if (value.length > MAX_FIELDS_HEADER_CHARS)
+    throw invalid(
+      `header ${BusHeader.FIELDS} of ${value.length} characters exceeds ${MAX_FIELDS_HEADER_CHARS}`,
+    );
+  if (!BASE64.test(value)) throw invalid(`header ${BusHeader.FIELDS} is not base64`);
+  const table = Buffer.from(value, 'base64');
+  // Non-zero bits after the last character decode to the same bytes: only one spelling is valid.
+  if (table.toString('base64') !== value)
+    throw invalid(`header ${BusHeader.FIELDS} is not canonical base64`);
+  try {
+    return parseFieldTable(table, points, bytes);
+  } catch (error) {
+    throw new PointstreamError(
+      ErrorCodes.BUS_MESSAGE_INVALID,
+      `header ${BusHeader.FIELDS}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
 
 /**
  * Reads and checks one chunk's headers against its body size and the consumer's limits. Throws a
@@ -242,7 +304,21 @@ export function readChunkHeaders(
   if (msgId !== undefined && msgId !== `${session}:${seq}:${part}`) {
     throw invalid(`header ${BusHeader.MSG_ID} does not name this chunk`);
   }
-  return {
+  const fields = header(BusHeader.FIELDS);
+  // Read from every part (a few microseconds): a bad table is refused before the frame's buffer
+  // is allocated, and every part must carry the same one.
+  const fieldTable = fields === undefined ? undefined : readFieldsHeader(fields, points, bytes);
+  if (fieldTable !== undefined) {
+    // Coded columns decode to N values each: a few MB of Rice codes could claim gigabytes. Their
+    // decoded size is held to what the fields could take raw in a frame (`maxFrameBytes`).
+    let decoded = 0;
+    for (const column of fieldTable.columns) decoded += points * FIELD_TYPES[column.type].bytes;
+    if (decoded > limits.maxFrameBytes)
+      throw invalid(
+        `the fields of ${points} points take ${decoded} bytes decoded, over ${limits.maxFrameBytes}`,
+      );
+  }
+  const chunk: BusChunk = {
     stream,
     session,
     sessionStart,
@@ -259,4 +335,5 @@ export function readChunkHeaders(
     captureTime,
     receivedAt,
   };
+  return fieldTable === undefined ? chunk : { ...chunk, fieldTable };
 }

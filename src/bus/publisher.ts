@@ -19,10 +19,19 @@ import { ErrorCodes, PointstreamError } from '../errors.js';
 import { silentLogger } from '../util/logger.js';
 import type { Logger } from '../util/logger.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import type { FieldTable } from '../wire/fields.js';
 import { encodeNpyHeader } from '../wire/npy.js';
-import { chunkHeaders, frameSubject, partRange, partsOf } from './layout.js';
+import {
+  BUS_CHUNK_BYTES,
+  chunkHeaders,
+  frameSubject,
+  headerBlockBytes,
+  partRange,
+  partsOf,
+} from './layout.js';
 import type { BusEncoding, BusFrameMeta } from './layout.js';
 import {
+  BUS_HEADER_ALLOWANCE,
   BUS_MAX_MESSAGE_BYTES,
   busStreamConfig,
   redactUrl,
@@ -55,6 +64,13 @@ export interface BusFrame {
   readonly crc32: number | undefined;
   readonly captureTime: number | undefined;
   readonly receivedAt: number;
+  /** The field table of a frame with fields (`Ps-Fields`); undefined without. */
+  readonly fieldTable?: FieldTable | undefined;
+  /**
+   * With fields, the whole payload: points part (`npy` or `encoded`) and columns, as the
+   * protocol lays them out; this is what goes on the bus, and `crc32` covers it.
+   */
+  readonly payload?: Uint8Array | undefined;
 }
 
 /** Who a session's frames are from: what every chunk of them carries besides the frame itself. */
@@ -92,28 +108,52 @@ interface BusPayload {
   readonly bytes: Uint8Array;
   readonly crc32: number;
   readonly encoding: BusEncoding;
+  readonly fieldTable: FieldTable | undefined;
 }
 
 const unavailable = (message: string, cause?: unknown): PointstreamError =>
   new PointstreamError(ErrorCodes.BUS_UNAVAILABLE, message, { cause });
 
 /**
- * The frame's payload as received: the `.npy` file (raw), the encoded bytes (q16, qrice). A plain
- * raw frame (bare float32, no `.npy` header) gets one, and a CRC computed here.
+ * The frame's payload as received: the `.npy` file (raw), the encoded bytes (q16, qrice), and
+ * with fields the whole payload (points part and columns) with its table. A plain raw frame (bare
+ * float32, no `.npy` header) gets a header, and a CRC computed here.
  */
 export function busPayloadOf(frame: BusFrame): BusPayload {
+  const encoding = frame.encoding === 'raw' ? 'npy' : frame.encoding;
+  if (frame.fieldTable !== undefined) {
+    // A frame with fields always has its payload (ReceivedFrame's contract): never drop them.
+    if (frame.payload === undefined) throw new Error('a frame with fields has no payload');
+    const bytes = frame.payload;
+    return { bytes, crc32: frame.crc32 ?? crc32(bytes), encoding, fieldTable: frame.fieldTable };
+  }
   if (frame.encoding !== 'raw') {
     const bytes = frame.encoded ?? new Uint8Array(0);
-    return { bytes, crc32: frame.crc32 ?? crc32(bytes), encoding: frame.encoding };
+    return { bytes, crc32: frame.crc32 ?? crc32(bytes), encoding, fieldTable: undefined };
   }
-  if (frame.npy !== undefined)
-    return { bytes: frame.npy, crc32: frame.crc32 ?? crc32(frame.npy), encoding: 'npy' };
+  if (frame.npy !== undefined) {
+    const bytes = frame.npy;
+    return { bytes, crc32: frame.crc32 ?? crc32(bytes), encoding, fieldTable: undefined };
+  }
   const points = frame.points;
   const bytes = Buffer.concat([
     encodeNpyHeader([frame.pointCount, 3]),
     new Uint8Array(points.buffer, points.byteOffset, points.byteLength),
   ]);
-  return { bytes, crc32: crc32(bytes), encoding: 'npy' };
+  return { bytes, crc32: crc32(bytes), encoding, fieldTable: undefined };
+}
+
+/**
+ * Payload bytes per part of a frame: {@link BUS_CHUNK_BYTES}, or that less the header allowance
+ * for the rare frame whose headers outgrow the allowance (32 fields of 64-character names with a
+ * long stream and cluster session name: 4.2 KB), so that no message exceeds the stream's
+ * `max_msg_size`. Consumers read `Ps-Chunk`.
+ */
+export function chunkBytesOf(meta: BusFrameMeta): number {
+  const last = chunkHeaders(meta, partsOf(meta.bytes) - 1);
+  return headerBlockBytes(last) <= BUS_HEADER_ALLOWANCE
+    ? BUS_CHUNK_BYTES
+    : BUS_CHUNK_BYTES - BUS_HEADER_ALLOWANCE;
 }
 
 /**
@@ -258,6 +298,7 @@ export class BusPublisher {
         points: frame.pointCount,
         captureTime: frame.captureTime,
         receivedAt: frame.receivedAt,
+        ...(payload.fieldTable === undefined ? {} : { fieldTable: payload.fieldTable }),
       };
       await this.#send(frameSubject(info.tenant, info.stream), meta, payload.bytes);
       this.#framesPublished++;
@@ -274,15 +315,17 @@ export class BusPublisher {
   }
 
   async #send(subject: string, meta: BusFrameMeta, bytes: Uint8Array): Promise<void> {
-    const parts = partsOf(bytes.length);
+    // Only frames with fields can have headers that large: the others skip the check.
+    const chunkBytes = meta.fieldTable === undefined ? BUS_CHUNK_BYTES : chunkBytesOf(meta);
+    const parts = partsOf(bytes.length, chunkBytes);
     const acks: Promise<PubAck>[] = [];
     const settled = (): void => {
       this.#pendingAcks--;
     };
     for (let part = 0; part < parts; part++) {
       const h = headers();
-      for (const [name, value] of chunkHeaders(meta, part)) h.set(name, value);
-      const [start, end] = partRange(bytes.length, part);
+      for (const [name, value] of chunkHeaders(meta, part, chunkBytes)) h.set(name, value);
+      const [start, end] = partRange(bytes.length, part, chunkBytes);
       const ack = this.#js.publish(subject, bytes.subarray(start, end), {
         headers: h,
         timeout: this.options.publishTimeoutMs,

@@ -20,6 +20,7 @@
  */
 import type { Checksum } from '../wire/crc32.js';
 import { crc32Portable } from '../wire/crc32.js';
+import type { FieldTable } from '../wire/fields.js';
 import type { BusChunk, BusFrameMeta } from './layout.js';
 import { partRange } from './layout.js';
 
@@ -338,7 +339,7 @@ export class BusReassembly<T> {
 }
 
 function metaOf(chunk: BusChunk): BusFrameMeta {
-  return {
+  const meta: BusFrameMeta = {
     stream: chunk.stream,
     session: chunk.session,
     sessionStart: chunk.sessionStart,
@@ -352,6 +353,7 @@ function metaOf(chunk: BusChunk): BusFrameMeta {
     captureTime: chunk.captureTime,
     receivedAt: chunk.receivedAt,
   };
+  return chunk.fieldTable === undefined ? meta : { ...meta, fieldTable: chunk.fieldTable };
 }
 
 /** Whether a part agrees with the frame already begun under its (session, index). */
@@ -365,6 +367,26 @@ function sameFrame<T>(assembly: Assembly<T>, chunk: BusChunk): boolean {
     meta.encoding === chunk.encoding &&
     meta.points === chunk.points &&
     assembly.parts === chunk.parts &&
-    assembly.chunkBytes === chunk.chunkBytes
+    assembly.chunkBytes === chunk.chunkBytes &&
+    sameTable(meta.fieldTable, chunk.fieldTable)
+  );
+}
+
+function sameTable(a: FieldTable | undefined, b: FieldTable | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return (
+    a.pointsBytes === b.pointsBytes &&
+    a.columns.length === b.columns.length &&
+    a.columns.every((column, i) => {
+      const other = b.columns[i];
+      return (
+        other !== undefined &&
+        column.name === other.name &&
+        column.type === other.type &&
+        column.codec === other.codec &&
+        Object.is(column.param, other.param) &&
+        column.byteLength === other.byteLength
+      );
+    })
   );
 }

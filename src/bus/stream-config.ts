@@ -44,12 +44,15 @@ export const DEFAULT_BUS_OPTIONS = Object.freeze({
 
 /** The stream's subjects: every tenant and stream. */
 export const BUS_SUBJECTS = `${FRAME_SUBJECT_PREFIX}.>`;
-/** Room for a chunk's headers (about 450 bytes are used) on top of its payload. */
+/**
+ * Room for a chunk's headers (about 450 bytes are used, 600 with a LiDAR's fields) on top of its
+ * payload; a frame whose headers need more travels in smaller parts (`chunkBytesOf`).
+ */
 export const BUS_HEADER_ALLOWANCE = 4096;
 /** The largest message the publisher sends: the stream's `max_msg_size`, and what NATS must carry. */
 export const BUS_MAX_MESSAGE_BYTES = BUS_CHUNK_BYTES + BUS_HEADER_ALLOWANCE;
 /** Parts of the largest frame (64 MiB): a per-subject message limit under it would cut frames. */
-const MAX_PARTS = (64 * 1024 * 1024) / BUS_CHUNK_BYTES;
+const MAX_PARTS = Math.ceil((64 * 1024 * 1024) / (BUS_CHUNK_BYTES - BUS_HEADER_ALLOWANCE));
 /**
  * JetStream's duplicate window for `Nats-Msg-Id` (its default, or the max age when shorter): a
  * chunk published again within it is stored once.

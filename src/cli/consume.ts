@@ -3,7 +3,6 @@ import type { ConsumerStats } from '../bus/consumer.js';
 import { FrameRecorder, sessionFolder } from '../server/recorder.js';
 import type { RecorderStats } from '../server/recorder.js';
 import type { CliLogger } from './log.js';
-import { NO_FIELDS } from '../wire/fields.js';
 
 export interface ConsumeCommandOptions {
   readonly bus: string;
@@ -66,6 +65,8 @@ export async function runConsume(options: ConsumeCommandOptions): Promise<Consum
           points: frame.pointCount,
           bytes: frame.byteLength,
           encoding: frame.encoding,
+          // Only frames with fields say so: lines of frames without are as before.
+          ...(frame.fieldTable === undefined ? {} : { fields: Object.keys(frame.fields) }),
           latencyMs,
           busMs: Math.round((frame.consumedAt - frame.receivedAt) * 10) / 10,
           assemblyMs: Math.round(frame.assemblyMs * 10) / 10,
@@ -74,9 +75,7 @@ export async function runConsume(options: ConsumeCommandOptions): Promise<Consum
         'frame verified',
       );
       if (recorder !== undefined) {
-        // Until the bus carries fields (issue 18, record helper): a bus frame has none.
-        const received = { ...frame, fields: NO_FIELDS, fieldTable: undefined, payload: undefined };
-        recorder.record(received, sessionFolder(frame.stream, frame.session, frame.sessionStart));
+        recorder.record(frame, sessionFolder(frame.stream, frame.session, frame.sessionStart));
         await recorder.flush();
       }
       frame.ack();

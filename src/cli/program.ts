@@ -235,7 +235,7 @@ logOptions(
     )
     .option(
       '--record <dir>',
-      'write every verified frame as .npy: <dir>/<session>/<seq>.npy + manifest.jsonl',
+      'write every verified frame as .npy: <dir>/<stream>/<start>_<session>/<seq>.npy + manifest.jsonl (frames with fields: a structured .npy, named columns)',
     )
     .option(
       '--record-queue-bytes <n>',

@@ -1,10 +1,14 @@
 import { mkdirSync, accessSync, constants, statSync } from 'node:fs';
 import { appendFile, mkdir, open, rename, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
 import { QUANT_HEADER_BYTES } from '../wire/encodings/quantize.js';
+import { FIELD_TYPES, FieldCodec, fieldTypeOf } from '../wire/fields.js';
+import type { FieldTable, PointFields } from '../wire/fields.js';
 import { encodeNpyHeader } from '../wire/npy.js';
+import { StructuredNpyWriter } from './record-npy.js';
 import type { ReceivedFrame, RecordOptions, RecorderStats } from './types.js';
 
 /** Bytes of frames that may wait for the disk by default (`RecordOptions.maxQueuedBytes`). */
@@ -12,6 +16,45 @@ export const DEFAULT_RECORD_QUEUE_BYTES = 256 * 1024 * 1024;
 
 // Public types live in types.ts (which imports nothing of the server's): re-exported for callers.
 export type { RecordOptions, RecorderStats } from './types.js';
+
+/**
+ * What the recorder reads of a frame: a server's `ReceivedFrame`, or a `ConsumedFrame` from the
+ * bus (`consume --record` writes through the same recorder).
+ */
+export interface RecordableFrame extends Pick<
+  ReceivedFrame,
+  | 'stream'
+  | 'sessionId'
+  | 'seq'
+  | 'pointCount'
+  | 'points'
+  | 'form'
+  | 'encoding'
+  | 'npy'
+  | 'encoded'
+  | 'captureTime'
+  | 'receivedAt'
+  | 'crc32'
+  | 'retain'
+> {
+  /** Per-point fields (none: a frame recorded exactly as before fields existed). */
+  readonly fields?: PointFields;
+  /** The field table: which columns travelled lossy (for the manifest). */
+  readonly fieldTable?: FieldTable | undefined;
+  /** With fields, the whole payload (what the frame holds in memory). */
+  readonly payload?: Uint8Array | undefined;
+}
+
+/** A field of a recorded frame, as its manifest line lists it. */
+export interface ManifestField {
+  readonly name: string;
+  /** NumPy's dtype of the column in the structured `.npy` (`<f4`, `<u2`, `|u1`, `<f8`...). */
+  readonly dtype: string;
+  /** Only for a field that travelled lossy: its codec (`quant-rice`). */
+  readonly codec?: 'quant-rice';
+  /** Only for a field that travelled lossy: largest |recorded - sent| (half its step). */
+  readonly maxError?: number;
+}
 
 /** One manifest line per recorded frame. */
 export interface ManifestEntry {
@@ -32,6 +75,11 @@ export interface ManifestEntry {
    * header, float32 rounding aside); 0 for `raw` (lossless).
    */
   readonly precision: number;
+  /**
+   * The frame's fields, in the order of the structured `.npy`'s columns after x, y, z; absent
+   * for a frame without fields (whose file is an (N, 3) float32 array, as before).
+   */
+  readonly fields?: readonly ManifestField[];
 }
 
 /** `20261203T084512.123Z`: UTC, sorts as text in time order, and a valid file name everywhere. */
@@ -45,7 +93,7 @@ export function sessionFolder(stream: string, session: string, startedAt: number
 }
 
 /** Half the largest step of a q16/qrice header (scale f64 x3 at byte 32): the error bound. */
-function precisionOf(frame: ReceivedFrame): number {
+function precisionOf(frame: RecordableFrame): number {
   const bytes = frame.encoded;
   if (frame.encoding === 'raw' || bytes === undefined || bytes.length < QUANT_HEADER_BYTES)
     return 0;
@@ -55,14 +103,43 @@ function precisionOf(frame: ReceivedFrame): number {
   return step / 2;
 }
 
+/** Whether a frame has fields to record (a structured `.npy`). */
+function hasFields(frame: RecordableFrame): frame is RecordableFrame & { fields: PointFields } {
+  return frame.fields !== undefined && Object.keys(frame.fields).length > 0;
+}
+
 /**
  * Memory a queued frame keeps alive: its `.npy` (points are a view into it), or its encoded
  * payload plus the decoded points. Counting only the payload let a 256 MiB queue of qrice frames
- * hold 6.2 GB (issue 14).
+ * hold 6.2 GB (issue 14). With fields: the whole payload (raw columns are views into it), plus
+ * the decoded points of an encoded frame and its decoded (coded) columns.
  */
-export function heldBytesOf(frame: ReceivedFrame): number {
+export function heldBytesOf(frame: RecordableFrame): number {
+  if (frame.payload !== undefined && hasFields(frame)) {
+    let held = frame.payload.byteLength;
+    if (frame.encoding !== 'raw') held += frame.points.byteLength;
+    for (const column of frame.fieldTable?.columns ?? [])
+      if (column.codec !== FieldCodec.RAW) held += frame.fields[column.name]?.byteLength ?? 0;
+    return held;
+  }
   if (frame.npy !== undefined) return frame.npy.byteLength;
   return (frame.encoded?.byteLength ?? 0) + frame.points.byteLength;
+}
+
+/** The manifest's list of a frame's fields: name, dtype, and codec and bound when lossy. */
+export function manifestFieldsOf(
+  fields: PointFields,
+  table: FieldTable | undefined,
+): ManifestField[] {
+  return Object.entries(fields).map(([name, values]) => {
+    const type = fieldTypeOf(values);
+    if (type === undefined) throw new TypeError(`field ${name} is not a field array`);
+    const column = table?.columns.find((c) => c.name === name);
+    const dtype = FIELD_TYPES[type].numpy;
+    return column?.codec === FieldCodec.QUANT_RICE
+      ? { name, dtype, codec: 'quant-rice', maxError: column.param / 2 }
+      : { name, dtype };
+  });
 }
 
 /** `000000000042.npy`: zero-padded so that names sort in frame order. */
@@ -81,13 +158,15 @@ export class FrameRecorder {
   readonly #maxQueuedBytes: number;
   readonly #log: Logger;
   readonly #queue: {
-    frame: ReceivedFrame;
+    frame: RecordableFrame;
     folder: string;
     precision: number;
     held: number;
     release: () => void;
   }[] = [];
   readonly #sessionDirs = new Set<string>();
+  /** Interleaves frames with fields through one reused buffer. */
+  readonly #structured = new StructuredNpyWriter();
   #queuedBytes = 0;
   #writing: Promise<void> | undefined;
   #framesRecorded = 0;
@@ -135,7 +214,7 @@ export class FrameRecorder {
    * Queues a frame for writing into `folder` (from {@link sessionFolder}); returns false (and
    * counts it) when the queue is full.
    */
-  record(frame: ReceivedFrame, folder: string): boolean {
+  record(frame: RecordableFrame, folder: string): boolean {
     const held = heldBytesOf(frame);
     if (this.#queuedBytes + held > this.#maxQueuedBytes) {
       this.#notRecorded(
@@ -176,7 +255,7 @@ export class FrameRecorder {
     }
   }
 
-  async #write(frame: ReceivedFrame, folder: string, precision: number): Promise<void> {
+  async #write(frame: RecordableFrame, folder: string, precision: number): Promise<void> {
     const sessionDir = join(this.dir, folder);
     if (!this.#sessionDirs.has(sessionDir)) {
       await mkdir(sessionDir, { recursive: true });
@@ -184,19 +263,10 @@ export class FrameRecorder {
     }
     const name = frameFileName(frame.seq);
     const temporary = join(sessionDir, `.${name}.partial`);
-    const parts = frame.npy
-      ? [frame.npy]
-      : [
-          encodeNpyHeader([frame.pointCount, 3]),
-          new Uint8Array(frame.points.buffer, frame.points.byteOffset, frame.points.byteLength),
-        ];
     const handle = await open(temporary, 'w');
     let written = 0;
     try {
-      for (const part of parts) {
-        await handle.write(part);
-        written += part.length;
-      }
+      written = await this.#writeNpy(handle, frame);
     } catch (error) {
       await handle.close().catch(() => undefined);
       await unlink(temporary).catch(() => undefined);
@@ -217,13 +287,34 @@ export class FrameRecorder {
       form: frame.form,
       encoding: frame.encoding,
       precision,
+      ...(hasFields(frame) ? { fields: manifestFieldsOf(frame.fields, frame.fieldTable) } : {}),
     };
     await appendFile(join(sessionDir, 'manifest.jsonl'), `${JSON.stringify(entry)}\n`);
     this.#framesRecorded++;
     this.#bytesWritten += written;
   }
 
-  #notRecorded(frame: ReceivedFrame, reason: string): void {
+  /** The frame's `.npy`: structured with fields, else (N, 3) float32 as received. */
+  async #writeNpy(handle: FileHandle, frame: RecordableFrame): Promise<number> {
+    // Coded frames' points and fields are decoded already: the file holds the values.
+    if (hasFields(frame))
+      return this.#structured.write(handle, frame.points, frame.fields, frame.pointCount);
+    const points = frame.points;
+    const parts = frame.npy
+      ? [frame.npy]
+      : [
+          encodeNpyHeader([frame.pointCount, 3]),
+          new Uint8Array(points.buffer, points.byteOffset, points.byteLength),
+        ];
+    let written = 0;
+    for (const part of parts) {
+      await handle.write(part);
+      written += part.length;
+    }
+    return written;
+  }
+
+  #notRecorded(frame: RecordableFrame, reason: string): void {
     this.#framesNotRecorded++;
     this.#lastError = reason;
     this.#log.error(

@@ -224,7 +224,7 @@ export function encodeQuantRice(
  * M the largest magnitude, R = max - min and h = 2^-24 for f32 (rounding the decoded value to
  * float32), 0 for f64: half a step, and the f64 rounding of quantizing and of
  * `origin + q * step`. Undefined when the step would be within a few of the type's ulps (nothing
- * worth a loss is left: the caller sends the column raw).
+ * worth a loss is left) or the top level would leave the type: the caller sends the column raw.
  */
 function stepFor(
   type: FieldTypeName,
@@ -244,6 +244,9 @@ function stepFor(
   // A step above the range buys nothing and could push origin + levels * step out of the type.
   if (step > range) step = range > 0 ? range : Math.min(step, 1);
   const levels = Math.ceil(range / step);
+  // The decoder refuses a column whose top value leaves the type: so does the encoder (raw).
+  const top = min + levels * step;
+  if (!(Math.abs(top) < (type === 'f32' ? F32_OVERFLOW : Number.MAX_VALUE))) return undefined;
   return { step, levels, bound: step * perStep + fixed };
 }
 

@@ -356,13 +356,14 @@ void describe('field columns: round trips', () => {
 void describe('field columns: options', () => {
   const fields = { intensity: new Float32Array(10), ring: new Uint16Array(10) };
   void it('fieldPrecision naming an unknown or integer field, or a bad value', TIMEOUT, () => {
-    for (const fieldPrecision of [
+    const cases: Record<string, number>[] = [
       { nope: 0.1 },
       { ring: 1 },
       { intensity: 0 },
       { intensity: NaN },
       { intensity: Infinity },
-    ]) {
+    ];
+    for (const fieldPrecision of cases) {
       for (const mode of ['raw', 'coded'] as const) {
         rejectsWith(
           () => encodeFields(fields, 10, { mode, fieldPrecision }),

@@ -222,7 +222,7 @@ export async function runFieldsBench(opts: EncodingBenchOptions = {}): Promise<F
     const payload = new Uint8Array(payloadBytesOf(table));
     payload.set(encoded.bytes);
     const offsets = columnOffsets(table);
-    encoded.fields?.bytes.forEach((b, i) => payload.set(b, offsets[i] as number));
+    encoded.fields?.bytes.forEach((b, i) => payload.set(b, offsets[i]));
     const decode = (): PointFields => {
       decodePoints(payload.subarray(0, table.pointsBytes), encoded.encoding, points);
       return decodeFields(payload, table, points);

@@ -12,6 +12,7 @@ export const SCENARIOS = [
   'tls',
   'aiortc',
   'encodings',
+  'fields',
   'browser',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];

@@ -342,6 +342,9 @@ export function decodeFields(
   table: FieldTable,
   pointCount: number,
 ): PointFields {
+  if (!Number.isSafeInteger(pointCount) || pointCount < 0) {
+    throw invalidOption('pointCount', 'a non-negative integer', pointCount);
+  }
   const offsets = columnOffsets(table);
   const fields: Record<string, FieldArray> = {};
   table.columns.forEach((column, i) => {

@@ -378,6 +378,12 @@ void describe('field columns: options', () => {
     rejectsWith(() => encodeFields(fields, 11, { mode: 'coded' }), ErrorCodes.FIELDS_INVALID);
   });
 
+  void it('fields named like Object.prototype members are not given a precision', TIMEOUT, () => {
+    const constructor = Float32Array.from({ length: 100 }, (_, i) => i);
+    const encoded = encodeFields({ constructor }, 100, { mode: 'coded', fieldPrecision: {} });
+    assert.equal(encoded.columns[0]?.codec, FieldCodec.RAW);
+  });
+
   void it('a range too wide for the step: a clear error naming the field', TIMEOUT, () => {
     const time = Float64Array.of(0, 1e6);
     assert.throws(

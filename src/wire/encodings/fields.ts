@@ -93,7 +93,8 @@ export function encodeFields(
     const raw = fieldBytes(values);
     let coded: CodedColumn | undefined;
     if (options.mode === 'coded') {
-      const maxError = precision[name];
+      // Own keys only: a field may be named `constructor`.
+      const maxError = Object.hasOwn(precision, name) ? precision[name] : undefined;
       if (!FIELD_TYPES[type].float) coded = encodeDeltaRice(values, pointCount);
       else if (maxError !== undefined) coded = encodeQuantRice(values, pointCount, maxError, name);
     }

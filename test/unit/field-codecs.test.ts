@@ -1,5 +1,5 @@
 /**
- * Field column codecs (src/wire/encodings/fields.ts): exact bytes of small DELTA_RICE and
+ * Field column codecs (src/wire/encodings/fields.ts, field-columns.ts): exact bytes of small DELTA_RICE and
  * QUANT_RICE columns, round trips of every field type with edge values (the error bound checked
  * on every value), the choices `coded` mode makes (raw when smaller, raw for NaN/Inf), option
  * errors, corrupt, truncated and lying columns rejected with PS_ERR_ENCODING_CORRUPT before any
@@ -18,11 +18,10 @@ import {
   FIELD_COLUMN_HEADER_BYTES,
   codedColumnBytes,
   decodeColumn,
-  decodeFields,
   encodeDeltaRice,
-  encodeFields,
   encodeQuantRice,
-} from '../../src/wire/encodings/fields.js';
+} from '../../src/wire/encodings/field-columns.js';
+import { decodeFields, encodeFields } from '../../src/wire/encodings/fields.js';
 import {
   FIELD_TYPES,
   FIELD_TYPE_NAMES,

@@ -14,6 +14,8 @@
  *   aiortc     the Python aiortc fixture sending 1M-point .npy frames (skipped without aiortc)
  *   encodings  codec table (bytes/point, encode/decode ms per 1M points; LiDAR scene at 1 and
  *              2 mm, random points), then the seed workload for each encoding on both scenes
+ *   fields     codec table of the LiDAR scene with intensity, ring and time: bytes/point (points
+ *              and each field), encode/decode ms per 1M points, error per field (in process)
  *   browser    headless Chromium's /send page: points per frame sustained at 4 Hz, per encoding
  *   endurance  the seed workload for N minutes, server memory sampled (only when asked for)
  *
@@ -35,7 +37,7 @@ import type { BrowserBenchRow } from './lib/browser.js';
 import { runClients } from './lib/clients.js';
 import { ingestProblems, runClusterFailover, runClusterIngest } from './lib/cluster.js';
 import type { FailoverResult } from './lib/cluster.js';
-import { runEncodingBench } from './lib/encodings.js';
+import { fieldPrecisionLabel, runEncodingBench, runFieldsBench } from './lib/encodings.js';
 import { runEndurance } from './lib/endurance.js';
 import { parseOptions } from './lib/options.js';
 import type { Options, ScenarioName } from './lib/options.js';
@@ -349,6 +351,24 @@ const RUNNERS: Record<ScenarioName, Runner> = {
     return failures;
   },
 
+  async fields(o, results) {
+    const precision = o.encodingPrecisions[0];
+    console.log('fields: codec bench, LiDAR scene with intensity, ring and time ...');
+    const outcome = await attempt(() =>
+      runFieldsBench({ quick: o.quick, ...(precision === undefined ? {} : { precision }) }),
+    );
+    results.fields = outcome;
+    for (const r of outcome.result ?? []) {
+      console.log(
+        `fields ${r.encoding} (${fieldPrecisionLabel(r.fieldPrecision)}): ` +
+          `${r.bytesPerPoint.toFixed(3)} B/pt (points ${r.pointsBytesPerPoint.toFixed(3)}, ` +
+          `${r.fields.map((f) => `${f.name} ${f.bytesPerPoint.toFixed(3)}`).join(', ')}), ` +
+          `encode ${r.encodeMs.toFixed(1)} ms, decode ${r.decodeMs.toFixed(1)} ms per 1M points`,
+      );
+    }
+    return outcome.error ? [`fields: ${outcome.error}`] : [];
+  },
+
   async browser(o, results) {
     if (!haveChromium()) {
       const why = `no Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium)`;
@@ -412,6 +432,7 @@ const ORDER: readonly ScenarioName[] = [
   'cluster',
   'aiortc',
   'encodings',
+  'fields',
   'browser',
   'endurance',
 ];

@@ -6,6 +6,9 @@ import {
   encodingsReady,
   type PointEncodingName,
 } from '../../src/wire/encodings/index.js';
+import { decodeFields } from '../../src/wire/encodings/fields.js';
+import { FieldCodec, columnOffsets, payloadBytesOf } from '../../src/wire/fields.js';
+import type { FieldArray, FieldTable, PointFields } from '../../src/wire/fields.js';
 import { spread } from './stats.js';
 
 /** Options of {@link runEncodingBench}. */
@@ -105,7 +108,7 @@ function cpuMs(): number {
   return performance.now();
 }
 
-function largestError(a: Float32Array, b: Float32Array): number {
+function largestError(a: FieldArray, b: FieldArray): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) {
     const e = Math.abs((a[i] as number) - (b[i] as number));
@@ -130,4 +133,162 @@ export function formatEncodingTable(rows: readonly EncodingBenchRow[]): string {
 
 function formatMetres(m: number): string {
   return m === 0 ? '0' : `${(m * 1000).toPrecision(3)} mm`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Points with fields
+
+/** Max error asked per float field of the LiDAR scene in the fields bench (time: 1 µs). */
+export const BENCH_FIELD_PRECISION: Readonly<Record<string, number>> = {
+  intensity: 0.01,
+  time: 1e-6,
+};
+
+/** One field's column in a {@link FieldBenchRow}. */
+export interface FieldBenchColumn {
+  readonly name: string;
+  /** Wire type name (`f32`, `u16`, ...). */
+  readonly type: string;
+  readonly codec: 'raw' | 'delta-rice' | 'quant-rice';
+  readonly bytesPerPoint: number;
+  /** Bound the encoder reported and the largest error measured (the field's unit). */
+  readonly maxError: number;
+  readonly measuredMaxError: number;
+}
+
+/** One encoding of the LiDAR scene with its intensity, ring and time fields. */
+export interface FieldBenchRow {
+  readonly encoding: PointEncodingName;
+  /** Max error asked per float field; empty: every field lossless. */
+  readonly fieldPrecision: Readonly<Record<string, number>>;
+  /** Precision asked of the points (qrice). */
+  readonly precision: number;
+  readonly points: number;
+  /** The whole payload (points part + columns, protocol layout) per point. */
+  readonly bytesPerPoint: number;
+  /** The points part alone (raw: the .npy file). */
+  readonly pointsBytesPerPoint: number;
+  readonly fields: readonly FieldBenchColumn[];
+  /** Points and fields encoded (`encodePoints` with `fields`), ms per 1M points: median, fastest. */
+  readonly encodeMs: number;
+  readonly encodeMinMs: number;
+  /** `decodePoints` + `decodeFields` of the payload, ms per 1M points. */
+  readonly decodeMs: number;
+  readonly decodeMinMs: number;
+  readonly runs: number;
+}
+
+const CODEC_NAMES = {
+  [FieldCodec.RAW]: 'raw',
+  [FieldCodec.DELTA_RICE]: 'delta-rice',
+  [FieldCodec.QUANT_RICE]: 'quant-rice',
+} as const;
+
+/**
+ * Points with fields: the LiDAR scene with intensity (f32), ring (u16) and time (f64), encoded
+ * as a sender encodes a frame (raw: `.npy` + raw columns; q16 and qrice: coded columns at
+ * {@link BENCH_FIELD_PRECISION}, and qrice once more with every field lossless) and decoded as
+ * the server does (points, then `decodeFields` over the payload in the protocol layout). One
+ * core, wall time per 1M points, median and fastest of the runs after a warm-up.
+ */
+export async function runFieldsBench(opts: EncodingBenchOptions = {}): Promise<FieldBenchRow[]> {
+  await encodingsReady();
+  const points = opts.quick === true ? 100_000 : 1_000_000;
+  const runs = opts.quick === true ? 3 : 15;
+  const warmUps = opts.quick === true ? 1 : 40;
+  const precision = opts.precision ?? 0.001;
+  const source = new LidarSceneSource(points);
+  const frame = source.next().slice();
+  const fields = copyFields(source.fields ?? {});
+  const perMillion = 1_000_000 / points;
+  const cases: [PointEncodingName, Readonly<Record<string, number>>][] = [
+    ['raw', {}],
+    ['q16', BENCH_FIELD_PRECISION],
+    ['qrice', BENCH_FIELD_PRECISION],
+    ['qrice', {}],
+  ];
+  const rows: FieldBenchRow[] = [];
+  for (const [encoding, fieldPrecision] of cases) {
+    const options = { precision, fields, fieldPrecision };
+    const encodeMs: number[] = [];
+    let encoded = encodePoints(frame, encoding, options);
+    for (let run = -warmUps; run < runs; run++) {
+      const t0 = performance.now();
+      encoded = encodePoints(frame, encoding, options);
+      if (run >= 0) encodeMs.push((performance.now() - t0) * perMillion);
+    }
+    const columns = encoded.fields?.columns ?? [];
+    const table: FieldTable = { pointsBytes: encoded.bytes.length, columns };
+    const payload = new Uint8Array(payloadBytesOf(table));
+    payload.set(encoded.bytes);
+    const offsets = columnOffsets(table);
+    encoded.fields?.bytes.forEach((b, i) => payload.set(b, offsets[i]));
+    const decode = (): PointFields => {
+      decodePoints(payload.subarray(0, table.pointsBytes), encoded.encoding, points);
+      return decodeFields(payload, table, points);
+    };
+    const decodeMs: number[] = [];
+    let decoded = decode();
+    for (let run = -warmUps; run < runs; run++) {
+      const t0 = performance.now();
+      decoded = decode();
+      if (run >= 0) decodeMs.push((performance.now() - t0) * perMillion);
+    }
+    const enc = spread(encodeMs);
+    const dec = spread(decodeMs);
+    rows.push({
+      encoding,
+      fieldPrecision,
+      precision,
+      points,
+      bytesPerPoint: payload.length / points,
+      pointsBytesPerPoint: encoded.bytes.length / points,
+      fields: columns.map((c) => ({
+        name: c.name,
+        type: c.type,
+        codec: CODEC_NAMES[c.codec],
+        bytesPerPoint: c.byteLength / points,
+        maxError: encoded.fields?.maxErrors[c.name] ?? 0,
+        measuredMaxError: largestError(fields[c.name] as FieldArray, decoded[c.name] as FieldArray),
+      })),
+      encodeMs: enc.median,
+      encodeMinMs: enc.min,
+      decodeMs: dec.median,
+      decodeMinMs: dec.min,
+      runs,
+    });
+  }
+  return rows;
+}
+
+/** Copies, so that the rows measure the frame that was encoded even if the source moves on. */
+function copyFields(fields: PointFields): PointFields {
+  return Object.fromEntries(Object.entries(fields).map(([name, v]) => [name, v.slice()]));
+}
+
+/** The field rows as a markdown table (bench/encodings.ts --fields). */
+export function formatFieldsTable(rows: readonly FieldBenchRow[]): string {
+  const lines = [
+    '| encoding | fields asked | bytes/point: total | points | fields | encode ms / 1M pts (min) | decode ms / 1M pts (min) |',
+    '| --- | --- | ---: | ---: | --- | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.encoding} | ${fieldPrecisionLabel(r.fieldPrecision)} | ${r.bytesPerPoint.toFixed(3)} | ${r.pointsBytesPerPoint.toFixed(3)} | ${r.fields.map((f) => `${f.name} ${f.bytesPerPoint.toFixed(3)} (${f.codec}, error ${formatFieldError(f.maxError)} / ${formatFieldError(f.measuredMaxError)})`).join(', ')} | ${r.encodeMs.toFixed(1)} (${r.encodeMinMs.toFixed(1)}) | ${r.decodeMs.toFixed(1)} (${r.decodeMinMs.toFixed(1)}) |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** `intensity=0.01, time=1e-6`, or `lossless`. */
+export function fieldPrecisionLabel(precision: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(precision);
+  return entries.length === 0
+    ? 'lossless'
+    : entries.map(([name, v]) => `${name}=${v < 1e-3 ? v.toExponential() : String(v)}`).join(', ');
+}
+
+/** An error in the field's unit, 3 significant digits; 0 stays 0. */
+export function formatFieldError(e: number): string {
+  return e === 0 ? '0' : e < 1e-3 ? e.toExponential(2) : e.toPrecision(3);
 }

@@ -12,6 +12,7 @@ export const SCENARIOS = [
   'tls',
   'aiortc',
   'encodings',
+  'fields',
   'browser',
 ] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -74,6 +75,7 @@ export function parseOptions(argv: string[]): Options {
     args: argv,
     options: {
       scenarios: { type: 'string' },
+      help: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       repeats: { type: 'string' },
       frames: { type: 'string' },
@@ -92,6 +94,10 @@ export function parseOptions(argv: string[]): Options {
     },
     strict: true,
   });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
   const quick = values.quick;
   const int = (name: keyof typeof values, full: number, brief: number, min = 1): number => {
     const value = values[name];

@@ -30,6 +30,7 @@ import {
   clusterView,
   recoveryStats,
   encodingsView,
+  fieldsView,
   enduranceView,
   mb,
   millimetres,
@@ -40,6 +41,7 @@ import {
   tlsView,
 } from './sections.js';
 import type { PlotFiles } from './sections.js';
+import { fieldPrecisionLabel } from './encodings.js';
 import { formatSpread } from './stats.js';
 import { renderTemplate } from './template.js';
 
@@ -334,6 +336,7 @@ export function renderMarkdown(report: BenchReport): string {
     cluster: clusterView(b, o, m.cores),
     aiortc: aiortcView(b, o),
     encodings: encodingsView(b, o, plots),
+    fields: fieldsView(b),
     browser: browserView(b, o),
     endurance: enduranceView(b, plots),
     failures: report.failures.length
@@ -449,6 +452,15 @@ export function renderSummary(report: BenchReport, path: string, svgs: readonly 
             `${s.mbPerSec} MB/s, CPU sender/server ${s.senderCpuSec.toFixed(1)}/` +
             `${s.serverCpuSec.toFixed(1)} s, ${sustained(s) ? 'sustained' : 'NOT sustained'}`
         : `${label}: FAILED`,
+    );
+  }
+  if (b.fields && !b.fields.result) lines.push('fields codec: FAILED');
+  for (const r of b.fields?.result ?? []) {
+    lines.push(
+      `fields ${r.encoding} (${fieldPrecisionLabel(r.fieldPrecision)}): ` +
+        `${r.bytesPerPoint.toFixed(3)} B/pt (points ${r.pointsBytesPerPoint.toFixed(3)}` +
+        r.fields.map((f) => `, ${f.name} ${f.bytesPerPoint.toFixed(3)}`).join('') +
+        `), encode ${r.encodeMs.toFixed(1)} ms, decode ${r.decodeMs.toFixed(1)} ms per 1M points`,
     );
   }
   const br = b.browser;

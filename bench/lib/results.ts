@@ -4,7 +4,7 @@ import type { AiortcResult } from './aiortc.js';
 import type { BrowserBenchRow } from './browser.js';
 import type { ClientsResult } from './clients.js';
 import type { ClusterIngestResult, FailoverResult } from './cluster.js';
-import type { EncodingBenchRow } from './encodings.js';
+import type { EncodingBenchRow, FieldBenchRow } from './encodings.js';
 import type { EnduranceResult } from './endurance.js';
 import type { PointScene, RateResult, TransferResult } from './scenarios.js';
 import { spread } from './stats.js';
@@ -93,6 +93,8 @@ export interface BenchResults {
   aiortc?: Outcome<AiortcResult>;
   endurance?: Outcome<EnduranceResult>;
   encodings?: EncodingsResults;
+  /** The fields codec bench (runFieldsBench). */
+  fields?: Outcome<FieldBenchRow[]>;
   browser?: Outcome<BrowserBenchRow[]>;
 }
 

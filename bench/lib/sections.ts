@@ -15,6 +15,7 @@ import {
 import type { ClusterIngestResult, FailoverKill } from './cluster.js';
 import { SAMPLE_EVERY_MS } from './endurance.js';
 import type { BrowserBenchRow } from './browser.js';
+import { fieldPrecisionLabel, formatFieldError } from './encodings.js';
 import type { EncodingBenchRow } from './encodings.js';
 import type { Options } from './options.js';
 import {
@@ -810,6 +811,69 @@ function codecTable(rows: readonly EncodingBenchRow[]): string {
       `${int(r.points)} x ${r.runs}`,
     ]),
   );
+}
+
+/** The fields codec bench: one row per encoding, one per column. */
+export function fieldsView(b: BenchResults): View | undefined {
+  const f = b.fields;
+  if (!f) return undefined;
+  const rows = f.result ?? [];
+  const first = rows[0];
+  return {
+    failure: f.result ? undefined : failedRow(f),
+    about:
+      first === undefined
+        ? undefined
+        : { points: int(first.points), runs: first.runs, precision: mmLabel(first.precision) },
+    table:
+      rows.length === 0
+        ? undefined
+        : table(
+            [
+              'encoding',
+              'field max error asked',
+              'bytes / point: total',
+              'points',
+              ...first!.fields.map((c) => c.name),
+              'encode ms / 1M pts: median (fastest)',
+              'decode ms / 1M pts: median (fastest)',
+            ],
+            rows.map((r) => [
+              r.encoding,
+              fieldPrecisionLabel(r.fieldPrecision),
+              r.bytesPerPoint.toFixed(3),
+              r.pointsBytesPerPoint.toFixed(3),
+              ...r.fields.map((c) => c.bytesPerPoint.toFixed(3)),
+              `${r.encodeMs.toFixed(1)} (${r.encodeMinMs.toFixed(1)})`,
+              `${r.decodeMs.toFixed(1)} (${r.decodeMinMs.toFixed(1)})`,
+            ]),
+          ),
+    columns:
+      rows.length === 0
+        ? undefined
+        : table(
+            [
+              'encoding',
+              'field max error asked',
+              'field',
+              'type',
+              'codec',
+              'error bound',
+              'measured max error',
+            ],
+            rows.flatMap((r) =>
+              r.fields.map((c) => [
+                r.encoding,
+                fieldPrecisionLabel(r.fieldPrecision),
+                c.name,
+                c.type,
+                c.codec,
+                formatFieldError(c.maxError),
+                formatFieldError(c.measuredMaxError),
+              ]),
+            ),
+          ),
+  };
 }
 
 export function encodingsView(b: BenchResults, o: Options, plots: PlotFiles): View | undefined {

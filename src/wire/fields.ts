@@ -94,7 +94,7 @@ export function fieldTypeOf(values: unknown): FieldTypeName | undefined {
 export const FieldCodec = {
   /** The values as they are, little-endian: `pointCount * size` bytes. Lossless. */
   RAW: 0,
-  /** Integer fields: deltas between consecutive values, zigzag and Rice coded. Lossless. */
+  /** Integer fields: deltas from the value a stride back (in the column), zigzag and Rice coded. Lossless. */
   DELTA_RICE: 1,
   /**
    * Float fields: quantized to the step in the table's `param` (|error| <= step / 2), then as

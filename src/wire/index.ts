@@ -65,6 +65,8 @@ export type {
   EncodedPoints,
   PointEncodingName,
 } from './encodings/index.js';
+export { decodeFields, encodeFields } from './encodings/fields.js';
+export type { FieldEncodeOptions } from './encodings/fields.js';
 export type { OutgoingFrame } from './frame.js';
 export {
   NPY_MAGIC,

@@ -56,6 +56,7 @@ void describe('bench report', () => {
         '## Cluster',
         '## aiortc',
         '## Point encodings',
+        '## Point fields',
         '## Browser sender',
         '## Endurance',
         '## Failures',
@@ -63,7 +64,9 @@ void describe('bench report', () => {
       ],
     );
     for (const part of [
-      'Scenarios: ceilings, seed, tls, chunks, scale, clients, cluster, aiortc, encodings, browser, endurance (--quick: brief runs, not for comparison).',
+      'Scenarios: ceilings, seed, tls, chunks, scale, clients, cluster, aiortc, encodings, fields, browser, endurance (--quick: brief runs, not for comparison).',
+      '| qrice | intensity=0.01, time=1e-6 | 3.500 | 1.600 | 1.200 | 0.140 | 0.560 | 80.0 (79.0) | 60.0 (59.0) |',
+      '| qrice | intensity=0.01, time=1e-6 | time | f64 | quant-rice | 1.00e-6 | 9.90e-7 |',
       '**The client did not use the chunk size it was asked for:** asked 1,048,576 bytes, used 262,144.',
       '**Largest frame sustained at 4 Hz with nothing lost: 1,000,000 points (12 MB per frame, 48 MB/s), latency p99 79.8 ms.** The next size, 2,000,000 points (96 MB/s offered), reached 3.71 Hz / 89 MB/s with 5 late and 2 missing frames.',
       'For comparison, the bare receiver in the ceilings (MTU 4096, --rate 0): 0.47 (0.43–0.48) CPU s / 100 MB.',
@@ -96,6 +99,7 @@ void describe('bench report', () => {
       'No per-frame latencies were collected from the server log.',
       'Skipped: aiortc is not installed.\n\n## Point encodings',
       '\nskipped: no Chromium\n\n## Endurance',
+      '## Point fields: the LiDAR scene with intensity, ring and time\n\nFields codec bench: FAILED: worker crashed\n\n## Browser sender',
       '\nFAILED: server died\n\n## Targets',
       '| 1 | FAILED: nats-server did not start |',
       '\nFAILED: front exited\n\n## aiortc',

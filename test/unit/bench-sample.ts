@@ -71,6 +71,12 @@ const CEILINGS_2026_12_03: RunRecord[] = (
   result: transfer(mbPerSec, seconds, sender, receiver, drops, other),
 }));
 
+/** Field precisions of the sample's fields rows: lossless, then lossy. */
+const FIELD_PRECISIONS: readonly Readonly<Record<string, number>>[] = [
+  {},
+  { intensity: 0.01, time: 1e-6 },
+];
+
 /** 240 server-side latencies with p50 68, p90 77, p99 86 and max 89 ms, as in 2026-12-03. */
 function seedLatencies(): number[] {
   const out: number[] = [];
@@ -321,6 +327,47 @@ export function everyScenarioReport(): BenchReport {
         { encoding: 'raw', source: 'random', precision: undefined, error: 'lost 3 frames' },
       ],
     },
+    fields: {
+      result: (['raw', 'qrice'] as const).map((encoding, i) => ({
+        encoding,
+        fieldPrecision: FIELD_PRECISIONS[i] ?? {},
+        precision: 0.001,
+        points: 1_000_000,
+        bytesPerPoint: [26.001, 3.5][i] as number,
+        pointsBytesPerPoint: [12.001, 1.6][i] as number,
+        fields: [
+          {
+            name: 'intensity',
+            type: 'f32',
+            codec: i === 0 ? 'raw' : 'quant-rice',
+            bytesPerPoint: [4, 1.2][i] as number,
+            maxError: [0, 0.01][i] as number,
+            measuredMaxError: [0, 0.00999][i] as number,
+          },
+          {
+            name: 'ring',
+            type: 'u16',
+            codec: i === 0 ? 'raw' : 'delta-rice',
+            bytesPerPoint: [2, 0.14][i] as number,
+            maxError: 0,
+            measuredMaxError: 0,
+          },
+          {
+            name: 'time',
+            type: 'f64',
+            codec: i === 0 ? 'raw' : 'quant-rice',
+            bytesPerPoint: [8, 0.56][i] as number,
+            maxError: [0, 1e-6][i] as number,
+            measuredMaxError: [0, 9.9e-7][i] as number,
+          },
+        ],
+        encodeMs: 20 + i * 60,
+        encodeMinMs: 19 + i * 60,
+        decodeMs: 10 + i * 50,
+        decodeMinMs: 9 + i * 50,
+        runs: 15,
+      })),
+    },
     browser: {
       result: [
         {
@@ -392,7 +439,7 @@ export function everyScenarioReport(): BenchReport {
       '--endurance-minutes',
       '10',
       '--scenarios',
-      'ceilings,seed,tls,chunks,scale,clients,cluster,aiortc,encodings,browser,endurance',
+      'ceilings,seed,tls,chunks,scale,clients,cluster,aiortc,encodings,fields,browser,endurance',
     ]),
     results,
     failures: [
@@ -429,6 +476,7 @@ export function everyScenarioFailedReport(): BenchReport {
     },
     aiortc: { skipped: 'aiortc is not installed' },
     encodings: { codec: [], runs: [] },
+    fields: { error: 'worker crashed' },
     browser: { skipped: 'no Chromium' },
     endurance: { error: 'server died\nat minute 3' },
   };

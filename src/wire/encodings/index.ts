@@ -3,10 +3,11 @@ import { Encoding } from '../chunk.js';
 import { encodeNpyHeader, parseNpyHeader, pointCountOfNpyHeader } from '../npy.js';
 import { HOST_IS_LITTLE_ENDIAN, float32View, indexOfNonFinite } from '../points.js';
 import { DEFAULT_REASSEMBLY_LIMITS } from '../limits.js';
-import type { EncodedFields } from '../fields.js';
 import { decodeQ16, encodeQ16 } from './q16.js';
 import { throwNonFinite } from './quantize.js';
 import { decodeQrice, encodeQrice } from './qrice.js';
+import { encodeFields } from './fields.js';
+import type { EncodedFields, PointFields } from '../fields.js';
 
 /**
  * Point encodings: how a frame's x, y, z float32 triples travel (docs/encodings.md). Pure and
@@ -40,6 +41,13 @@ export interface EncodeOptions {
    * their step from it; q16's step is set by the frame's bounds and ignores it.
    */
   readonly precision?: number;
+  /**
+   * Per-point fields to encode with the points (`fields` of the result): raw columns for `raw`,
+   * coded ones for q16 and qrice (docs/encodings.md, "Field columns"). Absent or empty: none.
+   */
+  readonly fields?: PointFields;
+  /** Largest error per float field, by name (q16 and qrice); fields it does not name are lossless. */
+  readonly fieldPrecision?: Readonly<Record<string, number>>;
 }
 
 export const DEFAULT_PRECISION = 0.001;
@@ -52,7 +60,7 @@ export interface EncodedPoints {
   readonly pointCount: number;
   /** Bound on |decoded - original| for every coordinate; 0 for `raw`. */
   readonly maxError: number;
-  /** The frame's fields, encoded (`encodeFields`), sent after the points; none: no fields. */
+  /** The frame's fields as columns, when it has any (set by `encodePoints` given `fields`). */
   readonly fields?: EncodedFields | undefined;
 }
 
@@ -68,9 +76,10 @@ export async function encodingsReady(): Promise<void> {
 }
 
 /**
- * Encodes the x, y, z triples of `points` (`points.length / 3` points). Throws `PS_ERR_FRAME_NON_FINITE` before encoding when a coordinate is NaN
- * or infinite, and a `TypeError` (`PS_ERR_INVALID_OPTION`) on bad arguments. Never modifies
- * `points`.
+ * Encodes the x, y, z triples of `points` (`points.length / 3` points), and `options.fields`
+ * when given. Throws `PS_ERR_FRAME_NON_FINITE` before encoding when a coordinate is NaN or
+ * infinite, `PS_ERR_FIELDS_INVALID` for bad fields, and a `TypeError` (`PS_ERR_INVALID_OPTION`)
+ * on bad arguments. Never modifies `points` or the fields.
  */
 export function encodePoints(
   points: Float32Array,
@@ -85,6 +94,24 @@ export function encodePoints(
     throw invalidOption('precision', 'a finite number of metres above 0', precision);
   }
   const pointCount = points.length / 3;
+  const encoded = encodePointsOnly(points, pointCount, name, precision);
+  const fields = options.fields;
+  if (fields === undefined || Object.keys(fields).length === 0) return encoded;
+  return {
+    ...encoded,
+    fields: encodeFields(fields, pointCount, {
+      mode: name === 'raw' ? 'raw' : 'coded',
+      ...(options.fieldPrecision === undefined ? {} : { fieldPrecision: options.fieldPrecision }),
+    }),
+  };
+}
+
+function encodePointsOnly(
+  points: Float32Array,
+  pointCount: number,
+  name: PointEncodingName,
+  precision: number,
+): EncodedPoints {
   switch (name) {
     case 'raw':
       if (indexOfNonFinite(points) >= 0) throwNonFinite(points);

@@ -29,12 +29,12 @@ export const QRICE_MAX_LEVELS = 0xffff_ffff;
 /** The longest stride the encoder tries (the header could carry up to 65535). */
 const MAX_STRIDE_TRIED = 256;
 /** Unary prefixes of this length mark an escape: value stored with its bit length. */
-const ESC = 16;
-const MAX_K = 24;
+export const ESC = 16;
+export const MAX_K = 24;
 /** Longest code: escape prefix, 6-bit length, 32-bit value. */
-const MAX_CODE_BITS = ESC + 6 + 32;
+export const MAX_CODE_BITS = ESC + 6 + 32;
 /** Worst-case words one block can take, with its 5-bit k. */
-const MAX_BLOCK_WORDS = Math.ceil((QRICE_BLOCK * MAX_CODE_BITS + 5) / 32) + 1;
+export const MAX_BLOCK_WORDS = Math.ceil((QRICE_BLOCK * MAX_CODE_BITS + 5) / 32) + 1;
 
 /** Fewest bits a payload of `pointCount` points can have: one per value, five per block. */
 function minBits(pointCount: number): number {
@@ -182,7 +182,8 @@ const HISTORY = 512;
 const KEEP_WORDS = 1 << 20;
 let kept: Int32Array[] = [];
 
-interface AxisStream {
+/** A bit stream being written: whole words, then `nb` bits in `acc` (exported for field columns). */
+export interface AxisStream {
   words: Int32Array;
   /** Bits not yet in `words`, from bit 0. */
   acc: number;
@@ -264,7 +265,7 @@ function encodeBits(
 }
 
 /** LOCO-I's rule: the smallest k (at most 24) with count * 2^k >= sum. */
-function riceParameter(sum: number, count: number): number {
+export function riceParameter(sum: number, count: number): number {
   if (count === QRICE_BLOCK) {
     // 32 * 2^k >= sum  <=>  k >= bitLength(sum - 1) - 5.
     return sum <= QRICE_BLOCK ? 0 : sum > 2 ** 29 ? MAX_K : 27 - Math.clz32(sum - 1);
@@ -275,7 +276,13 @@ function riceParameter(sum: number, count: number): number {
 }
 
 /** Appends one block: `k` in 5 bits, then the code of each of z[from .. from + count). */
-function putBlock(s: AxisStream, z: Int32Array, from: number, count: number, k: number): void {
+export function putBlock(
+  s: AxisStream,
+  z: Int32Array,
+  from: number,
+  count: number,
+  k: number,
+): void {
   if (s.pos + MAX_BLOCK_WORDS > s.words.length) {
     const grown = new Int32Array(s.words.length * 2);
     grown.set(s.words.subarray(0, s.pos));

@@ -608,6 +608,12 @@ function streamSettings(
   signal: AbortSignal,
   logger: SendCommandOptions['logger'],
 ): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
+  if (opts.fieldPrecision !== undefined && opts.encoding === 'raw')
+    usageError(
+      '--field-precision applies to --encoding q16 or qrice (raw frames carry every field as it is)',
+    );
+  if (opts.fields !== undefined && opts.from === undefined)
+    usageError('--fields names the columns of a --from file');
   return {
     stream: opts.stream,
     points: opts.points,
@@ -700,10 +706,6 @@ logOptions(
   if (opts.signaling === undefined) usageError("required option '--signaling <url>' not specified");
   const logger = createCliLogger(opts.logLevel, opts.logFormat, 2);
   const settings = streamSettings(opts, interruptSignal(), logger);
-  if (opts.fieldPrecision !== undefined && opts.encoding === 'raw')
-    usageError(
-      '--field-precision applies to --encoding q16 or qrice (raw frames carry every field as it is)',
-    );
   try {
     const summary = await runSend({
       ...settings,

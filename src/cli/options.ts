@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { isStreamName } from '../wire/control.js';
-import { FIELD_LIMITS, isFieldName } from '../wire/fields.js';
+import { parseFieldNames, parseFieldPrecision } from '../sources/field-flags.js';
 
 /** Commander argument parsers that reject bad values with a message naming the flag's rule. */
 
@@ -84,47 +84,20 @@ export function choice<T extends string>(choices: readonly T[]): (value: string)
   };
 }
 
-/**
- * `--fields x,y,z,intensity`: the names of an (N, K) array's columns. x, y and z exactly once;
- * the others field names, each once; `_` for a column not sent.
- */
+/** `--fields x,y,z,intensity`: src/sources/field-flags.ts, as a commander parser. */
 export function fieldList(value: string): string[] {
-  const names = value.split(',').map((name) => name.trim());
-  const seen = new Set<string>();
-  for (const name of names) {
-    if (name === '_') continue;
-    if (name !== 'x' && name !== 'y' && name !== 'z' && !isFieldName(name))
-      throw new InvalidArgumentError(
-        `${JSON.stringify(name)} is not a field name (1-${FIELD_LIMITS.maxNameBytes} of A-Z a-z 0-9 _, not starting with a digit; _ skips a column)`,
-      );
-    if (seen.has(name)) throw new InvalidArgumentError(`${name} is named twice`);
-    seen.add(name);
-  }
-  const missing = ['x', 'y', 'z'].filter((axis) => !seen.has(axis));
-  if (missing.length > 0)
-    throw new InvalidArgumentError(
-      `expected x, y and z among the names; ${missing.join(', ')} missing`,
-    );
-  if (seen.size - 3 > FIELD_LIMITS.maxFields)
-    throw new InvalidArgumentError(`at most ${FIELD_LIMITS.maxFields} fields besides x, y, z`);
-  return names;
+  return commanderError(() => parseFieldNames(value));
 }
 
-/** `--field-precision intensity=0.01,time=1e-6`: the largest error per float field, above 0. */
+/** `--field-precision intensity=0.01,time=1e-6`: src/sources/field-flags.ts, as a commander parser. */
 export function fieldPrecisionList(value: string): Record<string, number> {
-  const precision: Record<string, number> = {};
-  for (const item of value.split(',')) {
-    const match = /^\s*([^=\s]+)\s*=\s*(\S+)\s*$/.exec(item);
-    const name = match?.[1];
-    const error = Number(match?.[2]);
-    if (match === null || name === undefined || !isFieldName(name))
-      throw new InvalidArgumentError(
-        `expected name=maxError,... with field names, e.g. intensity=0.01,time=1e-6; got ${JSON.stringify(item.trim())}`,
-      );
-    if (!Number.isFinite(error) || error <= 0)
-      throw new InvalidArgumentError(`${name}: expected a largest error above 0; got ${match[2]}`);
-    if (Object.hasOwn(precision, name)) throw new InvalidArgumentError(`${name} is given twice`);
-    precision[name] = error;
+  return commanderError(() => parseFieldPrecision(value));
+}
+
+function commanderError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
   }
-  return precision;
 }

@@ -16,6 +16,7 @@ import type { PointEncodingName } from '../wire/encodings/index.js';
 import { FIELD_TYPES, NO_FIELDS, fieldTypeOf } from '../wire/fields.js';
 import type { FieldTypeName, PointFields } from '../wire/fields.js';
 import type { SendOptions } from '../sender/types.js';
+import { checkFieldPrecision } from '../sources/field-flags.js';
 import { toStreamName } from '../wire/control.js';
 import type { Logger } from '../util/logger.js';
 import { RunStats, pace, percentile, round } from '../sender/run-stats.js';
@@ -196,7 +197,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         : new RandomPointSource(options.points);
   // A file's fields are known now: a precision for a field it lacks is a mistake in the flags.
   if (options.fieldPrecision !== undefined && source.fields !== undefined)
-    checkFieldPrecision(options.fieldPrecision, source.fields);
+    checkPrecisionFlag(options.fieldPrecision, source.fields);
   // `--rate 0` without a frame count streams unpaced until `duration` is up.
   const fixedPlan = options.frames ?? source.frameCount;
   const untilMs =
@@ -348,7 +349,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
           noteConversion(source.conversion);
           if (!fieldsChecked && options.fieldPrecision !== undefined) {
             fieldsChecked = true;
-            checkFieldPrecision(options.fieldPrecision, fields);
+            checkPrecisionFlag(options.fieldPrecision, fields);
           }
         } catch (error) {
           // A file of a recording that cannot be read: the run stops, the summary still prints.
@@ -581,25 +582,14 @@ export function formatSummary(summary: SendSummary): string {
   return lines.join('\n');
 }
 
-/**
- * `--field-precision` against the fields a frame carries: each name must be one of its float
- * fields (a precision for an integer field, or for a field not sent, is a mistake). Throws a
- * RangeError naming the flag.
- */
-export function checkFieldPrecision(
+/** {@link checkFieldPrecision}, its error naming the flag. */
+function checkPrecisionFlag(
   fieldPrecision: Readonly<Record<string, number>>,
   fields: PointFields,
 ): void {
-  for (const name of Object.keys(fieldPrecision)) {
-    const values = fields[name];
-    const type = values === undefined ? undefined : fieldTypeOf(values);
-    if (type === undefined)
-      throw new RangeError(
-        `--field-precision: the input has no field ${name}${Object.keys(fields).length > 0 ? ` (its fields: ${Object.keys(fields).join(', ')})` : ' (it has no fields)'}`,
-      );
-    if (!FIELD_TYPES[type].float)
-      throw new RangeError(
-        `--field-precision: field ${name} is ${type}, an integer type: integer fields always travel losslessly`,
-      );
+  try {
+    checkFieldPrecision(fieldPrecision, fields);
+  } catch (error) {
+    throw new RangeError(`--field-precision: ${(error as Error).message}`);
   }
 }

@@ -7,51 +7,30 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { ErrorCodes } from '../../src/errors.js';
 import { NonFiniteFilter } from '../../src/sources/finite.js';
 import { lzfDecompress } from '../../src/sources/lzf.js';
 import { describeConversion, fieldNameFor, readPointFile } from '../../src/sources/point-files.js';
 import { FIELD_TYPES, fieldTypeOf } from '../../src/wire/fields.js';
 import type { FieldArray } from '../../src/wire/fields.js';
-import { parseNpyHeader } from '../../src/wire/npy.js';
+import {
+  FIELD_FIXTURES,
+  FIELD_FIXTURES_DIR,
+  bytesOf,
+  expectedBytes,
+  fieldNamesOf,
+} from '../support/field-fixtures.js';
 
 const T = { timeout: 20_000 };
-const DIR = fileURLToPath(new URL('../fixtures/fields/', import.meta.url));
-
-interface Fixture {
-  file: string;
-  points: number;
-  fields: { name: string; dtype: string }[];
-  args: string[];
-  renamed: [string, string][];
-  skipped: string[];
-  nonFinite: boolean;
-}
-const manifest = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as {
-  fixtures: Fixture[];
-};
-
-/** A plain 1-D or 2-D `.npy` written by the script, as raw little-endian bytes and its dtype. */
-function expectedArray(fixture: string, name: string): { bytes: Uint8Array; descr: string } {
-  const bytes = new Uint8Array(readFileSync(join(DIR, 'expected', fixture, `${name}.npy`)));
-  const header = parseNpyHeader(bytes);
-  return { bytes: bytes.slice(header.dataOffset), descr: header.descr };
-}
-
-const bytesOf = (values: FieldArray | Float32Array): Uint8Array =>
-  new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
-
-const fieldNamesOf = (args: string[]): string[] | undefined => {
-  const at = args.indexOf('--fields');
-  return at < 0 ? undefined : (args[at + 1] as string).split(',');
-};
+const DIR = FIELD_FIXTURES_DIR;
+const manifest = { fixtures: FIELD_FIXTURES };
+const expectedArray = expectedBytes;
 
 void test('every fixture reads to exactly what make_fixtures.py wrote, field by field', T, () => {
   assert.ok(manifest.fixtures.length >= 12);
   for (const fixture of manifest.fixtures) {
     const file = readPointFile(fixture.file, readFileSync(join(DIR, fixture.file)), {
-      fieldNames: fieldNamesOf(fixture.args),
+      fieldNames: fieldNamesOf(fixture),
     });
     const what = fixture.file;
     assert.equal(file.points.length, fixture.points * 3, what);

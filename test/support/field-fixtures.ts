@@ -127,7 +127,7 @@ export function assertFieldsEqual(
     const epsilon = fieldTypeOf(values) === 'f32' ? 2 ** -23 : 2 ** -52;
     for (let i = 0; i < values.length; i++) {
       const error = Math.abs((got[i] as number) - (values[i] as number));
-      const slack = bound + 2 * epsilon * Math.abs(values[i] as number);
+      const slack = bound + epsilon * Math.abs(values[i] as number);
       assert.ok(
         error <= slack || (Number.isNaN(got[i]) && Number.isNaN(values[i])),
         `${what}.${name}[${i}]: ${got[i]} vs ${values[i]}, error ${error} > ${bound}`,

@@ -300,7 +300,7 @@ void test(
 
     const bad: [string, string | Buffer, string, RegExp][] = [
       ['missing.npy', '', ErrorCodes.SOURCE_UNREADABLE, /ENOENT/],
-      ['points.txt', 'x', ErrorCodes.SOURCE_UNREADABLE, /unsupported file type/],
+      ['points.las', 'x', ErrorCodes.SOURCE_UNREADABLE, /unsupported file type/],
       [
         'i4.npy',
         readFileSync(join(fixtures, 'xyz_i4.npy')),

@@ -530,11 +530,11 @@ const streamOptions = (command: Command): Command =>
     )
     .option(
       '--from <path>',
-      'send frames from a .npy, .ply or .pcd file (with every per-point field it holds), or a directory of .npy files (a recording)',
+      'send frames from a .npy, .ply, .pcd or text (.xyz/.txt/.csv) file, with every per-point field it holds (docs/point-files.md), or a directory of .npy files (a recording)',
     )
     .option(
       '--fields <names>',
-      'name the columns of an (N, K) .npy given to --from, e.g. x,y,z,intensity (x, y, z among them; _ skips a column); without it columns after the third are dropped',
+      'name the columns of an (N, K) .npy or a text file without a header given to --from, e.g. x,y,z,intensity (x, y, z among them; _ skips a column); without it columns after the third are dropped',
       fieldList,
     )
     .option(

@@ -6,11 +6,13 @@ import { CloudBuilder, readBinaryColumns } from './cloud-builder.js';
 import type { FileProperty, PointFile, PointFileConversion } from './cloud-builder.js';
 import { pcdPointFile } from './pcd.js';
 import { plyPointFile } from './ply.js';
+import { TEXT_EXTENSIONS, textPointFile } from './text.js';
 
 export { fieldNameFor } from './cloud-builder.js';
 export type { PointFile, PointFileConversion } from './cloud-builder.js';
 export { pcdPointFile } from './pcd.js';
 export { plyPointFile } from './ply.js';
+export { textPointFile } from './text.js';
 
 /**
  * Point files as bytes, with their per-point fields: `.npy` (a structured array with x, y, z
@@ -30,7 +32,7 @@ export interface PointFileOptions {
 }
 
 /** The file types read, by extension. */
-export const POINT_FILE_EXTENSIONS = ['.npy', '.ply', '.pcd'] as const;
+export const POINT_FILE_EXTENSIONS = ['.npy', '.ply', '.pcd', ...TEXT_EXTENSIONS] as const;
 
 /** One line for a warning, or undefined when nothing was dropped, converted or renamed. */
 export function describeConversion(conversion: PointFileConversion): string | undefined {
@@ -67,9 +69,11 @@ export function readPointFile(
     throw ownNames();
   if (lower.endsWith('.ply')) return plyPointFile(bytes);
   if (lower.endsWith('.pcd')) return pcdPointFile(bytes);
+  if (TEXT_EXTENSIONS.some((extension) => lower.endsWith(extension)))
+    return textPointFile(bytes, options.fieldNames);
   throw new PointstreamError(
     ErrorCodes.SOURCE_UNREADABLE,
-    `${name}: unsupported file type: use .npy, .ply or .pcd`,
+    `${name}: unsupported file type: use ${POINT_FILE_EXTENSIONS.join(', ')}`,
   );
 }
 

@@ -429,7 +429,7 @@ void test(
       ErrorCodes.NPY_UNSUPPORTED_DTYPE,
       /no x/,
     );
-    refuses('s.txt', structured, ErrorCodes.SOURCE_UNREADABLE, /unsupported file type/);
+    refuses('s.las', structured, ErrorCodes.SOURCE_UNREADABLE, /unsupported file type/);
   },
 );
 
@@ -438,3 +438,59 @@ void test('the fixtures directory holds what the manifest lists, and the script'
   assert.ok(files.has('make_fixtures.py'));
   for (const fixture of manifest.fixtures) assert.ok(files.has(fixture.file), fixture.file);
 });
+
+void test(
+  'text files: columns by header or --fields, float32 or float64 by their digits, bad lines refused',
+  T,
+  () => {
+    const csv = readPointFile('cloud.csv', fixtureBytes('cloud.csv'));
+    assert.deepEqual(
+      Object.entries(csv.fields).map(([name, values]) => [name, fieldTypeOf(values)]),
+      [
+        ['intensity', 'f32'],
+        ['time', 'f64'],
+        ['ring', 'f32'],
+      ],
+    );
+    // Without names: x, y, z first, the rest dropped and said.
+    const plain = readPointFile('p.txt', fromLatin1('1 2 3 4\n5 6 7 8\n'));
+    assert.deepEqual(Array.from(plain.points), [1, 2, 3, 5, 6, 7]);
+    assert.equal(plain.conversion.droppedColumns, 1);
+    const semicolons = readPointFile('p.txt', fromLatin1('// c\nz;y;x;t\n1;2;3;1e-3\n'));
+    assert.deepEqual(Array.from(semicolons.points), [3, 2, 1]);
+    assert.deepEqual(Array.from(semicolons.fields.t as Float32Array), [Math.fround(1e-3)]);
+    const cases: [string, string, string, RegExp, string[]?][] = [
+      [
+        'ragged.xyz',
+        '1 2 3\n4 5\n',
+        ErrorCodes.SOURCE_UNREADABLE,
+        /line 2 has 2 values; the first line has 3/,
+      ],
+      [
+        'word.xyz',
+        '1 2 3\n4 five 6\n',
+        ErrorCodes.SOURCE_UNREADABLE,
+        /line 2: "five" is not a number/,
+      ],
+      [
+        'named.csv',
+        'x,y,z\n1,2,3\n',
+        ErrorCodes.SOURCE_UNREADABLE,
+        /names its own/,
+        ['x', 'y', 'z'],
+      ],
+      ['two.xyz', '1 2\n', ErrorCodes.SOURCE_UNREADABLE, /2 columns; x, y, z need 3/],
+      ['empty.xyz', '# nothing\n\n', ErrorCodes.SOURCE_EMPTY, /no points/],
+      [
+        'count.xyz',
+        '1 2 3 4\n',
+        ErrorCodes.SOURCE_UNREADABLE,
+        /--fields names 3 columns/,
+        ['x', 'y', 'z'],
+      ],
+      ['noz.csv', 'x,y,w\n1,2,3\n', ErrorCodes.SOURCE_UNREADABLE, /lacks x, y or z: no z/],
+    ];
+    for (const [name, text, code, message, names] of cases)
+      refuses(name, fromLatin1(text), code, message, names);
+  },
+);

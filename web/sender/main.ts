@@ -99,7 +99,9 @@ async function loadFile(file: File): Promise<number> {
       file.name,
       new Uint8Array(await file.arrayBuffer()),
       // The column names matter only for an (N, K) .npy (as send --fields).
-      names !== '' && /\.npy$/i.test(file.name) ? { fieldNames: parseFieldNames(names) } : {},
+      names !== '' && /\.(npy|xyz|txt|csv)$/i.test(file.name)
+        ? { fieldNames: parseFieldNames(names) }
+        : {},
     );
     fileCloud = { points, fields };
     const count = points.length / 3;

@@ -1,6 +1,7 @@
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import { FIELD_LIMITS, FIELD_TYPES, NO_FIELDS, isFieldName } from '../wire/fields.js';
+import { FIELD_LIMITS, FIELD_TYPES, NO_FIELDS, fieldTypeOf, isFieldName } from '../wire/fields.js';
+import { HOST_IS_LITTLE_ENDIAN } from '../wire/points.js';
 import type { FieldArray, FieldTypeName, PointFields } from '../wire/fields.js';
 
 /**
@@ -220,17 +221,61 @@ export function readBinaryColumns(
   const count = builder.count;
   columns.forEach((column, index) => {
     const target = builder.targets[index];
-    if (target === undefined) return;
-    const read = valueReader(column.type, column.littleEndian);
-    const { array, stride } = target;
-    let out = target.offset;
-    let at = column.offset;
-    for (let row = 0; row < count; row++) {
-      array[out] = read(view, at);
-      out += stride;
-      at += column.step;
-    }
+    if (target === undefined || count === 0) return;
+    copyColumn(target, view, column, count);
   });
+}
+
+/**
+ * One column, with a loop per type: each loop's getter and store see one type, which V8 compiles
+ * to tight code (one shared loop over closures ran 2-3 times slower). A contiguous aligned
+ * little-endian column is one copy.
+ */
+function copyColumn(target: Target, view: DataView, column: BinaryColumn, count: number): void {
+  const { array, stride } = target;
+  const { step, littleEndian: le } = column;
+  const info = FIELD_TYPES[column.type];
+  const start = view.byteOffset + column.offset;
+  if (
+    le &&
+    HOST_IS_LITTLE_ENDIAN &&
+    step === info.bytes &&
+    stride === 1 &&
+    start % info.bytes === 0 &&
+    fieldTypeOf(array) === column.type
+  ) {
+    array.set(new info.array(view.buffer as ArrayBuffer, start, count));
+    return;
+  }
+  let out = target.offset;
+  let at = column.offset;
+  const end = at + count * step;
+  switch (column.type) {
+    case 'f32':
+      for (; at < end; at += step, out += stride) array[out] = view.getFloat32(at, le);
+      return;
+    case 'f64':
+      for (; at < end; at += step, out += stride) array[out] = view.getFloat64(at, le);
+      return;
+    case 'u8':
+      for (; at < end; at += step, out += stride) array[out] = view.getUint8(at);
+      return;
+    case 'i8':
+      for (; at < end; at += step, out += stride) array[out] = view.getInt8(at);
+      return;
+    case 'u16':
+      for (; at < end; at += step, out += stride) array[out] = view.getUint16(at, le);
+      return;
+    case 'i16':
+      for (; at < end; at += step, out += stride) array[out] = view.getInt16(at, le);
+      return;
+    case 'u32':
+      for (; at < end; at += step, out += stride) array[out] = view.getUint32(at, le);
+      return;
+    case 'i32':
+      for (; at < end; at += step, out += stride) array[out] = view.getInt32(at, le);
+      return;
+  }
 }
 
 const INTEGER_RANGES: Partial<Record<FieldTypeName, readonly [number, number]>> = {

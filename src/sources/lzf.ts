@@ -31,9 +31,8 @@ export function lzfDecompress(input: Uint8Array, outputBytes: number): Uint8Arra
       if (ip + length > input.length) throw corrupt(`literal run past the end at byte ${ip - 1}`);
       if (op + length > outputBytes)
         throw corrupt(`output exceeds the declared ${outputBytes} bytes`);
-      out.set(input.subarray(ip, ip + length), op);
-      ip += length;
-      op += length;
+      // At most 32 bytes: a loop beats subarray + set (an object per run).
+      for (const end = ip + length; ip < end;) out[op++] = input[ip++] as number;
       continue;
     }
     let length = ctrl >> 5;
@@ -48,8 +47,13 @@ export function lzfDecompress(input: Uint8Array, outputBytes: number): Uint8Arra
     if (ref < 0) throw corrupt(`back-reference before the start at byte ${ip - 1}`);
     if (op + length > outputBytes)
       throw corrupt(`output exceeds the declared ${outputBytes} bytes`);
-    // Byte by byte: a reference closer than its length repeats what it just wrote.
-    for (let end = op + length; op < end;) out[op++] = out[ref++] as number;
+    if (distance >= length) {
+      out.copyWithin(op, ref, ref + length);
+      op += length;
+    } else {
+      // Byte by byte: a reference closer than its length repeats what it just wrote.
+      for (const end = op + length; op < end;) out[op++] = out[ref++] as number;
+    }
   }
   if (op !== outputBytes)
     throw corrupt(`decompressed to ${op} bytes; the file declares ${outputBytes}`);

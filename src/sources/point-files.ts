@@ -143,9 +143,19 @@ export function npyPointFile(bytes: Uint8Array, options: PointFileOptions = {}):
     skipped: [],
     missingAxisCode: ErrorCodes.SOURCE_UNREADABLE,
   });
+  const data = new DataView(
+    bytes.buffer,
+    bytes.byteOffset + header.dataOffset,
+    rows * columns * itemSize,
+  );
+  // (N, 3) float32, the common case (recordings without fields): one copy when aligned.
+  if (names === undefined && columns === 3 && itemSize === 4 && data.byteOffset % 4 === 0) {
+    builder.points.set(new Float32Array(data.buffer, data.byteOffset, rows * 3));
+    return builder.result(0);
+  }
   readBinaryColumns(
     builder,
-    new DataView(bytes.buffer, bytes.byteOffset + header.dataOffset, rows * columns * itemSize),
+    data,
     read.map((_, i) => ({
       type,
       offset: i * itemSize,

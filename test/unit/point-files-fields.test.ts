@@ -277,6 +277,9 @@ void test('LZF: literals, overlapping back-references, and every corruption refu
   // "abcabcabcX": 3 literals, a back-reference of length 6 at distance 3 (overlapping), 1 literal.
   const stream = Uint8Array.of(2, 97, 98, 99, (4 << 5) | 0, 2, 0, 88);
   assert.equal(Buffer.from(lzfDecompress(stream, 10)).toString(), 'abcabcabcX');
+  // A back-reference that does not overlap what it writes: "abcdX" then "abcd" from 5 back.
+  const apart = Uint8Array.of(4, 97, 98, 99, 100, 88, 2 << 5, 4);
+  assert.equal(Buffer.from(lzfDecompress(apart, 9)).toString(), 'abcdXabcd');
   // A long back-reference (length 7 + ext + 2).
   const long = Uint8Array.of(0, 122, (7 << 5) | 0, 10, 0);
   assert.equal(Buffer.from(lzfDecompress(long, 20)).toString(), 'z'.repeat(20));

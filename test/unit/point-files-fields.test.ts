@@ -497,3 +497,32 @@ void test(
       refuses(name, fromLatin1(text), code, message, names);
   },
 );
+
+void test('a structured .npy of an organised cloud (H, W) and a bool field', T, () => {
+  // Written as numpy.save writes it: (2, 3) records of x, y, z float32 and a bool `valid`.
+  const header = latin1(
+    Buffer.from(
+      "\x93NUMPY\x01\x00v\x00{'descr': [('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('valid', '|b1')], 'fortran_order': False, 'shape': (2, 3), }",
+      'latin1',
+    ),
+  );
+  const padded = header.padEnd(127, ' ') + '\n';
+  const body = Buffer.alloc(6 * 13);
+  for (let r = 0; r < 6; r++) {
+    body.writeFloatLE(r, r * 13);
+    body.writeFloatLE(r === 4 ? NaN : -r, r * 13 + 4);
+    body.writeFloatLE(0.5, r * 13 + 8);
+    body.writeUInt8(r === 4 ? 0 : 1, r * 13 + 12);
+  }
+  const bytes = new Uint8Array(Buffer.concat([Buffer.from(padded, 'latin1'), body]));
+  assert.equal(parseNpyHeaderLength(bytes), 128);
+  const file = readPointFile('organised.npy', bytes);
+  assert.equal(file.points.length, 18, 'H x W points, in row order');
+  assert.ok(Number.isNaN(file.points[13]), 'the NaN point is kept');
+  assert.deepEqual(Array.from(file.fields.valid as Uint8Array), [1, 1, 1, 1, 0, 1]);
+  assert.equal(fieldTypeOf(file.fields.valid), 'u8');
+});
+
+function parseNpyHeaderLength(bytes: Uint8Array): number {
+  return 10 + (bytes[8] as number) + ((bytes[9] as number) << 8);
+}

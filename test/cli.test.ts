@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { ErrorCodes, connect } from '../src/index.js';
 import { CLI, lastJsonLine, runCli as run, startServer } from './helpers.js';
 
+const FIELD_FIXTURES = fileURLToPath(new URL('./fixtures/fields/', import.meta.url));
+
 /** A `serve` child (from source) on 127.0.0.1, port 0, once it announced its URL. */
 async function startServe(
   nodeFlags: string[],
@@ -121,6 +123,74 @@ void test('bad flags exit 2 with a message naming the flag', { timeout: 60_000 }
       /--precision.*expected a number/,
     ],
     [['send'], /required option '--signaling <url>'/],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--fields', 'x,y,intensity'],
+      /--fields.*z missing/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--fields', 'x,y,z,x'],
+      /--fields.*x is named twice/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--fields', 'x,y,z,normal-x'],
+      /--fields.*"normal-x" is not a field name/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--fields', 'x,y,z,intensity'],
+      /--fields names the columns of a --from file/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--field-precision', 'intensity'],
+      /--field-precision.*expected name=maxError/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--field-precision', 'intensity=0'],
+      /--field-precision.*intensity: expected a largest error above 0/,
+    ],
+    [
+      ['send', '--signaling', 'http://127.0.0.1:9/offer', '--field-precision', 'intensity=0.01'],
+      /--field-precision applies to --encoding q16 or qrice/,
+    ],
+    [
+      [
+        'send',
+        '--signaling',
+        'http://127.0.0.1:9/offer',
+        '--encoding',
+        'qrice',
+        '--from',
+        join(FIELD_FIXTURES, 'structured.npy'),
+        '--field-precision',
+        'ring=1',
+      ],
+      /--field-precision: field ring is u16, an integer type/,
+    ],
+    [
+      [
+        'send',
+        '--signaling',
+        'http://127.0.0.1:9/offer',
+        '--encoding',
+        'q16',
+        '--from',
+        join(FIELD_FIXTURES, 'cloud_binary.pcd'),
+        '--field-precision',
+        'reflectivity=1',
+      ],
+      /--field-precision: the input has no field reflectivity \(its fields: intensity, ring/,
+    ],
+    [
+      [
+        'send',
+        '--signaling',
+        'http://127.0.0.1:9/offer',
+        '--from',
+        join(FIELD_FIXTURES, 'columns_f4.npy'),
+        '--fields',
+        'x,y,z,intensity',
+      ],
+      /--from: .*columns_f4\.npy: --fields names 4 columns \(x,y,z,intensity\); the array has 5 \(PS_ERR_SOURCE_UNREADABLE\)/,
+    ],
     [['serve', '--port', '70000'], /--port.*expected an integer from 0 to 65535/],
     [['serve', '--port-range', '9-3'], /--port-range.*BEGIN-END/],
     [['serve', '--log-level', 'loud'], /--log-level/],
@@ -531,5 +601,36 @@ void test(
     const plain = await send('xyz_f4_3pts.npy', true);
     assert.doesNotMatch(plain.stderr, /input-converted/);
     assert.equal(lastJsonLine(plain.stdout).inputDroppedColumns, 0);
+    assert.deepEqual(lastJsonLine(plain.stdout).fields, []);
+    // A file with fields: the summary lists what was sent, names and types in wire order.
+    const pcd = await run([
+      'send',
+      '--signaling',
+      server.url,
+      '--from',
+      join(FIELD_FIXTURES, 'organised_nan.pcd'),
+      '--drop-non-finite',
+      '--frames',
+      '1',
+      '--json',
+    ]);
+    assert.equal(pcd.code, 0, pcd.stderr);
+    assert.deepEqual(lastJsonLine(pcd.stdout).fields, [
+      { name: 'intensity', type: 'f32' },
+      { name: 'ring', type: 'u16' },
+    ]);
+    assert.equal(lastJsonLine(pcd.stdout).nonFinitePointsDropped, 3);
+    const renamed = await run([
+      'send',
+      '--signaling',
+      server.url,
+      '--from',
+      join(FIELD_FIXTURES, 'cloud_ascii.ply'),
+      '--frames',
+      '1',
+    ]);
+    assert.equal(renamed.code, 0, renamed.stderr);
+    assert.match(renamed.stderr, /fields renamed: normal-x -> normal_x; not sent: neighbours/);
+    assert.match(renamed.stdout, /\n {2}fields {5}intensity \(<f4\), ring \(<u2\), time \(<f8\)/);
   },
 );

@@ -300,7 +300,7 @@ void test(
 
     const bad: [string, string | Buffer, string, RegExp][] = [
       ['missing.npy', '', ErrorCodes.SOURCE_UNREADABLE, /ENOENT/],
-      ['points.txt', 'x', ErrorCodes.SOURCE_UNREADABLE, /unsupported file type/],
+      ['points.las', 'x', ErrorCodes.SOURCE_UNREADABLE, /unsupported file type/],
       [
         'i4.npy',
         readFileSync(join(fixtures, 'xyz_i4.npy')),
@@ -315,10 +315,10 @@ void test(
         /needs 12128 bytes/,
       ],
       [
-        'big-endian.ply',
-        'ply\nformat binary_big_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nend_header\n',
+        'middle-endian.ply',
+        'ply\nformat binary_middle_endian 1.0\nelement vertex 1\nproperty float x\nproperty float y\nproperty float z\nend_header\n',
         ErrorCodes.PLY_UNSUPPORTED,
-        /binary_big_endian/,
+        /binary_middle_endian/,
       ],
       [
         'no-z.ply',
@@ -336,7 +336,8 @@ void test(
         'short.ply',
         'ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\nend_header\n1 2 3\n',
         ErrorCodes.PLY_TRUNCATED,
-        /vertex 1 of 3/,
+        // Checked against the file's size before anything is allocated.
+        /3 vertices of 3 values need at least 17 bytes; the body has 6/,
       ],
       [
         'word.ply',
@@ -382,7 +383,7 @@ void test(
     assert.equal(cli.code, 2, cli.stderr);
     assert.match(
       cli.stderr,
-      /short\.ply: vertex 1 of 3 is missing or short \(PS_ERR_PLY_TRUNCATED\)/,
+      /short\.ply: 3 vertices of 3 values need at least 17 bytes; the body has 6 \(PS_ERR_PLY_TRUNCATED\)/,
     );
   },
 );

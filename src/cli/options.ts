@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { isStreamName } from '../wire/control.js';
+import { parseFieldNames, parseFieldPrecision } from '../sources/field-flags.js';
 
 /** Commander argument parsers that reject bad values with a message naming the flag's rule. */
 
@@ -81,4 +82,22 @@ export function choice<T extends string>(choices: readonly T[]): (value: string)
       throw new InvalidArgumentError(`expected one of ${choices.join(', ')}`);
     return value as T;
   };
+}
+
+/** `--fields x,y,z,intensity`: src/sources/field-flags.ts, as a commander parser. */
+export function fieldList(value: string): string[] {
+  return commanderError(() => parseFieldNames(value));
+}
+
+/** `--field-precision intensity=0.01,time=1e-6`: src/sources/field-flags.ts, as a commander parser. */
+export function fieldPrecisionList(value: string): Record<string, number> {
+  return commanderError(() => parseFieldPrecision(value));
+}
+
+function commanderError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }

@@ -25,6 +25,8 @@ import {
   LOG_LEVELS,
   choice,
   collectWords,
+  fieldList,
+  fieldPrecisionList,
   integer,
   number,
   offerUrl,
@@ -487,6 +489,8 @@ interface StreamFlags {
   stream?: string;
   source: 'random' | 'lidar';
   from?: string;
+  fields?: string[];
+  fieldPrecision?: Record<string, number>;
   token?: string;
   ca?: string;
   reconnect: boolean;
@@ -526,7 +530,17 @@ const streamOptions = (command: Command): Command =>
     )
     .option(
       '--from <path>',
-      'send frames from a .npy or .ply file, or a directory of .npy files (a recording)',
+      'send frames from a .npy, .ply, .pcd or text (.xyz/.txt/.csv) file, with every per-point field it holds (docs/point-files.md), or a directory of .npy files (a recording)',
+    )
+    .option(
+      '--fields <names>',
+      'name the columns of an (N, K) .npy or a text file without a header given to --from, e.g. x,y,z,intensity (x, y, z among them; _ skips a column); without it columns after the third are dropped',
+      fieldList,
+    )
+    .option(
+      '--field-precision <name=maxError,...>',
+      'largest error per float field with --encoding q16/qrice, e.g. intensity=0.01,time=1e-6 (default: every field lossless)',
+      fieldPrecisionList,
     )
     .option('--rate <hz>', 'frames per second (0: as fast as possible)', number(0, 1000), 4)
     .option('--duration <seconds>', 'how long to stream', number(0), 60)
@@ -594,10 +608,18 @@ function streamSettings(
   signal: AbortSignal,
   logger: SendCommandOptions['logger'],
 ): Omit<SendCommandOptions, 'signalingUrl' | 'bindAddress' | 'mtu'> {
+  if (opts.fieldPrecision !== undefined && opts.encoding === 'raw')
+    usageError(
+      '--field-precision applies to --encoding q16 or qrice (raw frames carry every field as it is)',
+    );
+  if (opts.fields !== undefined && opts.from === undefined)
+    usageError('--fields names the columns of a --from file');
   return {
     stream: opts.stream,
     points: opts.points,
     from: opts.from,
+    fields: opts.fields,
+    fieldPrecision: opts.fieldPrecision,
     dropNonFinite: opts.dropNonFinite === true,
     source: opts.source,
     rate: opts.rate,
@@ -636,7 +658,7 @@ function finish(summary: SendSummary, json: object | undefined, extra?: string):
   process.exitCode = exitCodeFor(summary.errorCode, summary.ok);
 }
 
-const INPUT_ERRORS = /^PS_ERR_(SOURCE|PLY|NPY)_/;
+const INPUT_ERRORS = /^PS_ERR_(SOURCE|PLY|PCD|NPY|FIELDS)_/;
 
 function failConnect(error: unknown, json: boolean): void {
   // runSend refuses bad settings (a run that plans no frame) before connecting.

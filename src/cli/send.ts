@@ -13,6 +13,10 @@ import { NonFiniteFilter } from '../sources/finite.js';
 import { describeConversion } from '../sources/point-files.js';
 import type { PointFileConversion } from '../sources/point-files.js';
 import type { PointEncodingName } from '../wire/encodings/index.js';
+import { FIELD_TYPES, NO_FIELDS, fieldTypeOf } from '../wire/fields.js';
+import type { FieldTypeName, PointFields } from '../wire/fields.js';
+import type { SendOptions } from '../sender/types.js';
+import { checkFieldPrecision } from '../sources/field-flags.js';
 import { toStreamName } from '../wire/control.js';
 import type { Logger } from '../util/logger.js';
 import { RunStats, pace, percentile, round } from '../sender/run-stats.js';
@@ -26,6 +30,17 @@ export interface SendCommandOptions {
   readonly source: 'random' | 'lidar';
   /** Stream frames from this file or directory instead of generated points. */
   readonly from: string | undefined;
+  /**
+   * `--fields`: names of the columns of an (N, K) `.npy` given to `from` (x, y, z among them, `_`
+   * for a column not sent). Files with named fields (structured `.npy`, `.ply`, `.pcd`) send
+   * every field without it.
+   */
+  readonly fields?: readonly string[] | undefined;
+  /**
+   * `--field-precision`: largest error per float field, by name, for q16/qrice frames (absent:
+   * every field lossless).
+   */
+  readonly fieldPrecision?: Readonly<Record<string, number>> | undefined;
   /** Drop points with a NaN or infinite coordinate from each frame rather than refuse the frame. */
   readonly dropNonFinite: boolean;
   /** Frames per second; 0 sends as fast as the connection allows. */
@@ -116,6 +131,8 @@ export interface SendSummary {
   readonly inputDroppedColumns: number;
   /** `--from`: the type coordinates were converted from to float32 (`float64`...); absent when none. */
   readonly inputConvertedFrom: string | undefined;
+  /** The per-point fields of the last frame sent, in wire order, with their types; empty for none. */
+  readonly fields: readonly { readonly name: string; readonly type: FieldTypeName }[];
   readonly errorCode: ErrorCode | undefined;
 }
 
@@ -170,12 +187,17 @@ function backoffMs(attempt: number, error: unknown): number {
 export async function runSend(options: SendCommandOptions): Promise<SendSummary> {
   const cpuStart = process.cpuUsage();
   // A bad file fails here, before any connection.
+  if (options.fields !== undefined && options.from === undefined)
+    throw new RangeError('--fields names the columns of a --from file');
   const source: PointSource =
     options.from !== undefined
-      ? openFileSource(options.from)
+      ? openFileSource(options.from, { fieldNames: options.fields })
       : options.source === 'lidar'
         ? new LidarSceneSource(options.points)
         : new RandomPointSource(options.points);
+  // A file's fields are known now: a precision for a field it lacks is a mistake in the flags.
+  if (options.fieldPrecision !== undefined && source.fields !== undefined)
+    checkPrecisionFlag(options.fieldPrecision, source.fields);
   // `--rate 0` without a frame count streams unpaced until `duration` is up.
   const fixedPlan = options.frames ?? source.frameCount;
   const untilMs =
@@ -208,6 +230,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       maxMessageBytes: options.chunkBytes,
       encoding: options.encoding,
       ...(options.precision === undefined ? {} : { precision: options.precision }),
+      ...(options.fieldPrecision === undefined ? {} : { fieldPrecision: options.fieldPrecision }),
       maxFramesInFlight: options.maxInFlight,
       connectTimeoutMs: options.connectTimeoutMs,
       ...(options.livenessTimeoutMs === undefined
@@ -241,7 +264,9 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   let moves = 0;
   let peerSilent = 0;
   /** A frame the server refused unsent (it moved the session): sent first on the next session. */
-  let held: { points: Float32Array; dropped: number } | undefined;
+  let held: { points: Float32Array; fields: PointFields; dropped: number } | undefined;
+  let sentFields: PointFields = NO_FIELDS;
+  let fieldsChecked = source.fields !== undefined;
   /** Resolves when the current client ended. */
   let clientEnded: Promise<void> = Promise.resolve();
   /** Frames the loop got to: sent, or skipped while reconnecting. */
@@ -312,29 +337,46 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
       await pace(stats, { rate: options.rate, k, signal });
       if (signal.aborted) break;
       let points: Float32Array;
+      let fields: PointFields;
       let dropped = 0;
       if (held !== undefined) {
-        ({ points, dropped } = held);
+        ({ points, fields, dropped } = held);
         held = undefined;
       } else {
         try {
           points = source.next();
+          fields = source.fields ?? NO_FIELDS;
           noteConversion(source.conversion);
+          if (!fieldsChecked && options.fieldPrecision !== undefined) {
+            fieldsChecked = true;
+            checkPrecisionFlag(options.fieldPrecision, fields);
+          }
         } catch (error) {
           // A file of a recording that cannot be read: the run stops, the summary still prints.
           stopReason = {
-            code: (error as PointstreamError).code ?? ErrorCodes.SOURCE_UNREADABLE,
+            code:
+              (error as PointstreamError).code ??
+              (error instanceof RangeError
+                ? ErrorCodes.INVALID_OPTION
+                : ErrorCodes.SOURCE_UNREADABLE),
             reason: (error as Error).message,
           };
           break;
         }
-        if (nonFinite !== undefined) ({ points, dropped } = nonFinite.apply(points));
+        if (nonFinite !== undefined)
+          ({ points, fields, dropped } = nonFinite.apply(points, fields));
       }
       pointsPerFrame = points.length / 3;
       try {
         // Generated points, and what the filter kept, are finite: the client need not check them.
         const finite = source.finite === true || nonFinite !== undefined;
-        const sent = await client.send(points, { signal, finite });
+        // Frames without fields go as before: no fields option at all.
+        const sendOptions: SendOptions =
+          fields === NO_FIELDS || Object.keys(fields).length === 0
+            ? { signal, finite }
+            : { signal, finite, fields };
+        const sent = await client.send(points, sendOptions);
+        sentFields = fields;
         nonFinitePointsDropped += dropped;
         void stats.track(sent, points.length / 3, onSettled);
         k++;
@@ -343,7 +385,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
         const code = (error as PointstreamError).code ?? ErrorCodes.CHANNEL_CLOSED;
         if (code === ErrorCodes.SESSION_MOVED) {
           // Refused unsent: kept for the next session; the frames in flight get their receipts.
-          held = { points, dropped };
+          held = { points, fields, dropped };
           await clientEnded;
           lastEnd ??= { code, reason: (error as Error).message };
           continue;
@@ -463,6 +505,10 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     nonFinitePointsDropped,
     inputDroppedColumns,
     inputConvertedFrom,
+    fields: Object.entries(sentFields).map(([name, values]) => ({
+      name,
+      type: fieldTypeOf(values) ?? 'f32',
+    })),
     errorCode: ok
       ? undefined
       : (stopReason?.code ??
@@ -523,6 +569,10 @@ export function formatSummary(summary: SendSummary): string {
     convertedFrom: summary.inputConvertedFrom,
   });
   if (input !== undefined) lines.push(`  input      ${input}`);
+  if (summary.fields.length > 0)
+    lines.push(
+      `  fields     ${summary.fields.map((f) => `${f.name} (${FIELD_TYPES[f.type].numpy})`).join(', ')}`,
+    );
   if (summary.nonFinitePointsDropped > 0)
     lines.push(
       `  dropped    ${summary.nonFinitePointsDropped.toLocaleString('en-US')} points with a NaN or infinite coordinate`,
@@ -530,4 +580,16 @@ export function formatSummary(summary: SendSummary): string {
   for (const [code, count] of Object.entries(summary.rejections))
     lines.push(`  rejected   ${count} x ${code}`);
   return lines.join('\n');
+}
+
+/** {@link checkFieldPrecision}, its error naming the flag. */
+function checkPrecisionFlag(
+  fieldPrecision: Readonly<Record<string, number>>,
+  fields: PointFields,
+): void {
+  try {
+    checkFieldPrecision(fieldPrecision, fields);
+  } catch (error) {
+    throw new RangeError(`--field-precision: ${(error as Error).message}`);
+  }
 }

@@ -2,55 +2,57 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { ErrorCode } from '../errors.js';
-import { npyPointFile, plyPointFile } from './point-files.js';
-import type { PointFile, PointFileConversion } from './point-files.js';
+import type { PointFields } from '../wire/fields.js';
+import { POINT_FILE_EXTENSIONS, readPointFile } from './point-files.js';
+import type { PointFile, PointFileConversion, PointFileOptions } from './point-files.js';
 import type { PointSource } from './source.js';
 
 /**
- * Point frames from files: a `.npy` of shape (N, 3) or (N, >= 3) (float32 or float64; the first
- * three columns are x, y, z), a `.ply` point cloud (ASCII or binary little-endian), or a directory
- * of `.npy` files such as a server recording (sent in name order). Every problem is a
- * `PointstreamError` whose message names the file and what is wrong with it.
+ * Point frames from files, with their per-point fields: a `.npy` (a structured array with x, y, z
+ * fields; or (N, >= 3) float32/float64 whose columns `fieldNames` names, else whose first three
+ * are x, y, z), a `.ply` (ASCII or binary) or `.pcd` point cloud, or a directory of `.npy` files
+ * such as a server recording (sent in name order). Every problem is a `PointstreamError` whose
+ * message names the file and what is wrong with it.
  */
-export function openFileSource(path: string): PointSource {
+export function openFileSource(path: string, options: PointFileOptions = {}): PointSource {
   let stats;
   try {
     stats = statSync(path);
   } catch (cause) {
     throw unreadable(path, cause);
   }
-  if (stats.isDirectory()) return new DirectorySource(path);
-  const { points, conversion } = readPointFileAt(path);
-  return { frameCount: undefined, next: () => points, describe: () => path, conversion };
+  if (stats.isDirectory()) return new DirectorySource(path, options);
+  const { points, fields, conversion } = readPointFileAt(path, options);
+  return { frameCount: undefined, next: () => points, fields, describe: () => path, conversion };
 }
 
-/** Reads one `.npy` or `.ply` file into x, y, z float32 triples. */
+/** Reads one `.npy`, `.ply` or `.pcd` file into x, y, z float32 triples. */
 export function loadPointFile(path: string): Float32Array {
   return readPointFileAt(path).points;
 }
 
-/** {@link loadPointFile}, with what reading it dropped or converted. */
-export function readPointFileAt(path: string): PointFile {
+/** {@link loadPointFile}, with the file's fields and what reading it dropped or converted. */
+export function readPointFileAt(path: string, options: PointFileOptions = {}): PointFile {
+  const extension = extname(path).toLowerCase();
+  if (!(POINT_FILE_EXTENSIONS as readonly string[]).includes(extension))
+    throw sourceError(
+      ErrorCodes.SOURCE_UNREADABLE,
+      path,
+      `unsupported file type ${JSON.stringify(extension)}: use ${POINT_FILE_EXTENSIONS.join(', ')}`,
+    );
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (cause) {
     throw unreadable(path, cause);
   }
-  const extension = extname(path).toLowerCase();
   try {
-    if (extension === '.npy') return npyPointFile(bytes);
-    if (extension === '.ply') return plyPointFile(bytes);
+    return readPointFile(path, bytes, options);
   } catch (error) {
     if (error instanceof PointstreamError)
       throw sourceError(error.code, path, error.message, error);
     throw error;
   }
-  throw sourceError(
-    ErrorCodes.SOURCE_UNREADABLE,
-    path,
-    `unsupported file type ${JSON.stringify(extension)}: use .npy or .ply`,
-  );
 }
 
 function unreadable(path: string, cause: unknown): PointstreamError {
@@ -74,10 +76,13 @@ function sourceError(
 class DirectorySource implements PointSource {
   readonly frameCount: number;
   readonly #files: string[];
+  readonly #options: PointFileOptions;
   #index = 0;
   conversion: PointFileConversion | undefined;
+  fields: PointFields | undefined;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: PointFileOptions) {
+    this.#options = options;
     this.#files = listNpyFiles(dir);
     if (this.#files.length === 0)
       throw sourceError(
@@ -91,8 +96,9 @@ class DirectorySource implements PointSource {
   next(): Float32Array {
     const file = this.#files[this.#index % this.#files.length] as string;
     this.#index++;
-    const { points, conversion } = readPointFileAt(file);
+    const { points, fields, conversion } = readPointFileAt(file, this.#options);
     this.conversion = conversion;
+    this.fields = fields;
     return points;
   }
 

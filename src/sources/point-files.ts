@@ -1,27 +1,40 @@
 import { ErrorCodes, PointstreamError } from '../errors.js';
+import type { FieldTypeName } from '../wire/fields.js';
 import { parseNpyHeader } from '../wire/npy.js';
+import type { NpyHeader } from '../wire/npy.js';
+import { CloudBuilder, readBinaryColumns } from './cloud-builder.js';
+import type { FileProperty, PointFile, PointFileConversion } from './cloud-builder.js';
+import { pcdPointFile } from './pcd.js';
+import { plyPointFile } from './ply.js';
+import { TEXT_EXTENSIONS, textPointFile } from './text.js';
+
+export { fieldNameFor } from './cloud-builder.js';
+export type { PointFile, PointFileConversion } from './cloud-builder.js';
+export { pcdPointFile } from './pcd.js';
+export { plyPointFile } from './ply.js';
+export { textPointFile } from './text.js';
 
 /**
- * Point files as bytes: `.npy` (N, >= 3) float32/float64 C order, the first three columns x, y, z;
- * `.ply` ASCII or binary little-endian with a vertex element holding x, y, z. No Node-only APIs:
+ * Point files as bytes, with their per-point fields: `.npy` (a structured array with x, y, z
+ * fields, or (N, >= 3) float32/float64 C order whose columns `fieldNames` names, else the first
+ * three are x, y, z), `.ply` and `.pcd` (src/sources/ply.ts, pcd.ts). No Node-only APIs:
  * `send --from` (src/sources/files.ts) and the browser sender's dropped files share this code.
  */
 
-/** What reading a point file left out or changed: only x, y, z travel, as float32. */
-export interface PointFileConversion {
-  /** Values per point read but not sent: columns 4+ of an (N, K) array, PLY properties besides x, y, z. */
-  readonly droppedColumns: number;
-  /** The type x, y, z were converted from to float32 (`float64`; for PLY its type name), if any. */
-  readonly convertedFrom: string | undefined;
+/** How to read a point file. */
+export interface PointFileOptions {
+  /**
+   * Names of the columns of an (N, K) `.npy` array (`send --fields x,y,z,intensity`): K names,
+   * x, y and z among them, `_` for a column not sent. Files that name their own fields (structured
+   * `.npy`, `.ply`, `.pcd`) refuse it.
+   */
+  readonly fieldNames?: readonly string[] | undefined;
 }
 
-/** A point file's x, y, z float32 triples and what reading them dropped or converted. */
-export interface PointFile {
-  readonly points: Float32Array;
-  readonly conversion: PointFileConversion;
-}
+/** The file types read, by extension. */
+export const POINT_FILE_EXTENSIONS = ['.npy', '.ply', '.pcd', ...TEXT_EXTENSIONS] as const;
 
-/** One line for a warning, or undefined when nothing was dropped or converted. */
+/** One line for a warning, or undefined when nothing was dropped, converted or renamed. */
 export function describeConversion(conversion: PointFileConversion): string | undefined {
   const parts: string[] = [];
   if (conversion.droppedColumns > 0)
@@ -30,22 +43,44 @@ export function describeConversion(conversion: PointFileConversion): string | un
     );
   if (conversion.convertedFrom !== undefined)
     parts.push(`${conversion.convertedFrom} coordinates converted to float32`);
+  if (conversion.renamed !== undefined && conversion.renamed.length > 0)
+    parts.push(
+      `fields renamed: ${conversion.renamed.map(([from, to]) => `${from} -> ${to}`).join(', ')}`,
+    );
+  if (conversion.skipped !== undefined && conversion.skipped.length > 0)
+    parts.push(`not sent: ${conversion.skipped.join(', ')}`);
   return parts.length > 0 ? parts.join('; ') : undefined;
 }
 
-/** `.npy` or `.ply` bytes, chosen by the file name's extension, to x, y, z float32. */
+/** `.npy`, `.ply` or `.pcd` bytes, chosen by the file name's extension, to x, y, z float32. */
 export function parsePointFile(name: string, bytes: Uint8Array): Float32Array {
   return readPointFile(name, bytes).points;
 }
 
-/** {@link parsePointFile}, with what reading the file dropped or converted. */
-export function readPointFile(name: string, bytes: Uint8Array): PointFile {
+/** {@link parsePointFile}, with the file's fields and what reading it dropped or converted. */
+export function readPointFile(
+  name: string,
+  bytes: Uint8Array,
+  options: PointFileOptions = {},
+): PointFile {
   const lower = name.toLowerCase();
-  if (lower.endsWith('.npy')) return npyPointFile(bytes);
+  if (lower.endsWith('.npy')) return npyPointFile(bytes, options);
+  if (options.fieldNames !== undefined && (lower.endsWith('.ply') || lower.endsWith('.pcd')))
+    throw ownNames();
   if (lower.endsWith('.ply')) return plyPointFile(bytes);
+  if (lower.endsWith('.pcd')) return pcdPointFile(bytes);
+  if (TEXT_EXTENSIONS.some((extension) => lower.endsWith(extension)))
+    return textPointFile(bytes, options.fieldNames);
   throw new PointstreamError(
     ErrorCodes.SOURCE_UNREADABLE,
-    `${name}: unsupported file type: use .npy or .ply`,
+    `${name}: unsupported file type: use ${POINT_FILE_EXTENSIONS.join(', ')}`,
+  );
+}
+
+function ownNames(): PointstreamError {
+  return new PointstreamError(
+    ErrorCodes.SOURCE_UNREADABLE,
+    '--fields names the columns of an (N, K) array; this file names its own fields',
   );
 }
 
@@ -54,14 +89,26 @@ export function npyToPoints(bytes: Uint8Array): Float32Array {
   return npyPointFile(bytes).points;
 }
 
-/** {@link npyToPoints}, with what it dropped or converted. */
-export function npyPointFile(bytes: Uint8Array): PointFile {
+/** A `.ply` point cloud's x, y, z as float32. */
+export function plyToPoints(bytes: Uint8Array): Float32Array {
+  return plyPointFile(bytes).points;
+}
+
+/**
+ * A `.npy` file's points and fields: a structured array (its x, y, z fields and every other
+ * one), or an (N, K) float32/float64 array (columns named by `fieldNames`, else x, y, z first).
+ */
+export function npyPointFile(bytes: Uint8Array, options: PointFileOptions = {}): PointFile {
   const header = parseNpyHeader(bytes);
+  if (header.fields !== undefined) {
+    if (options.fieldNames !== undefined) throw ownNames();
+    return structuredNpy(bytes, header);
+  }
   const { descr, shape } = header;
   if (descr !== '<f4' && descr !== '<f8') {
     throw new PointstreamError(
       ErrorCodes.NPY_UNSUPPORTED_DTYPE,
-      `dtype ${descr} is not supported: use little-endian float32 or float64`,
+      `dtype ${descr} is not supported: use little-endian float32 or float64, or a structured array with x, y, z fields`,
     );
   }
   if (header.fortranOrder)
@@ -76,201 +123,111 @@ export function npyPointFile(bytes: Uint8Array): PointFile {
       `shape (${shape.join(', ')}) is not (N, 3) or (N, >= 3)`,
     );
   }
-  const itemSize = descr === '<f4' ? 4 : 8;
-  const expected = header.dataOffset + rows * columns * itemSize;
-  if (bytes.length !== expected) {
+  const names = options.fieldNames;
+  if (names !== undefined && names.length !== columns)
     throw new PointstreamError(
-      bytes.length < expected ? ErrorCodes.NPY_TRUNCATED : ErrorCodes.FRAME_LENGTH_MISMATCH,
-      `shape (${rows}, ${columns}) ${descr} needs ${expected} bytes; the file has ${bytes.length}`,
+      ErrorCodes.SOURCE_UNREADABLE,
+      `--fields names ${names.length} columns (${names.join(',')}); the array has ${columns}`,
     );
-  }
-  const view = new DataView(
+  const itemSize = descr === '<f4' ? 4 : 8;
+  checkDataSize(bytes, header, rows * columns * itemSize, `shape (${rows}, ${columns}) ${descr}`);
+  const type: FieldTypeName = itemSize === 4 ? 'f32' : 'f64';
+  // Without names only the first three columns are read (and the rest reported dropped).
+  const read = names ?? ['x', 'y', 'z'];
+  const properties: FileProperty[] = read.map((name) => ({
+    name,
+    type,
+    ...(name === '_' ? { skip: true } : {}),
+  }));
+  const builder = new CloudBuilder(rows, properties, {
+    skipped: [],
+    missingAxisCode: ErrorCodes.SOURCE_UNREADABLE,
+  });
+  const data = new DataView(
     bytes.buffer,
     bytes.byteOffset + header.dataOffset,
     rows * columns * itemSize,
   );
-  const points = new Float32Array(rows * 3);
-  for (let row = 0; row < rows; row++) {
-    for (let axis = 0; axis < 3; axis++) {
-      const offset = (row * columns + axis) * itemSize;
-      points[row * 3 + axis] =
-        itemSize === 4 ? view.getFloat32(offset, true) : view.getFloat64(offset, true);
-    }
+  // (N, 3) float32, the common case (recordings without fields): one copy when aligned.
+  if (names === undefined && columns === 3 && itemSize === 4 && data.byteOffset % 4 === 0) {
+    builder.points.set(new Float32Array(data.buffer, data.byteOffset, rows * 3));
+    return builder.result(0);
   }
-  return {
-    points,
-    conversion: {
-      droppedColumns: columns - 3,
-      convertedFrom: descr === '<f8' ? 'float64' : undefined,
-    },
-  };
-}
-
-const PLY_TYPES: Record<
-  string,
-  { size: number; read: (view: DataView, offset: number) => number }
-> = {};
-for (const [names, size, read] of [
-  [['char', 'int8'], 1, (v: DataView, o: number) => v.getInt8(o)],
-  [['uchar', 'uint8'], 1, (v: DataView, o: number) => v.getUint8(o)],
-  [['short', 'int16'], 2, (v: DataView, o: number) => v.getInt16(o, true)],
-  [['ushort', 'uint16'], 2, (v: DataView, o: number) => v.getUint16(o, true)],
-  [['int', 'int32'], 4, (v: DataView, o: number) => v.getInt32(o, true)],
-  [['uint', 'uint32'], 4, (v: DataView, o: number) => v.getUint32(o, true)],
-  [['float', 'float32'], 4, (v: DataView, o: number) => v.getFloat32(o, true)],
-  [['double', 'float64'], 8, (v: DataView, o: number) => v.getFloat64(o, true)],
-] as const) {
-  for (const name of names) PLY_TYPES[name] = { size, read };
-}
-
-const MAX_PLY_HEADER_BYTES = 64 * 1024;
-
-/** A `.ply` point cloud (its first element must be `vertex`, with x, y, z properties) to float32. */
-export function plyToPoints(bytes: Uint8Array): Float32Array {
-  return plyPointFile(bytes).points;
-}
-
-/** {@link plyToPoints}, with what it dropped or converted. */
-export function plyPointFile(bytes: Uint8Array): PointFile {
-  const headText = new TextDecoder('latin1').decode(
-    bytes.subarray(0, Math.min(bytes.length, MAX_PLY_HEADER_BYTES)),
+  readBinaryColumns(
+    builder,
+    data,
+    read.map((_, i) => ({
+      type,
+      offset: i * itemSize,
+      step: columns * itemSize,
+      littleEndian: true,
+    })),
   );
-  const end = /end_header\r?\n/.exec(headText);
-  if (!headText.startsWith('ply') || end === null) {
+  return builder.result(names === undefined ? columns - 3 : 0);
+}
+
+const NPY_TYPES: Readonly<Record<string, FieldTypeName>> = {
+  f4: 'f32',
+  f8: 'f64',
+  u1: 'u8',
+  u2: 'u16',
+  u4: 'u32',
+  i1: 'i8',
+  i2: 'i16',
+  i4: 'i32',
+  // NumPy's bool is one byte, 0 or 1.
+  b1: 'u8',
+};
+
+function checkDataSize(bytes: Uint8Array, header: NpyHeader, size: number, what: string): void {
+  const expected = header.dataOffset + size;
+  if (bytes.length !== expected) {
     throw new PointstreamError(
-      ErrorCodes.PLY_BAD_HEADER,
-      headText.startsWith('ply')
-        ? 'no end_header within 64 KiB'
-        : 'not a PLY file (it must start with "ply")',
+      bytes.length < expected ? ErrorCodes.NPY_TRUNCATED : ErrorCodes.FRAME_LENGTH_MISMATCH,
+      `${what} needs ${expected} bytes; the file has ${bytes.length}`,
     );
   }
-  const bodyOffset = end.index + end[0].length;
-  let format: string | undefined;
-  let vertexCount: number | undefined;
-  let inVertex = false;
-  let seenElement = false;
-  const properties: { name: string; type: string }[] = [];
-  for (const line of headText.slice(0, end.index).split(/\r?\n/).slice(1)) {
-    const words = line.trim().split(/\s+/);
-    switch (words[0]) {
-      case 'format':
-        format = words[1];
-        if (words[2] !== '1.0')
-          throw new PointstreamError(
-            ErrorCodes.PLY_UNSUPPORTED,
-            `PLY version ${words[2]} is not supported`,
-          );
-        break;
-      case 'element':
-        if (!seenElement && words[1] !== 'vertex')
-          throw new PointstreamError(
-            ErrorCodes.PLY_UNSUPPORTED,
-            `the first element is ${JSON.stringify(words[1])}; it must be "vertex"`,
-          );
-        inVertex = !seenElement;
-        seenElement = true;
-        if (inVertex) {
-          vertexCount = Number(words[2]);
-          if (!Number.isSafeInteger(vertexCount) || vertexCount < 0)
-            throw new PointstreamError(
-              ErrorCodes.PLY_BAD_HEADER,
-              `bad vertex count ${JSON.stringify(words[2])}`,
-            );
-        }
-        break;
-      case 'property':
-        if (!inVertex) break;
-        if (words[1] === 'list')
-          throw new PointstreamError(
-            ErrorCodes.PLY_UNSUPPORTED,
-            `list property ${JSON.stringify(words[4])} in vertex is not supported`,
-          );
-        if (words[1] === undefined || words[2] === undefined || PLY_TYPES[words[1]] === undefined) {
-          throw new PointstreamError(
-            ErrorCodes.PLY_UNSUPPORTED,
-            `vertex property type ${JSON.stringify(words[1])} is not supported`,
-          );
-        }
-        properties.push({ type: words[1], name: words[2] });
-        break;
-      case 'comment':
-      case 'obj_info':
-      case '':
-        break;
-      default:
-        throw new PointstreamError(
-          ErrorCodes.PLY_BAD_HEADER,
-          `unexpected header line ${JSON.stringify(line.slice(0, 60))}`,
-        );
-    }
-  }
-  if (vertexCount === undefined)
-    throw new PointstreamError(ErrorCodes.PLY_BAD_HEADER, 'no vertex element');
-  const axes = ['x', 'y', 'z'].map((axis) => properties.findIndex((p) => p.name === axis));
-  if (axes.some((index) => index < 0))
-    throw new PointstreamError(ErrorCodes.PLY_UNSUPPORTED, 'vertex element lacks x, y or z');
-  const points = new Float32Array(vertexCount * 3);
-  const axisTypes = axes.map((index) => (properties[index] as { type: string }).type);
-  const conversion: PointFileConversion = {
-    droppedColumns: properties.length - 3,
-    convertedFrom: axisTypes.find((type) => type !== 'float' && type !== 'float32'),
-  };
-  if (format === 'ascii') {
-    const lines = new TextDecoder('latin1').decode(bytes.subarray(bodyOffset)).split(/\r?\n/);
-    for (let row = 0; row < vertexCount; row++) {
-      const fields = (lines[row] ?? '').trim().split(/\s+/);
-      if (lines[row] === undefined || fields.length < properties.length) {
-        throw new PointstreamError(
-          ErrorCodes.PLY_TRUNCATED,
-          `vertex ${row} of ${vertexCount} is missing or short`,
-        );
-      }
-      for (let axis = 0; axis < 3; axis++) {
-        const value = Number(fields[axes[axis] as number]);
-        if (Number.isNaN(value) && fields[axes[axis] as number] !== 'nan') {
-          throw new PointstreamError(
-            ErrorCodes.PLY_BAD_DATA,
-            `vertex ${row}: ${JSON.stringify(fields[axes[axis] as number])} is not a number`,
-          );
-        }
-        points[row * 3 + axis] = value;
-      }
-    }
-    return { points, conversion };
-  }
-  if (format !== 'binary_little_endian') {
+}
+
+/** A structured `.npy` (1-D, or 2-D for an organised cloud): its x, y, z and every other field. */
+function structuredNpy(bytes: Uint8Array, header: NpyHeader): PointFile {
+  const structFields = header.fields ?? [];
+  const itemSize = header.itemSize ?? 0;
+  const { shape } = header;
+  if (shape.length < 1 || shape.length > 2)
     throw new PointstreamError(
-      ErrorCodes.PLY_UNSUPPORTED,
-      `PLY format ${JSON.stringify(format)} is not supported: use ascii or binary_little_endian`,
+      ErrorCodes.NPY_BAD_SHAPE,
+      `a structured array of shape (${shape.join(', ')}): points are (N,) or (H, W)`,
     );
-  }
-  const offsets: number[] = [];
-  let stride = 0;
-  for (const property of properties) {
-    offsets.push(stride);
-    stride += (PLY_TYPES[property.type] as { size: number }).size;
-  }
-  const needed = vertexCount * stride;
-  if (bytes.length - bodyOffset < needed) {
+  if (header.fortranOrder && shape.length > 1)
     throw new PointstreamError(
-      ErrorCodes.PLY_TRUNCATED,
-      `${vertexCount} vertices need ${needed} bytes; the file has ${bytes.length - bodyOffset}`,
+      ErrorCodes.NPY_FORTRAN_ORDER,
+      'array is in Fortran order: save it with numpy.ascontiguousarray',
     );
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset + bodyOffset, needed);
-  const readers = axes.map(
-    (index) =>
-      PLY_TYPES[(properties[index] as { type: string }).type] as {
-        read: (v: DataView, o: number) => number;
-      },
-  );
-  for (let row = 0; row < vertexCount; row++) {
-    for (let axis = 0; axis < 3; axis++) {
-      points[row * 3 + axis] = (readers[axis] as { read: (v: DataView, o: number) => number }).read(
-        view,
-        row * stride + (offsets[axes[axis] as number] as number),
+  const rows = shape.reduce((a, b) => a * b, 1);
+  const properties = structFields.map((field): FileProperty & { littleEndian: boolean } => {
+    const match = /^([<>|=]?)([fiub][1248])$/.exec(field.dtype);
+    const type = match === null ? undefined : NPY_TYPES[match[2] as string];
+    if (match === null || type === undefined)
+      throw new PointstreamError(
+        ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+        `field ${JSON.stringify(field.name)} has dtype ${field.dtype}: fields are float32/float64, (u)int8/16/32 or bool`,
       );
-    }
-  }
-  return { points, conversion };
+    return { name: field.name, type, littleEndian: match[1] !== '>' };
+  });
+  checkDataSize(bytes, header, rows * itemSize, `${rows} records of ${itemSize} bytes`);
+  const builder = new CloudBuilder(rows, properties, {
+    missingAxisCode: ErrorCodes.NPY_UNSUPPORTED_DTYPE,
+  });
+  readBinaryColumns(
+    builder,
+    new DataView(bytes.buffer, bytes.byteOffset + header.dataOffset, rows * itemSize),
+    structFields.map((field, i) => ({
+      type: (properties[i] as FileProperty).type,
+      offset: field.offset,
+      step: itemSize,
+      littleEndian: (properties[i] as { littleEndian: boolean }).littleEndian,
+    })),
+  );
+  return builder.result();
 }

@@ -57,7 +57,7 @@ void test(
 );
 
 void test(
-  'point files say what reading them dropped or converted: extra columns, float64, PLY types',
+  'point files say what reading them dropped or converted: extra columns, float64; PLY properties become fields',
   { timeout: 30_000 },
   (t) => {
     const fixtures = fileURLToPath(new URL('../fixtures/npy/', import.meta.url));
@@ -85,7 +85,14 @@ void test(
       ply,
       'ply\nformat ascii 1.0\nelement vertex 1\nproperty double x\nproperty double y\nproperty double z\nproperty uchar red\nproperty float intensity\nend_header\n1 2 3 255 0.5\n',
     );
-    assert.deepEqual(conversionOf(ply), { droppedColumns: 2, convertedFrom: 'double' });
+    // Every other PLY property is sent as a field of its type: nothing dropped.
+    assert.deepEqual(conversionOf(ply), { droppedColumns: 0, convertedFrom: 'double' });
+    const withFields = openFileSource(ply);
+    withFields.next();
+    assert.deepEqual(withFields.fields, {
+      red: Uint8Array.of(255),
+      intensity: Float32Array.of(0.5),
+    });
     assert.equal(
       describeConversion({ droppedColumns: 1, convertedFrom: 'float64' }),
       'only x, y, z are sent: 1 more value per point dropped; float64 coordinates converted to float32',

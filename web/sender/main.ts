@@ -2,7 +2,11 @@ import { PointstreamError } from '../../src/errors.js';
 import { POINT_ENCODING_NAMES } from '../../src/wire/index.js';
 import type { PointEncodingName } from '../../src/wire/index.js';
 import { tokenFromFragment } from '../shared/signaling.js';
-import { parsePointFile } from '../../src/sources/point-files.js';
+import { readPointFile } from '../../src/sources/point-files.js';
+import { parseFieldNames, parseFieldPrecision } from '../../src/sources/field-flags.js';
+import { describeConversion } from '../../src/sources/point-files.js';
+import { FIELD_TYPES, fieldTypeOf } from '../../src/wire/fields.js';
+import type { PointCloud } from '../../src/wire/fields.js';
 import { runSender } from './run.js';
 import type { Progress, RunOptions, RunResult } from './run.js';
 
@@ -20,6 +24,8 @@ export interface PointstreamHook {
   result: Promise<RunResult> | undefined;
   /** Settles when the file picked last is parsed: its point count, or the error. */
   file: Promise<number> | undefined;
+  /** The fields of the file loaded last, in order, as `name: type` (`{ intensity: 'f32' }`). */
+  fileFields: Readonly<Record<string, string>> | undefined;
   readonly ready: true;
 }
 
@@ -48,6 +54,8 @@ const inputs = {
   dropNonFinite: element<HTMLInputElement>('drop-non-finite'),
   stream: element<HTMLInputElement>('stream'),
   file: element<HTMLInputElement>('file'),
+  fields: element<HTMLInputElement>('fields'),
+  fieldPrecision: element<HTMLInputElement>('field-precision'),
 };
 const drop = element<HTMLDivElement>('drop');
 const fileStatus = element<HTMLDivElement>('file-status');
@@ -71,7 +79,8 @@ const cells = {
 const fragmentToken = tokenFromFragment();
 if (fragmentToken !== undefined) inputs.token.value = fragmentToken;
 
-let filePoints: Float32Array | undefined;
+let fileCloud: PointCloud | undefined;
+let lastFile: File | undefined;
 let controller: AbortController | undefined;
 
 function describeError(error: unknown): string {
@@ -82,26 +91,48 @@ function describeError(error: unknown): string {
 async function loadFile(file: File): Promise<number> {
   fileStatus.textContent = `reading ${file.name}…`;
   fileStatus.className = 'hint';
-  filePoints = undefined;
+  fileCloud = undefined;
+  window.pointstream.fileFields = undefined;
   try {
-    const points = parsePointFile(file.name, new Uint8Array(await file.arrayBuffer()));
-    filePoints = points;
+    const names = inputs.fields.value.trim();
+    const { points, fields, conversion } = readPointFile(
+      file.name,
+      new Uint8Array(await file.arrayBuffer()),
+      // The column names matter only for an (N, K) .npy (as send --fields).
+      names !== '' && /\.(npy|xyz|txt|csv)$/i.test(file.name)
+        ? { fieldNames: parseFieldNames(names) }
+        : {},
+    );
+    fileCloud = { points, fields };
     const count = points.length / 3;
-    fileStatus.textContent = `${file.name}: ${count.toLocaleString('en')} points (${(points.byteLength / 1e6).toFixed(1)} MB as float32)`;
+    const types: Record<string, string> = {};
+    for (const [name, values] of Object.entries(fields)) types[name] = fieldTypeOf(values) ?? '?';
+    const listed = Object.entries(types)
+      .map(
+        ([name, type]) =>
+          `${name} (${FIELD_TYPES[type as keyof typeof FIELD_TYPES]?.numpy ?? type})`,
+      )
+      .join(', ');
+    const note = describeConversion(conversion);
+    fileStatus.textContent = `${file.name}: ${count.toLocaleString('en')} points (${(points.byteLength / 1e6).toFixed(1)} MB as float32)${listed === '' ? ', no fields' : `; fields: ${listed}`}${note === undefined ? '' : `; ${note}`}`;
     fileStatus.className = 'ok';
     fileStatus.dataset.points = String(count);
+    fileStatus.dataset.fields = Object.keys(types).join(',');
+    window.pointstream.fileFields = types;
     inputs.source.value = 'file';
     return count;
   } catch (error) {
     fileStatus.textContent = `${file.name}: ${describeError(error)}`;
     fileStatus.className = 'bad';
     delete fileStatus.dataset.points;
+    delete fileStatus.dataset.fields;
     throw error;
   }
 }
 
 function pickFile(file: File | undefined): void {
   if (file === undefined) return;
+  lastFile = file;
   const loading = loadFile(file);
   loading.catch(() => undefined); // shown on the page
   window.pointstream.file = loading;
@@ -111,6 +142,8 @@ function pickFile(file: File | undefined): void {
 inputs.stream.value ||= `browser-${Math.random().toString(36).slice(2, 8)}`;
 
 inputs.file.addEventListener('change', () => pickFile(inputs.file.files?.[0]));
+// New column names: the file is read again with them.
+inputs.fields.addEventListener('change', () => pickFile(lastFile));
 drop.addEventListener('dragover', (event) => {
   event.preventDefault();
   drop.classList.add('over');
@@ -148,6 +181,10 @@ function formOptions(): RunOptions {
       : 'raw',
     precision: number(inputs.precision, 1) / 1000 || undefined,
     dropNonFinite: inputs.dropNonFinite.checked,
+    fieldPrecision:
+      inputs.fieldPrecision.value.trim() === ''
+        ? undefined
+        : parseFieldPrecision(inputs.fieldPrecision.value),
   };
 }
 
@@ -189,10 +226,10 @@ async function start(overrides: Partial<RunOptions> = {}): Promise<RunResult> {
   status.className = 'hint';
   cells.encoding.textContent = `${options.encoding}…`;
   document.body.dataset.state = 'running';
-  let file = filePoints;
+  let file = fileCloud;
   if (options.source === 'file' && window.pointstream.file !== undefined) {
     await window.pointstream.file.catch(() => undefined);
-    file = filePoints;
+    file = fileCloud;
   }
   const run = runSender(options, file, controller.signal, show);
   window.pointstream.result = run;
@@ -222,6 +259,7 @@ window.pointstream = {
   stop: () => controller?.abort(),
   result: undefined,
   file: undefined,
+  fileFields: undefined,
   ready: true,
 };
 document.body.dataset.state = 'ready';

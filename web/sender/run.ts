@@ -9,6 +9,10 @@ import {
   pointEncodingIdOf,
 } from '../../src/wire/index.js';
 import { nonFiniteNotSentError } from '../../src/wire/points.js';
+import { NO_FIELDS, fieldTypeOf } from '../../src/wire/fields.js';
+import type { FieldTypeName, PointCloud, PointFields } from '../../src/wire/fields.js';
+import { checkFieldPrecision } from '../../src/sources/field-flags.js';
+import type { PointSource } from '../../src/sources/source.js';
 import type { EncodedPoints, PointEncodingName } from '../../src/wire/index.js';
 import { RunStats, pace, percentile, round } from '../../src/sender/run-stats.js';
 import type { RunFigures } from '../../src/sender/run-stats.js';
@@ -56,6 +60,11 @@ export interface RunOptions {
    * them (`--allow-non-finite`) and the encoding is raw.
    */
   readonly dropNonFinite?: boolean | undefined;
+  /**
+   * Largest error per float field, by name, for q16/qrice frames (as `send --field-precision`);
+   * absent: every field lossless. Refused with raw frames and for fields the frames lack.
+   */
+  readonly fieldPrecision?: Readonly<Record<string, number>> | undefined;
 }
 
 /** What the CLI's `send --json` reports, for one browser run. */
@@ -89,6 +98,8 @@ export interface RunResult {
   readonly encodeMsP50: number;
   /** Points dropped for a NaN or infinite coordinate (`dropNonFinite`), over all frames sent. */
   readonly nonFinitePointsDropped: number;
+  /** The per-point fields of the last frame sent, in wire order, with their types (as the CLI). */
+  readonly fields: readonly { readonly name: string; readonly type: FieldTypeName }[];
   readonly rejections: readonly { seq: number; code: string; message: string }[];
   /** Connections made again after a node drained or went silent (as the CLI's `reconnects`). */
   readonly reconnects: number;
@@ -109,6 +120,8 @@ export interface Progress {
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly max: number };
   readonly sessionId: string | null;
 }
+
+/** The core's send options with the frame's fields (SendOptions.fields, docs/protocol.md "Per-point fields"). */
 
 /** Frames captured but not yet handed to the channel (encoding, or waiting for a slot). */
 const MAX_QUEUED = 2;
@@ -159,6 +172,19 @@ function checkOptions(o: RunOptions): void {
     bad('precision', 'a positive number of metres', o.precision);
   if (o.dropNonFinite !== undefined && typeof o.dropNonFinite !== 'boolean')
     bad('dropNonFinite', 'a boolean', o.dropNonFinite);
+  if (o.fieldPrecision !== undefined) {
+    if (typeof o.fieldPrecision !== 'object' || o.fieldPrecision === null)
+      bad('fieldPrecision', 'an object of largest errors by field name', o.fieldPrecision);
+    if (o.encoding === 'raw')
+      bad(
+        'fieldPrecision',
+        'absent with raw frames (they carry every field as it is)',
+        o.fieldPrecision,
+      );
+    for (const [name, error] of Object.entries(o.fieldPrecision))
+      if (typeof error !== 'number' || !Number.isFinite(error) || error <= 0)
+        bad(`fieldPrecision.${name}`, 'a number above 0', error);
+  }
 }
 
 /**
@@ -167,7 +193,7 @@ function checkOptions(o: RunOptions): void {
  */
 export async function runSender(
   options: RunOptions,
-  file: Float32Array | undefined,
+  file: PointCloud | Float32Array | undefined,
   signal: AbortSignal,
   onProgress: (progress: Progress) => void = () => undefined,
 ): Promise<RunResult> {
@@ -178,6 +204,7 @@ export async function runSender(
   let failure: PointstreamError | undefined;
   let phase: Progress['phase'] = 'connecting';
   let nonFinitePointsDropped = 0;
+  let sentFields: PointFields = NO_FIELDS;
   const encodeMs: number[] = [];
   let encoder: FrameEncoder | undefined;
 
@@ -205,18 +232,27 @@ export async function runSender(
     Promise.resolve(undefined);
   try {
     checkOptions(options);
-    let next: () => Float32Array;
+    let next: () => PointCloud;
     if (options.source === 'file') {
       if (file === undefined)
-        throw new PointstreamError(ErrorCodes.SOURCE_EMPTY, 'no file loaded: drop a .npy or .ply');
-      next = () => file;
+        throw new PointstreamError(
+          ErrorCodes.SOURCE_EMPTY,
+          'no file loaded: drop a .npy, .ply or .pcd',
+        );
+      const cloud = file instanceof Float32Array ? { points: file, fields: NO_FIELDS } : file;
+      next = () => cloud;
     } else {
-      const generator =
+      const generator: PointSource =
         options.source === 'lidar'
           ? new LidarSceneSource(options.points, { seed: options.seed })
           : new RandomPointSource(options.points, { seed: options.seed });
-      next = () => generator.next();
+      // A generator's fields (the LiDAR's intensity, ring, time) are those of the frame it made last.
+      next = () => {
+        const points = generator.next();
+        return { points, fields: generator.fields ?? NO_FIELDS };
+      };
     }
+    let precisionChecked = options.fieldPrecision === undefined;
     onProgress(progress());
     const offerUrl = new URL(options.offerUrl);
     // The offer is plain SDP: the stream's name travels as `?stream=`.
@@ -317,10 +353,24 @@ export async function runSender(
       }
       await pace(stats, { rate: options.rate, k, signal });
       if (signal.aborted) break;
-      let raw = next();
+      const frame = next();
+      let raw = frame.points;
+      let fields = frame.fields;
+      if (!precisionChecked) {
+        precisionChecked = true;
+        try {
+          checkFieldPrecision(options.fieldPrecision ?? {}, fields);
+        } catch (error) {
+          throw new PointstreamError(
+            ErrorCodes.INVALID_OPTION,
+            `option "fieldPrecision": ${(error as Error).message}`,
+          );
+        }
+      }
       if (nonFinite !== undefined) {
-        const kept = nonFinite.apply(raw);
+        const kept = nonFinite.apply(raw, fields);
         raw = kept.points;
+        fields = kept.fields;
         nonFinitePointsDropped += kept.dropped;
       } else if (mustBeFinite) {
         const bad = indexOfNonFinite(raw);
@@ -328,14 +378,28 @@ export async function runSender(
       }
       const count = raw.length / 3;
       pointsPerFrame = count;
+      const withFields = Object.keys(fields).length > 0;
       if (encoder === undefined || options.encoding === 'raw') {
         // Checked above (or the server accepts non-finite values): the core need not check again.
-        accept(await sendOn(raw, { finite: true }), count);
+        // Frames without fields go as before: no fields option at all.
+        const sendOptions: Parameters<BrowserSender['send']>[1] = withFields
+          ? { finite: true, fields }
+          : { finite: true };
+        accept(await sendOn(raw, sendOptions), count);
+        sentFields = fields;
         continue;
       }
       while (queued >= MAX_QUEUED) await new Promise<void>((resolve) => queueWaiters.push(resolve));
       const captureTime = Date.now();
-      const encoding = encoder.encode(raw, options.encoding, options.precision); // copies `raw`
+      // Copies `raw` and the fields: the worker encodes both (the fields as options.fieldPrecision says).
+      const encoding = encoder.encode(
+        raw,
+        options.encoding,
+        options.precision,
+        withFields ? fields : undefined,
+        options.fieldPrecision,
+      );
+      sentFields = fields;
       encoding.catch(() => undefined); // handled in the pipeline
       queued++;
       pipeline = pipeline.then(async () => {
@@ -423,6 +487,10 @@ export async function runSender(
     maxError: figures.maxError,
     encodeMsP50: encodeMs.length > 0 ? round(percentile(encodeMs, 50)) : 0,
     nonFinitePointsDropped,
+    fields: Object.entries(sentFields).map(([name, values]) => ({
+      name,
+      type: fieldTypeOf(values) ?? 'f32',
+    })),
     rejections: [...rejections],
     reconnects,
   };

@@ -57,7 +57,7 @@ export interface EncodedViewerFrame {
   readonly sourcePointCount: number;
   /** Sender's capture time (ms since the epoch, sender's clock), or undefined. */
   readonly captureTime: number | undefined;
-  /** Point encoding id of `payload`: always q16 (2) in version 2. */
+  /** Point encoding id of `payload`: always q16 (2). */
   readonly encoding: typeof PointEncodingId.Q16;
   /** A q16 payload of `pointCount` points (docs/encodings.md). */
   readonly payload: Uint8Array;

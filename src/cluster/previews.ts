@@ -367,7 +367,7 @@ export class ClusterPreviews implements ViewerCluster {
     this.#wants.set(subject, now);
     if (colours.length === 0) return;
     let wanted = this.#colours.get(subject);
-    if (wanted === undefined) this.#colours.set(subject, (wanted = new Map()));
+    if (wanted === undefined) this.#colours.set(subject, (wanted = new Map<string, number>()));
     for (const name of colours) {
       // Several gateways may want different colours: at most the frame's channels are kept.
       if (!wanted.has(name) && wanted.size >= VIEWER_MAX_COLOURS) continue;

@@ -346,7 +346,12 @@ export class ViewerHub {
     // The colours its viewers here chose, asked of the ingesting node with every want.
     const colours = (): string[] => coloursOf(this.#byStream.get(feed), []);
     const watch = cluster.watch(tenant, stream, deliver, colours);
-    this.#remote.set(feed, { tenant, stream, stop: watch.stop, wantNow: watch.wantNow });
+    this.#remote.set(feed, {
+      tenant,
+      stream,
+      stop: () => watch.stop(),
+      wantNow: () => watch.wantNow(),
+    });
     this.#log.info(
       { event: 'previews-wanted', stream, tenant },
       `wanting previews of ${stream} from another node`,

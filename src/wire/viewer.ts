@@ -576,7 +576,8 @@ function readColourEntries(view: DataView, bytes: Uint8Array, count: number): Co
   for (let i = 0; i < count; i++) {
     if (at + VIEWER_COLOUR_ENTRY_BYTES > bytes.length)
       throw malformed(ErrorCodes.CHUNK_BAD_HEADER, `START ends inside colour entry ${i}`);
-    const kind = view.getUint8(at) as ViewerColourKind;
+    const kindByte = view.getUint8(at);
+    const kind = kindByte as ViewerColourKind;
     const nameLength = view.getUint8(at + 1);
     const min = view.getFloat64(at + 4, true);
     const max = view.getFloat64(at + 12, true);
@@ -585,7 +586,7 @@ function readColourEntries(view: DataView, bytes: Uint8Array, count: number): Co
       kind !== ViewerColourKind.SCALAR_U16 &&
       kind !== ViewerColourKind.RGB8
     )
-      throw malformed(ErrorCodes.CHUNK_BAD_HEADER, `colour entry ${i} of unknown kind ${kind}`);
+      throw malformed(ErrorCodes.CHUNK_BAD_HEADER, `colour entry ${i} of unknown kind ${kindByte}`);
     if (view.getUint16(at + 2, true) !== 0)
       throw malformed(ErrorCodes.CHUNK_BAD_HEADER, `colour entry ${i} has non-zero reserved bytes`);
     if (!Number.isFinite(min) || !Number.isFinite(max) || min > max)

@@ -74,7 +74,7 @@ void test('viewer colour: a two-point frame coloured by intensity, byte by byte'
     max: 2.5,
     bytes: hex('0000 ffff'),
   });
-  const frame = withColours(encodeViewerFrame(TWO_POINTS, 7, 1.5, 10), [colour as ViewerColour]);
+  const frame = withColours(encodeViewerFrame(TWO_POINTS, 7, 1.5, 10), [colour]);
   const start = encodeViewerStart(frame, 3);
   assert.deepEqual(
     start,
@@ -187,10 +187,7 @@ void test('viewer colour: scalars, NaN, 8-bit fields, RGB sources, refusals', ()
   const scalar = makeViewerColour('a', f, undefined, 6);
   assert.equal(scalar?.kind, ViewerColourKind.SCALAR_U16);
   assert.deepEqual([scalar?.min, scalar?.max], [1, 3]);
-  assert.deepEqual(
-    [...new Uint16Array((scalar as ViewerColour).bytes.buffer)],
-    [0, 0, 65535, 65535, 0, 32768],
-  );
+  assert.deepEqual([...new Uint16Array(scalar.bytes.buffer)], [0, 0, 65535, 65535, 0, 32768]);
   // One value: min = max, every point 0.
   const flat = makeViewerColour('a', { a: new Int16Array([-4, -4]) }, undefined, 2);
   assert.deepEqual(

@@ -16,6 +16,8 @@ import {
   VIEWER_DATA_MAGIC,
   VIEWER_START_MAGIC,
   ViewerReassembler,
+  decodeViewerControl,
+  decodeViewerRequest,
   encodeViewerData,
   encodeViewerFrame,
   encodeViewerStart,
@@ -181,6 +183,33 @@ void describe('viewer decoder fuzz', () => {
         },
       ),
       settings(33, 2000),
+    );
+  });
+
+  void it('text from the page or the server: never throws, only known shapes come out [seed 34]', () => {
+    const text = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc
+        .record({
+          type: fc.constantFrom('ack', 'colour', 'fields', 'error', 'hello', 'closing'),
+          field: fc.oneof(fc.string({ maxLength: 70 }), fc.integer(), fc.constant(undefined)),
+          seq: fc.oneof(fc.integer(), fc.double(), fc.string()),
+          fields: fc.anything({ maxDepth: 3 }),
+          code: fc.string(),
+          message: fc.string(),
+        })
+        .map((m) => JSON.stringify(m)),
+    );
+    fc.assert(
+      fc.property(text, (t) => {
+        const request = decodeViewerRequest(t);
+        if (request?.type === 'colour')
+          assert.match(request.field, /^[A-Za-z_][A-Za-z0-9_]{0,63}$/);
+        if (request?.type === 'ack') assert.ok(Number.isSafeInteger(request.seq));
+        const control = decodeViewerControl(t);
+        if (control?.type === 'fields') assert.ok(control.fields.length <= 32);
+      }),
+      settings(34, 2000),
     );
   });
 });

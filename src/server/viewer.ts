@@ -6,7 +6,7 @@ import type { ErrorCode } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import { withDefaults } from '../util/options.js';
-import { HEIGHT, colourRefusal } from '../wire/viewer-colour.js';
+import { HEIGHT, colourRefusal, isColourName } from '../wire/viewer-colour.js';
 import type { ViewerField } from '../wire/viewer-colour.js';
 import { VIEWER_MAX_POINTS, withColours } from '../wire/viewer.js';
 import type { EncodedViewerFrame } from '../wire/viewer.js';
@@ -130,6 +130,7 @@ export class ViewerHub {
     fields: (viewer) => this.#fields.get(viewer.feed) ?? [],
     checkColour: (viewer, colour) => {
       const known = this.#fields.get(viewer.feed);
+      if (!isColourName(colour)) return `${JSON.stringify(colour)} is not a field name`;
       // Before the stream's first frame nothing is known: the choice waits for frames with it.
       return colour === HEIGHT || known === undefined ? undefined : colourRefusal(colour, known);
     },

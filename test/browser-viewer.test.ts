@@ -211,7 +211,15 @@ void test(
     assert.deepEqual(
       { ...viewer.controls[0], viewer: undefined },
       // A client that names no stream feeds one named after its session.
-      { type: 'hello', viewer: undefined, stream: session, session, maxPoints: 5000, maxFps: 1000 },
+      {
+        type: 'hello',
+        viewer: undefined,
+        stream: session,
+        session,
+        maxPoints: 5000,
+        maxFps: 1000,
+        fields: [],
+      },
     );
 
     // The viewer never acknowledges: after the first frame every frame is dropped for it, and

@@ -147,6 +147,8 @@ void describe(
             node: 'C',
             maxPoints: MAX_POINTS,
             maxFps: 20,
+            // No frame yet: no fields known.
+            fields: [],
           },
         );
 

@@ -14,14 +14,24 @@
  * - The gateway reassembles them with the viewer-wire decoder (every size checked before anything
  *   is allocated, at most `maxPoints` points) and hands each complete frame to its hub, which
  *   feeds its viewers latest-only, one frame in flight. An invalid message is counted and dropped.
+ * - Colours (issue 18): a want names the colours its viewers chose in a `Ps-Colours` header (its
+ *   body stays empty, as older nodes expect); the ingesting node makes each wanted channel once and
+ *   the preview carries them all; the START message's `Ps-Stream-Fields` header lists the
+ *   stream's fields (`name:type,...`), for the gateway's colour pickers.
  *
  * Loaded only with a bus (the hub imports it dynamically): a server without one never loads NATS.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
+import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { LogLimiter } from '../util/log-limit.js';
 import type { Logger } from '../util/logger.js';
+import { FIELD_LIMITS, FIELD_TYPE_NAMES, isFieldName } from '../wire/fields.js';
+import type { FieldTypeName } from '../wire/fields.js';
+import { HEIGHT, VIEWER_MAX_COLOURS, isColourName } from '../wire/viewer-colour.js';
+import type { ViewerField } from '../wire/viewer-colour.js';
 import {
   VIEWER_MAX_POINTS,
+  VIEWER_START_MAGIC,
   ViewerReassembler,
   encodeViewerData,
   encodeViewerStart,
@@ -40,6 +50,50 @@ const MAX_WANTS = 4096;
 const MAX_PREVIEW_MESSAGE_BYTES = 256 * 1024;
 /** `max_payload` when the server did not say (the nats-server default). */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** A want's header: the colours its viewers chose, comma-separated (none: height only). */
+export const COLOURS_HEADER = 'Ps-Colours';
+/** A preview START's header: the stream's fields, `name:type` comma-separated. */
+export const STREAM_FIELDS_HEADER = 'Ps-Stream-Fields';
+
+/** A want's colours, checked as client input: undefined when the header is malformed. */
+export function parseColoursHeader(value: string): string[] | undefined {
+  if (value === '') return [];
+  const names = value.split(',');
+  if (names.length > VIEWER_MAX_COLOURS) return undefined;
+  return names.every((name) => isColourName(name) && name !== HEIGHT) ? names : undefined;
+}
+
+/** A preview's field list, checked as client input: undefined when the header is malformed. */
+export function parseStreamFieldsHeader(value: string): ViewerField[] | undefined {
+  if (value === '') return [];
+  const entries = value.split(',');
+  if (entries.length > FIELD_LIMITS.maxFields) return undefined;
+  const fields: ViewerField[] = [];
+  for (const entry of entries) {
+    const [name = '', type = '', ...rest] = entry.split(':');
+    if (rest.length > 0 || !isFieldName(name) || !FIELD_TYPE_NAMES.includes(type as FieldTypeName))
+      return undefined;
+    if (fields.some((f) => f.name === name)) return undefined;
+    fields.push({ name, type: type as FieldTypeName });
+  }
+  return fields;
+}
+
+/** Whether a preview message is a START (the reassembler checks the rest). */
+function isStart(data: Uint8Array): boolean {
+  return (
+    data.length >= 4 &&
+    new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true) === VIEWER_START_MAGIC
+  );
+}
+
+/** The want or preview header of a list (none when it is empty). */
+function headerOf(name: string, value: string): MsgHdrs | undefined {
+  if (value === '') return undefined;
+  const h = headers();
+  h.set(name, value);
+  return h;
+}
 
 /** Where a stream this node does not ingest runs. */
 export interface StreamLocation {
@@ -70,17 +124,40 @@ export interface PreviewStats {
 export interface ViewerCluster {
   /** Whether another node wants previews of a stream of this node now. O(1): called per frame. */
   wants(tenant: string, stream: string): boolean;
-  /** Publishes one preview frame of a stream of this node. Never throws. */
-  publish(tenant: string, stream: string, frame: EncodedViewerFrame): void;
+  /** The colours other nodes want in those previews (their wants of the last lease). */
+  wantedColours(tenant: string, stream: string): readonly string[];
+  /**
+   * Publishes one preview frame of a stream of this node (with the wanted colour channels), and
+   * the stream's fields. Never throws.
+   */
+  publish(
+    tenant: string,
+    stream: string,
+    frame: EncodedViewerFrame,
+    fields: readonly ViewerField[],
+  ): void;
   /** The node that ingests `stream` of `tenant`, per the cluster directory. */
   locate(tenant: string, stream: string): StreamLocation | undefined;
   /**
-   * Starts wanting previews of a remote stream: `deliver` gets each complete, valid one. Returns
-   * the stop (no more wants, unsubscribed).
+   * Starts wanting previews of a remote stream, with the colours `colours()` gives at each want:
+   * `deliver` gets each complete, valid one and the stream's fields.
    */
-  watch(tenant: string, stream: string, deliver: (frame: EncodedViewerFrame) => void): () => void;
+  watch(
+    tenant: string,
+    stream: string,
+    deliver: (frame: EncodedViewerFrame, fields: readonly ViewerField[]) => void,
+    colours: () => readonly string[],
+  ): PreviewWatch;
   stats(): PreviewStats;
   close(): Promise<void>;
+}
+
+/** A remote stream wanted. */
+export interface PreviewWatch {
+  /** No more wants, unsubscribed. */
+  stop(): void;
+  /** Sends a want now (its viewers chose another colour). */
+  wantNow(): void;
 }
 
 /** Options of {@link ClusterPreviews.open}. */
@@ -101,6 +178,8 @@ export class ClusterPreviews implements ViewerCluster {
   readonly #logLimit = new LogLimiter(5, 10_000);
   /** Want subject -> when the last want on it arrived (performance.now()). */
   readonly #wants = new Map<string, number>();
+  /** Want subject -> colour -> when a want last asked for it. */
+  readonly #colours = new Map<string, Map<string, number>>();
   readonly #wantSub: Subscription;
   readonly #watches = new Set<() => void>();
   #wantsSeen = 0;
@@ -121,11 +200,12 @@ export class ClusterPreviews implements ViewerCluster {
       callback: (error, message) => {
         if (error !== null) return;
         this.#wantsSeen++;
-        if (message.data.length > 0) {
+        const colours = parseColoursHeader(message.headers?.get(COLOURS_HEADER) ?? '');
+        if (message.data.length > 0 || colours === undefined) {
           this.#wantsInvalid++;
           return;
         }
-        this.#want(message.subject);
+        this.#want(message.subject, colours);
       },
     });
   }
@@ -143,7 +223,23 @@ export class ClusterPreviews implements ViewerCluster {
     return at !== undefined && performance.now() - at <= WANT_LEASE_MS;
   }
 
-  publish(tenant: string, stream: string, frame: EncodedViewerFrame): void {
+  wantedColours(tenant: string, stream: string): readonly string[] {
+    const colours = this.#colours.get(wantSubject(tenant, stream));
+    if (colours === undefined) return [];
+    const now = performance.now();
+    const live: string[] = [];
+    for (const [name, at] of colours)
+      if (now - at <= WANT_LEASE_MS) live.push(name);
+      else colours.delete(name);
+    return live;
+  }
+
+  publish(
+    tenant: string,
+    stream: string,
+    frame: EncodedViewerFrame,
+    fields: readonly ViewerField[],
+  ): void {
     const subject = previewSubject(tenant, stream);
     const maxPayload = Math.min(
       this.#nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD,
@@ -151,10 +247,16 @@ export class ClusterPreviews implements ViewerCluster {
     );
     try {
       const messages = [encodeViewerStart(frame, 0), ...encodeViewerData(frame, maxPayload)];
-      for (const message of messages) {
-        this.#nc.publish(subject, message);
+      const list = fields.map((f) => `${f.name}:${f.type}`).join(',');
+      const startHeaders = headerOf(STREAM_FIELDS_HEADER, list);
+      messages.forEach((message, i) => {
+        this.#nc.publish(
+          subject,
+          message,
+          i === 0 && startHeaders ? { headers: startHeaders } : {},
+        );
         this.#bytesPublished += message.length;
-      }
+      });
       this.#messagesPublished += messages.length;
       this.#published++;
     } catch (error) {
@@ -171,17 +273,26 @@ export class ClusterPreviews implements ViewerCluster {
     return { node: entry.heartbeat.id, session: live?.session ?? '' };
   }
 
-  watch(tenant: string, stream: string, deliver: (frame: EncodedViewerFrame) => void): () => void {
+  watch(
+    tenant: string,
+    stream: string,
+    deliver: (frame: EncodedViewerFrame, fields: readonly ViewerField[]) => void,
+    colours: () => readonly string[],
+  ): PreviewWatch {
     const reassembler = new ViewerReassembler(this.#maxPoints);
+    // The fields the START of the preview being received listed.
+    const state = { fields: [] as readonly ViewerField[] };
     const subscription = this.#nc.subscribe(previewSubject(tenant, stream), {
       callback: (error, message) => {
-        if (error === null) this.#preview(reassembler, message.data, stream, deliver);
+        if (error === null)
+          this.#preview(reassembler, message.data, message.headers, state, stream, deliver);
       },
     });
     const want = wantSubject(tenant, stream);
     const sendWant = (): void => {
       try {
-        this.#nc.publish(want);
+        const h = headerOf(COLOURS_HEADER, colours().join(','));
+        this.#nc.publish(want, undefined, h === undefined ? {} : { headers: h });
       } catch {
         // Reconnecting or closed: the next interval tries again.
       }
@@ -199,7 +310,7 @@ export class ClusterPreviews implements ViewerCluster {
       }
     };
     this.#watches.add(stop);
-    return stop;
+    return { stop, wantNow: sendWant };
   }
 
   stats(): PreviewStats {
@@ -230,31 +341,59 @@ export class ClusterPreviews implements ViewerCluster {
     }
     this.#directory.close();
     this.#wants.clear();
+    this.#colours.clear();
     return Promise.resolve();
   }
 
-  #want(subject: string): void {
+  #want(subject: string, colours: readonly string[]): void {
     const now = performance.now();
     if (this.#wants.size >= MAX_WANTS && !this.#wants.has(subject)) {
-      for (const [key, at] of this.#wants) if (now - at > WANT_LEASE_MS) this.#wants.delete(key);
+      for (const [key, at] of this.#wants)
+        if (now - at > WANT_LEASE_MS) {
+          this.#wants.delete(key);
+          this.#colours.delete(key);
+        }
       // Still full of live wants: the oldest one gives way.
       if (this.#wants.size >= MAX_WANTS) {
         const oldest = this.#wants.keys().next().value;
-        if (oldest !== undefined) this.#wants.delete(oldest);
+        if (oldest !== undefined) {
+          this.#wants.delete(oldest);
+          this.#colours.delete(oldest);
+        }
       }
     }
     // Re-inserted, so the map stays in arrival order (oldest first).
     this.#wants.delete(subject);
     this.#wants.set(subject, now);
+    if (colours.length === 0) return;
+    let wanted = this.#colours.get(subject);
+    if (wanted === undefined) this.#colours.set(subject, (wanted = new Map<string, number>()));
+    for (const name of colours) {
+      // Several gateways may want different colours: at most the frame's channels are kept.
+      if (!wanted.has(name) && wanted.size >= VIEWER_MAX_COLOURS) continue;
+      wanted.set(name, now);
+    }
   }
 
   /** One message of a preview: checked as client input, never trusted. */
   #preview(
     reassembler: ViewerReassembler,
     data: Uint8Array,
+    header: MsgHdrs | undefined,
+    state: { fields: readonly ViewerField[] },
     stream: string,
-    deliver: (frame: EncodedViewerFrame) => void,
+    deliver: (frame: EncodedViewerFrame, fields: readonly ViewerField[]) => void,
   ): void {
+    if (isStart(data)) {
+      const fields = parseStreamFieldsHeader(header?.get(STREAM_FIELDS_HEADER) ?? '');
+      if (fields === undefined) {
+        // Not passed on: its DATA messages then find no frame and are counted as invalid too.
+        this.#invalid++;
+        this.#warn({ event: 'preview-invalid', stream }, `a preview of ${stream} lists bad fields`);
+        return;
+      }
+      state.fields = fields;
+    }
     let frame;
     try {
       frame = reassembler.push(data);
@@ -273,14 +412,24 @@ export class ClusterPreviews implements ViewerCluster {
     }
     if (frame === undefined) return;
     this.#received++;
-    deliver({
-      seq: frame.seq,
-      pointCount: frame.pointCount,
-      sourcePointCount: frame.sourcePointCount,
-      captureTime: frame.captureTime,
-      encoding: frame.encoding,
-      payload: frame.payload,
-    });
+    deliver(
+      {
+        seq: frame.seq,
+        pointCount: frame.pointCount,
+        sourcePointCount: frame.sourcePointCount,
+        captureTime: frame.captureTime,
+        encoding: frame.encoding,
+        payload: frame.payload,
+        colours: frame.colours.map((c) => ({
+          name: c.name,
+          kind: c.kind,
+          min: c.min,
+          max: c.max,
+          bytes: new Uint8Array(c.values.buffer, c.values.byteOffset, c.values.byteLength),
+        })),
+      },
+      state.fields,
+    );
   }
 
   #warn(fields: Record<string, unknown>, message: string): void {

@@ -8,16 +8,22 @@ import type { ChannelMessage } from '../transport/channel.js';
 import { fromNodeDataChannel } from '../transport/node-channel.js';
 import type { NodeChannel } from '../transport/node-channel.js';
 import type { Logger } from '../util/logger.js';
+import { HEIGHT } from '../wire/viewer-colour.js';
+import type { ViewerField } from '../wire/viewer-colour.js';
 import {
   VIEWER_PROTOCOL,
-  decodeViewerAck,
+  decodeViewerRequest,
   encodeViewerControl,
   encodeViewerData,
   encodeViewerStart,
   viewerFrameWireBytes,
 } from '../wire/viewer.js';
-import type { EncodedViewerFrame, ViewerControl } from '../wire/viewer.js';
+import type { ViewerControl } from '../wire/viewer.js';
 import type { ViewerOptions, ViewerStats } from './types.js';
+import { dataKey, frameFor } from './viewer-frames.js';
+import type { PreparedFrame } from './viewer-frames.js';
+
+export type { PreparedFrame } from './viewer-frames.js';
 
 /**
  * Frames a viewer may have unacknowledged. 2 would let the next frame travel while the page draws,
@@ -30,19 +36,18 @@ const DRAINED_BYTES = 64 * 1024;
 /** Path MTU towards browsers: libdatachannel's default, which every browser takes. */
 const VIEWER_MTU = 1280;
 
-/** One encoded frame and its DATA messages for each message size, shared by a stream's viewers. */
-export interface PreparedFrame {
-  readonly sessionId: string;
-  readonly frame: EncodedViewerFrame;
-  readonly data: Map<number, Uint8Array[]>;
-}
-
 /** What a viewer tells its hub. */
 export interface ViewerHooks {
   /** Ready for a frame (opened, acknowledged one, or drained): the hub may send the latest. */
   ready(viewer: ViewerPeer): void;
   /** Where its frames come from (for `hello`): the stream's live session, and its node if remote. */
   origin(viewer: ViewerPeer): { readonly session: string; readonly node?: string };
+  /** The fields of its stream as far as known (for `hello`). */
+  fields(viewer: ViewerPeer): readonly ViewerField[];
+  /** The page asks to colour by `colour`: the reason it cannot (its stream lacks the field), if any. */
+  checkColour(viewer: ViewerPeer, colour: string): string | undefined;
+  /** It colours by another channel from now on (`viewer.colour`). */
+  coloured(viewer: ViewerPeer): void;
   /** Ended (once); `teardown` resolves when its native connection is released. */
   closed(viewer: ViewerPeer, teardown: Promise<void>): void;
 }
@@ -89,6 +94,8 @@ export class ViewerPeer {
   #lastSentAt = -Infinity;
   #lastSeq: number | undefined;
   #sessionId: string | undefined;
+  /** What the page colours by: {@link HEIGHT} (no channel), `rgb` or a field's name. */
+  #colour: string = HEIGHT;
   #framesSent = 0;
   #framesDropped = 0;
   #bytesSent = 0;
@@ -130,6 +137,11 @@ export class ViewerPeer {
   /** Seq of the last frame sent, if any. */
   get lastSeq(): number | undefined {
     return this.#lastSeq;
+  }
+
+  /** What its frames are coloured by (`height` until the page asks for another). */
+  get colour(): string {
+    return this.#colour;
   }
 
   /** The session of the last frame sent. */
@@ -187,14 +199,14 @@ export class ViewerPeer {
   sendFrame(prepared: PreparedFrame, now: number): void {
     const channel = this.#channel;
     if (channel === undefined || this.#state !== 'open') return;
-    let data = prepared.data.get(this.#maxMessageBytes);
+    // Its colour's channel when the frame has it; height (no channel) otherwise.
+    const frame = frameFor(prepared, this.#colour);
+    const key = dataKey(prepared, this.#colour, this.#maxMessageBytes);
+    let data = prepared.data.get(key);
     if (data === undefined)
-      prepared.data.set(
-        this.#maxMessageBytes,
-        (data = encodeViewerData(prepared.frame, this.#maxMessageBytes)),
-      );
+      prepared.data.set(key, (data = encodeViewerData(frame, this.#maxMessageBytes)));
     try {
-      channel.send(encodeViewerStart(prepared.frame, this.#framesDropped));
+      channel.send(encodeViewerStart(frame, this.#framesDropped));
       for (const message of data) channel.send(message);
     } catch (error) {
       this.close(ErrorCodes.CHANNEL_CLOSED, `send failed: ${(error as Error).message}`);
@@ -205,7 +217,7 @@ export class ViewerPeer {
     this.#sessionId = prepared.sessionId;
     this.#lastSentAt = now;
     this.#framesSent++;
-    this.#bytesSent += viewerFrameWireBytes(prepared.frame, this.#maxMessageBytes);
+    this.#bytesSent += viewerFrameWireBytes(frame, this.#maxMessageBytes);
     if (this.#ackTimer === undefined) this.#armAckTimer();
     this.#idleTimer?.refresh();
   }
@@ -283,25 +295,49 @@ export class ViewerPeer {
       ...this.#hooks.origin(this),
       maxPoints: this.#options.maxPoints,
       maxFps: this.#options.maxFps,
+      fields: this.#hooks.fields(this),
     });
     this.#hooks.ready(this);
   }
 
+  /** Tells the page its stream's fields changed (the colour picker follows them). */
+  sendFields(fields: readonly ViewerField[]): void {
+    if (this.#state === 'open') this.#sendText({ type: 'fields', fields });
+  }
+
   #onMessage(message: ChannelMessage): void {
     if (typeof message !== 'string') return;
-    const seq = decodeViewerAck(message);
-    const index = seq === undefined ? -1 : this.#inFlight.indexOf(seq);
-    if (index < 0) {
-      if (seq === undefined)
-        this.log.debug({ event: 'viewer-bad-message' }, 'viewer sent text that is not an ack');
+    const request = decodeViewerRequest(message);
+    if (request === undefined) {
+      this.log.debug({ event: 'viewer-bad-message' }, 'viewer sent text that is not a request');
       return;
     }
+    if (request.type === 'colour') {
+      this.#onColour(request.field);
+      return;
+    }
+    const seq = request.seq;
+    const index = this.#inFlight.indexOf(seq);
+    if (index < 0) return;
     // Acknowledging a frame acknowledges the ones before it (the page may skip drawing them).
     this.#inFlight.splice(0, index + 1);
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#armAckTimer();
     this.#hooks.ready(this);
+  }
+
+  /** Colours the next frames by `colour`, or tells the page why not (the viewer goes on). */
+  #onColour(colour: string): void {
+    const refusal = this.#hooks.checkColour(this, colour);
+    if (refusal !== undefined) {
+      this.#sendText({ type: 'error', code: ErrorCodes.FIELDS_INVALID, message: refusal });
+      return;
+    }
+    if (colour === this.#colour) return;
+    this.#colour = colour;
+    this.log.debug({ event: 'viewer-colour', colour }, `viewer colours by ${colour}`);
+    this.#hooks.coloured(this);
   }
 
   #sendText(message: ViewerControl): void {

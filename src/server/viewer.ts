@@ -6,12 +6,22 @@ import type { ErrorCode } from '../errors.js';
 import type { RtcOptions } from '../rtc/peer.js';
 import type { Logger } from '../util/logger.js';
 import { withDefaults } from '../util/options.js';
-import { VIEWER_MAX_POINTS, encodeViewerFrame, viewerFrameOfQ16 } from '../wire/viewer.js';
+import { HEIGHT, colourRefusal, isColourName } from '../wire/viewer-colour.js';
+import type { ViewerField } from '../wire/viewer-colour.js';
+import { VIEWER_MAX_POINTS, withColours } from '../wire/viewer.js';
 import type { EncodedViewerFrame } from '../wire/viewer.js';
 import type { StreamRegistry } from './streams.js';
 import type { ReceivedFrame, ViewerOptions, ViewerStats } from './types.js';
+import {
+  FeedFields,
+  coloursOf,
+  fieldsOfFrame,
+  prepareLocalFrame,
+  prepareRemoteFrame,
+} from './viewer-frames.js';
+import type { PreparedFrame } from './viewer-frames.js';
 import { ViewerPeer } from './viewer-peer.js';
-import type { PreparedFrame, ViewerHooks } from './viewer-peer.js';
+import type { ViewerHooks } from './viewer-peer.js';
 
 // Public types live in types.ts (which imports nothing of the server's): re-exported for callers.
 export type { ViewerOptions, ViewerStats } from './types.js';
@@ -92,11 +102,12 @@ export interface ViewerOpen {
   readonly remote?: { readonly tenant: string };
 }
 
-/** A remote stream watched: its viewers' feed, and the stop of its previews. */
+/** A remote stream watched: its viewers' feed, the stop of its previews, and a want sent now. */
 interface RemoteFeed {
   readonly tenant: string;
   readonly stream: string;
   readonly stop: () => void;
+  readonly wantNow: () => void;
 }
 
 /**
@@ -116,8 +127,19 @@ export class ViewerHub {
   readonly #hooks: ViewerHooks = {
     ready: (viewer) => this.#pump(viewer),
     origin: (viewer) => this.origin(viewer),
+    fields: (viewer) => this.#fields.get(viewer.feed) ?? [],
+    checkColour: (viewer, colour) => {
+      const known = this.#fields.get(viewer.feed);
+      if (!isColourName(colour)) return `${JSON.stringify(colour)} is not a field name`;
+      // Before the stream's first frame nothing is known: the choice waits for frames with it.
+      return colour === HEIGHT || known === undefined ? undefined : colourRefusal(colour, known);
+    },
+    // A gateway asks for the new colour at once instead of at its next want.
+    coloured: (viewer) => this.#remote.get(viewer.feed)?.wantNow(),
     closed: (viewer, teardown) => this.#viewerClosed(viewer, teardown),
   };
+  /** The fields of each feed's last frame: the colours its viewers may pick. */
+  readonly #fields = new FeedFields();
   /** Previews across nodes, once opened (with a bus only). */
   #cluster: ViewerCluster | undefined;
   readonly #clusterOpened: Promise<void>;
@@ -250,18 +272,31 @@ export class ViewerHub {
     const tenant = this.#cluster === undefined ? undefined : this.#wantedBy(frame.stream, now);
     const watchers = this.#byStream.get(frame.stream);
     if (watchers === undefined && tenant === undefined) return;
-    // Encoded at most once, however many watch (here and on other nodes).
+    const fields = fieldsOfFrame(frame);
+    const changed = this.#fields.update(frame.stream, fields);
+    if (changed !== undefined) for (const viewer of watchers ?? []) viewer.sendFields(changed);
+    const wanted =
+      tenant === undefined ? [] : (this.#cluster?.wantedColours(tenant, frame.stream) ?? []);
+    // Encoded at most once, however many watch (here and on other nodes), with one channel per
+    // colour chosen here or wanted by another node.
     const made: { prepared?: PreparedFrame } = {};
-    // The only copy of the frame's points: taken now, because its buffer may be reused.
+    // The only copy of the frame's points and fields: taken now, its buffers may be reused.
     const prepare = (): PreparedFrame =>
-      (made.prepared ??= {
-        sessionId: frame.sessionId,
-        frame: this.#encode(frame),
-        data: new Map(),
-      });
+      (made.prepared ??= prepareLocalFrame(
+        frame,
+        this.#options.maxPoints,
+        coloursOf(watchers, wanted),
+      ));
     if (tenant !== undefined) {
       this.#publishedAt.set(frame.stream, now);
-      this.#cluster?.publish(tenant, frame.stream, prepare().frame);
+      const prepared = prepare();
+      const channels = wanted.flatMap((name) => prepared.colours.get(name) ?? []);
+      this.#cluster?.publish(
+        tenant,
+        frame.stream,
+        withColours(prepared.frame, channels),
+        this.#fields.get(frame.stream) ?? [],
+      );
     }
     if (watchers === undefined) return;
     this.#deliver(watchers, prepare, now);
@@ -298,16 +333,26 @@ export class ViewerHub {
     if (cluster === undefined || open.remote === undefined) return;
     const { tenant } = open.remote;
     const stream = open.stream;
-    const stop = cluster.watch(tenant, stream, (frame) => {
+    const deliver = (frame: EncodedViewerFrame, fields: readonly ViewerField[]): void => {
       const sessionId = cluster.locate(tenant, stream)?.session ?? '';
-      const prepared: PreparedFrame = { sessionId, frame, data: new Map() };
+      const prepared = prepareRemoteFrame(sessionId, frame);
       const watchers = this.#byStream.get(feed);
       if (watchers === undefined) return;
+      const changed = this.#fields.update(feed, fields);
+      if (changed !== undefined) for (const viewer of watchers) viewer.sendFields(changed);
       this.#deliver(watchers, () => prepared, performance.now());
       // Ready or not, this frame is the newest: the next viewer to become ready gets it.
       this.#latest.set(feed, prepared);
+    };
+    // The colours its viewers here chose, asked of the ingesting node with every want.
+    const colours = (): string[] => coloursOf(this.#byStream.get(feed), []);
+    const watch = cluster.watch(tenant, stream, deliver, colours);
+    this.#remote.set(feed, {
+      tenant,
+      stream,
+      stop: () => watch.stop(),
+      wantNow: () => watch.wantNow(),
     });
-    this.#remote.set(feed, { tenant, stream, stop });
     this.#log.info(
       { event: 'previews-wanted', stream, tenant },
       `wanting previews of ${stream} from another node`,
@@ -328,24 +373,6 @@ export class ViewerHub {
   }
 
   /**
-   * The viewer frame of `frame`, the only copy of its points taken (its buffer may be reused).
-   * A q16 frame within the budget is forwarded as it arrived; anything else is decimated and
-   * quantized.
-   */
-  #encode(frame: ReceivedFrame): EncodedViewerFrame {
-    const { maxPoints } = this.#options;
-    if (frame.encoding === 'q16' && frame.encoded !== undefined && frame.pointCount <= maxPoints)
-      return viewerFrameOfQ16(
-        frame.encoded.slice(),
-        frame.pointCount,
-        frame.pointCount,
-        frame.seq,
-        frame.captureTime,
-      );
-    return encodeViewerFrame(frame.points, frame.seq, frame.captureTime, maxPoints);
-  }
-
-  /**
    * A session ended: its stream's viewers stay, for the stream's next session (a sender that
    * reconnects); only its last frame is no longer offered to them.
    */
@@ -356,12 +383,12 @@ export class ViewerHub {
   /** A stream was forgotten (no session for `streamHoldMs`): its viewers are told and closed. */
   onStreamEnded(stream: string): void {
     this.#latest.delete(stream);
+    this.#fields.delete(stream);
     this.#publishedAt.delete(stream);
     for (const viewer of this.#byStream.get(stream) ?? [])
       viewer.close(ErrorCodes.SESSION_CLOSED, 'its sender left');
   }
 
-  /** Closes every viewer connection and waits for their native teardown. */
   /**
    * Ends every viewer with `code`: `PS_ERR_SESSION_CLOSED`, or `PS_ERR_SESSION_MOVED` after a
    * drain (the page then watches again, through the front, on another node).
@@ -392,6 +419,7 @@ export class ViewerHub {
     if (watchers?.size === 0) {
       this.#byStream.delete(viewer.feed);
       this.#latest.delete(viewer.feed);
+      this.#fields.delete(viewer.feed);
       // The last viewer of a remote stream left: no more wants, unsubscribed.
       const remote = this.#remote.get(viewer.feed);
       if (remote !== undefined) {

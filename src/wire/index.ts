@@ -102,10 +102,20 @@ export {
   ViewerReassembler,
   decodeViewerAck,
   decodeViewerControl,
+  decodeViewerRequest,
   encodeViewerAck,
+  encodeViewerColour,
   encodeViewerControl,
   encodeViewerData,
   encodeViewerFrame,
   encodeViewerStart,
 } from './viewer.js';
-export type { EncodedViewerFrame, ViewerControl, ViewerFrame } from './viewer.js';
+export type {
+  EncodedViewerFrame,
+  ViewerControl,
+  ViewerFrame,
+  ViewerFrameColour,
+  ViewerRequest,
+} from './viewer.js';
+export { ViewerColourKind, colourChoices, makeViewerColour } from './viewer-colour.js';
+export type { ViewerColour, ViewerField } from './viewer-colour.js';

@@ -55,12 +55,12 @@ void test('viewer wire: a two-point frame, byte by byte', () => {
   assert.deepEqual(
     start,
     hex(
-      // 'PSVF', version 2, encoding 2 (q16), 40 header bytes
-      '50535646 02 02 2800' +
+      // 'PSVF', version 3, encoding 2 (q16), 40 header bytes (no colour channel)
+      '50535646 03 02 2800' +
         // seq 7, 2 points sent, 2 points in the ingest frame, 3 frames dropped
         '07000000 02000000 02000000 03000000' +
-        // 68 payload bytes (56 + 6 x 2), reserved, capture time 1.5 ms
-        '44000000 00000000 000000000000f83f',
+        // 68 payload bytes (56 + 6 x 2), 0 colour channels, reserved, capture time 1.5 ms
+        '44000000 00 000000 000000000000f83f',
     ),
   );
 
@@ -96,6 +96,7 @@ void test('viewer wire: a two-point frame, byte by byte', () => {
       offset: [-1, 0, 5],
       scale: [1, 2, 0],
       quantized: undefined,
+      colours: [],
     },
   );
   assert.deepEqual([...decoded.quantized], [0, 0, 0, 65535, 65535, 0]);
@@ -215,7 +216,7 @@ void test('viewer wire: the decoder rejects every malformed size with a stable c
     rejectsWith(() => fresh().push(new Uint8Array(n)), ErrorCodes.CHUNK_TRUNCATED, `${n} bytes`);
   rejectsWith(() => fresh().push(hex('50535647 02020000')), ErrorCodes.CHUNK_BAD_TYPE, 'magic');
 
-  // START: every length but 40.
+  // START: every length under 40, and longer than its header bytes field says.
   for (let n = 4; n < 40; n++)
     rejectsWith(() => fresh().push(start.subarray(0, n)), ErrorCodes.CHUNK_TRUNCATED, `START ${n}`);
   for (const n of [41, 64, 1000])
@@ -224,11 +225,16 @@ void test('viewer wire: the decoder rejects every malformed size with a stable c
       ErrorCodes.CHUNK_BAD_HEADER,
       `START ${n}`,
     );
-  // A version 1 START (64 bytes) is reported as another version, not as a bad size.
+  // A version 1 START (64 bytes) or 2 is reported as another version, not as a bad size.
   rejectsWith(
     () => fresh().push(startWith((v) => v.setUint8(4, 1), 64)),
     ErrorCodes.CHUNK_BAD_VERSION,
     'version 1',
+  );
+  rejectsWith(
+    () => fresh().push(startWith((v) => v.setUint8(4, 2))),
+    ErrorCodes.CHUNK_BAD_VERSION,
+    'version 2',
   );
   rejectsWith(
     () => fresh().push(startWith((v) => v.setUint8(5, 3))),
@@ -237,13 +243,24 @@ void test('viewer wire: the decoder rejects every malformed size with a stable c
   );
   rejectsWith(
     () => fresh().push(startWith((v) => v.setUint16(6, 64, true))),
-    ErrorCodes.CHUNK_BAD_HEADER,
-    'header bytes field',
+    ErrorCodes.CHUNK_TRUNCATED,
+    'header bytes field above the message',
   );
   rejectsWith(
-    () => fresh().push(startWith((v) => v.setUint32(28, 1, true))),
+    () => fresh().push(startWith((v) => v.setUint16(6, 39, true))),
     ErrorCodes.CHUNK_BAD_HEADER,
-    'reserved',
+    'header bytes field under the message',
+  );
+  for (const at of [29, 30, 31])
+    rejectsWith(
+      () => fresh().push(startWith((v) => v.setUint8(at, 1))),
+      ErrorCodes.CHUNK_BAD_HEADER,
+      `reserved byte ${at}`,
+    );
+  rejectsWith(
+    () => fresh().push(startWith((v) => v.setUint8(28, 1))),
+    ErrorCodes.CHUNK_BAD_HEADER,
+    'a colour channel without its entry',
   );
   // Point counts above the budget, even absurd ones, are refused before anything is allocated.
   for (const count of [3, 2 ** 32 - 1])
@@ -340,7 +357,7 @@ void test('viewer wire: text messages', () => {
     '{"type":"hello"}',
     '{"type":"hello","viewer":"v","session":"s","maxPoints":1.5,"maxFps":1}',
     '{"type":"closing","code":1,"message":"m"}',
-    `{"type":"closing","code":"c","message":"${'x'.repeat(1024)}"}`,
+    `{"type":"closing","code":"c","message":"${'x'.repeat(4096)}"}`,
   ])
     assert.equal(decodeViewerControl(text), undefined, text);
 

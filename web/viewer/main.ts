@@ -3,16 +3,24 @@
  * point cloud of the one being watched, over its own WebRTC connection (`POST /viewer/offer`).
  * A stream outlives its sessions: the server keeps sending the frames of whichever session feeds
  * it, so a sender that reconnects stays on screen. `/#stream=NAME` opens a stream as soon as it
- * is live.
+ * is live; `&colour=FIELD` colours it by that field.
  *
  * Scripts and tests drive it through `window.pointstreamViewer`:
- * `await pointstreamViewer.watch(stream)`, then `framesShown`, `lastPointCount`, `dropped`.
+ * `await pointstreamViewer.watch(stream)`, then `framesShown`, `lastPointCount`, `dropped`;
+ * `colourBy('intensity')`, then `lastColour` once a frame coloured by it is drawn.
  */
 import { authHeaders, openViewer } from './connect.js';
 import type { ViewerConnection } from './connect.js';
 import { ErrorCodes, PointstreamError } from '../../src/errors.js';
-import { ViewerReassembler, decodeViewerControl, encodeViewerAck } from '../../src/wire/viewer.js';
+import {
+  ViewerReassembler,
+  decodeViewerControl,
+  encodeViewerAck,
+  encodeViewerColour,
+} from '../../src/wire/viewer.js';
 import type { ViewerFrame } from '../../src/wire/viewer.js';
+import { HEIGHT } from '../../src/wire/viewer-colour.js';
+import { ColourPicker } from './colour.js';
 import { PointScene } from './scene.js';
 
 /** 'ended': the stream ended normally (its client closed, or the server shut down). */
@@ -32,6 +40,14 @@ interface ViewerHook {
   readonly lastTransferMs: number;
   /** Milliseconds from the last frame's last message to the end of its draw call. */
   readonly lastDrawMs: number;
+  /** Asks the server to colour by `colour` (`height`, `rgb` or a field of the stream). */
+  colourBy(colour: string): void;
+  /** The colour chosen. */
+  readonly colour: string;
+  /** What the last frame drawn was coloured by (`height` when it carried no channel). */
+  readonly lastColour: string;
+  /** The colours the stream offers (height first). */
+  readonly colours: readonly string[];
 }
 
 declare global {
@@ -99,6 +115,12 @@ empty.link.textContent = `${location.origin}/#stream=lidar-1`;
 let listed: StreamRow[] = [];
 
 const scene = new PointScene(element('canvas-host'));
+const picker = new ColourPicker(element<HTMLSelectElement>('colour'), element('legend'), (colour) =>
+  requestColour(colour),
+);
+// `#colour=intensity` (with `#stream=`): asked for as soon as the stream is watched.
+const linkedColour = fragment.get('colour');
+if (linkedColour !== null && linkedColour !== '') picker.choose(linkedColour);
 const format = new Intl.NumberFormat('en');
 
 // ---- watching one session ----
@@ -117,6 +139,7 @@ let lastTransferMs = 0;
 let lastDrawMs = 0;
 let lastCaptureTime: number | undefined;
 let sourcePoints = 0;
+let lastColour = HEIGHT;
 /** When the last frames were drawn, for frames/s over the last two seconds. */
 const shownAt: number[] = [];
 
@@ -158,6 +181,8 @@ async function watch(stream: string): Promise<void> {
   watchedNode = undefined;
   framesShown = lastPointCount = dropped = sourcePoints = 0;
   lastCaptureTime = undefined;
+  lastColour = HEIGHT;
+  picker.reset();
   shownAt.length = 0;
   state = 'connecting';
   showError('');
@@ -200,7 +225,16 @@ async function watch(stream: string): Promise<void> {
           watchedSession = control.session === '' ? undefined : control.session;
         }
         state = 'watching';
+        picker.setFields(control.fields ?? []);
+        // A choice made before (another stream, a reconnect) is asked for again.
+        if (picker.colour !== HEIGHT) requestColour(picker.colour);
         hello();
+      } else if (control?.type === 'fields') {
+        picker.setFields(control.fields);
+      } else if (control?.type === 'error') {
+        // A request refused (a colour the stream cannot give): said, and the view goes on.
+        showError(`${control.message} (${control.code})`);
+        picker.refused();
       } else if (control?.type === 'closing') {
         // The server sends PS_ERR_SESSION_CLOSED for a normal end, a failure's own code otherwise.
         if (control.code === ErrorCodes.SESSION_CLOSED) {
@@ -270,9 +304,19 @@ async function watch(stream: string): Promise<void> {
   updateOverlay();
 }
 
+/** Asks the server for frames coloured by `colour`; the next frames carry its channel. */
+function requestColour(colour: string): void {
+  const channel = current?.connection.channel;
+  picker.choose(colour);
+  if (channel?.readyState === 'open') channel.send(encodeViewerColour(colour));
+  if (lastError !== '' && errorText.className === 'bad' && state === 'watching') showError('');
+}
+
 function draw(frame: ViewerFrame, started: number, channel: RTCDataChannel): void {
   const frameSeq = frame.seq;
-  scene.show(frame, (superseded) => {
+  // The channel of the colour chosen; frames sent before the choice arrived carry the old one.
+  const colour = frame.colours.find((c) => c.name === picker.colour) ?? frame.colours[0];
+  scene.show(frame, colour, (superseded) => {
     // Drawn or skipped for a newer one: either way the server may send the next.
     if (channel.readyState === 'open') channel.send(encodeViewerAck(frameSeq));
     if (superseded) return;
@@ -281,6 +325,8 @@ function draw(frame: ViewerFrame, started: number, channel: RTCDataChannel): voi
     sourcePoints = frame.sourcePointCount;
     dropped = frame.dropped;
     lastCaptureTime = frame.captureTime;
+    lastColour = colour?.name ?? HEIGHT;
+    picker.showLegend(frame, colour);
     lastDrawMs = performance.now() - started;
     shownAt.push(performance.now());
     updateOverlay();
@@ -466,6 +512,8 @@ window.addEventListener('hashchange', () => {
   const token = hash.get('token');
   if (token !== null) tokenInput.value = token;
   wanted = hash.get('stream') ?? hash.get('session') ?? undefined;
+  const colour = hash.get('colour');
+  if (colour !== null && colour !== '') requestColour(colour);
   void refresh();
 });
 setInterval(() => {
@@ -500,6 +548,16 @@ window.pointstreamViewer = {
   },
   get lastDrawMs() {
     return lastDrawMs;
+  },
+  colourBy: requestColour,
+  get colour() {
+    return picker.colour;
+  },
+  get lastColour() {
+    return lastColour;
+  },
+  get colours() {
+    return picker.choices;
   },
 };
 

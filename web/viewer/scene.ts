@@ -11,7 +11,8 @@ import {
 } from 'three';
 import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
 import { Q16_LEVELS } from '../../src/wire/encodings/q16.js';
-import type { ViewerFrame } from '../../src/wire/viewer.js';
+import { ViewerColourKind } from '../../src/wire/viewer-colour.js';
+import type { ViewerFrame, ViewerFrameColour } from '../../src/wire/viewer.js';
 
 /** The page background; the test counts pixels that differ from it. */
 export const BACKGROUND = 0x0b0e12;
@@ -21,21 +22,36 @@ export const BACKGROUND = 0x0b0e12;
  * unsigned-short attribute, 0..1), and the vertex shader maps them with the payload header's
  * offset and scale (uMin = offset, uExtent = 65535 x scale). The page never
  * converts points on the CPU, so there is nothing to move to a worker. Height (z, 0..1 within the
- * frame) picks the colour from a turbo-like ramp.
+ * frame) picks the colour from a turbo-like ramp; a scalar colour channel (a field, normalised by
+ * the server to u8 or u16) goes through the same ramp, also as a normalized attribute; an RGB
+ * channel gives the colour itself.
  */
-const VERTEX = /* glsl */ `
+const VERTEX_HEAD = /* glsl */ `
 uniform vec3 uMin;
 uniform vec3 uExtent;
 uniform float uSize;
-varying float vHeight;
-void main() {
-  vHeight = position.z;
+`;
+const PLACE = /* glsl */ `
   gl_Position = projectionMatrix * modelViewMatrix * vec4(uMin + position * uExtent, 1.0);
   gl_PointSize = uSize;
-}`;
+`;
+const VERTEX_HEIGHT = /* glsl */ `${VERTEX_HEAD}
+varying float vValue;
+void main() {
+  vValue = position.z;${PLACE}}`;
+const VERTEX_SCALAR = /* glsl */ `${VERTEX_HEAD}
+attribute float aValue;
+varying float vValue;
+void main() {
+  vValue = aValue;${PLACE}}`;
+const VERTEX_RGB = /* glsl */ `${VERTEX_HEAD}
+attribute vec3 aColour;
+varying vec3 vColour;
+void main() {
+  vColour = aColour;${PLACE}}`;
 
-const FRAGMENT = /* glsl */ `
-varying float vHeight;
+const FRAGMENT_RAMP = /* glsl */ `
+varying float vValue;
 // Turbo colormap, polynomial approximation (Google AI, Apache-2.0).
 vec3 ramp(float x) {
   const vec4 kRed4 = vec4(0.13572138, 4.61539260, -42.66032258, 132.13108234);
@@ -51,8 +67,42 @@ vec3 ramp(float x) {
     dot(v4, kBlue4) + dot(v2, kBlue2));
 }
 void main() {
-  gl_FragColor = vec4(ramp(vHeight), 1.0);
+  gl_FragColor = vec4(ramp(vValue), 1.0);
 }`;
+const FRAGMENT_RGB = /* glsl */ `
+varying vec3 vColour;
+void main() {
+  gl_FragColor = vec4(vColour, 1.0);
+}`;
+
+/** The ramp of the shaders, in CSS colours from 0 to 1 (the legend's gradient). */
+export function rampStops(count = 9): string[] {
+  const stops: string[] = [];
+  const poly = (x: number, k4: number[], k2: number[]): number => {
+    const v4 = [1, x, x * x, x * x * x];
+    const v2 = [x * x * x * x, x * x * x * x * x];
+    const sum =
+      v4.reduce((s, v, i) => s + v * (k4[i] as number), 0) +
+      v2.reduce((s, v, i) => s + v * (k2[i] as number), 0);
+    return Math.round(Math.min(Math.max(sum, 0), 1) * 255);
+  };
+  for (let i = 0; i < count; i++) {
+    const x = i / (count - 1);
+    const r = poly(
+      x,
+      [0.13572138, 4.6153926, -42.66032258, 132.13108234],
+      [-152.94239396, 59.28637943],
+    );
+    const g = poly(x, [0.09140261, 2.19418839, 4.84296658, -14.18503333], [4.27729857, 2.82956604]);
+    const b = poly(
+      x,
+      [0.1066733, 12.64194608, -60.58204836, 110.36276771],
+      [-89.90310912, 27.34824973],
+    );
+    stops.push(`rgb(${r} ${g} ${b})`);
+  }
+  return stops;
+}
 
 /** Size of the frame's bounds per axis: q16 spans them in 65535 steps. */
 function extentOf(frame: ViewerFrame): [number, number, number] {
@@ -66,15 +116,29 @@ export class PointScene {
   readonly #scene = new Scene();
   readonly #camera = new PerspectiveCamera(50, 1, 0.01, 1e7);
   readonly #controls: OrbitControls;
-  readonly #material = new ShaderMaterial({
-    vertexShader: VERTEX,
-    fragmentShader: FRAGMENT,
-    uniforms: {
-      uMin: { value: new Vector3() },
-      uExtent: { value: new Vector3(1, 1, 1) },
-      uSize: { value: 2 },
-    },
-  });
+  /** Shared by the three materials: the frame's bounds and the point size. */
+  readonly #uniforms = {
+    uMin: { value: new Vector3() },
+    uExtent: { value: new Vector3(1, 1, 1) },
+    uSize: { value: 2 },
+  };
+  readonly #materials = {
+    height: new ShaderMaterial({
+      vertexShader: VERTEX_HEIGHT,
+      fragmentShader: FRAGMENT_RAMP,
+      uniforms: this.#uniforms,
+    }),
+    scalar: new ShaderMaterial({
+      vertexShader: VERTEX_SCALAR,
+      fragmentShader: FRAGMENT_RAMP,
+      uniforms: this.#uniforms,
+    }),
+    rgb: new ShaderMaterial({
+      vertexShader: VERTEX_RGB,
+      fragmentShader: FRAGMENT_RGB,
+      uniforms: this.#uniforms,
+    }),
+  };
   readonly #host: HTMLElement;
   #points: Points | undefined;
   #framed = false;
@@ -98,21 +162,35 @@ export class PointScene {
   }
 
   /**
-   * Shows `frame` (replacing the last one). `drawn` runs at the next render: with `superseded`
-   * true when a newer frame replaced this one before it could be drawn.
+   * Shows `frame` (replacing the last one), coloured by `colour` (a channel of the frame), or by
+   * height without one. `drawn` runs at the next render: with `superseded` true when a newer frame
+   * replaced this one before it could be drawn.
    */
-  show(frame: ViewerFrame, drawn: (superseded: boolean) => void): void {
+  show(
+    frame: ViewerFrame,
+    colour: ViewerFrameColour | undefined,
+    drawn: (superseded: boolean) => void,
+  ): void {
     const geometry = new BufferGeometry();
     // Normalized: WebGL reads u16 as 0..1; the shader scales by the bounds.
     geometry.setAttribute('position', new BufferAttribute(frame.quantized, 3, true));
-    const uniforms = this.#material.uniforms as Record<'uMin' | 'uExtent', { value: Vector3 }>;
-    uniforms.uMin.value.set(...frame.offset);
-    uniforms.uExtent.value.set(...extentOf(frame));
+    // Normalized too: the server mapped the channel's min..max to 0..top, the ramp takes 0..1.
+    let material = this.#materials.height;
+    if (colour?.kind === ViewerColourKind.RGB8) {
+      geometry.setAttribute('aColour', new BufferAttribute(colour.values, 3, true));
+      material = this.#materials.rgb;
+    } else if (colour !== undefined) {
+      geometry.setAttribute('aValue', new BufferAttribute(colour.values, 1, true));
+      material = this.#materials.scalar;
+    }
+    this.#uniforms.uMin.value.set(...frame.offset);
+    this.#uniforms.uExtent.value.set(...extentOf(frame));
     if (this.#points) {
       this.#points.geometry.dispose();
       this.#points.geometry = geometry;
+      this.#points.material = material;
     } else {
-      this.#points = new Points(geometry, this.#material);
+      this.#points = new Points(geometry, material);
       // Its bounds are in the shader, not in the geometry.
       this.#points.frustumCulled = false;
       this.#scene.add(this.#points);

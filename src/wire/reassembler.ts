@@ -417,6 +417,18 @@ export class FrameReassembler {
       }
       if (meta.encoding === Encoding.NPY && table.columns.some((c) => c.codec !== FieldCodec.RAW))
         return [ErrorCodes.FIELDS_INVALID, `frame ${meta.seq}: .npy frames carry raw fields only`];
+      // Coded columns are small on the wire; decoded they are held to what the same fields could
+      // take raw in a frame (as on the bus), so a 64 MiB payload cannot claim gigabytes.
+      const fieldBytes = table.columns.reduce(
+        (sum, column) => sum + meta.pointCount * FIELD_TYPES[column.type].bytes,
+        0,
+      );
+      if (fieldBytes > limits.maxFrameBytes) {
+        return [
+          ErrorCodes.FRAME_TOO_LARGE,
+          `frame ${meta.seq}: its fields take ${fieldBytes} bytes decoded, over the limit of ${limits.maxFrameBytes}`,
+        ];
+      }
     }
     // The points part: the whole payload without fields.
     const pointsBytes = table?.pointsBytes ?? meta.payloadBytes;

@@ -17,7 +17,13 @@ import { readChunkHeader } from '../../src/wire/chunk.js';
 import { decodeServerMessage, encodeServerMessage } from '../../src/wire/control.js';
 import type { HelloMessage } from '../../src/wire/control.js';
 import { encodePoints } from '../../src/wire/encodings/index.js';
-import { FieldCodec, NO_FIELDS, encodeFieldTable, rawFields } from '../../src/wire/fields.js';
+import {
+  FieldCodec,
+  NO_FIELDS,
+  encodeFieldTable,
+  payloadBytesOf,
+  rawFields,
+} from '../../src/wire/fields.js';
 import type { FieldColumn, FieldTable, PointFields } from '../../src/wire/fields.js';
 import { prepareEncodedFrame, prepareFrame, writeChunk } from '../../src/wire/frame.js';
 import type { OutgoingFrame } from '../../src/wire/frame.js';
@@ -351,6 +357,23 @@ void describe(
         assert.equal(assemble(chunksOf(next), reassembler).kind, 'frame');
       });
     }
+
+    void it('coded columns that would decode beyond maxFrameBytes: PS_ERR_FRAME_TOO_LARGE at START', () => {
+      // 32 delta-rice u32 columns of 10 bytes each, for 5M points: 640 MB decoded from ~600 bytes.
+      const columns = Array.from({ length: 32 }, (_, i) =>
+        col(`f${i}`, 'u32', 10, FieldCodec.DELTA_RICE),
+      );
+      const payloadBytes = payloadBytesOf({ pointsBytes: 100, columns });
+      const start = startWith(rawTable(100, columns), payloadBytes, 3);
+      new DataView(start.buffer, start.byteOffset).setUint32(16, 5_000_000, true);
+      const { reassembler, allocations } = counted();
+      const result = reassembler.push(start);
+      assert.equal(result.kind, 'rejected');
+      if (result.kind !== 'rejected') return;
+      assert.equal(result.error.code, ErrorCodes.FRAME_TOO_LARGE, result.error.message);
+      assert.equal(result.fatal, false);
+      assert.deepEqual(allocations, []);
+    });
 
     void it('drops the rejected frame’s DATA chunks without more reports', () => {
       const frame = prepareFrame(

@@ -1,6 +1,7 @@
 import type { Logger } from '../util/logger.js';
 import { registerSessionResource } from './http/session-resource.js';
 import type { AdmittedSession, SessionEntry } from './http/session-resource.js';
+import type { LiveFrames } from './http/live-frames.js';
 import type { Refusal } from './http/problem.js';
 import type { SignalingHttp } from './http/signaling.js';
 import { registerViewerResource } from './http/viewer-offer.js';
@@ -20,6 +21,8 @@ export interface ServerRoutesOptions {
   readonly sessions: ReadonlyMap<string, SessionEntry>;
   readonly streams: StreamRegistry;
   readonly viewers: ViewerHub;
+  /** `GET /streams/<name>/latest` and `/frames`. */
+  readonly live: LiveFrames;
   readonly metrics: ServerMetrics;
   /** `/stats` for a token (auth on: its id), or for all. */
   readonly stats: (token: string | undefined) => ServerStats;
@@ -67,6 +70,7 @@ export function registerServerRoutes(options: ServerRoutesOptions): WebRoutes {
     streamOf: (sessionId) => sessions.get(sessionId)?.session.stream,
     isClosing: options.isClosing,
   });
+  options.live.register();
   http.seal();
   return web;
 }

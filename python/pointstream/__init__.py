@@ -7,6 +7,15 @@ and read a stream's live frames over HTTP. See docs/python.md.
 >>> points, meta = pointstream.latest("http://localhost:8080", "lidar")
 """
 
+try:
+    import aiortc  # noqa: F401
+    import numpy  # noqa: F401
+except ImportError as missing:  # pragma: no cover - depends on the machine
+    raise ImportError(
+        f"pointstream needs NumPy and aiortc ({missing}): on Debian apt-get install python3-numpy "
+        "python3-aiortc; elsewhere pip install numpy aiortc"
+    ) from missing
+
 from .aio import AsyncClient, Options, Receipt, Stats
 from .client import Client, Sent, connect
 from .errors import ErrorCodes, PointstreamError

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/index.js';
 import type { PointstreamServer } from '../src/index.js';
-import { LOOPBACK, findPython, runProcess, startServer } from './helpers.js';
+import { CLI, LOOPBACK, captureSessions, findPython, runProcess, startServer } from './helpers.js';
 
 /**
  * The Python package in python/ (issue 19), with Debian's python3, numpy and aiortc: installed with
@@ -555,5 +556,108 @@ void test(
       10_000,
       'readers gone',
     );
+  },
+);
+
+void test(
+  'a session moved by the server (PS_ERR_SESSION_MOVED): the Python client reconnects at once and loses nothing',
+  { timeout: 120_000 },
+  async (t) => {
+    const sessions = captureSessions(t);
+    const server = await startServer();
+    t.after(() => server.close());
+    const seqs: number[] = [];
+    server.on('frame', (frame) => seqs.push(frame.seq));
+    const run = py(
+      `
+import json, sys, time
+import numpy as np
+import pointstream
+client = pointstream.connect(sys.argv[1], stream="moving", host_addresses=["127.0.0.1"])
+sent = []
+for k in range(12):
+    sent.append(client.submit(np.full((100_000, 3), k, np.float32)))
+    time.sleep(0.2)
+receipts = [s.receipt(30) for s in sent]
+s = client.stats
+print(json.dumps({"acked": s.frames_acked, "lost": s.frames_lost, "moves": s.moves,
+                  "reconnects": s.reconnects, "sessions": len(s.sessions),
+                  "seqs": [r.seq for r in receipts]}))
+client.close()
+`,
+      [server.url],
+    );
+    await until(async () => Promise.resolve(seqs.length >= 3), 30_000, 'three frames');
+    await sessions[0]?.moveAway();
+    const result = await run;
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.json, {
+      acked: 12,
+      lost: 0,
+      moves: 1,
+      reconnects: 1,
+      sessions: 2,
+      seqs: [...Array(12).keys()],
+    });
+    assert.deepEqual(seqs, [...Array(12).keys()], 'every frame once, in order');
+  },
+);
+
+void test(
+  'a server gone silent (heartbeats stop): frames in flight are lost and send() raises PS_ERR_PEER_SILENT',
+  { timeout: 120_000 },
+  async (t) => {
+    const server = spawn(
+      process.execPath,
+      ['--import', 'tsx', CLI, 'serve', '--host', LOOPBACK, '--port', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    t.after(() => {
+      server.kill('SIGCONT');
+      server.kill('SIGKILL');
+    });
+    let output = '';
+    server.stdout.on('data', (data: Buffer) => (output += data.toString()));
+    server.stderr.on('data', (data: Buffer) => (output += data.toString()));
+    await until(
+      async () => Promise.resolve(/signaling: (http\S+)\/offer/.test(output)),
+      30_000,
+      'serve',
+    );
+    const url = /signaling: (http\S+)\/offer/.exec(output)?.[1] as string;
+    const run = await py(
+      `
+import json, os, signal, sys
+import numpy as np
+import pointstream
+client = pointstream.connect(sys.argv[1], host_addresses=["127.0.0.1"], reconnect=False, liveness_timeout=1.0)
+out = {"first": client.send(np.ones((10, 3))).ok}
+os.kill(int(sys.argv[2]), signal.SIGSTOP)   # the server goes silent, its connection stays
+try:
+    client.send(np.ones((10, 3)), timeout=20)
+except pointstream.PointstreamError as error:
+    out["in_flight"], out["cause"] = error.code, error.details.get("cause")
+try:
+    client.send(np.ones((10, 3)))
+except pointstream.PointstreamError as error:
+    out["next"] = error.code
+os.kill(int(sys.argv[2]), signal.SIGCONT)
+out["lost"], out["silent"] = client.stats.frames_lost, client.stats.peer_silent
+client.close(wait=0)
+print(json.dumps(out))
+`,
+      [url, String(server.pid)],
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.json, {
+      first: true,
+      in_flight: 'PS_ERR_FRAME_LOST',
+      cause: 'PS_ERR_PEER_SILENT',
+      next: 'PS_ERR_PEER_SILENT',
+      lost: 1,
+      silent: 1,
+    });
   },
 );

@@ -221,8 +221,15 @@ class _Connection:
 
     async def _watch_liveness(self) -> None:
         timeout = self.options.liveness_timeout
+        step = min(0.25, timeout / 4)
         while not self.ended.done():
-            await asyncio.sleep(min(0.25, timeout / 4))
+            before = time.monotonic()
+            await asyncio.sleep(step)
+            # Time this loop could not run (a busy loop: aiortc is CPU-bound, a starved machine, a
+            # blocking caller) is not silence from the server: its messages wait to be read.
+            late = time.monotonic() - before - step
+            if late > 0.02:
+                self._last_message += late
             if time.monotonic() - self._last_message > timeout:
                 self.end(ErrorCodes.PEER_SILENT, f"nothing from the server for {timeout} s")
 

@@ -186,6 +186,7 @@ class _Connection:
             await self.pc.setLocalDescription(await self.pc.createOffer())
         finally:
             _host_addresses.reset(token)
+        self._hear_packets()
         answer, self.location = await self.loop.run_in_executor(
             None,
             http.post_offer,
@@ -218,6 +219,26 @@ class _Connection:
             self.channel.send(HEARTBEAT_REQUEST)
             self._tasks.append(self.loop.create_task(self._watch_liveness()))
         self.stats.sessions.append(self.session)
+
+    def _hear_packets(self) -> None:
+        """Counts every SCTP packet from the server as a sign of life, not only messages.
+
+        aiortc is CPU-bound: while it sends, its UDP socket can overflow and drop the server's
+        packets, and a dropped heartbeat comes again only after an SCTP retransmission timeout
+        (1 s, doubling), so messages alone fell silent for seconds from a live server. Its SACKs
+        keep arriving. aiortc has no public hook for this: the transport's `_handle_data` (aiortc
+        1.4, Debian 12) is wrapped when it exists, else only messages count.
+        """
+        sctp = self.pc.sctp
+        handle = getattr(sctp, "_handle_data", None)
+        if sctp is None or handle is None:
+            return
+
+        async def heard(data: bytes) -> None:
+            self._last_message = time.monotonic()
+            await handle(data)
+
+        sctp._handle_data = heard  # type: ignore[method-assign]
 
     async def _watch_liveness(self) -> None:
         timeout = self.options.liveness_timeout

@@ -26,10 +26,10 @@ function tempDir(t: { after(fn: () => void): void }, name: string): string {
   return dir;
 }
 
-let installed: Promise<{ python: string; site: string }> | undefined;
+let installed: Promise<{ python: string; site: string; source: string }> | undefined;
 
 /** Installs the package once (pip, `--no-build-isolation --no-deps --target`, from a copy). */
-function install(): Promise<{ python: string; site: string }> {
+function install(): Promise<{ python: string; site: string; source: string }> {
   installed ??= (async () => {
     const python = findPython('aiortc, numpy, setuptools');
     const dir = mkdtempSync(join(tmpdir(), 'pointstream-pip-'));
@@ -56,7 +56,7 @@ function install(): Promise<{ python: string; site: string }> {
       { timeoutMs: 120_000 },
     );
     assert.equal(pip.code, 0, `pip install failed:\n${pip.stdout}\n${pip.stderr}`);
-    return { python, site };
+    return { python, site, source };
   })();
   return installed;
 }
@@ -96,6 +96,23 @@ function frameDigests(server: PointstreamServer): Map<number, string> {
   server.on('frame', (frame) => digests.set(frame.seq, sha256(pointsBytes(frame.points))));
   return digests;
 }
+
+void test(
+  "the package's own unit tests (wire bytes, errors) pass against the installed package",
+  { timeout: 60_000 },
+  async () => {
+    const { python, site, source } = await install();
+    const result = await runProcess(
+      python,
+      ['-m', 'unittest', 'discover', '-s', join(source, 'tests')],
+      {
+        env: { PYTHONPATH: site },
+      },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /Ran \d+ tests[\s\S]*OK/);
+  },
+);
 
 const SENDER = `
 import hashlib, json, sys

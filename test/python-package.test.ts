@@ -678,3 +678,54 @@ print(json.dumps(out))
     });
   },
 );
+
+const UNTIL_END = `
+import json, sys
+import pointstream
+seqs = []
+try:
+    for points, meta in pointstream.frames(sys.argv[1], sys.argv[2]):
+        seqs.append(meta["seq"])
+        print("frame", flush=True)
+except pointstream.PointstreamError as error:
+    print(json.dumps({"seqs": seqs, "end": error.code}))
+`;
+
+void test(
+  'live frames: a reader is ended with a code when its stream is forgotten, and when the server closes',
+  { timeout: 90_000 },
+  async (t) => {
+    const server = await startServer({ limits: { streamHoldMs: 300 } });
+    let closed = false;
+    t.after(() => (closed ? undefined : server.close()));
+    const rtc = { bindAddress: LOOPBACK };
+    const short = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'short' });
+    await (
+      await short.send(Float32Array.from([1, 2, 3]))
+    ).receipt;
+    const forgotten = py(UNTIL_END, [server.url, 'short']);
+    await until(
+      async () => (await metric(server, 'pointstream_live_readers')) === 1,
+      20_000,
+      'reader',
+    );
+    await short.close(); // the stream is forgotten 300 ms later
+    const first = await forgotten;
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(first.json, { seqs: [0], end: 'PS_ERR_SESSION_CLOSED' });
+
+    const long = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'long' });
+    t.after(() => long.close());
+    const stopped = py(UNTIL_END, [server.url, 'long']);
+    await until(
+      async () => (await metric(server, 'pointstream_live_readers')) === 1,
+      20_000,
+      'reader',
+    );
+    await server.close(); // does not wait for the long-lived response: it ends it
+    closed = true;
+    const second = await stopped;
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(second.json, { seqs: [], end: 'PS_ERR_SHUTTING_DOWN' });
+  },
+);

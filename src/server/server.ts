@@ -13,8 +13,6 @@ import { DEFAULT_DRAIN_TIMEOUT_MS, NodeCluster, clusterPeerIds } from './cluster
 import { DecodePool } from './decode-pool.js';
 import { FrameIterators } from './frame-iterator.js';
 import type { FramesOptions } from './frame-iterator.js';
-import { LiveFrames } from './http/live-frames.js';
-import type { LiveFramesOptions } from './http/live-frames.js';
 import { offerLogFields } from './http/session-offer.js';
 import type { AdmittedSession, SessionEntry } from './http/session-resource.js';
 import { SignalingHttp } from './http/signaling.js';
@@ -57,8 +55,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   readonly #viewers: ViewerHub;
   readonly #streams: StreamRegistry;
   readonly #metrics: ServerMetrics;
-  /** The newest frame of each stream and its HTTP readers. */
-  readonly #live: LiveFrames;
   #web: WebRoutes | undefined;
   readonly #pool: FrameBufferPool | undefined;
   /** Encoded frames are decoded here, never on the event loop that serves signaling. */
@@ -70,10 +66,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
   #url = '';
 
   /** @internal use {@link createServer} (which connects the `bus` first) */
-  constructor(
-    options: ServerOptions & { readonly liveFrames?: LiveFramesOptions },
-    bus?: BusPublisher,
-  ) {
+  constructor(options: ServerOptions, bus?: BusPublisher) {
     const log = options.logger ?? silentLogger;
     super((error, event) =>
       log.error(
@@ -109,10 +102,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       log,
     });
     this.#streams = new StreamRegistry(limits.streamHoldMs, {
-      expired: (name) => {
-        this.#viewers.onStreamEnded(name);
-        this.#live.onStreamEnded(name);
-      },
+      expired: (name) => this.#viewers.onStreamEnded(name),
     });
     this.#viewers = new ViewerHub({
       rtc: this.#rtc,
@@ -138,14 +128,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     this.#cluster = new NodeCluster(this.#parts, this.#http, { ...options, bus, log, limits });
     this.#metrics = new ServerMetrics(() => this.stats(), bus !== undefined);
     this.#iterators = new FrameIterators({ source: this, log });
-    this.#live = new LiveFrames({
-      http: this.#http,
-      streams: this.#streams,
-      log: log.child({ component: 'live-frames' }),
-      registry: this.#metrics.registry,
-      options: options.liveFrames,
-      isClosing: () => this.#closing,
-    });
     this.#web = registerServerRoutes({
       http: this.#http,
       log,
@@ -153,7 +135,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       sessions: this.#sessions,
       streams: this.#streams,
       viewers: this.#viewers,
-      live: this.#live,
+      events: this,
       metrics: this.#metrics,
       stats: (token) => this.stats(token),
       isClosing: () => this.#closing || this.#cluster.draining,
@@ -209,7 +191,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
     for (const { session } of [...this.#sessions.values()])
       session.close(code, 'server shutting down', { normal: true });
     this.#iterators.close();
-    this.#live.close();
     await this.#viewers.close(code);
     await this.#http.close();
     await Promise.all([...this.#teardowns]);
@@ -257,7 +238,6 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
           this.#metrics.frame(frame.captureTime, frame.receivedAt);
           this.#recorder?.record(frame, folder);
           this.#viewers.onFrame(frame);
-          this.#live.onFrame(frame);
           this.emit('frame', frame);
         },
         rejected: (sessionId, seq, error) => {
@@ -302,9 +282,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
  * const server = await createServer({ host: '127.0.0.1', port: 0 });
  * server.on('frame', (frame) => console.log(frame.seq, frame.points.length / 3));
  */
-export async function createServer(
-  options: ServerOptions & { readonly liveFrames?: LiveFramesOptions } = {},
-): Promise<PointstreamServer> {
+export async function createServer(options: ServerOptions = {}): Promise<PointstreamServer> {
   if (!HOST_IS_LITTLE_ENDIAN) throw new Error('pointstream needs a little-endian host');
   const { host, port } = listenAddressOf(options);
   // A bus that cannot be reached, or holds an unusable stream, stops the start here.

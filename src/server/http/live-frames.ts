@@ -21,30 +21,21 @@ import type { SignalingHttp } from './signaling.js';
  * (the newest; the one it replaces is dropped and counted). Ingest never waits for a reader.
  */
 
-/** Limits of the live endpoints; defaults in parentheses. */
-export interface LiveFramesOptions {
-  /** `/frames` readers at once, all streams together; beyond it `503`. (16) */
-  readonly maxReaders?: number;
-  /** `/frames` readers one client (token, and address) may hold at once; beyond it `429`. (4) */
-  readonly maxReadersPerClient?: number;
-  /** `/frames` requests one client may make per minute; beyond it `429`. (60) */
-  readonly maxReadersPerMinute?: number;
-  /** `/latest` answers one client may have being written at once; beyond it `429`. (4) */
-  readonly maxLatestPerClient?: number;
-  /** `/latest` requests one client may make per minute; beyond it `429`. (1200) */
-  readonly maxLatestPerMinute?: number;
-  /** A `/frames` reader that got nothing this long gets a keep-alive record. (5000 ms) */
-  readonly keepAliveMs?: number;
+/** Limits of the live endpoints (the server gives its viewers' limits: readers are counted apart). */
+export interface LiveFramesLimits {
+  /** `/frames` readers at once, all streams together; beyond it `503`. */
+  readonly maxReaders: number;
+  /** `/frames` readers one client (token, and address) may hold at once; beyond it `429`. */
+  readonly maxReadersPerClient: number;
+  /** `/frames` requests one client may make per minute; beyond it `429`. */
+  readonly maxReadersPerMinute: number;
 }
 
-const DEFAULTS: Required<LiveFramesOptions> = {
-  maxReaders: 16,
-  maxReadersPerClient: 4,
-  maxReadersPerMinute: 60,
-  maxLatestPerClient: 4,
-  maxLatestPerMinute: 1200,
-  keepAliveMs: 5000,
-};
+/** `/latest` answers one client may have being written at once (beyond it `429`), and per minute. */
+const MAX_LATEST_PER_CLIENT = 4;
+const MAX_LATEST_PER_MINUTE = 1200;
+/** A `/frames` reader that got nothing this long gets a keep-alive record. */
+const KEEP_ALIVE_MS = 5000;
 
 /** Media type of the `/frames` response (records: u32 length + JSON, u32 length + `.npy`). */
 export const FRAMES_CONTENT_TYPE = 'application/x-pointstream-frames';
@@ -208,27 +199,33 @@ class FrameReader {
 /** Options of {@link LiveFrames}. */
 export interface LiveFramesHubOptions {
   readonly http: SignalingHttp;
-  readonly streams: Pick<StreamRegistry, 'ownerOf'>;
+  readonly streams: Pick<StreamRegistry, 'ownerOf' | 'has'>;
   readonly log: Logger;
   /** Where its counters go (`/metrics`). */
   readonly registry: Registry;
-  readonly options?: LiveFramesOptions;
+  readonly limits: LiveFramesLimits;
   readonly isClosing: () => boolean;
 }
 
-/** The newest frame of each stream and the `/frames` readers; registers both routes. */
+/**
+ * The newest frame of each stream and the `/frames` readers. Registers both routes when made (before
+ * the routes are sealed), and ends every reader when the HTTP server closes (fastify's `preClose`:
+ * a long-lived response would otherwise hold the close). Streams the registry forgot are noticed
+ * at the next keep-alive tick: their newest frame goes and their readers get an `end` record.
+ */
 export class LiveFrames {
   readonly #latest = new Map<string, Held>();
   readonly #readers = new Set<FrameReader>();
-  readonly #options: Required<LiveFramesOptions>;
+  readonly #limits: LiveFramesLimits;
   readonly #counters: { sent: Counter; dropped: Counter };
   readonly #timer: NodeJS.Timeout;
   readonly #log: Logger;
   readonly #hub: LiveFramesHubOptions;
+  #closed = false;
 
   constructor(hub: LiveFramesHubOptions) {
     this.#hub = hub;
-    const options = (this.#options = { ...DEFAULTS, ...hub.options });
+    this.#limits = hub.limits;
     this.#log = hub.log;
     const registers = [hub.registry];
     this.#counters = {
@@ -252,34 +249,43 @@ export class LiveFrames {
         this.set(readers.size);
       },
     });
-    this.#timer = setInterval(
-      () => {
-        const now = Date.now();
-        for (const reader of this.#readers) reader.keepAlive(options.keepAliveMs, now);
-      },
-      Math.max(100, Math.floor(options.keepAliveMs / 2)),
-    );
+    this.#timer = setInterval(() => this.#tick(), KEEP_ALIVE_MS / 2);
     this.#timer.unref();
+    this.#register();
+    hub.http.app.addHook('preClose', (done) => {
+      this.close();
+      done();
+    });
   }
 
-  /** A verified frame (from the server's frame hook): kept as its stream's newest, offered to its readers. */
+  /** Keep-alives, and the end of streams the registry forgot. */
+  #tick(): void {
+    const now = Date.now();
+    for (const stream of this.#latest.keys())
+      if (!this.#hub.streams.has(stream)) this.#streamEnded(stream);
+    for (const reader of this.#readers)
+      if (!this.#hub.streams.has(reader.stream))
+        reader.end(ErrorCodes.SESSION_CLOSED, 'the stream ended');
+      else reader.keepAlive(KEEP_ALIVE_MS, now);
+  }
+
+  /** A verified frame (a server `'frame'` event): kept as its stream's newest, offered to its readers. */
   onFrame(frame: ReceivedFrame): void {
+    if (this.#closed) return;
     const previous = this.#latest.get(frame.stream);
     this.#latest.set(frame.stream, hold(frame));
     previous?.release();
     for (const reader of this.#readers) if (reader.stream === frame.stream) reader.offer(frame);
   }
 
-  /** A stream was forgotten: its newest frame goes, its readers are ended. */
-  onStreamEnded(stream: string): void {
+  #streamEnded(stream: string): void {
     this.#latest.get(stream)?.release();
     this.#latest.delete(stream);
-    for (const reader of this.#readers)
-      if (reader.stream === stream) reader.end(ErrorCodes.SESSION_CLOSED, 'the stream ended');
   }
 
   /** Ends every reader (server shutdown) and lets every frame go. */
   close(): void {
+    this.#closed = true;
     clearInterval(this.#timer);
     for (const reader of [...this.#readers])
       reader.end(ErrorCodes.SHUTTING_DOWN, 'server is shutting down');
@@ -287,17 +293,17 @@ export class LiveFrames {
     this.#latest.clear();
   }
 
-  /** Registers `GET /streams/<name>/latest` and `GET /streams/<name>/frames` (before the routes are sealed). */
-  register(): void {
+  /** `GET /streams/<name>/latest` and `GET /streams/<name>/frames`. */
+  #register(): void {
     const { http, streams, isClosing } = this.#hub;
-    const options = this.#options;
+    const limits = this.#limits;
     const readerAdmission = new ClientAdmission({
-      maxPerClient: options.maxReadersPerClient,
-      maxOffersPerMinute: options.maxReadersPerMinute,
+      maxPerClient: limits.maxReadersPerClient,
+      maxOffersPerMinute: limits.maxReadersPerMinute,
     });
     const latestAdmission = new ClientAdmission({
-      maxPerClient: options.maxLatestPerClient,
-      maxOffersPerMinute: options.maxLatestPerMinute,
+      maxPerClient: MAX_LATEST_PER_CLIENT,
+      maxOffersPerMinute: MAX_LATEST_PER_MINUTE,
     });
     /** The stream a request names, if it exists and the token may see it; else answered. */
     const streamOf = (request: FastifyRequest, reply: FastifyReply): string | undefined => {
@@ -368,11 +374,11 @@ export class LiveFrames {
     http.route('GET', '/streams/:name/frames', (request, reply) => {
       const stream = streamOf(request, reply);
       if (stream === undefined) return reply;
-      if (this.#readers.size >= options.maxReaders)
+      if (this.#readers.size >= limits.maxReaders)
         return sendRefusal(reply, {
           status: 503,
           code: ErrorCodes.SERVER_FULL,
-          reason: `server is at its limit of ${options.maxReaders} frame readers`,
+          reason: `server is at its limit of ${limits.maxReaders} frame readers`,
           retryAfterSeconds: 5,
         });
       const ticket = readerAdmission.admit(http.tokenOf(request), request.ip);

@@ -537,6 +537,23 @@ void test(
     const none = await get('/streams/cam/latest');
     assert.equal(none.headers.get('retry-after'), '1');
     assert.deepEqual(await code(none), [404, 'PS_ERR_NO_FRAME_YET']);
+    const fromPython = await py(
+      `
+import json, sys, pointstream
+out = {}
+for stream in ("cam", "nope"):
+    try:
+        pointstream.latest(sys.argv[1], stream, token=sys.argv[2])
+    except pointstream.PointstreamError as error:
+        out[stream] = [error.code, error.details.get("status"), error.details.get("retryAfter")]
+print(json.dumps(out))
+`,
+      [server.url, TOKEN],
+    );
+    assert.deepEqual(fromPython.json, {
+      cam: ['PS_ERR_NO_FRAME_YET', 404, 1],
+      nope: ['PS_ERR_SESSION_NOT_FOUND', 404, null],
+    });
 
     await (
       await client.send(Float32Array.from([1, 2, 3, 4, 5, 6]), { captureTime: 1_700_000_000_000 })

@@ -27,6 +27,17 @@ class LiveFrame(NamedTuple):
     meta: Dict[str, Any]
 
 
+def _open(url: str, token: Optional[str], timeout: float, ca: Optional[str]) -> Any:
+    """GET ``url``; a refusal raises with the server's own code (``PS_ERR_NO_FRAME_YET``...)."""
+    try:
+        return http.request("GET", url, token=token, timeout=timeout, ca=ca)
+    except PointstreamError as error:
+        server_code = error.details.get("serverCode")
+        if error.code == ErrorCodes.SIGNALING_REJECTED and isinstance(server_code, str):
+            raise PointstreamError(server_code, error.message, error.details) from None
+        raise
+
+
 def _url(url: str, stream: str, what: str) -> str:
     return f"{http.base_url(url)}/streams/{urllib.parse.quote(stream, safe='')}/{what}"
 
@@ -34,11 +45,12 @@ def _url(url: str, stream: str, what: str) -> str:
 def latest(url: str, stream: str, token: Optional[str] = None, timeout: float = 30.0, ca: Optional[str] = None) -> LiveFrame:
     """The newest verified frame of ``stream`` (``GET /streams/<stream>/latest``).
 
-    Raises :class:`PointstreamError`: ``PS_ERR_SIGNALING_REJECTED`` with ``details['serverCode']``
-    ``PS_ERR_NO_FRAME_YET`` (no frame yet) or ``PS_ERR_SESSION_NOT_FOUND`` (no such stream, or
-    another token's), ``PS_ERR_UNAUTHORIZED``...
+    Raises :class:`PointstreamError` with the server's code: ``PS_ERR_NO_FRAME_YET`` (no frame
+    yet), ``PS_ERR_SESSION_NOT_FOUND`` (no such stream, or another token's),
+    ``PS_ERR_UNAUTHORIZED``, ``PS_ERR_TOO_MANY_REQUESTS``...; ``details`` has ``status`` and
+    ``retryAfter``. ``PS_ERR_SIGNALING_FAILED`` when the server cannot be reached.
     """
-    with http.request("GET", _url(url, stream, "latest"), token=token, timeout=timeout, ca=ca) as response:
+    with _open(_url(url, stream, "latest"), token, timeout, ca) as response:
         data = response.read()
         headers = response.headers
     meta: Dict[str, Any] = {
@@ -76,7 +88,7 @@ def frames(
     server's code) and raises ``PS_ERR_CONNECTION_FAILED`` when the server goes silent for
     ``timeout`` seconds (it sends a keep-alive every 5 s). Close it (``.close()``) to stop early.
     """
-    response = http.request("GET", _url(url, stream, "frames"), token=token, timeout=timeout, ca=ca)
+    response = _open(_url(url, stream, "frames"), token, timeout, ca)
     try:
         while True:
             try:

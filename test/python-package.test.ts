@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -744,5 +744,51 @@ void test(
     const second = await stopped;
     assert.equal(second.code, 0, second.stderr);
     assert.deepEqual(second.json, { seqs: [], end: 'PS_ERR_SHUTTING_DOWN' });
+  },
+);
+
+void test(
+  'HTTPS with a bearer token: the Python client and latest() trust a private CA; without it PS_ERR_SIGNALING_TLS',
+  { timeout: 90_000 },
+  async (t) => {
+    const dir = tempDir(t, 'pytls');
+    const certPath = join(dir, 'cert.pem');
+    const keyPath = join(dir, 'key.pem');
+    // A throwaway self-signed certificate for 127.0.0.1 (as test/security.test.ts makes one).
+    execFileSync(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+        ...['-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=127.0.0.1'],
+        ...['-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+      ],
+      { stdio: 'ignore' },
+    );
+    const server = await startServer({
+      tls: { cert: readFileSync(certPath), key: readFileSync(keyPath) },
+      tokens: [TOKEN],
+    });
+    t.after(() => server.close());
+    assert.match(server.url, /^https:/);
+    const run = await py(
+      `
+import json, sys
+import numpy as np
+import pointstream
+url, token, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+out = {}
+try:
+    pointstream.connect(url, token=token, host_addresses=["127.0.0.1"])
+except pointstream.PointstreamError as error:
+    out["untrusted"] = error.code
+with pointstream.connect(url, token=token, stream="tls", ca=ca, host_addresses=["127.0.0.1"]) as client:
+    out["ok"] = client.send(np.ones((100, 3))).ok
+out["latest"] = pointstream.latest(url, "tls", token=token, ca=ca).meta["points"]
+print(json.dumps(out))
+`,
+      [server.url, TOKEN, certPath],
+    );
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.json, { untrusted: 'PS_ERR_SIGNALING_TLS', ok: true, latest: 100 });
   },
 );

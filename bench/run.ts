@@ -11,7 +11,8 @@
  *   cluster    nats-server + 1, 2, 3 `serve --bus` nodes + a `front`, one `send --rate 0` per
  *              node (aggregate MB/s, CPU per role); then 3 nodes and a 4 Hz client whose node is
  *              SIGKILLed 10 times (failover time per kill)
- *   aiortc     the Python aiortc fixture sending 1M-point .npy frames (skipped without aiortc)
+ *   aiortc     the Python aiortc fixture sending 1M-point .npy frames, then the Python package
+ *              (`python3 -m pointstream send`, chunked and plain) (skipped without aiortc)
  *   encodings  codec table (bytes/point, encode/decode ms per 1M points; LiDAR scene at 1 and
  *              2 mm, random points), then the seed workload for each encoding on both scenes
  *   fields     codec table of the LiDAR scene with intensity, ring and time: bytes/point (points
@@ -33,6 +34,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PYTHON, aiortcUnavailable, runAiortc } from './lib/aiortc.js';
+import { runPythonPackage } from './lib/python-package.js';
 import type { BrowserBenchRow } from './lib/browser.js';
 import { runClients } from './lib/clients.js';
 import { ingestProblems, runClusterFailover, runClusterIngest } from './lib/cluster.js';
@@ -301,7 +303,22 @@ const RUNNERS: Record<ScenarioName, Runner> = {
           `${r.mbPerSec.toFixed(1)} MB/s, wall ${r.wallSeconds.toFixed(1)} s`,
       );
     }
-    return outcome.error ? [`aiortc: ${outcome.error}`] : [];
+    const failures = outcome.error ? [`aiortc: ${outcome.error}`] : [];
+    results.pythonPackage = [];
+    for (const form of ['chunked', 'plain'] as const) {
+      console.log(
+        `python package (${form}): ${o.aiortcFrames} frames of ${o.aiortcPoints} points ...`,
+      );
+      const run = await attempt(() => runPythonPackage(o.aiortcFrames, o.aiortcPoints, form));
+      results.pythonPackage.push(run);
+      if (run.result)
+        console.log(
+          `python package (${form}): ${run.result.framesAcked}/${run.result.framesPlanned} frames, ` +
+            `${run.result.framesPerSec.toFixed(2)} frames/s, ${run.result.mbPerSec.toFixed(1)} MB/s`,
+        );
+      if (run.error) failures.push(`python package (${form}): ${run.error}`);
+    }
+    return failures;
   },
 
   async encodings(o, results) {

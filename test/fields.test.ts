@@ -4,11 +4,13 @@
  * server's `frame.fields` hold what was sent (raw columns as views of the payload).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { ErrorCodes, connect } from '../src/index.js';
 import type { PointstreamError, ReceivedFrame } from '../src/index.js';
 import type { FieldArray, PointFields } from '../src/wire/fields.js';
-import { LOOPBACK, startServer, waitFor } from './helpers.js';
+import { LOOPBACK, findPython, startServer, waitFor } from './helpers.js';
 
 const rtc = { bindAddress: LOOPBACK };
 const N = 200_000;
@@ -127,5 +129,51 @@ void test(
     assert.equal((await sent.receipt).ok, true);
     assert.equal(frames, 1);
     assert.equal(sent.seq, 0, 'the refused frame took no sequence number');
+  },
+);
+
+void test(
+  'live frames over HTTP: a frame with fields is served as the structured .npy NumPy reads back',
+  { timeout: 60_000 },
+  async (t) => {
+    const server = await startServer();
+    t.after(() => server.close());
+    const n = 1000;
+    const { points, fields } = scan(n);
+    const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'live-f' });
+    t.after(() => client.close());
+    const sent = await client.send(points, { fields });
+    assert.equal((await sent.receipt).ok, true);
+    const response = await fetch(`${server.url}/streams/live-f/latest`);
+    assert.equal(response.status, 200);
+    const npy = Buffer.from(await response.arrayBuffer());
+    // NumPy reads it: named columns equal what was sent, bit for bit.
+    const script = `import hashlib, io, sys, numpy as np
+a = np.load(io.BytesIO(sys.stdin.buffer.read()), allow_pickle=False)
+print(a.dtype.descr)
+for name in a.dtype.names:
+    column = np.ascontiguousarray(a[name]).tobytes()
+    print(name, len(a[name]), hashlib.sha256(column).hexdigest())`;
+    const out = execFileSync(findPython('numpy'), ['-c', script], { input: npy, encoding: 'utf8' });
+    const [descr, ...columns] = out.trim().split('\n');
+    assert.equal(
+      descr,
+      "[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('intensity', '<f4'), ('ring', '<u2'), ('time', '<f8')]",
+    );
+    const xyz = (axis: number): Float32Array =>
+      Float32Array.from({ length: n }, (_, i) => points[i * 3 + axis] as number);
+    const expected: [string, FieldArray][] = [
+      ['x', xyz(0)],
+      ['y', xyz(1)],
+      ['z', xyz(2)],
+      ...Object.entries(fields),
+    ];
+    assert.deepEqual(
+      columns,
+      expected.map(
+        ([name, values]) =>
+          `${name} ${n} ${createHash('sha256').update(bytesOf(values)).digest('hex')}`,
+      ),
+    );
   },
 );

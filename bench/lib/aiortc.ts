@@ -28,6 +28,13 @@ export const CPU_WRAPPER = [
   "runpy.run_path(sys.argv[0], run_name='__main__')",
 ].join('\n');
 
+/**
+ * The server of the aiortc runs: a 1M-point frame as one message (12,000,128 bytes) needs a
+ * message cap above the default 256 KiB (`--max-plain-bytes`), else every frame is refused.
+ */
+export const plainServeArgs = (): string[] =>
+  serveArgs({ extra: ['--max-plain-bytes', String(16 * 1024 * 1024)] });
+
 export interface AiortcResult {
   readonly points: number;
   readonly framesPlanned: number;
@@ -85,7 +92,7 @@ export async function runAiortc(frames: number, points: number): Promise<AiortcR
   const timeoutMs = 60_000 + frames * 20_000;
   const saveDir = mkdtempSync(join(tmpdir(), 'pointstream-bench-aiortc-'));
   try {
-    return await withServer(label, serveArgs(), timeoutMs, async (server) => {
+    return await withServer(label, plainServeArgs(), timeoutMs, async (server) => {
       const before = await server.stats();
       const counters = readCounters();
       const started = performance.now();

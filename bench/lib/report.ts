@@ -22,6 +22,7 @@ import {
 import type { BenchResults, Transfer } from './results.js';
 import {
   aiortcView,
+  pythonPackageView,
   browserLargestSustained,
   browserView,
   ceilingsView,
@@ -335,6 +336,7 @@ export function renderMarkdown(report: BenchReport): string {
     clients: clientsView(b, o, plots, m.cores),
     cluster: clusterView(b, o, m.cores),
     aiortc: aiortcView(b, o),
+    pythonPackage: pythonPackageView(b, o),
     encodings: encodingsView(b, o, plots),
     fields: fieldsView(b),
     browser: browserView(b, o),
@@ -429,6 +431,15 @@ export function renderSummary(report: BenchReport, path: string, svgs: readonly 
         ? `aiortc: ${a.result.framesAcked}/${a.result.framesPlanned} frames, ` +
             `${a.result.framesPerSec.toFixed(2)} frames/s, ${a.result.mbPerSec.toFixed(1)} MB/s`
         : `aiortc: ${a.skipped ? `skipped (${a.skipped})` : 'FAILED'}`,
+    );
+  }
+  for (const run of b.pythonPackage ?? []) {
+    const r = run.result;
+    lines.push(
+      r
+        ? `python package (${r.form}): ${r.framesAcked}/${r.framesPlanned} frames, ` +
+            `${r.framesPerSec.toFixed(2)} frames/s, ${r.mbPerSec.toFixed(1)} MB/s`
+        : `python package: ${run.skipped ? `skipped (${run.skipped})` : 'FAILED'}`,
     );
   }
   for (const r of codecRows(b.encodings?.codec ?? [])) {

@@ -1,6 +1,7 @@
 /** What the scenarios produced, and the aggregations the report, the plots and the summary share. */
 import type { PointEncodingName } from '../../src/wire/encodings/index.js';
 import type { AiortcResult } from './aiortc.js';
+import type { PackageResult } from './python-package.js';
 import type { BrowserBenchRow } from './browser.js';
 import type { ClientsResult } from './clients.js';
 import type { ClusterIngestResult, FailoverResult } from './cluster.js';
@@ -91,6 +92,8 @@ export interface BenchResults {
   clients?: ClientsRecord[];
   cluster?: ClusterResults;
   aiortc?: Outcome<AiortcResult>;
+  /** The Python package (`python/`), chunked and plain, in the aiortc scenario. */
+  pythonPackage?: Outcome<PackageResult>[];
   endurance?: Outcome<EnduranceResult>;
   encodings?: EncodingsResults;
   /** The fields codec bench (runFieldsBench). */

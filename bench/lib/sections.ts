@@ -2,7 +2,8 @@
  * The view of each scenario's report section: exact commands, tables, plot files and the numbers
  * the prose quotes. The prose itself is in bench/lib/report.md; undefined: the scenario did not run.
  */
-import { CPU_WRAPPER, PYTHON, aiortcArgs } from './aiortc.js';
+import { CPU_WRAPPER, PYTHON, aiortcArgs, plainServeArgs } from './aiortc.js';
+import { PACKAGE_RUNNER, packageArgs } from './python-package.js';
 import { clientSendArgs, clientsServeArgs } from './clients.js';
 import {
   clusterNodeArgs,
@@ -696,7 +697,7 @@ export function aiortcView(b: BenchResults, o: Options): View | undefined {
   if (!out) return undefined;
   const r = out.result;
   return {
-    serveCommand: node(serveArgs()),
+    serveCommand: node(plainServeArgs()),
     python: PYTHON,
     args: aiortcArgs('<url>', o.aiortcFrames, o.aiortcPoints, '<tmpdir>').join(' '),
     wrapper: CPU_WRAPPER,
@@ -727,6 +728,47 @@ export function aiortcView(b: BenchResults, o: Options): View | undefined {
           ],
         )
       : failedRow(out),
+  };
+}
+
+/** The Python package (`python3 -m pointstream send`), chunked and plain: rows of the aiortc section. */
+export function pythonPackageView(b: BenchResults, o: Options): View | undefined {
+  const runs = b.pythonPackage;
+  if (!runs || runs.length === 0) return undefined;
+  return {
+    serveCommand: node(plainServeArgs()),
+    commands: lines(
+      (['chunked', 'plain'] as const).map(
+        (form) =>
+          `${PYTHON} -m pointstream ${packageArgs('<url>', o.aiortcFrames, o.aiortcPoints, form).join(' ')}`,
+      ),
+    ),
+    runner: PACKAGE_RUNNER,
+    table: table(
+      [
+        'form',
+        'frames acked / planned',
+        'frames/s',
+        'MB/s',
+        'seconds',
+        'Python CPU s',
+        'server CPU s / 100 MB',
+      ],
+      runs.map((run, index) => {
+        const form = index === 0 ? 'chunked' : 'plain';
+        const r = run.result;
+        if (!r) return [form, failedRow(run)];
+        return [
+          r.form,
+          `${r.framesAcked} / ${r.framesPlanned}`,
+          r.framesPerSec.toFixed(2),
+          r.mbPerSec.toFixed(1),
+          r.seconds.toFixed(1),
+          pctOfCore(r.pythonCpuSec, r.seconds),
+          r.serverCpuPer100MB.toFixed(2),
+        ];
+      }),
+    ),
   };
 }
 

@@ -1,13 +1,15 @@
+import type { SafeEmitter } from '../util/emitter.js';
 import type { Logger } from '../util/logger.js';
 import { registerSessionResource } from './http/session-resource.js';
 import type { AdmittedSession, SessionEntry } from './http/session-resource.js';
+import { LiveFrames } from './http/live-frames.js';
 import type { Refusal } from './http/problem.js';
 import type { SignalingHttp } from './http/signaling.js';
 import { registerViewerResource } from './http/viewer-offer.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Session } from './session.js';
 import type { StreamRegistry } from './streams.js';
-import type { ServerLimits, ServerStats } from './types.js';
+import type { ServerEvents, ServerLimits, ServerStats } from './types.js';
 import type { ViewerHub } from './viewer.js';
 import { registerWebRoutes } from './web.js';
 import type { WebRoutes } from './web.js';
@@ -20,6 +22,8 @@ export interface ServerRoutesOptions {
   readonly sessions: ReadonlyMap<string, SessionEntry>;
   readonly streams: StreamRegistry;
   readonly viewers: ViewerHub;
+  /** The server's events: its verified frames feed `GET /streams/<name>/latest` and `/frames`. */
+  readonly events: Pick<SafeEmitter<ServerEvents>, 'on'>;
   readonly metrics: ServerMetrics;
   /** `/stats` for a token (auth on: its id), or for all. */
   readonly stats: (token: string | undefined) => ServerStats;
@@ -67,6 +71,20 @@ export function registerServerRoutes(options: ServerRoutesOptions): WebRoutes {
     streamOf: (sessionId) => sessions.get(sessionId)?.session.stream,
     isClosing: options.isClosing,
   });
+  // Live frames over HTTP: readers are limited as viewers are (counted apart from them).
+  const live = new LiveFrames({
+    http,
+    streams,
+    log: log.child({ component: 'live-frames' }),
+    registry: metrics.registry,
+    limits: {
+      maxReaders: options.viewers.options.maxViewers,
+      maxReadersPerClient: options.viewers.options.maxViewersPerClient,
+      maxReadersPerMinute: limits.maxOffersPerMinute,
+    },
+    isClosing: options.isClosing,
+  });
+  options.events.on('frame', (frame) => live.onFrame(frame));
   http.seal();
   return web;
 }

@@ -135,6 +135,7 @@ export class PointstreamServer extends SafeEmitter<ServerEvents> {
       sessions: this.#sessions,
       streams: this.#streams,
       viewers: this.#viewers,
+      events: this,
       metrics: this.#metrics,
       stats: (token) => this.stats(token),
       isClosing: () => this.#closing || this.#cluster.draining,

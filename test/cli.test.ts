@@ -616,8 +616,8 @@ void test(
     ]);
     assert.equal(pcd.code, 0, pcd.stderr);
     assert.deepEqual(lastJsonLine(pcd.stdout).fields, [
-      { name: 'intensity', type: 'f32' },
-      { name: 'ring', type: 'u16' },
+      { name: 'intensity', type: 'f32', maxError: 0 },
+      { name: 'ring', type: 'u16', maxError: 0 },
     ]);
     assert.equal(lastJsonLine(pcd.stdout).nonFinitePointsDropped, 3);
     const renamed = await run([

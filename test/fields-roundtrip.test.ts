@@ -123,7 +123,7 @@ void test(
           ok: boolean;
           recording?: string;
           maxError: number;
-          fields: { name: string; type: string }[];
+          fields: { name: string; type: string; maxError: number }[];
         };
         assert.equal(summary.ok, true, what);
         assert.deepEqual(
@@ -131,6 +131,14 @@ void test(
           fixture.fields.map((f) => f.name),
           `${what}: the summary lists the fields sent`,
         );
+        // Each field's error bound: above 0 only where --field-precision asked, never above it.
+        const asked: Readonly<Record<string, number>> =
+          run.encoding === 'raw' ? {} : run.fieldPrecision;
+        for (const field of summary.fields) {
+          const precision = asked[field.name];
+          if (precision === undefined) assert.equal(field.maxError, 0, `${what}: ${field.name}`);
+          else assert.ok(field.maxError <= precision, `${what}: ${field.name} ${field.maxError}`);
+        }
         assert.ok(summary.recording !== undefined, `${what}: the server records`);
         const folder = isAbsolute(summary.recording)
           ? summary.recording

@@ -132,7 +132,12 @@ export interface SendSummary {
   /** `--from`: the type coordinates were converted from to float32 (`float64`...); absent when none. */
   readonly inputConvertedFrom: string | undefined;
   /** The per-point fields of the last frame sent, in wire order, with their types; empty for none. */
-  readonly fields: readonly { readonly name: string; readonly type: FieldTypeName }[];
+  readonly fields: readonly {
+    readonly name: string;
+    readonly type: FieldTypeName;
+    /** The largest error its values were sent with (`--field-precision`); 0: lossless. */
+    readonly maxError: number;
+  }[];
   readonly errorCode: ErrorCode | undefined;
 }
 
@@ -266,6 +271,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
   /** A frame the server refused unsent (it moved the session): sent first on the next session. */
   let held: { points: Float32Array; fields: PointFields; dropped: number } | undefined;
   let sentFields: PointFields = NO_FIELDS;
+  /** The largest error each field was sent with (0: lossless). */
+  const fieldMaxErrors = new Map<string, number>();
   let fieldsChecked = source.fields !== undefined;
   /** Resolves when the current client ended. */
   let clientEnded: Promise<void> = Promise.resolve();
@@ -377,6 +384,8 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
             : { signal, finite, fields };
         const sent = await client.send(points, sendOptions);
         sentFields = fields;
+        for (const [name, error] of Object.entries(sent.fieldMaxErrors ?? {}))
+          fieldMaxErrors.set(name, Math.max(fieldMaxErrors.get(name) ?? 0, error));
         nonFinitePointsDropped += dropped;
         void stats.track(sent, points.length / 3, onSettled);
         k++;
@@ -508,6 +517,7 @@ export async function runSend(options: SendCommandOptions): Promise<SendSummary>
     fields: Object.entries(sentFields).map(([name, values]) => ({
       name,
       type: fieldTypeOf(values) ?? 'f32',
+      maxError: fieldMaxErrors.get(name) ?? 0,
     })),
     errorCode: ok
       ? undefined
@@ -571,7 +581,7 @@ export function formatSummary(summary: SendSummary): string {
   if (input !== undefined) lines.push(`  input      ${input}`);
   if (summary.fields.length > 0)
     lines.push(
-      `  fields     ${summary.fields.map((f) => `${f.name} (${FIELD_TYPES[f.type].numpy})`).join(', ')}`,
+      `  fields     ${summary.fields.map((f) => `${f.name} (${FIELD_TYPES[f.type].numpy}${f.maxError > 0 ? `, max error ${f.maxError.toPrecision(3)}` : ''})`).join(', ')}`,
     );
   if (summary.nonFinitePointsDropped > 0)
     lines.push(

@@ -85,6 +85,7 @@ export function registerServerRoutes(options: ServerRoutesOptions): WebRoutes {
     isClosing: options.isClosing,
   });
   options.events.on('frame', (frame) => live.onFrame(frame));
+  options.events.on('sessionClosed', (end) => live.sessionClosed(end.stats.stream));
   http.seal();
   return web;
 }

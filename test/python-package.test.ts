@@ -454,6 +454,70 @@ void test(
     );
     const usage = await cli(['--frames', '-1']);
     assert.equal(usage.code, 2);
+
+    // --from a structured .npy (an organised (H, W) scan, bool field included): its fields go along
+    // (small enough for the plain form under the default 256 KiB message limit).
+    const npy = join(dir, 'scan.npy');
+    const made = await runProcess(
+      python,
+      [
+        '-c',
+        `
+import hashlib, json, sys
+import numpy as np
+rng = np.random.default_rng(5)
+a = np.zeros((40, 200), dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("intensity", "<f4"), ("valid", "?")])
+for k in ("x", "y", "z", "intensity"):
+    a[k] = rng.random((40, 200))
+a["valid"] = rng.random((40, 200)) > 0.5
+np.save(sys.argv[1], a)
+flat = a.reshape(-1)
+xyz = np.stack([flat["x"], flat["y"], flat["z"]], axis=1).astype("<f4")
+print(json.dumps({"xyz": hashlib.sha256(xyz.tobytes()).hexdigest(),
+                  "intensity": hashlib.sha256(flat["intensity"].tobytes()).hexdigest(),
+                  "valid": hashlib.sha256(flat["valid"].astype("u1").tobytes()).hexdigest()}))
+`,
+        npy,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(made.code, 0, made.stderr);
+    const fromFile = new Map<string, Record<string, string>>();
+    server.on('frame', (frame) => {
+      const digests: Record<string, string> = { xyz: sha256(pointsBytes(frame.points)) };
+      for (const [name, column] of Object.entries(frame.fields ?? {}))
+        digests[name] = sha256(new Uint8Array(column.buffer, column.byteOffset, column.byteLength));
+      fromFile.set(`${frame.stream}/${frame.seq}`, digests);
+    });
+    for (const form of [[], ['--plain']]) {
+      const stream = `py-cli-fields${form.length ? '-plain' : ''}`;
+      const sent = await cli([
+        '--token',
+        TOKEN,
+        '--stream',
+        stream,
+        '--from',
+        npy,
+        '--frames',
+        '2',
+        '--rate',
+        '10',
+        ...form,
+      ]);
+      assert.equal(sent.code, 0, `${sent.stdout}\n${sent.stderr}`);
+      const fieldsSummary = JSON.parse(sent.stdout.trim().split('\n').pop() as string) as Record<
+        string,
+        unknown
+      >;
+      assert.equal(fieldsSummary.framesAcked, 2);
+      assert.equal(fieldsSummary.pointsPerFrame, 8000);
+      assert.deepEqual(fieldsSummary.fields, [
+        { name: 'intensity', type: 'f32' },
+        { name: 'valid', type: 'u8' },
+      ]);
+      for (const seq of [0, 1])
+        assert.deepEqual(fromFile.get(`${stream}/${seq}`), JSON.parse(made.stdout), `${stream} ${seq}`);
+    }
   },
 );
 

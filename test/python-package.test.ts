@@ -195,7 +195,7 @@ with pointstream.connect(url, stream=stream, plain=plain, host_addresses=["127.0
     sent["time"] = 1.7e12 + rng.random(n) * 100
     r = client.send(sent)
     out["frames"].append({"seq": r.seq, "ok": r.ok, "points": r.points,
-                          **digests(xyz, {k: sent[k] for k in ("intensity", "ring", "time")})})
+                          "digests": digests(xyz, {k: sent[k] for k in ("intensity", "ring", "time")})})
     got = latest_of(r.seq)
     out["latest"].append({"dtype": got.dtype.descr, "equal": got.dtype == sent.dtype and got.tobytes() == sent.tobytes()})
     # An (N, 3) float64 array and fields=, in other byte orders and types (converted).
@@ -204,7 +204,7 @@ with pointstream.connect(url, stream=stream, plain=plain, host_addresses=["127.0
               "time": 1.7e12 + rng.random(n) * 100}
     r = client.send(points, fields=fields)
     as_sent = {"intensity": fields["intensity"].astype("<f4"), "ring": fields["ring"].astype("<u2"), "time": fields["time"]}
-    out["frames"].append({"seq": r.seq, "ok": r.ok, "points": r.points, **digests(points, as_sent)})
+    out["frames"].append({"seq": r.seq, "ok": r.ok, "points": r.points, "digests": digests(points, as_sent)})
     got = latest_of(r.seq)
     out["latest"].append({
         "dtype": got.dtype.descr,
@@ -238,7 +238,9 @@ for (const form of ['chunked', 'plain'] as const) {
         const digests: Record<string, string> = { xyz: sha256(pointsBytes(frame.points)) };
         const names: Record<string, string> = {};
         for (const [name, column] of Object.entries(frame.fields ?? {})) {
-          digests[name] = sha256(new Uint8Array(column.buffer, column.byteOffset, column.byteLength));
+          digests[name] = sha256(
+            new Uint8Array(column.buffer, column.byteOffset, column.byteLength),
+          );
           names[name] = column.constructor.name;
         }
         received.set(frame.seq, digests);
@@ -247,7 +249,7 @@ for (const form of ['chunked', 'plain'] as const) {
       const run = await py(FIELDS_SENDER, [server.url, `py-fields-${form}`, form]);
       assert.equal(run.code, 0, run.stderr);
       const out = run.json as {
-        frames: ({ seq: number; ok: boolean; points: number } & Record<string, unknown>)[];
+        frames: { seq: number; ok: boolean; points: number; digests: Record<string, string> }[];
         latest: { dtype: unknown; equal: boolean }[];
         unsupported: string;
         xyz_still: boolean;
@@ -257,7 +259,7 @@ for (const form of ['chunked', 'plain'] as const) {
         out.frames.map((f) => [f.seq, f.ok, f.points]),
         [0, 1].map((seq) => [seq, true, 200_000]),
       );
-      for (const { seq, ok: _ok, points: _points, ...digests } of out.frames) {
+      for (const { seq, digests } of out.frames) {
         assert.deepEqual(received.get(seq), digests, `frame ${seq}`);
         assert.deepEqual(types.get(seq), {
           intensity: 'Float32Array',
@@ -516,7 +518,11 @@ print(json.dumps({"xyz": hashlib.sha256(xyz.tobytes()).hexdigest(),
         { name: 'valid', type: 'u8' },
       ]);
       for (const seq of [0, 1])
-        assert.deepEqual(fromFile.get(`${stream}/${seq}`), JSON.parse(made.stdout), `${stream} ${seq}`);
+        assert.deepEqual(
+          fromFile.get(`${stream}/${seq}`),
+          JSON.parse(made.stdout),
+          `${stream} ${seq}`,
+        );
     }
   },
 );

@@ -165,6 +165,127 @@ for (const form of ['chunked', 'plain'] as const) {
   );
 }
 
+const FIELDS_SENDER = `
+import hashlib, json, sys, time
+import numpy as np
+import pointstream
+url, stream, plain = sys.argv[1], sys.argv[2], sys.argv[3] == "plain"
+rng = np.random.default_rng(1919)
+n = 200_000
+def digests(xyz, fields):
+    out = {"xyz": hashlib.sha256(np.ascontiguousarray(xyz, dtype="<f4").tobytes()).hexdigest()}
+    for name, values in fields.items():
+        out[name] = hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
+    return out
+def latest_of(seq):
+    deadline = time.monotonic() + 10
+    while True:
+        frame = pointstream.latest(url, stream)
+        if frame.meta["seq"] == seq or time.monotonic() > deadline:
+            return frame.points
+        time.sleep(0.05)
+out = {"frames": [], "latest": []}
+with pointstream.connect(url, stream=stream, plain=plain, host_addresses=["127.0.0.1"]) as client:
+    # A structured array, as a LiDAR driver or numpy.load gives it.
+    sent = np.zeros(n, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4"), ("ring", "<u2"), ("time", "<f8")])
+    xyz = (rng.standard_normal((n, 3)) * 50).astype("<f4")
+    sent["x"], sent["y"], sent["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    sent["intensity"] = rng.random(n)
+    sent["ring"] = rng.integers(0, 65536, n)
+    sent["time"] = 1.7e12 + rng.random(n) * 100
+    r = client.send(sent)
+    out["frames"].append({"seq": r.seq, "ok": r.ok, "points": r.points,
+                          "digests": digests(xyz, {k: sent[k] for k in ("intensity", "ring", "time")})})
+    got = latest_of(r.seq)
+    out["latest"].append({"dtype": got.dtype.descr, "equal": got.dtype == sent.dtype and got.tobytes() == sent.tobytes()})
+    # An (N, 3) float64 array and fields=, in other byte orders and types (converted).
+    points = rng.standard_normal((n, 3)) * 50
+    fields = {"intensity": rng.random(n).astype(">f4"), "ring": rng.integers(0, 65536, n).astype(">u2"),
+              "time": 1.7e12 + rng.random(n) * 100}
+    r = client.send(points, fields=fields)
+    as_sent = {"intensity": fields["intensity"].astype("<f4"), "ring": fields["ring"].astype("<u2"), "time": fields["time"]}
+    out["frames"].append({"seq": r.seq, "ok": r.ok, "points": r.points, "digests": digests(points, as_sent)})
+    got = latest_of(r.seq)
+    out["latest"].append({
+        "dtype": got.dtype.descr,
+        "equal": got.dtype.names == ("x", "y", "z", "intensity", "ring", "time")
+        and np.array_equal(np.stack([got["x"], got["y"], got["z"]], axis=1), points.astype("<f4"))
+        and all(got[k].dtype == v.dtype and np.array_equal(got[k], v) for k, v in as_sent.items()),
+    })
+    # A server whose hello lacks "fields": true: refused before anything is sent.
+    client._client._connection.fields = False
+    try:
+        client.send(sent)
+    except pointstream.PointstreamError as error:
+        out["unsupported"] = error.code
+    out["xyz_still"] = client.send(xyz).ok
+    out["stats"] = {"acked": client.stats.frames_acked, "sent": client.stats.frames_sent, "lost": client.stats.frames_lost}
+print(json.dumps(out))
+`;
+
+for (const form of ['chunked', 'plain'] as const) {
+  void test(
+    `the package's client sends per-point fields (${form} form): bit-exact columns on the server, latest() gives them back`,
+    { timeout: 180_000 },
+    async (t) => {
+      const server = await startServer({
+        ...(form === 'plain' ? { limits: { maxPlainMessageBytes: 16 * 1024 * 1024 } } : {}),
+      });
+      t.after(() => server.close());
+      const received = new Map<number, Record<string, string>>();
+      const types = new Map<number, Record<string, string>>();
+      server.on('frame', (frame) => {
+        const digests: Record<string, string> = { xyz: sha256(pointsBytes(frame.points)) };
+        const names: Record<string, string> = {};
+        for (const [name, column] of Object.entries(frame.fields ?? {})) {
+          digests[name] = sha256(
+            new Uint8Array(column.buffer, column.byteOffset, column.byteLength),
+          );
+          names[name] = column.constructor.name;
+        }
+        received.set(frame.seq, digests);
+        types.set(frame.seq, names);
+      });
+      const run = await py(FIELDS_SENDER, [server.url, `py-fields-${form}`, form]);
+      assert.equal(run.code, 0, run.stderr);
+      const out = run.json as {
+        frames: { seq: number; ok: boolean; points: number; digests: Record<string, string> }[];
+        latest: { dtype: unknown; equal: boolean }[];
+        unsupported: string;
+        xyz_still: boolean;
+        stats: { acked: number; sent: number; lost: number };
+      };
+      assert.deepEqual(
+        out.frames.map((f) => [f.seq, f.ok, f.points]),
+        [0, 1].map((seq) => [seq, true, 200_000]),
+      );
+      for (const { seq, digests } of out.frames) {
+        assert.deepEqual(received.get(seq), digests, `frame ${seq}`);
+        assert.deepEqual(types.get(seq), {
+          intensity: 'Float32Array',
+          ring: 'Uint16Array',
+          time: 'Float64Array',
+        });
+      }
+      const descr = [
+        ['x', '<f4'],
+        ['y', '<f4'],
+        ['z', '<f4'],
+        ['intensity', '<f4'],
+        ['ring', '<u2'],
+        ['time', '<f8'],
+      ];
+      assert.deepEqual(out.latest, [
+        { dtype: descr, equal: true },
+        { dtype: descr, equal: true },
+      ]);
+      assert.equal(out.unsupported, 'PS_ERR_FIELDS_UNSUPPORTED');
+      assert.equal(out.xyz_still, true);
+      assert.deepEqual(out.stats, { acked: 3, sent: 3, lost: 0 });
+    },
+  );
+}
+
 void test(
   'receipts and errors become PointstreamError with the same codes',
   { timeout: 120_000 },
@@ -192,7 +313,9 @@ codes["too_many_points"] = code_of(lambda: client.send(np.zeros((2000, 3), np.fl
 codes["ok_after"] = client.send(np.ones((500, 3))).ok
 codes["shape"] = code_of(lambda: client.send(np.zeros((10, 2))))
 codes["non_finite"] = code_of(lambda: client.send(np.array([[np.nan, 0, 0]])))
-codes["fields"] = code_of(lambda: client.send(np.zeros(4, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")])))
+codes["fields"] = code_of(lambda: client.send(np.zeros(4, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("c", "c8")])))
+codes["field_name"] = code_of(lambda: client.send(np.zeros((4, 3)), fields={"2nd": np.zeros(4)}))
+codes["xyz_only"] = client.send(np.zeros(4, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")])).ok
 codes["rejected"] = client.stats.frames_rejected
 codes["rejections"] = client.stats.rejections
 client.close()
@@ -207,7 +330,9 @@ print(json.dumps(codes))
     assert.equal(run.json.ok_after, true);
     assert.equal(run.json.shape, 'PS_ERR_INVALID_FRAME');
     assert.equal(run.json.non_finite, 'PS_ERR_FRAME_NON_FINITE');
-    assert.equal(run.json.fields, 'PS_ERR_FIELDS_UNSUPPORTED');
+    assert.equal(run.json.fields, 'PS_ERR_FIELDS_INVALID');
+    assert.equal(run.json.field_name, 'PS_ERR_FIELDS_INVALID');
+    assert.equal(run.json.xyz_only, true);
     assert.equal(run.json.rejected, 1);
     assert.deepEqual(run.json.rejections, { PS_ERR_FRAME_TOO_MANY_POINTS: 1 });
   },
@@ -331,6 +456,74 @@ void test(
     );
     const usage = await cli(['--frames', '-1']);
     assert.equal(usage.code, 2);
+
+    // --from a structured .npy (an organised (H, W) scan, bool field included): its fields go along
+    // (small enough for the plain form under the default 256 KiB message limit).
+    const npy = join(dir, 'scan.npy');
+    const made = await runProcess(
+      python,
+      [
+        '-c',
+        `
+import hashlib, json, sys
+import numpy as np
+rng = np.random.default_rng(5)
+a = np.zeros((40, 200), dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("intensity", "<f4"), ("valid", "?")])
+for k in ("x", "y", "z", "intensity"):
+    a[k] = rng.random((40, 200))
+a["valid"] = rng.random((40, 200)) > 0.5
+np.save(sys.argv[1], a)
+flat = a.reshape(-1)
+xyz = np.stack([flat["x"], flat["y"], flat["z"]], axis=1).astype("<f4")
+print(json.dumps({"xyz": hashlib.sha256(xyz.tobytes()).hexdigest(),
+                  "intensity": hashlib.sha256(flat["intensity"].tobytes()).hexdigest(),
+                  "valid": hashlib.sha256(flat["valid"].astype("u1").tobytes()).hexdigest()}))
+`,
+        npy,
+      ],
+      { timeoutMs: 30_000 },
+    );
+    assert.equal(made.code, 0, made.stderr);
+    const fromFile = new Map<string, Record<string, string>>();
+    server.on('frame', (frame) => {
+      const digests: Record<string, string> = { xyz: sha256(pointsBytes(frame.points)) };
+      for (const [name, column] of Object.entries(frame.fields ?? {}))
+        digests[name] = sha256(new Uint8Array(column.buffer, column.byteOffset, column.byteLength));
+      fromFile.set(`${frame.stream}/${frame.seq}`, digests);
+    });
+    for (const form of [[], ['--plain']]) {
+      const stream = `py-cli-fields${form.length ? '-plain' : ''}`;
+      const sent = await cli([
+        '--token',
+        TOKEN,
+        '--stream',
+        stream,
+        '--from',
+        npy,
+        '--frames',
+        '2',
+        '--rate',
+        '10',
+        ...form,
+      ]);
+      assert.equal(sent.code, 0, `${sent.stdout}\n${sent.stderr}`);
+      const fieldsSummary = JSON.parse(sent.stdout.trim().split('\n').pop() as string) as Record<
+        string,
+        unknown
+      >;
+      assert.equal(fieldsSummary.framesAcked, 2);
+      assert.equal(fieldsSummary.pointsPerFrame, 8000);
+      assert.deepEqual(fieldsSummary.fields, [
+        { name: 'intensity', type: 'f32' },
+        { name: 'valid', type: 'u8' },
+      ]);
+      for (const seq of [0, 1])
+        assert.deepEqual(
+          fromFile.get(`${stream}/${seq}`),
+          JSON.parse(made.stdout),
+          `${stream} ${seq}`,
+        );
+    }
   },
 );
 

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import aioice.ice
 import numpy as np
@@ -21,7 +21,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from . import http
 from .errors import ErrorCodes, PointstreamError
-from .wire import DEFAULT_MAX_MESSAGE_BYTES, Payload, as_points, chunks, remote_max_message_size
+from .wire import DEFAULT_MAX_MESSAGE_BYTES, Payload, as_frame, chunks, remote_max_message_size
 
 log = logging.getLogger("pointstream")
 
@@ -155,6 +155,8 @@ class _Connection:
         self.max_message = options.max_message_bytes
         self.max_in_flight = options.max_in_flight
         self.allow_non_finite = False
+        #: Whether the server reads field tables (its hello's ``"fields": true``).
+        self.fields = False
         self.moving = False
         self.pending: Dict[int, _Pending] = {}
         self.plain_seq = 0
@@ -211,6 +213,7 @@ class _Connection:
         self.stream = str(hello.get("stream", ""))
         self.recording = hello.get("recording")
         self.allow_non_finite = hello.get("allowNonFinite") is True
+        self.fields = hello.get("fields") is True
         in_reassembly = hello.get("maxFramesInReassembly")
         if isinstance(in_reassembly, int) and in_reassembly > 0:
             self.max_in_flight = max(1, min(self.max_in_flight, in_reassembly))
@@ -524,18 +527,31 @@ class AsyncClient:
                     raise
         raise last
 
-    async def submit(self, points: Any, capture_time: Optional[float] = None) -> "asyncio.Future[Receipt]":
+    async def submit(
+        self, points: Any, capture_time: Optional[float] = None, fields: Optional[Mapping[str, Any]] = None
+    ) -> "asyncio.Future[Receipt]":
         """Hands a frame to the channel (waiting while ``max_in_flight`` frames are unacknowledged)
         and returns the future of its :class:`Receipt`; the future raises :class:`PointstreamError`
-        with the server's code when the frame is rejected, ``PS_ERR_FRAME_LOST`` when it is lost."""
-        array = as_points(points)
-        payload = Payload.of(array)
+        with the server's code when the frame is rejected, ``PS_ERR_FRAME_LOST`` when it is lost.
+
+        ``points``: an ``(N, 3)`` array, or a structured array with fields ``x``, ``y``, ``z`` and
+        per-point fields (``intensity``...); ``fields``: name -> ``(N,)`` array with an ``(N, 3)``
+        array. Raises ``PS_ERR_FIELDS_INVALID`` (a field's name or type) and
+        ``PS_ERR_FIELDS_UNSUPPORTED`` (the server does not read fields) before sending anything."""
+        frame = as_frame(points, fields)
+        payload = Payload.of_frame(frame, self.options.plain)
         when = time.time() * 1000.0 if capture_time is None else float(capture_time)
         while True:
             connection = await self._live_connection()
-            if self.options.check_finite and not connection.allow_non_finite and not np.isfinite(array).all():
+            if self.options.check_finite and not connection.allow_non_finite and not np.isfinite(frame.points).all():
                 raise PointstreamError(
                     ErrorCodes.FRAME_NON_FINITE, "a coordinate is NaN or infinite and the server refuses them"
+                )
+            if payload.field_count and not connection.fields:
+                raise PointstreamError(
+                    ErrorCodes.FIELDS_UNSUPPORTED,
+                    "this server does not read per-point fields (its hello lacks \"fields\": true): "
+                    "send x, y, z only, or upgrade the server",
                 )
             try:
                 future = await connection.submit(payload, self._next_seq, when)
@@ -547,10 +563,12 @@ class AsyncClient:
             self._next_seq += 1
             return future
 
-    async def send(self, points: Any, capture_time: Optional[float] = None) -> Receipt:
-        """Sends a frame and returns its :class:`Receipt` once the server verified it; raises
-        :class:`PointstreamError` with the server's code (``PS_ERR_FRAME_*``...) otherwise."""
-        return await (await self.submit(points, capture_time))
+    async def send(
+        self, points: Any, capture_time: Optional[float] = None, fields: Optional[Mapping[str, Any]] = None
+    ) -> Receipt:
+        """Sends a frame (see :meth:`submit`) and returns its :class:`Receipt` once the server
+        verified it; raises :class:`PointstreamError` with the server's code (``PS_ERR_FRAME_*``...) otherwise."""
+        return await (await self.submit(points, capture_time, fields))
 
     async def close(self, wait: Optional[float] = None) -> None:
         """Waits for the receipts in flight (``receipt_timeout``), ends the session and the peer."""

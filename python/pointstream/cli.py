@@ -18,7 +18,7 @@ import numpy as np
 
 from . import aio
 from .errors import ErrorCodes, PointstreamError
-from .wire import as_points, npy_header
+from .wire import FIELD_TYPES, as_frame, as_points, npy_header
 
 #: Exit codes, as the Node CLI's.
 EXIT_OK = 0
@@ -78,7 +78,12 @@ def parser() -> argparse.ArgumentParser:
     group = send.add_mutually_exclusive_group()
     group.add_argument("--duration", type=_positive(float, 0), default=60.0, help="seconds to stream (60)")
     group.add_argument("--frames", type=_positive(int, 0), help="number of frames (overrides rate x duration)")
-    send.add_argument("--from", dest="source", help="send the frames of this .npy file ((N, 3) or (K, N, 3)), in a loop")
+    send.add_argument(
+        "--from",
+        dest="source",
+        help="send the frames of this .npy file ((N, 3) or (K, N, 3)), in a loop; a structured .npy "
+        "(x, y, z and per-point fields) is one frame with its fields",
+    )
     send.add_argument("--plain", action="store_true", help="the plain form: one message per frame (server: --max-plain-bytes)")
     send.add_argument("--max-in-flight", type=_positive(int, 1), default=2, help="unacknowledged frames before waiting (2)")
     send.add_argument("--chunk-bytes", type=_positive(int, 1024), default=262_144, help="largest chunk, capped by the server (262144)")
@@ -106,12 +111,21 @@ def read_token_file(path: str) -> str:
     usage_error(f"--token-file: no token in {path!r}")
 
 
+#: The protocol's field type names (docs/protocol.md, "Per-point fields"), by type id.
+FIELD_TYPE_NAMES = {1: "f32", 2: "u8", 3: "u16", 4: "u32", 5: "f64", 6: "i8", 7: "i16", 8: "i32"}
+
+
 def load_frames(path: str) -> List[np.ndarray]:
-    """Frames of a ``.npy`` file: one ``(N, 3)`` frame, or ``(K, N, 3)`` K frames."""
+    """Frames of a ``.npy`` file: one ``(N, 3)`` frame, or ``(K, N, 3)`` K frames; a structured
+    ``.npy`` (fields ``x``, ``y``, ``z`` and per-point fields, shape ``(N,)`` or organised
+    ``(H, W)``) is one frame with its fields, checked here (``PS_ERR_FIELDS_INVALID``)."""
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise PointstreamError("PS_ERR_SOURCE_UNREADABLE", f"cannot read {path}: {error}") from error
+    if array.dtype.names is not None:
+        as_frame(array)
+        return [array.reshape(-1)]
     if array.ndim == 3:
         return [as_points(frame) for frame in array]
     return [as_points(array)]
@@ -195,7 +209,9 @@ async def run_send(args: argparse.Namespace, stop: asyncio.Event) -> Dict[str, A
     else:
         code, reason = None, f"all {stats.frames_acked} frames acknowledged"
     latencies = [latency * 1000 for latency in stats.latencies]
-    bytes_per_point = (len(npy_header(points)) + 12 * points) / points if points else 0
+    field_list = list(as_frame(frames[0]).fields) if frames else []
+    field_bytes = sum(-(-column.nbytes // 8) * 8 for _, column in field_list)
+    bytes_per_point = (len(npy_header(points)) + 12 * points + field_bytes) / points if points else 0
     return {
         "ok": ok,
         "reason": reason,
@@ -232,6 +248,9 @@ async def run_send(args: argparse.Namespace, stop: asyncio.Event) -> Dict[str, A
         "cpuSeconds": round(time.process_time() - cpu0, 3),
         "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "rejections": stats.rejections,
+        "fields": [
+            {"name": name, "type": FIELD_TYPE_NAMES[FIELD_TYPES[column.dtype.str]]} for name, column in field_list
+        ],
         "errorCode": code if not ok else None,
     }
 
@@ -249,6 +268,7 @@ def format_summary(summary: Dict[str, Any]) -> str:
             f"  rate       {summary['achievedHz']} frames/s achieved, {summary['mbPerSec']} MB/s, "
             f"{summary['pointsPerFrame']:,} points/frame, {summary['lateFrames']} late ({summary['form']} form)",
             f"  latency    p50 {summary['latencyMs']['p50']} ms, p99 {summary['latencyMs']['p99']} ms",
+            f"  fields     {', '.join(f['name'] + ' ' + f['type'] for f in summary['fields']) or 'none'}",
             f"  client     {summary['cpuSeconds']} CPU s over {summary['seconds']} s",
         ]
     )
@@ -280,7 +300,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = asyncio.run(run())
     except PointstreamError as error:
-        if error.code.startswith(("PS_ERR_SOURCE_", "PS_ERR_NPY_")) or error.code == ErrorCodes.INVALID_FRAME:
+        if error.code.startswith(("PS_ERR_SOURCE_", "PS_ERR_NPY_")) or error.code in (
+            ErrorCodes.INVALID_FRAME,
+            ErrorCodes.FIELDS_INVALID,
+        ):
             if args.json:
                 print(json.dumps({"ok": False, "errorCode": error.code, "reason": error.message}))
             usage_error(f"--from: {error.message} ({error.code})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Optional, TypeVar
+from typing import Any, Awaitable, Mapping, Optional, TypeVar
 
 from . import aio
 from .aio import AsyncClient, Receipt, Stats
@@ -69,19 +69,29 @@ class Client:
         """Counts so far: frames sent, acknowledged, rejected, lost, reconnects..."""
         return self._client.stats
 
-    def send(self, points: Any, capture_time: Optional[float] = None, timeout: Optional[float] = None) -> Receipt:
-        """Sends an ``(N, 3)`` array and returns its :class:`Receipt` once the server verified it.
+    def send(
+        self,
+        points: Any,
+        capture_time: Optional[float] = None,
+        timeout: Optional[float] = None,
+        fields: Optional[Mapping[str, Any]] = None,
+    ) -> Receipt:
+        """Sends an ``(N, 3)`` array (with ``fields``, name -> ``(N,)`` array), or a structured
+        array with fields ``x``, ``y``, ``z`` and per-point fields, and returns its
+        :class:`Receipt` once the server verified it.
 
         Raises :class:`PointstreamError` with the server's code when it rejects the frame (e.g.
         ``PS_ERR_FRAME_TOO_MANY_POINTS``), ``PS_ERR_FRAME_LOST`` when no receipt came.
         """
-        return self.submit(points, capture_time).receipt(timeout)
+        return self.submit(points, capture_time, fields).receipt(timeout)
 
-    def submit(self, points: Any, capture_time: Optional[float] = None) -> Sent:
+    def submit(
+        self, points: Any, capture_time: Optional[float] = None, fields: Optional[Mapping[str, Any]] = None
+    ) -> Sent:
         """Sends without waiting for the receipt (at most ``max_in_flight`` frames are unacknowledged:
         this blocks while that many are); returns a :class:`Sent`."""
         seq = self._client._next_seq
-        future = self._run(self._client.submit(points, capture_time))
+        future = self._run(self._client.submit(points, capture_time, fields))
         chained: "concurrent.futures.Future[Receipt]" = concurrent.futures.Future()
 
         def copy(done: "asyncio.Future[Receipt]") -> None:

@@ -533,6 +533,8 @@ async function streamFromNode(
   stream: string,
   options: { count: number; rate: number; points: number; token?: string },
   started?: () => Promise<void>,
+  /** Runs before the client closes: a stream's newest frame is served only while it is live. */
+  beforeClose?: () => Promise<unknown>,
 ): Promise<{ sent: Map<number, string>; acked: number; lost: number }> {
   const client = await connect({
     signalingUrl: `${server.url}/offer`,
@@ -557,6 +559,7 @@ async function streamFromNode(
       receipts.push(frame.receipt);
     }
     const results = await Promise.allSettled(receipts);
+    await beforeClose?.();
     return {
       sent,
       acked: results.filter((r) => r.status === 'fulfilled').length,
@@ -619,6 +622,8 @@ void test(
           'the reader',
         );
       },
+      // The reader asks for latest() after its frames: the stream must still be live then.
+      async () => reader,
     );
     const run = await (reader as ReturnType<typeof py>);
     assert.equal(run.code, 0, run.stderr);
@@ -663,6 +668,7 @@ void test(
           'the reader',
         );
       },
+      async () => reader,
     );
     assert.equal(result.acked, 40, 'every frame acknowledged while the reader lags');
     assert.equal(result.lost, 0);
@@ -976,7 +982,7 @@ except pointstream.PointstreamError as error:
     out["untrusted"] = error.code
 with pointstream.connect(url, token=token, stream="tls", ca=ca, host_addresses=["127.0.0.1"]) as client:
     out["ok"] = client.send(np.ones((100, 3))).ok
-out["latest"] = pointstream.latest(url, "tls", token=token, ca=ca).meta["points"]
+    out["latest"] = pointstream.latest(url, "tls", token=token, ca=ca).meta["points"]
 print(json.dumps(out))
 `,
       [server.url, TOKEN, certPath],

@@ -9,13 +9,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { connect as natsConnect } from '@nats-io/transport-node';
 import { connect } from '../src/index.js';
 import type { PointFields } from '../src/wire/fields.js';
-import { haveWebBuild, launchBrowser, screenshot } from './browser-helpers.js';
+import { haveWebBuild, screenshot } from './browser-helpers.js';
 import { LOOPBACK, startServer } from './helpers.js';
-import { ensureListed } from './support/cluster-viewer.js';
-import { NatsServer, natsUnavailable } from './support/nats.js';
+import { startTwoNodes, teardownList } from './support/cluster-viewer.js';
+import { natsUnavailable } from './support/nats.js';
+import {
+  compareSnapshots,
+  drawnPixels,
+  launchViewerBrowser,
+  openViewer,
+  pageErrors,
+  surface,
+} from './support/viewer-page.js';
 
 // The page's test hook (web/viewer/main.ts); this file type-checks without the DOM library.
 interface Hook {
@@ -29,33 +36,12 @@ interface Hook {
   lastColour: string;
   colours: readonly string[];
 }
-declare const window: { pointstreamViewer?: Hook; snapshots?: Record<string, Uint8ClampedArray> };
+declare const window: { pointstreamViewer?: Hook };
 declare const document: {
-  querySelector(selector: string): unknown;
-  createElement(tag: 'canvas'): {
-    width: number;
-    height: number;
-    getContext(kind: '2d'): {
-      drawImage(image: unknown, x: number, y: number): void;
-      getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
-    };
-  };
-  getElementById(id: string): { textContent: string | null; dataset: Record<string, string> };
+  getElementById(id: string): { textContent: string | null };
 };
 
-const WEBGL_ARGS = ['--use-angle=swiftshader', '--enable-unsafe-swiftshader'];
 const rtc = { bindAddress: LOOPBACK };
-
-/** A wavy surface, 400 x 300 points: z = sin(x / 40) x cos(y / 30) x 20. */
-function surface(width = 400, depth = 300): Float32Array {
-  const points = new Float32Array(width * depth * 3);
-  for (let i = 0; i < width * depth; i++) {
-    const x = i % width;
-    const y = Math.floor(i / width);
-    points.set([x, y, Math.sin(x / 40) * Math.cos(y / 30) * 20], i * 3);
-  }
-  return points;
-}
 
 /**
  * The fields of a surface frame: intensity in stripes 25 wide along x (40 or 100: nothing to do
@@ -72,87 +58,6 @@ function fieldsOf(points: Float32Array): PointFields {
     ring[i] = Math.floor((points[i * 3 + 1] as number) / 10);
   }
   return { intensity, ring, rgb };
-}
-
-/** Keeps the canvas's pixels in the page as `name`; returns how many differ from the background. */
-async function snapshot(page: Page, name: string): Promise<{ drawn: number; total: number }> {
-  return page.evaluate((key) => {
-    const canvas = document.querySelector('#canvas-host canvas') as {
-      width: number;
-      height: number;
-    };
-    const copy = document.createElement('canvas');
-    copy.width = canvas.width;
-    copy.height = canvas.height;
-    const context = copy.getContext('2d');
-    context.drawImage(canvas, 0, 0);
-    const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
-    (window.snapshots ??= {})[key] = data;
-    let drawn = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      const diff =
-        Math.abs((data[i] as number) - 0x0b) +
-        Math.abs((data[i + 1] as number) - 0x0e) +
-        Math.abs((data[i + 2] as number) - 0x12);
-      if (diff > 48) drawn++;
-    }
-    return { drawn, total: data.length / 4 };
-  }, name);
-}
-
-/**
- * Of the pixels drawn in both snapshots, the fraction whose colour differs by more than 60 (sum of
- * |dR| + |dG| + |dB|), and the mean colour of those drawn in `b`.
- */
-async function compare(
-  page: Page,
-  a: string,
-  b: string,
-): Promise<{ both: number; differing: number; meanB: [number, number, number] }> {
-  return page.evaluate(
-    ([ka, kb]) => {
-      const x = window.snapshots?.[ka] as Uint8ClampedArray;
-      const y = window.snapshots?.[kb] as Uint8ClampedArray;
-      let both = 0;
-      let differing = 0;
-      let drawnB = 0;
-      const sum = [0, 0, 0];
-      for (let i = 0; i < x.length; i += 4) {
-        // Drawn: differs from the background (#0b0e12) by more than 48 (no helper function here:
-        // the test runner's transform would name it, and the page has no such helper).
-        const inX =
-          Math.abs((x[i] as number) - 0x0b) +
-            Math.abs((x[i + 1] as number) - 0x0e) +
-            Math.abs((x[i + 2] as number) - 0x12) >
-          48;
-        const inY =
-          Math.abs((y[i] as number) - 0x0b) +
-            Math.abs((y[i + 1] as number) - 0x0e) +
-            Math.abs((y[i + 2] as number) - 0x12) >
-          48;
-        if (inY) {
-          drawnB++;
-          for (let c = 0; c < 3; c++) sum[c] = (sum[c] as number) + (y[i + c] as number);
-        }
-        if (!inX || !inY) continue;
-        both++;
-        const diff =
-          Math.abs((x[i] as number) - (y[i] as number)) +
-          Math.abs((x[i + 1] as number) - (y[i + 1] as number)) +
-          Math.abs((x[i + 2] as number) - (y[i + 2] as number));
-        if (diff > 60) differing++;
-      }
-      const mean = sum.map((s) => s / Math.max(drawnB, 1)) as [number, number, number];
-      return { both, differing: differing / Math.max(both, 1), meanB: mean };
-    },
-    [a, b] as const,
-  );
-}
-
-async function viewerPage(page: Page): Promise<void> {
-  await page.waitForFunction(() => window.pointstreamViewer !== undefined, undefined, {
-    timeout: 30_000,
-  });
 }
 
 /** Sends `points` every 250 ms until the page has drawn a frame coloured by `colour`. */
@@ -182,10 +87,9 @@ void test(
     t.after(() => server.close());
     const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'striped' });
     t.after(() => client.close());
-    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    const browser = await launchViewerBrowser();
     t.after(() => browser.close());
-    const page = await browser.open(`${server.url}/viewer`, { timeoutMs: 30_000 });
-    await viewerPage(page);
+    const page = await openViewer(browser, `${server.url}/viewer`);
     await page.waitForSelector('tr[data-stream="striped"]', { timeout: 10_000 });
     await page.evaluate(() => window.pointstreamViewer?.watch('striped'));
     const points = surface();
@@ -199,7 +103,7 @@ void test(
     assert.equal(hook.state, 'watching', hook.error);
     assert.equal(hook.lastPointCount, 100_000);
     assert.deepEqual(hook.colours, ['height', 'rgb', 'intensity', 'ring']);
-    const height = await snapshot(page, 'height');
+    const height = await drawnPixels(page, 'height');
     assert.ok(height.drawn > height.total * 0.02, `height: ${height.drawn} of ${height.total}`);
     const legend = await page.evaluate(() => document.getElementById('legend').textContent);
     assert.match(legend ?? '', /height \(z\)\s*-?\d/);
@@ -208,9 +112,9 @@ void test(
     // Intensity: the same points, the stripes' colours.
     await page.evaluate(() => window.pointstreamViewer?.colourBy('intensity'));
     hook = await sendUntilColoured(page, send, 'intensity');
-    const intensity = await snapshot(page, 'intensity');
+    const intensity = await drawnPixels(page, 'intensity');
     assert.ok(intensity.drawn > intensity.total * 0.02, `intensity: ${intensity.drawn} drawn`);
-    const byIntensity = await compare(page, 'height', 'intensity');
+    const byIntensity = await compareSnapshots(page, 'height', 'intensity');
     t.diagnostic(
       `height ${height.drawn}, intensity ${intensity.drawn} pixels drawn; ${(byIntensity.differing * 100).toFixed(1)}% of the ${byIntensity.both} drawn in both differ`,
     );
@@ -225,8 +129,8 @@ void test(
     // RGB: every point is pure red.
     await page.evaluate(() => window.pointstreamViewer?.colourBy('rgb'));
     await sendUntilColoured(page, send, 'rgb');
-    await snapshot(page, 'rgb');
-    const byRgb = await compare(page, 'intensity', 'rgb');
+    await drawnPixels(page, 'rgb');
+    const byRgb = await compareSnapshots(page, 'intensity', 'rgb');
     t.diagnostic(`rgb: mean colour ${byRgb.meanB.map((c) => c.toFixed(0)).join(', ')}`);
     const [r, g, b] = byRgb.meanB;
     assert.ok(r > 150 && g < 60 && b < 60, `mean colour ${byRgb.meanB.join(', ')} is not red`);
@@ -246,10 +150,7 @@ void test(
     assert.ok(hook.framesShown > before);
     assert.equal(hook.colour, 'rgb', 'the picker went back to the choice the server kept');
     assert.match(hook.error, /no field "temperature" to colour by.*PS_ERR_FIELDS_INVALID/);
-    assert.deepEqual(
-      browser.errors.filter((error) => !/Failed to load resource.*404/.test(error)),
-      [],
-    );
+    assert.deepEqual(pageErrors(browser), []);
   },
 );
 
@@ -262,12 +163,9 @@ void test(
     t.after(() => server.close());
     const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'linked' });
     t.after(() => client.close());
-    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    const browser = await launchViewerBrowser();
     t.after(() => browser.close());
-    const page = await browser.open(`${server.url}/viewer#stream=linked&colour=ring`, {
-      timeoutMs: 30_000,
-    });
-    await viewerPage(page);
+    const page = await openViewer(browser, `${server.url}/viewer#stream=linked&colour=ring`);
     const points = surface();
     const fields = fieldsOf(points);
     const hook = await sendUntilColoured(
@@ -282,7 +180,7 @@ void test(
       (await page.evaluate(() => document.getElementById('legend').textContent)) ?? '',
       /ring\s*0\s*29/,
     );
-    const drawn = await snapshot(page, 'ring');
+    const drawn = await drawnPixels(page, 'ring');
     assert.ok(drawn.drawn > drawn.total * 0.02, `${drawn.drawn} of ${drawn.total} drawn`);
   },
 );
@@ -296,10 +194,9 @@ void test(
     t.after(() => server.close());
     const client = await connect({ signalingUrl: `${server.url}/offer`, rtc, stream: 'plain' });
     t.after(() => client.close());
-    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    const browser = await launchViewerBrowser();
     t.after(() => browser.close());
-    const page = await browser.open(`${server.url}/viewer`, { timeoutMs: 30_000 });
-    await viewerPage(page);
+    const page = await openViewer(browser, `${server.url}/viewer`);
     await page.waitForSelector('tr[data-stream="plain"]', { timeout: 10_000 });
     await page.evaluate(() => window.pointstreamViewer?.watch('plain'));
     const points = surface();
@@ -310,7 +207,7 @@ void test(
       2,
     );
     assert.deepEqual(hook.colours, ['height']);
-    const drawn = await snapshot(page, 'plain');
+    const drawn = await drawnPixels(page, 'plain');
     assert.ok(drawn.drawn > drawn.total * 0.02, `${drawn.drawn} of ${drawn.total} drawn`);
     // Asking for intensity anyway: refused (the stream has no fields), the view goes on.
     await page.evaluate(() => window.pointstreamViewer?.colourBy('intensity'));
@@ -333,44 +230,16 @@ void test(
   { skip: natsUnavailable(), timeout: 150_000 },
   async (t) => {
     assert.ok(haveWebBuild(), 'dist/web is not built: run "npm run build:web" first');
-    const teardowns: (() => unknown)[] = [];
-    t.after(async () => {
-      for (const teardown of teardowns.reverse()) await teardown();
-    });
-    const nats = await NatsServer.start();
-    teardowns.push(() => nats.close());
-    const nc = await natsConnect({ servers: nats.url });
-    teardowns.push(() => nc.close());
-    const viewer = { maxPoints: 100_000 };
-    const nodeC = await startServer({
-      bus: { url: nats.url, nodeId: 'C' },
-      rtc: { bindAddress: LOOPBACK, portRange: [47710, 47789] },
-      viewer,
-    });
-    teardowns.push(() => nodeC.close());
-    const nodeA = await startServer({
-      bus: { url: nats.url, nodeId: 'A' },
-      rtc: { bindAddress: LOOPBACK, portRange: [47810, 47889] },
-      viewer,
-    });
-    teardowns.push(() => nodeA.close());
-    const client = await connect({
-      signalingUrl: `${nodeC.url}/offer`,
-      rtc: { bindAddress: LOOPBACK },
+    const teardowns = teardownList(t);
+    const { nodeA, client } = await startTwoNodes(teardowns, {
+      server: { viewer: { maxPoints: 100_000 } },
+      portsC: [47710, 47789],
+      portsA: [47810, 47889],
       stream: 'surface',
     });
-    teardowns.push(() => client.close());
-    teardowns.push(
-      await ensureListed(nc, 'C', {
-        tenant: 'public',
-        stream: 'surface',
-        session: client.sessionId ?? '',
-      }),
-    );
-    const browser = await launchBrowser({ extraArgs: WEBGL_ARGS });
+    const browser = await launchViewerBrowser();
     teardowns.push(() => browser.close());
-    const page = await browser.open(`${nodeA.url}/viewer`, { timeoutMs: 30_000 });
-    await viewerPage(page);
+    const page = await openViewer(browser, `${nodeA.url}/viewer`);
     await page.evaluate(() => window.pointstreamViewer?.watch('surface'));
     const points = surface();
     const fields = fieldsOf(points);
@@ -380,13 +249,13 @@ void test(
     let hook = await sendUntilColoured(page, send, 'height', 2);
     // The preview's START listed the stream's fields: node A's picker offers them.
     assert.deepEqual(hook.colours, ['height', 'rgb', 'intensity', 'ring']);
-    await snapshot(page, 'height');
+    await drawnPixels(page, 'height');
     await page.evaluate(() => window.pointstreamViewer?.colourBy('intensity'));
     hook = await sendUntilColoured(page, send, 'intensity');
     assert.equal(hook.state, 'watching', hook.error);
-    const intensity = await snapshot(page, 'intensity');
+    const intensity = await drawnPixels(page, 'intensity');
     assert.ok(intensity.drawn > intensity.total * 0.02, `${intensity.drawn} drawn`);
-    const diff = await compare(page, 'height', 'intensity');
+    const diff = await compareSnapshots(page, 'height', 'intensity');
     t.diagnostic(`${(diff.differing * 100).toFixed(1)}% of ${diff.both} pixels differ`);
     assert.ok(diff.differing > 0.3, `only ${diff.differing} differ`);
     await screenshot(page, 'cluster-viewer-colour-intensity');

@@ -11,16 +11,14 @@ import { join } from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connect } from '../src/index.js';
 import type { PointstreamClient, PointstreamServer } from '../src/index.js';
 import { WANT_LEASE_MS, previewSubject } from '../src/cluster/protocol.js';
 import { decodePoints } from '../src/wire/encodings/index.js';
 import { encodeViewerStart } from '../src/wire/viewer.js';
 import type { ViewerFrame } from '../src/wire/viewer.js';
-import { LOOPBACK, startServer, waitFor } from './helpers.js';
-import { NodeViewer, ensureListed } from './support/cluster-viewer.js';
+import { waitFor } from './helpers.js';
+import { NodeViewer, startTwoNodes, teardownList } from './support/cluster-viewer.js';
 import { NatsServer, natsUnavailable } from './support/nats.js';
 
 const skip = natsUnavailable();
@@ -65,48 +63,33 @@ void describe(
   'viewers across nodes (real nats-server, 2 nodes)',
   { skip, timeout: 150_000 },
   () => {
-    let nats: NatsServer;
     let watcher: NatsConnection;
     let nodeA: PointstreamServer;
     let nodeC: PointstreamServer;
     let client: PointstreamClient;
-    let unlist: () => void = () => undefined;
     /** Preview messages seen on `ps.preview.>`, with when each arrived. */
     const previews: number[] = [];
+    // Torn down in reverse order of start: the bus goes last.
+    const teardowns: (() => unknown)[] = [];
 
     before(async () => {
-      nats = await NatsServer.start();
-      watcher = await natsConnect({ servers: nats.url });
-      watcher.subscribe('ps.preview.>', { callback: () => void previews.push(performance.now()) });
-      const viewer = { maxPoints: MAX_POINTS, maxFps: 20 };
-      nodeC = await startServer({
-        bus: { url: nats.url, nodeId: 'C' },
-        rtc: { bindAddress: LOOPBACK, portRange: [47310, 47389] },
-        viewer,
-      });
-      nodeA = await startServer({
-        bus: { url: nats.url, nodeId: 'A' },
-        rtc: { bindAddress: LOOPBACK, portRange: [47410, 47489] },
-        viewer,
-      });
-      client = await connect({
-        signalingUrl: `${nodeC.url}/offer`,
-        rtc: { bindAddress: LOOPBACK },
+      ({
+        nc: watcher,
+        nodeA,
+        nodeC,
+        client,
+      } = await startTwoNodes(teardowns, {
+        server: { viewer: { maxPoints: MAX_POINTS, maxFps: 20 } },
+        portsC: [47310, 47389],
+        portsA: [47410, 47489],
         stream: STREAM,
-      });
-      unlist = await ensureListed(watcher, 'C', {
         tenant: TENANT,
-        stream: STREAM,
-        session: client.sessionId ?? '',
-      });
+        onBus: (nc) =>
+          nc.subscribe('ps.preview.>', { callback: () => void previews.push(performance.now()) }),
+      }));
     });
     after(async () => {
-      unlist();
-      await client?.close();
-      await nodeA?.close();
-      await nodeC?.close();
-      await watcher?.close();
-      await nats?.close();
+      for (const teardown of teardowns.reverse()) await teardown();
     });
 
     const points = rampPoints(SOURCE_POINTS);
@@ -318,41 +301,15 @@ void test(
   async (t) => {
     const TOKEN_A = 'cluster-viewer-token-aaaaaaaa';
     const TOKEN_B = 'cluster-viewer-token-bbbbbbbb';
-    const teardowns: (() => unknown)[] = [];
-    t.after(async () => {
-      for (const teardown of teardowns.reverse()) await teardown();
-    });
-    const nats = await NatsServer.start();
-    teardowns.push(() => nats.close());
-    const nc = await natsConnect({ servers: nats.url });
-    teardowns.push(() => nc.close());
-    const common = { tokens: [TOKEN_A, TOKEN_B], viewer: { maxPoints: 1000, maxFps: 50 } };
-    const nodeC = await startServer({
-      ...common,
-      bus: { url: nats.url, nodeId: 'C' },
-      rtc: { bindAddress: LOOPBACK, portRange: [47710, 47789] },
-    });
-    teardowns.push(() => nodeC.close());
-    const nodeA = await startServer({
-      ...common,
-      bus: { url: nats.url, nodeId: 'A' },
-      rtc: { bindAddress: LOOPBACK, portRange: [47810, 47889] },
-    });
-    teardowns.push(() => nodeA.close());
-    const client = await connect({
-      signalingUrl: `${nodeC.url}/offer`,
-      rtc: { bindAddress: LOOPBACK },
+    const teardowns = teardownList(t);
+    const { nodeA, client } = await startTwoNodes(teardowns, {
+      server: { tokens: [TOKEN_A, TOKEN_B], viewer: { maxPoints: 1000, maxFps: 50 } },
+      portsC: [47710, 47789],
+      portsA: [47810, 47889],
       stream: STREAM,
       token: TOKEN_A,
+      tenant: tenantOfToken(TOKEN_A),
     });
-    teardowns.push(() => client.close());
-    teardowns.push(
-      await ensureListed(nc, 'C', {
-        tenant: tenantOfToken(TOKEN_A),
-        stream: STREAM,
-        session: client.sessionId ?? '',
-      }),
-    );
 
     const stranger = new NodeViewer();
     teardowns.push(() => stranger.close());

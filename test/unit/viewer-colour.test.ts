@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ErrorCodes, PointstreamError } from '../../src/errors.js';
+import { ErrorCodes } from '../../src/errors.js';
 import type { ErrorCode } from '../../src/errors.js';
 import {
   HEIGHT,
@@ -28,41 +28,7 @@ import {
   viewerPayloadLayout,
   withColours,
 } from '../../src/wire/viewer.js';
-import type { EncodedViewerFrame, ViewerFrame } from '../../src/wire/viewer.js';
-
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-}
-
-function rejectsWith(fn: () => unknown, code: ErrorCode, what: string): void {
-  assert.throws(
-    fn,
-    (error: unknown) => {
-      assert.ok(error instanceof PointstreamError, `${what}: ${String(error)}`);
-      assert.equal(error.code, code, `${what}: ${error.message}`);
-      return true;
-    },
-    what,
-  );
-}
-
-/** The two points of docs/encodings.md's q16 example. */
-const TWO_POINTS = new Float32Array([-1, 0, 5, 65534, 131070, 5]);
-
-/** Every message of `frame`, in `size`-byte messages, through a fresh reassembler. */
-function roundTrip(frame: EncodedViewerFrame, size: number, maxPoints = 100): ViewerFrame {
-  const reassembler = new ViewerReassembler(maxPoints);
-  assert.equal(reassembler.push(encodeViewerStart(frame, 0)), undefined);
-  let decoded: ViewerFrame | undefined;
-  const messages = encodeViewerData(frame, size);
-  for (const [i, message] of messages.entries()) {
-    assert.ok(message.length <= size);
-    decoded = reassembler.push(message);
-    assert.equal(decoded === undefined, i < messages.length - 1);
-  }
-  assert.ok(decoded);
-  return decoded;
-}
+import { TWO_POINTS, hex, rejectsWith, roundTrip } from '../support/viewer-wire.js';
 
 void test('viewer colour: a two-point frame coloured by intensity, byte by byte', () => {
   const fields = { intensity: new Float32Array([0.5, 2.5]) };

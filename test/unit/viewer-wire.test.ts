@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ErrorCodes, PointstreamError } from '../../src/errors.js';
-import type { ErrorCode } from '../../src/errors.js';
+import { ErrorCodes } from '../../src/errors.js';
 import { decodePoints, encodePoints } from '../../src/wire/encodings/index.js';
 import {
   VIEWER_MAX_POINTS,
@@ -16,27 +15,9 @@ import {
   viewerFrameOfQ16,
   viewerFrameWireBytes,
 } from '../../src/wire/viewer.js';
-import type { ViewerFrame } from '../../src/wire/viewer.js';
+import { TWO_POINTS, hex, rejectsWith, roundTrip } from '../support/viewer-wire.js';
 
-/** Bytes from a hex string with spaces and line breaks for reading. */
-function hex(text: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
-}
-
-function rejectsWith(fn: () => unknown, code: ErrorCode, what: string): void {
-  assert.throws(
-    fn,
-    (error: unknown) => {
-      assert.ok(error instanceof PointstreamError, `${what}: ${String(error)}`);
-      assert.equal(error.code, code, `${what}: ${error.message}`);
-      return true;
-    },
-    what,
-  );
-}
-
-/** The example of docs/encodings.md: two points whose q16 payload is known byte for byte. */
-const TWO_POINTS = new Float32Array([-1, 0, 5, 65534, 131070, 5]);
+/** TWO_POINTS in q16, byte for byte (docs/encodings.md). */
 const TWO_POINTS_Q16 = hex(`
   02000000 01 10 0000
   000000000000f0bf 0000000000000000 0000000000001440
@@ -135,18 +116,9 @@ void test('viewer wire: stride decimation, error bound, and every message split'
     assert.ok(Math.abs((floats[k] as number) - (expected[k] as number)) <= reference.maxError);
 
   // Split into messages of every size: the same frame comes out.
-  const start = encodeViewerStart(frame, 0);
   for (let size = 13; size <= frame.payload.length + 12; size += size < 80 ? 1 : 97) {
-    const reassembler = new ViewerReassembler(300);
-    reassembler.push(start);
-    let decoded: ViewerFrame | undefined;
-    const messages = encodeViewerData(frame, size);
-    for (const [i, message] of messages.entries()) {
-      assert.ok(message.length <= size);
-      decoded = reassembler.push(message);
-      assert.equal(decoded === undefined, i < messages.length - 1);
-    }
-    assert.deepEqual(decoded?.payload, frame.payload, `messages of ${size} bytes`);
+    const decoded = roundTrip(frame, size, 300);
+    assert.deepEqual(decoded.payload, frame.payload, `messages of ${size} bytes`);
   }
 });
 

@@ -233,8 +233,8 @@ void test(
     const teardowns = teardownList(t);
     const { nodeA, client } = await startTwoNodes(teardowns, {
       server: { viewer: { maxPoints: 100_000 } },
-      portsC: [47710, 47789],
-      portsA: [47810, 47889],
+      portsC: [47910, 47989],
+      portsA: [48010, 48089],
       stream: 'surface',
     });
     const browser = await launchViewerBrowser();

@@ -7,10 +7,11 @@ import {
   MAX_CODE_BITS,
   MAX_K,
   QRICE_BLOCK,
+  endsCleanly,
   putBlock,
   riceParameter,
-} from './qrice.js';
-import type { AxisStream } from './qrice.js';
+} from './rice.js';
+import type { AxisStream } from './rice.js';
 
 /**
  * Coded field columns (docs/encodings.md, "Field columns"): DELTA_RICE for integer fields and
@@ -300,7 +301,11 @@ export function decodeColumn(bytes: Uint8Array, column: FieldColumn, n: number):
   return out;
 }
 
-/** The qrice decoder's loop for one stream, into `ints` chunk by chunk. */
+/**
+ * The qrice decoder's loop for one stream, into `ints` chunk by chunk. Kept inline here and in
+ * `decodeQrice`: a shared per-block reader (rice.ts) and shared per-code helpers both measured
+ * about 30% slower on qrice's decode (the server's hot path).
+ */
 function decodeStream(
   words: Int32Array,
   totalBits: number,
@@ -393,7 +398,7 @@ function decodeStream(
   }
   if (t > 0) flush(t, at);
   // The stream must end in its last word, with the unused bits zero.
-  if (pos <= totalBits - 32 || (pos & 31 && (words[pos >>> 5] as number) >>> (pos & 31) !== 0)) {
+  if (!endsCleanly(words, pos, totalBits)) {
     throw corruptField(name, 'bytes after the last value');
   }
 }

@@ -10,6 +10,7 @@ import {
   endsCleanly,
   putBlock,
   riceParameter,
+  strideWindows,
 } from './rice.js';
 import type { AxisStream } from './rice.js';
 
@@ -189,8 +190,7 @@ function encodeInts(q: Int32Array, n: number, origin: number, levels: number): U
  */
 function pickFieldStride(q: Int32Array, n: number): number {
   if (n < 2) return 0;
-  const window = Math.min(512, n);
-  const starts = n >= 4 * window ? [n >>> 2, n >>> 1] : [0];
+  const { window, starts } = strideWindows(n);
   let best = 0;
   let bestCost = Infinity;
   for (let s = 0; s <= FIELD_MAX_STRIDE && s < n; s++) {

@@ -17,6 +17,7 @@ import {
   endsCleanly,
   putBlock,
   riceParameter,
+  strideWindows,
 } from './rice.js';
 import type { AxisStream } from './rice.js';
 
@@ -96,12 +97,6 @@ function inverses(quant: Quantization): [number, number, number] {
     return s === 0 ? 0 : 1 / s;
   };
   return [inv(0), inv(1), inv(2)];
-}
-
-/** Windows the stride search looks at: two of 512 points in big frames, else the start. */
-function strideWindows(n: number): { window: number; starts: number[] } {
-  const window = Math.min(512, n);
-  return { window, starts: n >= 4 * window ? [n >>> 2, n >>> 1] : [0] };
 }
 
 /**

@@ -27,6 +27,15 @@ export interface AxisStream {
   pos: number;
 }
 
+/**
+ * Windows a stride search looks at (qrice's points, a field's values): two of 512 values in big
+ * frames, else the start.
+ */
+export function strideWindows(n: number): { window: number; starts: number[] } {
+  const window = Math.min(512, n);
+  return { window, starts: n >= 4 * window ? [n >>> 2, n >>> 1] : [0] };
+}
+
 /** LOCO-I's rule: the smallest k (at most 24) with count * 2^k >= sum. */
 export function riceParameter(sum: number, count: number): number {
   if (count === QRICE_BLOCK) {

@@ -8,6 +8,18 @@ import {
 } from './quantize.js';
 import type { Quantization } from './quantize.js';
 import { HOST_IS_LITTLE_ENDIAN } from '../points.js';
+import {
+  ESC,
+  MAX_BLOCK_WORDS,
+  MAX_CODE_BITS,
+  MAX_K,
+  QRICE_BLOCK,
+  endsCleanly,
+  putBlock,
+  riceParameter,
+  strideWindows,
+} from './rice.js';
+import type { AxisStream } from './rice.js';
 
 /**
  * `qrice`: quantization to a step chosen from the requested precision, then per axis a delta
@@ -22,19 +34,11 @@ import { HOST_IS_LITTLE_ENDIAN } from '../points.js';
  * the bit length L in 6 bits and the value in L bits. Unused bits of the last word are zero.
  * See docs/encodings.md.
  */
-export const QRICE_BLOCK = 32;
 export const QRICE_HEADER_BYTES = QUANT_HEADER_BYTES + 12;
 /** Integers go up to 2^32 - 1: deltas are taken modulo 2^32. */
 export const QRICE_MAX_LEVELS = 0xffff_ffff;
 /** The longest stride the encoder tries (the header could carry up to 65535). */
 const MAX_STRIDE_TRIED = 256;
-/** Unary prefixes of this length mark an escape: value stored with its bit length. */
-export const ESC = 16;
-export const MAX_K = 24;
-/** Longest code: escape prefix, 6-bit length, 32-bit value. */
-export const MAX_CODE_BITS = ESC + 6 + 32;
-/** Worst-case words one block can take, with its 5-bit k. */
-export const MAX_BLOCK_WORDS = Math.ceil((QRICE_BLOCK * MAX_CODE_BITS + 5) / 32) + 1;
 
 /** Fewest bits a payload of `pointCount` points can have: one per value, five per block. */
 function minBits(pointCount: number): number {
@@ -93,12 +97,6 @@ function inverses(quant: Quantization): [number, number, number] {
     return s === 0 ? 0 : 1 / s;
   };
   return [inv(0), inv(1), inv(2)];
-}
-
-/** Windows the stride search looks at: two of 512 points in big frames, else the start. */
-function strideWindows(n: number): { window: number; starts: number[] } {
-  const window = Math.min(512, n);
-  return { window, starts: n >= 4 * window ? [n >>> 2, n >>> 1] : [0] };
 }
 
 /**
@@ -182,15 +180,6 @@ const HISTORY = 512;
 const KEEP_WORDS = 1 << 20;
 let kept: Int32Array[] = [];
 
-/** A bit stream being written: whole words, then `nb` bits in `acc` (exported for field columns). */
-export interface AxisStream {
-  words: Int32Array;
-  /** Bits not yet in `words`, from bit 0. */
-  acc: number;
-  nb: number;
-  pos: number;
-}
-
 /**
  * Quantizes, predicts, zigzags and Rice-codes each block of 32 points for x, y and z at once,
  * reading the interleaved points a single time; the three streams are then joined bit-exactly
@@ -262,96 +251,6 @@ function encodeBits(
   }
   kept = streams.map((s) => s.words).filter((w) => w.length <= KEEP_WORDS);
   return { streams, bits };
-}
-
-/** LOCO-I's rule: the smallest k (at most 24) with count * 2^k >= sum. */
-export function riceParameter(sum: number, count: number): number {
-  if (count === QRICE_BLOCK) {
-    // 32 * 2^k >= sum  <=>  k >= bitLength(sum - 1) - 5.
-    return sum <= QRICE_BLOCK ? 0 : sum > 2 ** 29 ? MAX_K : 27 - Math.clz32(sum - 1);
-  }
-  let k = 0;
-  while (k < MAX_K && count * (1 << k) < sum) k++;
-  return k;
-}
-
-/** Appends one block: `k` in 5 bits, then the code of each of z[from .. from + count). */
-export function putBlock(
-  s: AxisStream,
-  z: Int32Array,
-  from: number,
-  count: number,
-  k: number,
-): void {
-  if (s.pos + MAX_BLOCK_WORDS > s.words.length) {
-    const grown = new Int32Array(s.words.length * 2);
-    grown.set(s.words.subarray(0, s.pos));
-    s.words = grown;
-  }
-  const out = s.words;
-  let pos = s.pos;
-  let acc = s.acc | (k << s.nb);
-  let nb = s.nb + 5;
-  if (nb >= 32) {
-    out[pos++] = acc;
-    nb -= 32;
-    acc = nb === 0 ? 0 : k >>> (5 - nb);
-  }
-  const mask = (1 << k) - 1;
-  for (let j = from, end = from + count; j < end; j++) {
-    const v = z[j] as number;
-    const high = v >>> k;
-    if (high < ESC) {
-      const len = high + 1 + k;
-      if (len <= 32) {
-        const code = ((1 << high) - 1) | ((v & mask) << (high + 1));
-        acc |= code << nb;
-        nb += len;
-        if (nb >= 32) {
-          out[pos++] = acc;
-          nb -= 32;
-          acc = nb === 0 ? 0 : code >>> (len - nb);
-        }
-      } else {
-        const unary = (1 << high) - 1;
-        acc |= unary << nb;
-        nb += high + 1;
-        if (nb >= 32) {
-          out[pos++] = acc;
-          nb -= 32;
-          acc = nb === 0 ? 0 : unary >>> (high + 1 - nb);
-        }
-        const low = v & mask;
-        acc |= low << nb;
-        nb += k;
-        if (nb >= 32) {
-          out[pos++] = acc;
-          nb -= 32;
-          acc = nb === 0 ? 0 : low >>> (k - nb);
-        }
-      }
-    } else {
-      const bits = 32 - Math.clz32(v);
-      const prefix = ((1 << ESC) - 1) | (bits << ESC);
-      acc |= prefix << nb;
-      nb += ESC + 6;
-      if (nb >= 32) {
-        out[pos++] = acc;
-        nb -= 32;
-        acc = nb === 0 ? 0 : prefix >>> (ESC + 6 - nb);
-      }
-      acc |= v << nb;
-      nb += bits;
-      if (nb >= 32) {
-        out[pos++] = acc;
-        nb -= 32;
-        acc = nb === 0 ? 0 : v >>> (bits - nb);
-      }
-    }
-  }
-  s.acc = acc;
-  s.nb = nb;
-  s.pos = pos;
 }
 
 /** Writes the three streams one after the other, bit-exactly, into `dst` (whole words). */
@@ -489,7 +388,7 @@ export function decodeQrice(bytes: Uint8Array, pointCount: number): Float32Array
     }
   }
   // The stream must end in its last word, with the unused bits zero.
-  if (pos <= totalBits - 32 || (pos & 31 && (words[pos >>> 5] as number) >>> (pos & 31) !== 0)) {
+  if (!endsCleanly(words, pos, totalBits)) {
     throw corrupt('qrice stream has bytes after its last value');
   }
   return out;

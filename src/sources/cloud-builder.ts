@@ -288,6 +288,22 @@ const INTEGER_RANGES: Partial<Record<FieldTypeName, readonly [number, number]>> 
 };
 
 /**
+ * The whitespace-separated tokens of the first `count` lines of an ASCII body (`.ply`, `.pcd`),
+ * one array per line; a missing or blank line gives none, for the caller to report.
+ */
+export function* textRows(body: Uint8Array, count: number): Generator<string[]> {
+  const text = new TextDecoder('latin1').decode(body);
+  let at = 0;
+  for (let row = 0; row < count; row++) {
+    let next = text.indexOf('\n', at);
+    if (next < 0) next = text.length;
+    const line = text.slice(at, next).trim();
+    at = next + 1;
+    yield line === '' ? [] : line.split(/\s+/);
+  }
+}
+
+/**
  * A text token as a value of `type`, or undefined when it is not one: floats take `nan`, `inf`
  * (as C's printf writes them), integers must be whole and in range.
  */

@@ -1,6 +1,6 @@
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { FieldTypeName } from '../wire/fields.js';
-import { CloudBuilder, parseTextValue, readBinaryColumns } from './cloud-builder.js';
+import { CloudBuilder, parseTextValue, readBinaryColumns, textRows } from './cloud-builder.js';
 import type { BinaryColumn, FileProperty, PointFile } from './cloud-builder.js';
 import { LZF_MAX_RATIO, lzfDecompress } from './lzf.js';
 
@@ -169,17 +169,12 @@ function readAscii(
       `${count} points of ${values} values need at least ${count * values * 2 - 1} bytes; the data has ${body.length}`,
     );
   const builder = newBuilder();
-  const text = new TextDecoder('latin1').decode(body);
   // PCL writes `rgb` as the float whose bits are the colour: parsed as a float, its bits kept.
   const bits = new Float32Array(1);
   const bitsAsU32 = new Uint32Array(bits.buffer);
-  let at = 0;
-  for (let row = 0; row < count; row++) {
-    let next = text.indexOf('\n', at);
-    if (next < 0) next = text.length;
-    const line = text.slice(at, next).trim();
-    at = next + 1;
-    const tokens = line === '' ? [] : line.split(/\s+/);
+  let row = -1;
+  for (const tokens of textRows(body, count)) {
+    row++;
     if (tokens.length < values)
       throw pcdError(ErrorCodes.PCD_TRUNCATED, `point ${row} of ${count} is missing or short`);
     for (let index = 0; index < values; index++) {

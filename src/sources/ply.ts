@@ -1,6 +1,12 @@
 import { ErrorCodes, PointstreamError } from '../errors.js';
 import type { FieldTypeName } from '../wire/fields.js';
-import { CloudBuilder, parseTextValue, readBinaryColumns, valueReader } from './cloud-builder.js';
+import {
+  CloudBuilder,
+  parseTextValue,
+  readBinaryColumns,
+  textRows,
+  valueReader,
+} from './cloud-builder.js';
 import type { BinaryColumn, PointFile } from './cloud-builder.js';
 
 /**
@@ -179,16 +185,11 @@ function readAscii(
       `${count} vertices of ${properties.length} values need at least ${count * properties.length * 2 - 1} bytes; the body has ${body.length}`,
     );
   const builder = newBuilder();
-  const text = new TextDecoder('latin1').decode(body);
   const hasLists = properties.some((p) => p.countType !== undefined);
-  let at = 0;
-  for (let row = 0; row < count; row++) {
-    let next = text.indexOf('\n', at);
-    if (next < 0) next = text.length;
-    const line = text.slice(at, next).trim();
-    at = next + 1;
-    const tokens = line === '' ? [] : line.split(/\s+/);
-    if (line === '' || (!hasLists && tokens.length < properties.length)) {
+  let row = -1;
+  for (const tokens of textRows(body, count)) {
+    row++;
+    if (tokens.length === 0 || (!hasLists && tokens.length < properties.length)) {
       throw plyError(ErrorCodes.PLY_TRUNCATED, `vertex ${row} of ${count} is missing or short`);
     }
     let t = 0;
